@@ -1,0 +1,297 @@
+//! The write-ahead audit log: JSON Lines, one record per line, fsynced, mode 0600.
+//!
+//! Every flip writes an `intent` record *before* the vendor call and an `outcome` record after
+//! it, both carrying the same `id`. An intent with no outcome means killswitch died mid-flip;
+//! [`AuditLog::pending`] finds those so the next start can reconcile them.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Written and fsynced before the vendor call.
+    Intent,
+    /// What the vendor call did.
+    Outcome,
+    /// Written at a later start for an intent that never got an outcome.
+    Reconciled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Result {
+    /// Applied at the vendor.
+    Ok,
+    /// The vendor holds it as a pending approval / change request.
+    PendingApproval,
+    /// Nothing was changed (already in that state, or refused before the call).
+    NotApplied,
+    /// The vendor call failed.
+    Error,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: String,
+    pub phase: Phase,
+    pub at: DateTime<Utc>,
+    pub operator: String,
+    pub env: String,
+    pub provider: String,
+    pub flag: String,
+    /// "kill", "restore", "turn_off", "turn_on".
+    pub action: String,
+    /// The cell as the operator saw it, and what it should become ("SERVING" -> "KILLED").
+    pub from: String,
+    pub to: String,
+    /// The requested enabled state (false = kill / turn off).
+    pub enabled: bool,
+    pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Result>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Milliseconds from the intent record to the vendor's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Milliseconds until what services see agreed, when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_ms: Option<u64>,
+    /// Vendor reference for pending approvals (change request id, approval URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("audit log {path}: {message}")]
+pub struct AuditError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The audit log file. Appends are serialised within the process and each is one `write` of a
+/// whole line on an `O_APPEND` descriptor, so concurrent processes do not interleave lines.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl AuditLog {
+    /// Opens (creating with mode 0600, and the directory with 0700) the log at `path`.
+    pub fn open(path: &Path) -> std::result::Result<AuditLog, AuditError> {
+        let log = AuditLog {
+            path: path.to_path_buf(),
+            lock: Mutex::new(()),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|err| log.error(format!("cannot create its directory: {err}")))?;
+        }
+        let file = log.open_append()?;
+        // Tighten a file someone created with looser permissions.
+        let mode = file
+            .metadata()
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o600);
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|err| log.error(format!("cannot set mode 0600: {err}")))?;
+        }
+        Ok(log)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, message: String) -> AuditError {
+        AuditError {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    fn open_append(&self) -> std::result::Result<File, AuditError> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.path)
+            .map_err(|err| self.error(format!("cannot open for appending: {err}")))
+    }
+
+    /// Appends one record and fsyncs it. Returns only once the record is on disk.
+    pub fn append(&self, record: &AuditRecord) -> std::result::Result<(), AuditError> {
+        let mut line = serde_json::to_vec(record)
+            .map_err(|err| self.error(format!("cannot encode record: {err}")))?;
+        line.push(b'\n');
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut file = self.open_append()?;
+        file.write_all(&line)
+            .map_err(|err| self.error(format!("cannot write (disk full or read-only?): {err}")))?;
+        file.sync_data()
+            .map_err(|err| self.error(format!("cannot fsync (disk full or read-only?): {err}")))?;
+        Ok(())
+    }
+
+    /// Every record in the log, oldest first. A torn last line (a crash mid-write) is skipped;
+    /// any other unreadable line is an error naming its line number.
+    pub fn records(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
+        let file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(self.error(format!("cannot read: {err}"))),
+        };
+        let lines: Vec<String> = BufReader::new(file)
+            .lines()
+            .collect::<std::io::Result<_>>()
+            .map_err(|err| self.error(format!("cannot read: {err}")))?;
+        let last = lines.len();
+        let mut records = Vec::with_capacity(lines.len());
+        for (index, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<AuditRecord>(line) {
+                Ok(record) => records.push(record),
+                Err(_) if index + 1 == last => {}
+                Err(err) => {
+                    return Err(
+                        self.error(format!("line {}: not an audit record: {err}", index + 1))
+                    );
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Intents that never got an outcome: flips interrupted by a crash.
+    pub fn pending(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
+        let records = self.records()?;
+        let finished: HashSet<&str> = records
+            .iter()
+            .filter(|r| r.phase != Phase::Intent)
+            .map(|r| r.id.as_str())
+            .collect();
+        Ok(records
+            .iter()
+            .filter(|r| r.phase == Phase::Intent && !finished.contains(r.id.as_str()))
+            .cloned()
+            .collect())
+    }
+}
+
+/// A unique record id: time, process and a counter.
+pub fn new_id(now: DateTime<Utc>) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}-{}-{count}",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        std::process::id()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, phase: Phase) -> AuditRecord {
+        AuditRecord {
+            id: id.into(),
+            phase,
+            at: Utc::now(),
+            operator: "alice".into(),
+            env: "prod".into(),
+            provider: "flagd".into(),
+            flag: "kill_switch_checkout".into(),
+            action: "kill".into(),
+            from: "SERVING".into(),
+            to: "KILLED".into(),
+            enabled: false,
+            note: "INC-42 p99 latency".into(),
+            result: (phase != Phase::Intent).then_some(Result::Ok),
+            error: None,
+            duration_ms: None,
+            confirmed_ms: None,
+            reference: None,
+        }
+    }
+
+    #[test]
+    fn appends_lines_with_mode_0600_and_finds_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        log.append(&record("1", Phase::Intent)).expect("append");
+        log.append(&record("1", Phase::Outcome)).expect("append");
+        log.append(&record("2", Phase::Intent)).expect("append");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.contains("INC-42 p99 latency"));
+        let pending = log.pending().expect("pending");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].id, "2");
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_but_corruption_elsewhere_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        log.append(&record("1", Phase::Intent)).expect("append");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(b"{\"id\":\"2\",\"pha").expect("write");
+        assert_eq!(log.records().expect("records").len(), 1);
+        file.write_all(b"\n").expect("write");
+        log.append(&record("3", Phase::Intent)).expect("append");
+        let err = log
+            .records()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("line 2: not an audit record"), "{err}");
+    }
+
+    #[test]
+    fn loose_permissions_are_tightened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        AuditLog::open(&path).expect("open");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn unwritable_location_is_a_clear_error() {
+        let err = AuditLog::open(Path::new("/proc/killswitch/audit.jsonl"))
+            .err()
+            .map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(
+            err.starts_with("audit log /proc/killswitch/audit.jsonl: cannot"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! The non-TUI subcommands, and what they share: building a session from the command line,
+//! loading every environment concurrently, and the exit codes a runbook branches on.
+
+pub mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::audit::AuditLog;
+use crate::cli::GlobalArgs;
+use crate::clock::{Clock, SystemClock};
+use crate::model::EnvSnapshot;
+use crate::provider::Access;
+use crate::session::{CredentialSource, NoCredentials, Session};
+use crate::workspace::{self, Dirs};
+
+/// Exit codes, documented in the README. A runbook can branch on each.
+pub mod exit {
+    /// Done (or, for `status`, every environment read).
+    pub const OK: i32 = 0;
+    /// Unexpected failure (config file, audit log, terminal).
+    pub const FAILURE: i32 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// The flag already is in the requested state: nothing was changed.
+    pub const NOTHING_TO_DO: i32 = 3;
+    /// Refused: read-only, not confirmed, no terminal and no `--yes`, empty note.
+    pub const REFUSED: i32 = 4;
+    /// No such flag or environment.
+    pub const NOT_FOUND: i32 = 5;
+    /// Vault / credentials error.
+    pub const CREDENTIALS: i32 = 6;
+    /// The vendor failed or refused (unreachable, 5xx, rate limited, auth at the vendor).
+    pub const PROVIDER: i32 = 7;
+    /// Applied, but what services see did not agree within the verify timeout.
+    pub const NOT_VERIFIED: i32 = 8;
+    /// The flag changed since it was read: nothing was changed.
+    pub const CHANGED: i32 = 9;
+    /// The vendor requires approval: a request was created, nothing is live yet.
+    pub const PENDING_APPROVAL: i32 = 10;
+}
+
+/// Builds the session every command and the TUI run on.
+pub fn build_session(global: &GlobalArgs, access: Access) -> Result<Session> {
+    let dirs = Dirs::discover()?;
+    build_session_in(global, access, &dirs, Arc::new(SystemClock))
+}
+
+pub fn build_session_in(
+    global: &GlobalArgs,
+    access: Access,
+    dirs: &Dirs,
+    clock: Arc<dyn Clock>,
+) -> Result<Session> {
+    let config = workspace::resolve_config(global.config.as_deref(), dirs)?;
+    let audit_path: PathBuf = global
+        .audit_log
+        .clone()
+        .or_else(|| config.audit_log.clone())
+        .unwrap_or_else(|| dirs.audit_log());
+    let audit =
+        AuditLog::open(&audit_path).context("killswitch refuses to run without its audit log")?;
+    let credentials: Arc<dyn CredentialSource> = Arc::new(NoCredentials);
+    let access = if global.read_only {
+        Access::ReadOnly
+    } else {
+        access
+    };
+    Ok(Session::new(
+        config,
+        access,
+        credentials,
+        Arc::new(audit),
+        clock,
+    ))
+}
+
+/// Every environment (or the one named), read concurrently; one failing environment does not
+/// hold back the others.
+pub async fn load_all(
+    session: &Session,
+    only: Option<&str>,
+) -> Vec<(String, Result<EnvSnapshot, String>)> {
+    let names: Vec<String> = session
+        .config
+        .environment_names()
+        .into_iter()
+        .filter(|name| only.is_none_or(|wanted| wanted == name))
+        .collect();
+    let loads = names.iter().map(|name| session.load(name));
+    let results = futures::future::join_all(loads).await;
+    names.into_iter().zip(results).collect()
+}

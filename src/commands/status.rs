@@ -1,0 +1,216 @@
+//! `killswitch status`: every environment's flags as a table or JSON, without a terminal UI.
+//! Read-only by construction: the session is built with `Access::ReadOnly`.
+
+use std::io::Write;
+
+use anyhow::Result;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{exit, load_all};
+use crate::cli::{Output, StatusArgs};
+use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
+use crate::session::Session;
+
+/// One flag in one environment: the stable JSON shape documented in the README.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagStatus {
+    pub env: String,
+    pub flag: String,
+    pub kind: FlagKind,
+    /// The cell text: "SERVING", "KILLED", "ON 10%", "OFF", "20 +2 seg".
+    pub state: String,
+    pub enabled: bool,
+    pub value: Option<serde_json::Value>,
+    pub rollout: Rollout,
+    /// "10%", "33/33/34", or "" when everyone gets the same value.
+    pub rollout_summary: String,
+    pub overrides: Vec<Override>,
+    pub owner: Option<String>,
+    pub expected_removal_date: Option<NaiveDate>,
+    pub removal: Removal,
+    /// More than 30 days past the expected removal date.
+    pub stale: bool,
+    pub provider: String,
+    /// When this environment was read (the data's freshness).
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// An environment that could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvError {
+    pub env: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    pub flags: Vec<FlagStatus>,
+    pub errors: Vec<EnvError>,
+}
+
+pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<i32> {
+    if let Some(env) = args
+        .env
+        .as_ref()
+        .filter(|env| session.config.environment(env).is_none())
+    {
+        anyhow::bail!(
+            "no environment `{env}` in {} (known: {})",
+            session.config.origin,
+            session.config.environment_names().join(", ")
+        );
+    }
+    let loaded = load_all(session, args.env.as_deref()).await;
+    let today = session.clock.today();
+    let mut report = StatusReport {
+        generated_at: session.clock.now(),
+        flags: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut provider_names = std::collections::HashMap::new();
+    for env in session.config.environment_names() {
+        if let Ok(connection) = session.connection(&env).await {
+            provider_names.insert(env, connection.source.info().vendor.to_string());
+        }
+    }
+    for (env, result) in &loaded {
+        match result {
+            Ok(snapshot) => {
+                let provider = provider_names.get(env).cloned().unwrap_or_default();
+                report.flags.extend(
+                    snapshot
+                        .flags
+                        .iter()
+                        .filter(|flag| {
+                            args.flag
+                                .as_deref()
+                                .is_none_or(|wanted| wanted == flag.meta.key)
+                        })
+                        .filter(|flag| !args.kill_switches || flag.meta.is_kill_switch())
+                        .map(|flag| flag_status(snapshot, flag, &provider, today)),
+                );
+            }
+            Err(error) => report.errors.push(EnvError {
+                env: env.clone(),
+                error: error.clone(),
+            }),
+        }
+    }
+    sort_flags(&mut report.flags);
+    let not_found = args.flag.is_some() && report.flags.is_empty() && report.errors.is_empty();
+    match args.output {
+        Output::Json => {
+            serde_json::to_writer_pretty(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        Output::Table => write_table(out, &report, &loaded)?,
+    }
+    if not_found {
+        if let Some(flag) = &args.flag {
+            eprintln!("killswitch: no flag `{flag}` in any environment read");
+        }
+        return Ok(exit::NOT_FOUND);
+    }
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::PROVIDER
+    })
+}
+
+fn flag_status(
+    snapshot: &EnvSnapshot,
+    flag: &Flag,
+    provider: &str,
+    today: NaiveDate,
+) -> FlagStatus {
+    let removal = flag.meta.removal(today);
+    FlagStatus {
+        env: snapshot.env.clone(),
+        flag: flag.meta.key.clone(),
+        kind: flag.meta.kind,
+        state: cell_text(flag.meta.kind, &flag.state),
+        enabled: flag.state.enabled,
+        value: flag.state.value.clone(),
+        rollout: flag.state.rollout.clone(),
+        rollout_summary: flag.state.rollout.summary(),
+        overrides: flag.state.overrides.clone(),
+        owner: flag.meta.owner.clone(),
+        expected_removal_date: flag.meta.expected_removal,
+        removal,
+        stale: matches!(removal, Removal::Stale(_)),
+        provider: provider.to_string(),
+        fetched_at: snapshot.fetched_at,
+    }
+}
+
+/// Kill switches first, then by key; environments in config order within a flag.
+fn sort_flags(flags: &mut [FlagStatus]) {
+    flags.sort_by(|a, b| {
+        (b.kind == FlagKind::KillSwitch)
+            .cmp(&(a.kind == FlagKind::KillSwitch))
+            .then_with(|| a.flag.cmp(&b.flag))
+    });
+}
+
+fn write_table(
+    out: &mut dyn Write,
+    report: &StatusReport,
+    loaded: &[(String, Result<EnvSnapshot, String>)],
+) -> Result<()> {
+    let envs: Vec<&str> = loaded.iter().map(|(env, _)| env.as_str()).collect();
+    let mut keys: Vec<&str> = Vec::new();
+    for status in &report.flags {
+        if !keys.contains(&status.flag.as_str()) {
+            keys.push(&status.flag);
+        }
+    }
+    let cell = |flag: &str, env: &str| {
+        report
+            .flags
+            .iter()
+            .find(|s| s.flag == flag && s.env == env)
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| {
+                if report.errors.iter().any(|e| e.env == env) {
+                    "ERROR".into()
+                } else {
+                    "-".into()
+                }
+            })
+    };
+    let flag_width = keys.iter().map(|k| k.len()).max().unwrap_or(4).max(4);
+    let widths: Vec<usize> = envs
+        .iter()
+        .map(|env| {
+            keys.iter()
+                .map(|k| cell(k, env).len())
+                .max()
+                .unwrap_or(0)
+                .max(env.len())
+        })
+        .collect();
+    write!(out, "{:<flag_width$}", "FLAG")?;
+    for (env, width) in envs.iter().zip(&widths) {
+        write!(out, "  {:<width$}", env.to_uppercase())?;
+    }
+    writeln!(out, "  OWNER")?;
+    for key in &keys {
+        write!(out, "{key:<flag_width$}")?;
+        for (env, width) in envs.iter().zip(&widths) {
+            write!(out, "  {:<width$}", cell(key, env))?;
+        }
+        let owner = report
+            .flags
+            .iter()
+            .find(|s| s.flag == *key)
+            .and_then(|s| s.owner.clone());
+        writeln!(out, "  {}", owner.unwrap_or_else(|| "-".into()))?;
+    }
+    for error in &report.errors {
+        writeln!(out, "error: {}: {}", error.env, error.error)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! The flip transaction, shared by the TUI and the `kill`/`restore` subcommands:
+//! re-read, audit intent (fsynced), apply, verify what services see, audit the outcome.
+//!
+//! "No audit, no change": if the intent record cannot be written, the vendor is never called.
+
+use std::time::{Duration, Instant};
+
+use crate::audit::{self, AuditError, AuditLog, AuditRecord, Phase};
+use crate::clock::Clock;
+use crate::model::{Flag, FlagKind, FlagState, KILL_SWITCH_PREFIX, cell_text};
+use crate::provider::{ChangeNote, Connection, ErrorKind, ProviderError, WriteResult};
+
+/// What the operator asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlipRequest {
+    pub env: String,
+    pub flag: String,
+    pub kind: FlagKind,
+    /// The requested state: false = kill / turn off.
+    pub enabled: bool,
+    /// The state the operator saw when deciding. The flip stops if the flag has moved since.
+    pub seen: FlagState,
+    pub note: String,
+    pub operator: String,
+}
+
+/// How a finished flip went.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FlipOutcome {
+    /// Applied at the vendor; `took` is from the intent record to the vendor's answer.
+    Applied {
+        audit_id: String,
+        took: Duration,
+        verification: Verification,
+        audit_warning: Option<String>,
+    },
+    /// The vendor requires approval: a request exists, nothing is live yet.
+    PendingApproval {
+        audit_id: String,
+        reference: String,
+        audit_warning: Option<String>,
+    },
+    /// The flag already was in the requested state; nothing was written anywhere.
+    AlreadyInState { current: Flag },
+}
+
+/// Whether what services see agrees with the change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verification {
+    Confirmed { after: Duration },
+    NotConfirmed { waited: Duration, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlipError {
+    #[error("an audit note is required: say why (incident, ticket, symptom)")]
+    EmptyNote,
+    #[error("{env} is read-only: {reason}")]
+    ReadOnly { env: String, reason: String },
+    #[error(
+        "{flag} in {env} changed since it was shown: it is now {now}. Nothing was changed; look again and retry."
+    )]
+    Changed {
+        env: String,
+        flag: String,
+        now: String,
+        current: Box<Flag>,
+    },
+    #[error("no audit, no change: {0}")]
+    Audit(#[from] AuditError),
+    #[error("{stage}: {error}")]
+    Provider {
+        stage: &'static str,
+        error: ProviderError,
+    },
+}
+
+impl FlipError {
+    pub fn provider_kind(&self) -> Option<ErrorKind> {
+        match self {
+            FlipError::Provider { error, .. } => Some(error.kind),
+            _ => None,
+        }
+    }
+}
+
+/// "KILL", "RESTORE", "TURN OFF", "TURN ON".
+pub fn action_word(kind: FlagKind, enabled: bool) -> &'static str {
+    match (kind, enabled) {
+        (FlagKind::KillSwitch, false) => "KILL",
+        (FlagKind::KillSwitch, true) => "RESTORE",
+        (_, false) => "TURN OFF",
+        (_, true) => "TURN ON",
+    }
+}
+
+/// The audit log's action field: "kill", "restore", "turn_off", "turn_on".
+pub fn action_name(kind: FlagKind, enabled: bool) -> String {
+    action_word(kind, enabled)
+        .to_ascii_lowercase()
+        .replace(' ', "_")
+}
+
+/// The sentence the confirmation dialog shows:
+/// "KILL checkout in prod: kill_switch_checkout ON -> OFF".
+pub fn describe(kind: FlagKind, flag: &str, env: &str, enabled: bool) -> String {
+    let (from, to) = if enabled {
+        ("OFF", "ON")
+    } else {
+        ("ON", "OFF")
+    };
+    let word = action_word(kind, enabled);
+    match flag
+        .strip_prefix(KILL_SWITCH_PREFIX)
+        .filter(|_| kind == FlagKind::KillSwitch)
+    {
+        Some(feature) => format!("{word} {feature} in {env}: {flag} {from} -> {to}"),
+        None => format!("{word} {flag} in {env}: {from} -> {to}"),
+    }
+}
+
+/// What the cell will read after the flip.
+fn target_cell(kind: FlagKind, seen: &FlagState, enabled: bool) -> String {
+    let mut after = seen.clone();
+    after.enabled = enabled;
+    if !enabled {
+        after.rollout = crate::model::Rollout::Everyone;
+        after.overrides.clear();
+    }
+    cell_text(kind, &after)
+}
+
+/// Runs the whole transaction. Every record it writes carries the same audit id.
+pub async fn execute(
+    request: &FlipRequest,
+    connection: &Connection,
+    audit_log: &AuditLog,
+    clock: &dyn Clock,
+    verify_timeout: Duration,
+) -> Result<FlipOutcome, FlipError> {
+    let note = request.note.trim();
+    if note.is_empty() {
+        return Err(FlipError::EmptyNote);
+    }
+    let Some(writer) = connection.writer.as_ref() else {
+        return Err(FlipError::ReadOnly {
+            env: request.env.clone(),
+            reason: connection
+                .read_only_reason
+                .clone()
+                .unwrap_or_else(|| "no write access".into()),
+        });
+    };
+    let source = &connection.source;
+    let current = source
+        .read_flag(&request.flag)
+        .await
+        .map_err(|error| FlipError::Provider {
+            stage: "re-read before the change",
+            error,
+        })?;
+    if current.state.enabled == request.enabled {
+        return Ok(FlipOutcome::AlreadyInState { current });
+    }
+    if current.state != request.seen {
+        return Err(FlipError::Changed {
+            env: request.env.clone(),
+            flag: request.flag.clone(),
+            now: cell_text(current.meta.kind, &current.state),
+            current: Box::new(current),
+        });
+    }
+
+    let audit_id = audit::new_id(clock.now());
+    let mut record = AuditRecord {
+        id: audit_id.clone(),
+        phase: Phase::Intent,
+        at: clock.now(),
+        operator: request.operator.clone(),
+        env: request.env.clone(),
+        provider: source.info().vendor.to_string(),
+        flag: request.flag.clone(),
+        action: action_name(request.kind, request.enabled),
+        from: cell_text(request.kind, &current.state),
+        to: target_cell(request.kind, &current.state, request.enabled),
+        enabled: request.enabled,
+        note: note.to_string(),
+        result: None,
+        error: None,
+        duration_ms: None,
+        confirmed_ms: None,
+        reference: None,
+    };
+    audit_log.append(&record)?;
+
+    let started = Instant::now();
+    let change_note = ChangeNote {
+        audit_id: audit_id.clone(),
+        operator: request.operator.clone(),
+        note: note.to_string(),
+    };
+    let written = writer
+        .set_enabled(&request.flag, request.enabled, &change_note, &current.state)
+        .await;
+    let took = started.elapsed();
+    record.phase = Phase::Outcome;
+    record.duration_ms = Some(millis(took));
+    match written {
+        Err(error) => {
+            record.at = clock.now();
+            record.result = Some(audit::Result::Error);
+            record.error = Some(error.message.clone());
+            let error = match audit_log.append(&record) {
+                Ok(()) => error,
+                Err(audit_error) => ProviderError::new(
+                    error.kind,
+                    format!(
+                        "{} (and the outcome could not be audited: {audit_error})",
+                        error.message
+                    ),
+                ),
+            };
+            Err(FlipError::Provider {
+                stage: "apply the change",
+                error,
+            })
+        }
+        Ok(WriteResult::PendingApproval { reference }) => {
+            record.at = clock.now();
+            record.result = Some(audit::Result::PendingApproval);
+            record.reference = Some(reference.clone());
+            let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
+            Ok(FlipOutcome::PendingApproval {
+                audit_id,
+                reference,
+                audit_warning,
+            })
+        }
+        Ok(WriteResult::Applied) => {
+            let verification =
+                verify(connection, &request.flag, request.enabled, verify_timeout).await;
+            record.at = clock.now();
+            record.result = Some(audit::Result::Ok);
+            match &verification {
+                Verification::Confirmed { after } => record.confirmed_ms = Some(millis(*after)),
+                Verification::NotConfirmed { reason, .. } => {
+                    record.error = Some(format!("applied, not confirmed: {reason}"));
+                }
+            }
+            let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
+            Ok(FlipOutcome::Applied {
+                audit_id,
+                took,
+                verification,
+                audit_warning,
+            })
+        }
+    }
+}
+
+/// Polls what services see until it agrees with `enabled` or `timeout` passes.
+pub async fn verify(
+    connection: &Connection,
+    flag: &str,
+    enabled: bool,
+    timeout: Duration,
+) -> Verification {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let last = match tokio::time::timeout(
+            remaining.max(Duration::from_millis(1)),
+            connection.source.served(flag),
+        )
+        .await
+        {
+            Ok(Ok(served)) if served.enabled == enabled => {
+                return Verification::Confirmed {
+                    after: started.elapsed(),
+                };
+            }
+            Ok(Ok(served)) => {
+                format!(
+                    "services still see it {}",
+                    if served.enabled { "ON" } else { "OFF" }
+                )
+            }
+            Ok(Err(err)) => err.message,
+            Err(_) => "the read timed out".to_string(),
+        };
+        if started.elapsed() + pause >= timeout {
+            return Verification::NotConfirmed {
+                waited: started.elapsed(),
+                reason: last,
+            };
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
+/// For an intent that never got an outcome (killswitch died mid-flip): re-read the flag and
+/// record whether the change is live. Returns the record it appended.
+pub async fn reconcile(
+    pending: &AuditRecord,
+    connection: &Connection,
+    audit_log: &AuditLog,
+    clock: &dyn Clock,
+) -> Result<AuditRecord, FlipError> {
+    let current = connection
+        .source
+        .read_flag(&pending.flag)
+        .await
+        .map_err(|error| FlipError::Provider {
+            stage: "re-read an interrupted flip",
+            error,
+        })?;
+    let applied = current.state.enabled == pending.enabled;
+    let mut record = pending.clone();
+    record.phase = Phase::Reconciled;
+    record.at = clock.now();
+    record.result = Some(if applied {
+        audit::Result::Ok
+    } else {
+        audit::Result::NotApplied
+    });
+    record.error = Some(format!(
+        "interrupted flip reconciled at next start: {} (flag is now {})",
+        if applied { "applied" } else { "not applied" },
+        cell_text(current.meta.kind, &current.state)
+    ));
+    audit_log.append(&record)?;
+    Ok(record)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialog_sentence_names_feature_env_and_change() {
+        assert_eq!(
+            describe(FlagKind::KillSwitch, "kill_switch_checkout", "prod", false),
+            "KILL checkout in prod: kill_switch_checkout ON -> OFF"
+        );
+        assert_eq!(
+            describe(FlagKind::KillSwitch, "kill_switch_checkout", "prod", true),
+            "RESTORE checkout in prod: kill_switch_checkout OFF -> ON"
+        );
+        assert_eq!(
+            describe(FlagKind::Release, "catalog_v2_search_engine", "dev", false),
+            "TURN OFF catalog_v2_search_engine in dev: ON -> OFF"
+        );
+        assert_eq!(action_name(FlagKind::Release, true), "turn_on");
+    }
+}

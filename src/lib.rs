@@ -1,0 +1,17 @@
+//! killswitch: a terminal console for feature-flag kill switches during incidents.
+//!
+//! The binary (`src/main.rs`) only parses the command line and calls into this library, so the
+//! tests and benchmarks drive exactly the code the operator runs.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod flip;
+pub mod model;
+pub mod provider;
+pub mod secret;
+pub mod session;
+pub mod workspace;

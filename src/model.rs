@@ -1,0 +1,410 @@
+//! The vendor-neutral domain model: what every provider summarises its flags into.
+//!
+//! Nothing here knows which vendor a flag came from. Providers translate their own JSON into
+//! these types; the dashboard, the flip transaction and the reports only ever see these.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Prefix that marks a flag as a kill switch by platform convention.
+pub const KILL_SWITCH_PREFIX: &str = "kill_switch_";
+
+/// What a flag is for. Decides how the dashboard words its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// ON while the feature serves; killing = turning it OFF.
+    KillSwitch,
+    /// Release toggle or dark launch.
+    Release,
+    /// A/B test or multivariate experiment.
+    Experiment,
+    /// Remote configuration value.
+    Config,
+    #[default]
+    Other,
+}
+
+impl FlagKind {
+    /// Parses a vendor's free-text kind ("kill_switch", "kill-switch", "release", ...).
+    pub fn from_label(label: &str) -> FlagKind {
+        match label.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "kill_switch" | "killswitch" | "kill" => FlagKind::KillSwitch,
+            "release" | "dark_launch" => FlagKind::Release,
+            "experiment" | "ab_test" => FlagKind::Experiment,
+            "config" | "remote_config" | "operational" | "permission" => FlagKind::Config,
+            _ => FlagKind::Other,
+        }
+    }
+
+    /// A flag is a kill switch when its key says so or the vendor marks it so.
+    pub fn classify(key: &str, vendor_kind: Option<FlagKind>) -> FlagKind {
+        if key.starts_with(KILL_SWITCH_PREFIX) {
+            return FlagKind::KillSwitch;
+        }
+        vendor_kind.unwrap_or_default()
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FlagKind::KillSwitch => "kill switch",
+            FlagKind::Release => "release",
+            FlagKind::Experiment => "experiment",
+            FlagKind::Config => "config",
+            FlagKind::Other => "flag",
+        }
+    }
+}
+
+/// Facts about a flag that do not depend on the environment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FlagMeta {
+    pub key: String,
+    pub kind: FlagKind,
+    pub owner: Option<String>,
+    pub expected_removal: Option<NaiveDate>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub runbook: Option<String>,
+}
+
+impl FlagMeta {
+    pub fn is_kill_switch(&self) -> bool {
+        self.kind == FlagKind::KillSwitch
+    }
+
+    /// Days past the expected removal date on `today` (positive = overdue).
+    pub fn days_overdue(&self, today: NaiveDate) -> Option<i64> {
+        self.expected_removal
+            .map(|due| (today - due).num_days())
+            .filter(|days| *days > 0)
+    }
+}
+
+/// Platform policy: a flag more than this many days past its expected removal date is stale.
+pub const STALE_AFTER_DAYS: i64 = 30;
+
+/// Where a flag stands against its expected removal date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "days_overdue", rename_all = "snake_case")]
+pub enum Removal {
+    /// No removal date recorded: a policy violation.
+    NoDate,
+    NotDue,
+    /// Past the date, within the 30-day grace.
+    Overdue(i64),
+    /// More than 30 days past the date: goes into the weekly report as tech debt.
+    Stale(i64),
+}
+
+impl FlagMeta {
+    pub fn removal(&self, today: NaiveDate) -> Removal {
+        match (self.expected_removal, self.days_overdue(today)) {
+            (None, _) => Removal::NoDate,
+            (Some(_), None) => Removal::NotDue,
+            (Some(_), Some(days)) if days > STALE_AFTER_DAYS => Removal::Stale(days),
+            (Some(_), Some(days)) => Removal::Overdue(days),
+        }
+    }
+}
+
+/// How the flag's value is spread over the population, as the vendor expresses it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Rollout {
+    /// Everyone gets the same value.
+    #[default]
+    Everyone,
+    /// A boolean flag served to this percentage of users (0..=100).
+    Percentage { percent: f64 },
+    /// A split across variants; weights are percentages summing to about 100.
+    Split { variants: Vec<VariantWeight> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantWeight {
+    pub variant: String,
+    pub percent: f64,
+}
+
+impl Rollout {
+    /// Builds a rollout from relative weights (flagd's `fractional`, Unleash's out-of-1000,
+    /// LaunchDarkly's thousandths of a percent all normalise through here).
+    pub fn from_weights(weights: &[(String, f64)]) -> Rollout {
+        let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
+        if total <= 0.0 || weights.is_empty() {
+            return Rollout::Everyone;
+        }
+        let variants = weights
+            .iter()
+            .map(|(variant, weight)| VariantWeight {
+                variant: variant.clone(),
+                percent: weight.max(0.0) * 100.0 / total,
+            })
+            .collect();
+        Rollout::Split { variants }
+    }
+
+    /// "10%", "33/33/34" or "" for everyone.
+    pub fn summary(&self) -> String {
+        match self {
+            Rollout::Everyone => String::new(),
+            Rollout::Percentage { percent } => format!("{}%", format_percent(*percent)),
+            Rollout::Split { variants } => {
+                let percents: Vec<f64> = variants.iter().map(|v| v.percent).collect();
+                round_to_hundred(&percents)
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            }
+        }
+    }
+}
+
+fn format_percent(percent: f64) -> String {
+    if (percent - percent.round()).abs() < 0.05 {
+        format!("{}", percent.round() as i64)
+    } else {
+        format!("{percent:.1}")
+    }
+}
+
+/// Rounds percentages to whole numbers that still sum to 100 (largest remainder; ties go to
+/// the later variant, so an even three-way split reads "33/33/34").
+pub fn round_to_hundred(percents: &[f64]) -> Vec<i64> {
+    let total: f64 = percents.iter().sum();
+    if percents.is_empty() || total <= 0.0 {
+        return vec![0; percents.len()];
+    }
+    let scaled: Vec<f64> = percents.iter().map(|p| p * 100.0 / total).collect();
+    let mut rounded: Vec<i64> = scaled.iter().map(|p| p.floor() as i64).collect();
+    let missing = 100 - rounded.iter().sum::<i64>();
+    let mut order: Vec<usize> = (0..scaled.len()).collect();
+    order.sort_by(|&a, &b| {
+        let ra = scaled[a] - scaled[a].floor();
+        let rb = scaled[b] - scaled[b].floor();
+        rb.partial_cmp(&ra)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.cmp(&a))
+    });
+    for &index in order.iter().take(missing.max(0) as usize) {
+        rounded[index] += 1;
+    }
+    rounded
+}
+
+/// A segment, tenant or rule that gets something other than the default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Override {
+    /// Segment, rule or tenant name as the vendor names it.
+    pub target: String,
+    /// Whether the flag is on for this target (vendors that can switch per segment).
+    pub enabled: bool,
+    /// The value served to this target, when it is not plain on/off.
+    pub value: Option<serde_json::Value>,
+    /// A rollout inside the target ("10% (segment stripe_canary)").
+    pub rollout: Rollout,
+}
+
+impl Override {
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        let rollout = self.rollout.summary();
+        if !self.enabled {
+            text.push_str("OFF");
+        } else if !rollout.is_empty() {
+            text.push_str(&rollout);
+        } else if let Some(value) = &self.value {
+            text.push_str(&value_text(value));
+        } else {
+            text.push_str("ON");
+        }
+        format!("{text} ({})", self.target)
+    }
+}
+
+/// One flag's state in one environment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FlagState {
+    /// ON/OFF as the vendor holds it. For kill switches: true = SERVING.
+    pub enabled: bool,
+    /// The value served to everyone not covered by an override (None = the SDK's code default).
+    pub value: Option<serde_json::Value>,
+    pub rollout: Rollout,
+    pub overrides: Vec<Override>,
+    /// Vendor version, ETag or content hash: changes whenever the flag changes.
+    pub version: Option<String>,
+}
+
+/// A flag as one environment holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flag {
+    pub meta: FlagMeta,
+    pub state: FlagState,
+}
+
+/// Everything read from one environment at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvSnapshot {
+    pub env: String,
+    pub flags: Vec<Flag>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl EnvSnapshot {
+    pub fn flag(&self, key: &str) -> Option<&Flag> {
+        self.flags.iter().find(|flag| flag.meta.key == key)
+    }
+}
+
+/// What services get for a flag right now, read the way an SDK reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServedState {
+    pub enabled: bool,
+    pub value: Option<serde_json::Value>,
+}
+
+/// Short text for a JSON value as a cell shows it.
+pub fn value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "null".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// How one cell of the dashboard words a flag's state: "KILLED", "SERVING", "ON 10%",
+/// "ON 33/33/34", "OFF", "20 +2 seg".
+pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
+    let rollout = state.rollout.summary();
+    let overrides = match state.overrides.len() {
+        0 => String::new(),
+        n => format!(" +{n} seg"),
+    };
+    if kind == FlagKind::KillSwitch {
+        return if state.enabled {
+            format!("SERVING{}", prefixed(&rollout))
+        } else {
+            "KILLED".to_string()
+        };
+    }
+    if !state.enabled {
+        return "OFF".to_string();
+    }
+    match (&state.value, rollout.is_empty()) {
+        (_, false) => format!("ON {rollout}{overrides}"),
+        (Some(serde_json::Value::Bool(true)) | None, true) => format!("ON{overrides}"),
+        // Off by default, on for some segments: a dark launch.
+        (Some(serde_json::Value::Bool(false)), true) if !state.overrides.is_empty() => {
+            format!("ON {} seg only", state.overrides.len())
+        }
+        (Some(serde_json::Value::Bool(false)), true) => "ON false".to_string(),
+        (Some(value), true) => format!("{}{overrides}", value_text(value)),
+    }
+}
+
+fn prefixed(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_switch_by_prefix_or_vendor_mark() {
+        assert_eq!(
+            FlagKind::classify("kill_switch_checkout", None),
+            FlagKind::KillSwitch
+        );
+        assert_eq!(
+            FlagKind::classify("payments_off", Some(FlagKind::KillSwitch)),
+            FlagKind::KillSwitch
+        );
+        assert_eq!(
+            FlagKind::classify("checkout_v2", Some(FlagKind::Release)),
+            FlagKind::Release
+        );
+        assert_eq!(FlagKind::from_label("kill-switch"), FlagKind::KillSwitch);
+        assert_eq!(FlagKind::from_label("A/B"), FlagKind::Other);
+    }
+
+    #[test]
+    fn even_three_way_split_reads_33_33_34() {
+        let rollout = Rollout::from_weights(&[
+            ("control".into(), 33.0),
+            ("a".into(), 33.0),
+            ("b".into(), 33.0),
+        ]);
+        assert_eq!(rollout.summary(), "33/33/34");
+        let unleash = Rollout::from_weights(&[
+            ("a".into(), 333.0),
+            ("b".into(), 333.0),
+            ("c".into(), 334.0),
+        ]);
+        assert_eq!(unleash.summary(), "33/33/34");
+        let uneven = Rollout::from_weights(&[("a".into(), 1.0), ("b".into(), 3.0)]);
+        assert_eq!(uneven.summary(), "25/75");
+    }
+
+    #[test]
+    fn percentages_print_whole_or_one_decimal() {
+        assert_eq!(Rollout::Percentage { percent: 10.0 }.summary(), "10%");
+        assert_eq!(Rollout::Percentage { percent: 12.5 }.summary(), "12.5%");
+        assert_eq!(Rollout::Everyone.summary(), "");
+    }
+
+    #[test]
+    fn cells_use_words_not_booleans() {
+        let serving = FlagState {
+            enabled: true,
+            value: Some(true.into()),
+            ..Default::default()
+        };
+        let killed = FlagState {
+            enabled: false,
+            value: Some(false.into()),
+            ..Default::default()
+        };
+        assert_eq!(cell_text(FlagKind::KillSwitch, &serving), "SERVING");
+        assert_eq!(cell_text(FlagKind::KillSwitch, &killed), "KILLED");
+        assert_eq!(cell_text(FlagKind::Release, &killed), "OFF");
+        let canary = FlagState {
+            enabled: true,
+            value: Some(false.into()),
+            rollout: Rollout::Percentage { percent: 10.0 },
+            ..Default::default()
+        };
+        assert_eq!(cell_text(FlagKind::Release, &canary), "ON 10%");
+        let config = FlagState {
+            enabled: true,
+            value: Some(20.into()),
+            overrides: vec![Override {
+                target: "eu_tenants".into(),
+                enabled: true,
+                value: Some(50.into()),
+                rollout: Rollout::Everyone,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(cell_text(FlagKind::Config, &config), "20 +1 seg");
+        assert_eq!(config.overrides[0].summary(), "50 (eu_tenants)");
+    }
+
+    #[test]
+    fn overdue_counts_whole_days_after_the_date() {
+        let meta = FlagMeta {
+            expected_removal: NaiveDate::from_ymd_opt(2026, 10, 1),
+            ..Default::default()
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap_or_default();
+        assert_eq!(meta.days_overdue(today), Some(54));
+        let due_today = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        assert_eq!(meta.days_overdue(due_today), None);
+    }
+}

@@ -1,0 +1,845 @@
+//! The embedded default provider: local flagd flag-definition files, one per environment.
+//!
+//! flagd semantics that matter here:
+//! - `state: DISABLED` makes the flag *missing* to the SDK, which then serves its code default;
+//!   for a kill switch that default is "feature enabled". So a kill never sets `DISABLED`: it
+//!   makes the flag serve its `false` variant to everyone (default variant = off, targeting
+//!   removed and kept aside in the flag's metadata so a restore puts it back exactly).
+//! - `fractional` weights are relative; `$ref` names an entry of `$evaluators` (a segment).
+//! - flagd reloads a watched file on change, so writes replace the file atomically (temp file in
+//!   the same directory, fsync, rename, fsync the directory) and keep every field they do not
+//!   understand.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde_json::{Map, Value};
+
+use super::{
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, ProviderError, ProviderInfo,
+    WriteResult,
+};
+use crate::config::EnvironmentConfig;
+use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
+
+/// Metadata keys killswitch adds to a killed boolean flag so a restore is exact.
+const SAVED_DEFAULT: &str = "killswitch_saved_default_variant";
+const SAVED_TARGETING: &str = "killswitch_saved_targeting";
+const SAVED_STATE: &str = "killswitch_saved_state";
+const KILLED_BY: &str = "killswitch_killed_by";
+
+pub fn connect(env: &EnvironmentConfig, access: Access) -> Result<Connection, ProviderError> {
+    let path = env.file.clone().ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Io,
+            format!("{}: flagd needs a `file` in the config", env.name),
+        )
+    })?;
+    let store = Arc::new(FlagdFile::new(&env.name, path));
+    Ok(match access {
+        Access::ReadWrite => Connection {
+            env: env.name.clone(),
+            source: store.clone(),
+            writer: Some(Arc::new(FlagdWriter { file: store })),
+            read_only_reason: None,
+        },
+        Access::ReadOnly => Connection::read_only(store, &env.name, "read-only mode"),
+    })
+}
+
+/// One environment's flag file.
+pub struct FlagdFile {
+    env: String,
+    path: PathBuf,
+    info: ProviderInfo,
+}
+
+impl FlagdFile {
+    pub fn new(env: &str, path: PathBuf) -> FlagdFile {
+        let info = ProviderInfo {
+            vendor: "flagd",
+            location: path.display().to_string(),
+        };
+        FlagdFile {
+            env: env.to_string(),
+            path,
+            info,
+        }
+    }
+
+    fn read_document(&self) -> Result<Value, ProviderError> {
+        let text = std::fs::read_to_string(&self.path).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Io,
+                format!("{}: cannot read {}: {err}", self.env, self.path.display()),
+            )
+        })?;
+        parse_document(&text).map_err(|message| {
+            ProviderError::new(
+                ErrorKind::Io,
+                format!(
+                    "{}: {} is not a valid flagd file: {message}",
+                    self.env,
+                    self.path.display()
+                ),
+            )
+        })
+    }
+
+    fn flags_of(&self, document: &Value) -> Vec<Flag> {
+        let Some(flags) = document.get("flags").and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        flags
+            .iter()
+            .map(|(key, definition)| summarise(key, definition))
+            .collect()
+    }
+
+    fn not_found(&self, key: &str) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::NotFound,
+            format!(
+                "{}: flag `{key}` is not in {}",
+                self.env,
+                self.path.display()
+            ),
+        )
+    }
+}
+
+/// Parses a flagd file: a JSON object whose `flags` is an object.
+pub fn parse_document(text: &str) -> Result<Value, String> {
+    let document: Value = serde_json::from_str(text).map_err(|err| {
+        format!(
+            "JSON error at line {} column {}: {err}",
+            err.line(),
+            err.column()
+        )
+    })?;
+    match document.get("flags") {
+        Some(Value::Object(_)) => Ok(document),
+        Some(_) => Err("`flags` must be an object".to_string()),
+        None => Err("no `flags` object".to_string()),
+    }
+}
+
+#[async_trait]
+impl FlagSource for FlagdFile {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
+        let document = self.read_document()?;
+        Ok(self.flags_of(&document))
+    }
+
+    async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
+        let document = self.read_document()?;
+        let definition = document
+            .get("flags")
+            .and_then(|flags| flags.get(key))
+            .ok_or_else(|| self.not_found(key))?;
+        Ok(summarise(key, definition))
+    }
+
+    /// flagd reloads the file it watches, so what services get is what the file says now.
+    async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
+        let flag = self.read_flag(key).await?;
+        Ok(ServedState {
+            enabled: flag.state.enabled,
+            value: flag.state.value,
+        })
+    }
+}
+
+struct FlagdWriter {
+    file: Arc<FlagdFile>,
+}
+
+#[async_trait]
+impl FlagWriter for FlagdWriter {
+    async fn set_enabled(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let file = self.file.clone();
+        let key = key.to_string();
+        let note = note.clone();
+        let seen_version = seen.version.clone();
+        tokio::task::spawn_blocking(move || {
+            write_flag(&file, &key, enabled, &note, seen_version.as_deref())
+        })
+        .await
+        .map_err(|err| {
+            ProviderError::new(ErrorKind::Io, format!("flagd write task failed: {err}"))
+        })?
+    }
+}
+
+fn write_flag(
+    file: &FlagdFile,
+    key: &str,
+    enabled: bool,
+    note: &ChangeNote,
+    seen_version: Option<&str>,
+) -> Result<WriteResult, ProviderError> {
+    let io_error = |what: &str, err: std::io::Error| {
+        ProviderError::new(
+            ErrorKind::Io,
+            format!("{}: cannot {what} {}: {err}", file.env, file.path.display()),
+        )
+    };
+    // Two killswitch processes on one file must not interleave read-modify-write.
+    let _lock = FileLock::acquire(&lock_path(&file.path)).map_err(|err| io_error("lock", err))?;
+    let mut document = file.read_document()?;
+    let definition = document
+        .get_mut("flags")
+        .and_then(|flags| flags.get_mut(key))
+        .ok_or_else(|| file.not_found(key))?;
+    if let Some(expected) = seen_version {
+        let current = version_of(definition);
+        if current != expected {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: flag `{key}` changed in {} since it was read",
+                    file.env,
+                    file.path.display()
+                ),
+            ));
+        }
+    }
+    let object = definition.as_object_mut().ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Io,
+            format!("{}: flag `{key}` is not a JSON object", file.env),
+        )
+    })?;
+    if enabled {
+        turn_on(object, key)
+            .map_err(|m| ProviderError::new(ErrorKind::Io, format!("{}: {m}", file.env)))?;
+    } else {
+        turn_off(object, key, note)
+            .map_err(|m| ProviderError::new(ErrorKind::Io, format!("{}: {m}", file.env)))?;
+    }
+    let mut text = serde_json::to_string_pretty(&document).map_err(|err| {
+        ProviderError::new(ErrorKind::Io, format!("{}: cannot encode: {err}", file.env))
+    })?;
+    text.push('\n');
+    write_atomically(&file.path, text.as_bytes()).map_err(|err| io_error("write", err))?;
+    Ok(WriteResult::Applied)
+}
+
+/// Kill: serve the `false` variant to everyone. Non-boolean flags go `DISABLED` (services use
+/// their code default), which is the only "off" flagd has for them.
+fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Result<(), String> {
+    let variants = flag
+        .get("variants")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if !is_boolean(&variants) {
+        flag.insert("state".into(), Value::String("DISABLED".into()));
+        return Ok(());
+    }
+    let off = variant_with(&variants, false)
+        .ok_or_else(|| format!("flag `{key}` has no variant that serves false"))?;
+    let previous_default = flag_default(flag);
+    let previous_state = flag
+        .get("state")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let previous_targeting = flag.get("targeting").cloned();
+    let metadata = flag
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| format!("flag `{key}`: `metadata` is not an object"))?;
+    // Killing twice must not overwrite what the first kill set aside.
+    let already_saved = metadata.contains_key(SAVED_DEFAULT);
+    if !already_saved {
+        if let Some(default) = previous_default {
+            metadata.insert(SAVED_DEFAULT.into(), Value::String(default));
+        }
+        if let Some(targeting) = previous_targeting.filter(|t| !is_empty_targeting(t)) {
+            metadata.insert(SAVED_TARGETING.into(), Value::String(targeting.to_string()));
+        }
+        if let Some(state) = previous_state.filter(|state| state != "ENABLED") {
+            metadata.insert(SAVED_STATE.into(), Value::String(state));
+        }
+    }
+    metadata.insert(
+        KILLED_BY.into(),
+        Value::String(format!("{} ({})", note.operator, note.audit_id)),
+    );
+    flag.insert("state".into(), Value::String("ENABLED".into()));
+    flag.insert("defaultVariant".into(), Value::String(off));
+    flag.shift_remove("targeting");
+    Ok(())
+}
+
+/// Restore: put back exactly what the kill set aside; with nothing set aside, serve `true`.
+fn turn_on(flag: &mut Map<String, Value>, key: &str) -> Result<(), String> {
+    let variants = flag
+        .get("variants")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if !is_boolean(&variants) {
+        flag.insert("state".into(), Value::String("ENABLED".into()));
+        return Ok(());
+    }
+    let mut saved_default = None;
+    let mut saved_targeting = None;
+    if let Some(metadata) = flag.get_mut("metadata").and_then(Value::as_object_mut) {
+        saved_default = metadata
+            .shift_remove(SAVED_DEFAULT)
+            .and_then(|v| v.as_str().map(str::to_string));
+        saved_targeting = metadata
+            .shift_remove(SAVED_TARGETING)
+            .and_then(|v| v.as_str().map(str::to_string));
+        metadata.shift_remove(SAVED_STATE);
+        metadata.shift_remove(KILLED_BY);
+    }
+    let restored_default = match saved_default {
+        Some(default) if variants.contains_key(&default) => default,
+        _ => variant_with(&variants, true)
+            .ok_or_else(|| format!("flag `{key}` has no variant that serves true"))?,
+    };
+    flag.insert("state".into(), Value::String("ENABLED".into()));
+    flag.insert("defaultVariant".into(), Value::String(restored_default));
+    if let Some(targeting) = saved_targeting {
+        let targeting: Value = serde_json::from_str(&targeting)
+            .map_err(|err| format!("flag `{key}`: saved targeting is not JSON: {err}"))?;
+        flag.insert("targeting".into(), targeting);
+    }
+    // A restore that still serves nobody `true` would be a silent no-op: refuse it.
+    let after = summarise(key, &Value::Object(flag.clone()));
+    if !after.state.enabled {
+        return Err(format!(
+            "flag `{key}` would still serve false to everyone after a restore"
+        ));
+    }
+    Ok(())
+}
+
+fn flag_default(flag: &Map<String, Value>) -> Option<String> {
+    flag.get("defaultVariant")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn is_boolean(variants: &Map<String, Value>) -> bool {
+    !variants.is_empty() && variants.values().all(Value::is_boolean)
+}
+
+fn variant_with(variants: &Map<String, Value>, wanted: bool) -> Option<String> {
+    variants
+        .iter()
+        .find(|(_, value)| value.as_bool() == Some(wanted))
+        .map(|(name, _)| name.clone())
+}
+
+fn is_empty_targeting(targeting: &Value) -> bool {
+    match targeting {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+/// A stable content hash of one flag definition: the version the re-read guard compares.
+pub fn version_of(definition: &Value) -> String {
+    let text = definition.to_string();
+    // FNV-1a, 64 bit: stable across Rust versions and processes, unlike DefaultHasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Turns one flagd flag definition into the domain model. Never fails: what it cannot read it
+/// leaves out, so one odd flag does not hide the others.
+pub fn summarise(key: &str, definition: &Value) -> Flag {
+    let metadata = definition.get("metadata").and_then(Value::as_object);
+    let text = |field: &str| {
+        metadata
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.trim().is_empty())
+    };
+    let vendor_kind = text("kind").map(|label| FlagKind::from_label(&label));
+    let meta = FlagMeta {
+        key: key.to_string(),
+        kind: FlagKind::classify(key, vendor_kind),
+        owner: text("owner"),
+        expected_removal: text("expected_removal_date")
+            .and_then(|date| NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok()),
+        description: text("description"),
+        tags: text("tags")
+            .map(|tags| {
+                tags.split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        runbook: text("runbook"),
+    };
+    Flag {
+        meta,
+        state: summarise_state(definition),
+    }
+}
+
+fn summarise_state(definition: &Value) -> FlagState {
+    let version = Some(version_of(definition));
+    let variants = definition
+        .get("variants")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let disabled = definition.get("state").and_then(Value::as_str) == Some("DISABLED");
+    if disabled {
+        // Missing to the SDK: services serve their code default.
+        return FlagState {
+            enabled: false,
+            value: None,
+            version,
+            ..Default::default()
+        };
+    }
+    let default_variant = definition
+        .get("defaultVariant")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let default_value = variants.get(default_variant).cloned();
+    let targeting = definition
+        .get("targeting")
+        .filter(|t| !is_empty_targeting(t));
+    let boolean = is_boolean(&variants);
+    let (rollout, overrides, fallback) = match targeting {
+        Some(targeting) => read_targeting(targeting, &variants, boolean),
+        None => (Rollout::Everyone, Vec::new(), None),
+    };
+    // The value everyone outside the overrides gets.
+    let value = fallback
+        .and_then(|variant| variants.get(&variant).cloned())
+        .or(default_value);
+    let enabled = if boolean {
+        // ON while someone can get `true`.
+        value.as_ref().and_then(Value::as_bool) == Some(true)
+            || overrides.iter().any(|o| o.enabled)
+            || matches!(&rollout, Rollout::Percentage { percent } if *percent > 0.0)
+    } else {
+        true
+    };
+    FlagState {
+        enabled,
+        value,
+        rollout,
+        overrides,
+        version,
+    }
+}
+
+/// Reads the targeting forms killswitch summarises: a top-level `fractional`, and an `if` chain
+/// over `$ref` segments whose branches are variants or `fractional`s.
+fn read_targeting(
+    targeting: &Value,
+    variants: &Map<String, Value>,
+    boolean: bool,
+) -> (Rollout, Vec<Override>, Option<String>) {
+    if let Some(split) = targeting.get("fractional") {
+        return (fractional(split, variants, boolean), Vec::new(), None);
+    }
+    let Some(branches) = targeting.get("if").and_then(Value::as_array) else {
+        return (Rollout::Everyone, Vec::new(), None);
+    };
+    let mut overrides = Vec::new();
+    let mut index = 0;
+    while index + 1 < branches.len() {
+        let target = condition_name(&branches[index]);
+        let outcome = &branches[index + 1];
+        let (value, rollout) = branch_outcome(outcome, variants, boolean);
+        let enabled = match (&value, &rollout) {
+            (_, Rollout::Percentage { percent }) => *percent > 0.0,
+            (Some(Value::Bool(on)), _) => *on,
+            _ => true,
+        };
+        let value = if boolean { None } else { value };
+        overrides.push(Override {
+            target,
+            enabled,
+            value,
+            rollout,
+        });
+        index += 2;
+    }
+    let (rollout, fallback) = match branches.get(index).filter(|_| branches.len() % 2 == 1) {
+        Some(Value::String(variant)) => (Rollout::Everyone, Some(variant.clone())),
+        Some(other) if other.get("fractional").is_some() => {
+            (fractional(&other["fractional"], variants, boolean), None)
+        }
+        _ => (Rollout::Everyone, None),
+    };
+    (rollout, overrides, fallback)
+}
+
+fn branch_outcome(
+    outcome: &Value,
+    variants: &Map<String, Value>,
+    boolean: bool,
+) -> (Option<Value>, Rollout) {
+    match outcome {
+        Value::String(variant) => (variants.get(variant).cloned(), Rollout::Everyone),
+        other => match other.get("fractional") {
+            Some(split) => (None, fractional(split, variants, boolean)),
+            None => (None, Rollout::Everyone),
+        },
+    }
+}
+
+fn fractional(split: &Value, variants: &Map<String, Value>, boolean: bool) -> Rollout {
+    let weights: Vec<(String, f64)> = split
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|entry| {
+                    let pair = entry.as_array()?;
+                    let variant = pair.first()?.as_str()?.to_string();
+                    let weight = pair.get(1).and_then(Value::as_f64).unwrap_or(1.0);
+                    Some((variant, weight))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let rollout = Rollout::from_weights(&weights);
+    if !boolean {
+        return rollout;
+    }
+    match rollout {
+        Rollout::Split { variants: split } => {
+            let percent = split
+                .iter()
+                .filter(|weight| {
+                    variants.get(&weight.variant).and_then(Value::as_bool) == Some(true)
+                })
+                .map(|weight| weight.percent)
+                .sum();
+            Rollout::Percentage { percent }
+        }
+        other => other,
+    }
+}
+
+/// "internal_staff or beta_customers" for `{"or":[{"$ref":...},...]}`; "rule" otherwise.
+fn condition_name(condition: &Value) -> String {
+    if let Some(name) = condition.get("$ref").and_then(Value::as_str) {
+        return name.to_string();
+    }
+    for (operator, joiner) in [("or", " or "), ("and", " and ")] {
+        if let Some(parts) = condition.get(operator).and_then(Value::as_array) {
+            return parts
+                .iter()
+                .map(condition_name)
+                .collect::<Vec<_>>()
+                .join(joiner);
+        }
+    }
+    "rule".to_string()
+}
+
+/// Replaces `path` with `bytes` so a reader sees the old file or the new one, never a mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o644);
+    let mut temp = tempfile::Builder::new()
+        .prefix(".killswitch-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|err| err.error)?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.killswitch.lock"))
+}
+
+/// An exclusive advisory lock (flock) held until dropped.
+struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    fn acquire(path: &Path) -> std::io::Result<FileLock> {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; released when the file closes.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if result != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(FileLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROD: &str = include_str!("../../assets/seed/prod.flagd.json");
+
+    fn prod_flags() -> Vec<Flag> {
+        let document = parse_document(PROD).expect("seed parses");
+        let file = FlagdFile::new("prod", PathBuf::from("prod.flagd.json"));
+        file.flags_of(&document)
+    }
+
+    fn flag<'a>(flags: &'a [Flag], key: &str) -> &'a Flag {
+        flags
+            .iter()
+            .find(|f| f.meta.key == key)
+            .expect("flag present")
+    }
+
+    #[test]
+    fn summarises_every_sample_form() {
+        let flags = prod_flags();
+        assert_eq!(flags.len(), 6);
+        let checkout = flag(&flags, "kill_switch_checkout");
+        assert!(checkout.meta.is_kill_switch());
+        assert!(checkout.state.enabled);
+        assert_eq!(checkout.meta.owner.as_deref(), Some("team-checkout"));
+        assert_eq!(
+            checkout.meta.runbook.as_deref(),
+            Some("../runbooks/runbook-api-latency-p99.md")
+        );
+
+        let canary = flag(&flags, "checkout_stripe_payment_intents_v2024_11");
+        assert_eq!(canary.state.rollout, Rollout::Percentage { percent: 10.0 });
+        assert_eq!(
+            crate::model::cell_text(canary.meta.kind, &canary.state),
+            "ON 10%"
+        );
+
+        let ab = flag(&flags, "recommendations_ab_test_model_v3");
+        assert_eq!(ab.meta.kind, FlagKind::Experiment);
+        assert_eq!(ab.state.rollout.summary(), "33/33/34");
+
+        let dark = flag(&flags, "catalog_v2_search_engine");
+        assert!(dark.state.enabled, "segments still get it");
+        assert_eq!(dark.state.value, Some(Value::Bool(false)));
+        assert_eq!(dark.state.overrides.len(), 1);
+        assert_eq!(
+            dark.state.overrides[0].target,
+            "internal_staff or beta_customers"
+        );
+
+        let pages = flag(&flags, "catalog_per_tenant_pagination_size");
+        assert_eq!(pages.state.value, Some(Value::from(20)));
+        let summaries: Vec<String> = pages
+            .state
+            .overrides
+            .iter()
+            .map(Override::summary)
+            .collect();
+        assert_eq!(
+            summaries,
+            vec!["100 (enterprise_tenants)", "50 (eu_tenants)"]
+        );
+    }
+
+    fn note() -> ChangeNote {
+        ChangeNote {
+            audit_id: "a1".into(),
+            operator: "alice".into(),
+            note: "p99 latency".into(),
+        }
+    }
+
+    #[test]
+    fn kill_serves_false_and_restore_is_exact() {
+        let document = parse_document(PROD).expect("seed parses");
+        for key in [
+            "kill_switch_checkout",
+            "catalog_v2_search_engine",
+            "checkout_stripe_payment_intents_v2024_11",
+        ] {
+            let original = document["flags"][key].clone();
+            let mut flag = original.as_object().cloned().expect("object");
+            turn_off(&mut flag, key, &note()).expect("kill");
+            let killed = summarise(key, &Value::Object(flag.clone()));
+            assert!(!killed.state.enabled, "{key} killed");
+            assert_eq!(
+                killed.state.value,
+                Some(Value::Bool(false)),
+                "{key} serves false"
+            );
+            assert_eq!(flag["state"], "ENABLED", "{key} never DISABLED");
+            assert!(flag.get("targeting").is_none());
+            turn_on(&mut flag, key).expect("restore");
+            assert_eq!(Value::Object(flag), original, "{key} restored exactly");
+        }
+    }
+
+    #[test]
+    fn killing_a_disabled_switch_makes_it_serve_false() {
+        let mut flag: Map<String, Value> = serde_json::from_str(
+            r#"{"state":"DISABLED","variants":{"on":true,"off":false},"defaultVariant":"on"}"#,
+        )
+        .expect("json");
+        assert!(
+            !summarise("kill_switch_x", &Value::Object(flag.clone()))
+                .state
+                .enabled
+        );
+        turn_off(&mut flag, "kill_switch_x", &note()).expect("kill");
+        assert_eq!(flag["state"], "ENABLED");
+        assert_eq!(flag["defaultVariant"], "off");
+    }
+
+    #[test]
+    fn non_boolean_flags_turn_off_as_disabled() {
+        let document = parse_document(PROD).expect("seed parses");
+        let mut flag = document["flags"]["catalog_per_tenant_pagination_size"]
+            .as_object()
+            .cloned()
+            .expect("object");
+        turn_off(&mut flag, "catalog_per_tenant_pagination_size", &note()).expect("off");
+        assert_eq!(flag["state"], "DISABLED");
+        turn_on(&mut flag, "catalog_per_tenant_pagination_size").expect("on");
+        assert_eq!(flag["state"], "ENABLED");
+    }
+
+    #[tokio::test]
+    async fn write_keeps_unknown_fields_and_is_atomic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prod.flagd.json");
+        let mut document = parse_document(PROD).expect("seed parses");
+        document["x-team-notes"] = Value::String("keep me".into());
+        document["flags"]["kill_switch_checkout"]["x-extra"] = Value::from(42);
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&document).expect("encode"),
+        )
+        .expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+
+        let env = EnvironmentConfig {
+            name: "prod".into(),
+            provider: crate::config::ProviderKind::Flagd,
+            protected: true,
+            file: Some(path.clone()),
+            vault_mount: "kv".into(),
+            vault_path: "x".into(),
+            options: Default::default(),
+        };
+        let connection = connect(&env, Access::ReadWrite).expect("connect");
+        let seen = connection
+            .source
+            .read_flag("kill_switch_checkout")
+            .await
+            .expect("read");
+        let writer = connection.writer.clone().expect("writable");
+        writer
+            .set_enabled("kill_switch_checkout", false, &note(), &seen.state)
+            .await
+            .expect("kill");
+
+        let after: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(after["x-team-notes"], "keep me");
+        assert_eq!(after["flags"]["kill_switch_checkout"]["x-extra"], 42);
+        assert_eq!(
+            after["flags"]["kill_switch_checkout"]["defaultVariant"],
+            "off"
+        );
+        assert_eq!(after["$evaluators"], document["$evaluators"]);
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "file mode kept");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "no temp files left");
+
+        // The state we read before the kill is now stale: a second write with it is refused.
+        let stale = writer
+            .set_enabled("kill_switch_checkout", true, &note(), &seen.state)
+            .await;
+        assert_eq!(stale.map_err(|e| e.kind).err(), Some(ErrorKind::Conflict));
+        let missing = connection
+            .source
+            .read_flag("nope")
+            .await
+            .map_err(|e| e.kind)
+            .err();
+        assert_eq!(missing, Some(ErrorKind::NotFound));
+    }
+
+    #[test]
+    fn read_only_connection_has_no_writer() {
+        let env = EnvironmentConfig {
+            name: "prod".into(),
+            provider: crate::config::ProviderKind::Flagd,
+            protected: true,
+            file: Some(PathBuf::from("x.json")),
+            vault_mount: "kv".into(),
+            vault_path: "x".into(),
+            options: Default::default(),
+        };
+        let connection = connect(&env, Access::ReadOnly).expect("connect");
+        assert!(connection.writer.is_none());
+        assert_eq!(
+            connection.read_only_reason.as_deref(),
+            Some("read-only mode")
+        );
+    }
+
+    #[test]
+    fn malformed_files_say_where() {
+        let err = parse_document("{\"flags\": [1,2]}")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(err, "`flags` must be an object");
+        let err = parse_document("{\n\"flags\": {,}}")
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("JSON error at line 2"), "{err}");
+    }
+}

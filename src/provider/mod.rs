@@ -1,0 +1,220 @@
+//! One trait for every flag vendor. Nothing outside this folder knows which vendor is behind a
+//! [`Connection`]; vendor JSON types stay private to their own file.
+//!
+//! Read and write are separate traits on purpose: a read-only connection is one whose
+//! `writer` was never built, so "read-only" is a property of the value, not a flag checked at
+//! call time.
+
+pub mod flagd;
+pub mod http;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
+use crate::model::{Flag, FlagState, ServedState};
+use crate::secret::SecretFields;
+
+/// Who and where, for the status bar and error messages. Never holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderInfo {
+    /// "flagd", "flagsmith", "unleash", "launchdarkly".
+    pub vendor: &'static str,
+    /// A file path or a URL without credentials.
+    pub location: String,
+}
+
+/// What went wrong, sorted so the CLI can map it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The flag (or environment) does not exist at the vendor.
+    NotFound,
+    /// 401/403 or a credential that does not fit the call.
+    Auth,
+    /// The flag changed under us (conditional write refused, 409).
+    Conflict,
+    /// Connection refused, reset, DNS, TLS or timeout.
+    Unreachable,
+    /// Rate limited; the message says when to retry.
+    RateLimited,
+    /// The vendor answered with something we could not use (5xx, bad JSON, validation error).
+    Api,
+    /// Local file problems (flagd): unreadable, malformed, cannot write.
+    Io,
+}
+
+/// An error that already names the environment, the flag or URL, and the cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The audit note as it travels to the vendor. The same text goes to killswitch's own log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNote {
+    pub audit_id: String,
+    pub operator: String,
+    pub note: String,
+}
+
+impl ChangeNote {
+    /// One line for vendor fields that hold free text (comments, descriptions, tags).
+    pub fn vendor_text(&self) -> String {
+        format!(
+            "{} (by {} via killswitch, audit {})",
+            self.note, self.operator, self.audit_id
+        )
+    }
+}
+
+/// What a write did at the vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    /// The change is live at the vendor.
+    Applied,
+    /// The vendor requires an approval; a request was created and nothing is live yet.
+    PendingApproval { reference: String },
+}
+
+/// One entry of a vendor's history for a flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub who: Option<String>,
+    pub what: String,
+    pub comment: Option<String>,
+}
+
+/// Reading an environment's flags. Every call goes to the source (no cache): the re-read guard
+/// and verification depend on that.
+#[async_trait]
+pub trait FlagSource: Send + Sync {
+    fn info(&self) -> &ProviderInfo;
+
+    /// Every flag of this environment, summarised into the domain model.
+    async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError>;
+
+    /// One flag, fresh from the source.
+    async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError>;
+
+    /// What services get for this flag now, read the way an SDK reads it.
+    async fn served(&self, key: &str) -> Result<ServedState, ProviderError>;
+
+    /// The vendor's own change history for the flag, when it keeps one.
+    async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
+        let _ = key;
+        Err(ProviderError::new(
+            ErrorKind::Api,
+            format!(
+                "{} keeps no change history killswitch can read",
+                self.info().vendor
+            ),
+        ))
+    }
+}
+
+/// Changing a flag. Only built for connections allowed to write.
+#[async_trait]
+pub trait FlagWriter: Send + Sync {
+    /// Turns the flag on or off. `seen` is the state the re-read guard just checked: providers
+    /// with conditional writes send its version so a concurrent change is refused, not lost.
+    async fn set_enabled(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError>;
+}
+
+/// Whether a write path should be built at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One environment, connected.
+#[derive(Clone)]
+pub struct Connection {
+    pub env: String,
+    pub source: Arc<dyn FlagSource>,
+    /// `None` when read-only: by `--read-only`, or because the credentials allow no writes.
+    pub writer: Option<Arc<dyn FlagWriter>>,
+    /// Why `writer` is `None`, in words for the status bar.
+    pub read_only_reason: Option<String>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("env", &self.env)
+            .field("source", self.source.info())
+            .field("writable", &self.writer.is_some())
+            .field("read_only_reason", &self.read_only_reason)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// A connection with its write path removed (for `--read-only`).
+    pub fn read_only(
+        source: Arc<dyn FlagSource>,
+        env: &str,
+        reason: impl Into<String>,
+    ) -> Connection {
+        Connection {
+            env: env.to_string(),
+            source,
+            writer: None,
+            read_only_reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Builds the connection for one environment. `secrets` are the fields read from Vault (None
+/// for providers that need none, like flagd). This is the registry: a new vendor is one module
+/// plus one arm here.
+pub fn connect(
+    env: &EnvironmentConfig,
+    secrets: Option<&SecretFields>,
+    access: Access,
+    network: &NetworkConfig,
+) -> Result<Connection, ProviderError> {
+    let _ = network;
+    match env.provider {
+        ProviderKind::Flagd => {
+            let _ = secrets;
+            flagd::connect(env, access)
+        }
+    }
+}
+
+/// The Vault fields a provider reads, in the order the README documents them. `required` are
+/// needed to read; `write` only to change flags.
+pub struct CredentialFields {
+    pub required: &'static [&'static str],
+    pub write: &'static [&'static str],
+}
+
+pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
+    match kind {
+        ProviderKind::Flagd => CredentialFields {
+            required: &[],
+            write: &[],
+        },
+    }
+}

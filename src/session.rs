@@ -1,0 +1,172 @@
+//! A running session: the config, the credentials source, the audit log, the clock, and one
+//! connection per environment, built on first use and reused. Shared by the TUI and the
+//! subcommands so both take the same path to the vendors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use crate::audit::AuditLog;
+use crate::clock::Clock;
+use crate::config::{Config, EnvironmentConfig};
+use crate::model::EnvSnapshot;
+use crate::provider::{self, Access, Connection, ErrorKind, ProviderError};
+use crate::secret::SecretFields;
+
+/// Why an environment could not be connected: credentials (Vault) or the provider setup.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// Vault (or another credential source) failed: path, field, status, cause.
+    #[error("{0}")]
+    Credentials(String),
+    #[error("{0}")]
+    Provider(ProviderError),
+}
+
+/// Credentials plus the fields the reader may not see (for read-only-by-policy).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub fields: SecretFields,
+    /// Set when the policy let us read the environment keys but not the admin credential.
+    pub write_denied: Option<String>,
+}
+
+/// Where environment credentials come from (Vault KV v2 in production).
+#[async_trait]
+pub trait CredentialSource: Send + Sync {
+    /// The fields stored for one environment.
+    async fn credentials(&self, env: &EnvironmentConfig) -> Result<Credentials, ConnectError>;
+
+    /// Who is operating, for the audit log ("token-alice").
+    async fn operator(&self) -> Option<String> {
+        None
+    }
+}
+
+/// For setups without Vault (the local flagd workspace): any provider that needs credentials
+/// gets a clear error saying where they should have come from.
+pub struct NoCredentials;
+
+#[async_trait]
+impl CredentialSource for NoCredentials {
+    async fn credentials(&self, env: &EnvironmentConfig) -> Result<Credentials, ConnectError> {
+        Err(ConnectError::Credentials(format!(
+            "{}: provider {} reads its credentials from Vault at {}, but VAULT_ADDR is not set",
+            env.name,
+            env.provider.name(),
+            env.vault_location()
+        )))
+    }
+}
+
+pub struct Session {
+    pub config: Config,
+    pub access: Access,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub audit: Arc<AuditLog>,
+    pub clock: Arc<dyn Clock>,
+    connections: Mutex<HashMap<String, Connection>>,
+}
+
+impl Session {
+    pub fn new(
+        config: Config,
+        access: Access,
+        credentials: Arc<dyn CredentialSource>,
+        audit: Arc<AuditLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Session {
+        Session {
+            config,
+            access,
+            credentials,
+            audit,
+            clock,
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The operator's name for audit records: the Vault identity when there is one, else the
+    /// local user.
+    pub async fn operator(&self) -> String {
+        if let Some(name) = self.credentials.operator().await {
+            return name;
+        }
+        local_operator()
+    }
+
+    /// The environment's connection, built once (credentials read once) and reused.
+    pub async fn connection(&self, env: &str) -> Result<Connection, ConnectError> {
+        if let Some(existing) = self.connections.lock().await.get(env) {
+            return Ok(existing.clone());
+        }
+        let config = self.config.environment(env).ok_or_else(|| {
+            ConnectError::Provider(ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no environment `{env}` in {} (known: {})",
+                    self.config.origin,
+                    self.config.environment_names().join(", ")
+                ),
+            ))
+        })?;
+        let credentials = if config.provider.uses_vault() {
+            Some(self.credentials.credentials(config).await?)
+        } else {
+            None
+        };
+        let mut access = self.access;
+        let mut denied = None;
+        if let Some(reason) = credentials.as_ref().and_then(|c| c.write_denied.clone()) {
+            access = Access::ReadOnly;
+            denied = Some(reason);
+        }
+        let mut connection = provider::connect(
+            config,
+            credentials.as_ref().map(|c| &c.fields),
+            access,
+            &self.config.network,
+        )
+        .map_err(ConnectError::Provider)?;
+        if let Some(reason) = denied {
+            connection.read_only_reason = Some(reason);
+        }
+        self.connections
+            .lock()
+            .await
+            .insert(env.to_string(), connection.clone());
+        Ok(connection)
+    }
+
+    /// Connects if needed and reads every flag of the environment.
+    pub async fn load(&self, env: &str) -> Result<EnvSnapshot, String> {
+        let connection = self.connection(env).await.map_err(|err| err.to_string())?;
+        let flags = connection
+            .source
+            .list_flags()
+            .await
+            .map_err(|err| err.message)?;
+        Ok(EnvSnapshot {
+            env: env.to_string(),
+            flags,
+            fetched_at: self.clock.now(),
+        })
+    }
+}
+
+/// `$USER@host`, the operator when no Vault identity is known.
+pub fn local_operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    if host.is_empty() {
+        user
+    } else {
+        format!("{user}@{host}")
+    }
+}
