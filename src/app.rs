@@ -3,9 +3,13 @@
 use crate::cli::{Cli, Command};
 use crate::commands::{self, exit};
 use crate::provider::Access;
+use crate::tui::keymap::Keymap;
+use crate::tui::{self, TuiOptions};
+use crate::workspace::Dirs;
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let launched = std::time::Instant::now();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,7 +27,7 @@ pub fn run(cli: Cli) -> i32 {
                 let mut stdout = std::io::stdout().lock();
                 commands::status::run(&session, args, &mut stdout).await
             }
-            None => anyhow::bail!("the dashboard is not built yet"),
+            None => dashboard(&cli, launched).await,
         }
     });
     match result {
@@ -33,4 +37,54 @@ pub fn run(cli: Cli) -> i32 {
             exit::FAILURE
         }
     }
+}
+
+/// The TUI. Bad `--env`, `--flag` or keymap are reported before the terminal is touched.
+async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i32> {
+    let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+    if let Some(env) = cli
+        .env
+        .as_ref()
+        .filter(|env| session.config.environment(env).is_none())
+    {
+        eprintln!(
+            "killswitch: no environment `{env}` in {} (known: {})",
+            session.config.origin,
+            session.config.environment_names().join(", ")
+        );
+        return Ok(exit::NOT_FOUND);
+    }
+    let dirs = Dirs::discover()?;
+    let choice = cli.keymap.clone().or_else(|| session.config.keymap.clone());
+    let keymap = Keymap::load(choice.as_deref(), Some(&dirs.user_keymap()))?;
+    let focus = match (&cli.env, &cli.flag) {
+        (_, None) => None,
+        (Some(env), Some(flag)) => Some((env.clone(), flag.clone())),
+        (None, Some(flag)) => {
+            let env = session
+                .config
+                .environments
+                .iter()
+                .find(|env| env.protected)
+                .or(session.config.environments.first())
+                .map(|env| env.name.clone())
+                .unwrap_or_default();
+            Some((env, flag.clone()))
+        }
+    };
+    let focus = focus.or_else(|| cli.env.clone().map(|env| (env, String::new())));
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        eprintln!("killswitch: the dashboard needs a terminal; use `killswitch status` in scripts");
+        return Ok(exit::USAGE);
+    }
+    tui::run(
+        std::sync::Arc::new(session),
+        TuiOptions {
+            keymap,
+            focus,
+            launched,
+        },
+    )
+    .await?;
+    Ok(exit::OK)
 }

@@ -14,4 +14,5 @@ pub mod model;
 pub mod provider;
 pub mod secret;
 pub mod session;
+pub mod tui;
 pub mod workspace;

@@ -1,0 +1,67 @@
+//! Everything that can change the dashboard's state: a key's command, typed input, a tick, a
+//! resize, or a finished task reporting back. `app::update` is the only consumer.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::KeyEvent;
+
+use super::keymap::Command;
+use crate::audit::AuditRecord;
+use crate::flip::{FlipError, FlipOutcome, FlipRequest};
+use crate::model::EnvSnapshot;
+use crate::provider::HistoryEntry;
+
+#[derive(Debug)]
+pub enum Action {
+    /// A key bound in the keymap.
+    Command(Command),
+    /// A key typed into the filter or a dialog.
+    Input(KeyEvent),
+    /// Mouse wheel: +1 down, -1 up.
+    Scroll(i32),
+    /// Spinner frame and clock; `now` drives freshness marks.
+    Tick(DateTime<Utc>),
+    /// Terminal size changed (columns, rows).
+    Resize(u16, u16),
+    /// An environment finished loading (or failed). `writable` and `read_only_reason` come
+    /// from its connection.
+    EnvLoaded {
+        env: String,
+        result: Result<EnvSnapshot, String>,
+        read_only_reason: Option<String>,
+    },
+    /// A flip finished. `since_launch` is measured from the moment killswitch started.
+    FlipFinished {
+        request: Box<FlipRequest>,
+        result: Result<FlipOutcome, String>,
+        changed: bool,
+        since_launch: Duration,
+    },
+    /// The audit view's data arrived.
+    AuditLoaded {
+        records: Result<Vec<AuditRecord>, String>,
+        history: Option<Result<Vec<HistoryEntry>, String>>,
+    },
+    /// Interrupted flips found and reconciled at start.
+    Reconciled(Vec<String>),
+    /// The operator's identity (from Vault when configured).
+    Operator(String),
+}
+
+impl Action {
+    /// Builds a `FlipFinished` from the flip transaction's result.
+    pub fn flip_finished(
+        request: FlipRequest,
+        result: Result<FlipOutcome, FlipError>,
+        since_launch: Duration,
+    ) -> Action {
+        let changed = matches!(result, Err(FlipError::Changed { .. }));
+        Action::FlipFinished {
+            request: Box::new(request),
+            result: result.map_err(|err| err.to_string()),
+            changed,
+            since_launch,
+        }
+    }
+}

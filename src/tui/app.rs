@@ -1,0 +1,813 @@
+//! The dashboard's state and `update(state, action) -> effects`. No I/O and no drawing here:
+//! effects are run as tasks by `tui::run`, whose results come back as actions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use nucleo_matcher::pattern::{CaseMatching, Normalization, Pattern};
+use nucleo_matcher::{Config as MatcherConfig, Matcher, Utf32Str};
+use tui_input::{Input, InputRequest};
+
+use super::action::Action;
+use super::keymap::{Command, Keymap};
+use super::layout;
+use crate::audit::AuditRecord;
+use crate::flip::{self, FlipOutcome, FlipRequest, Verification};
+use crate::model::{EnvSnapshot, Flag, FlagMeta, cell_text};
+use crate::provider::HistoryEntry;
+
+/// What `update` asks the runner to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// (Re)load one environment.
+    Load(String),
+    /// Run the flip transaction.
+    Flip(Box<FlipRequest>),
+    /// Read the audit log (and the vendor's history of `flag` in `env`).
+    LoadAudit {
+        env: Option<String>,
+        flag: Option<String>,
+    },
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadState {
+    Loading,
+    Loaded,
+    Failed(String),
+}
+
+/// One environment column.
+#[derive(Debug, Clone)]
+pub struct EnvColumn {
+    pub name: String,
+    pub protected: bool,
+    pub load: LoadState,
+    /// The last good data; kept (and marked) when a refresh fails.
+    pub snapshot: Option<EnvSnapshot>,
+    /// Why this environment cannot be written to, if it cannot.
+    pub read_only_reason: Option<String>,
+}
+
+impl EnvColumn {
+    /// The data is older than the refresh interval (or a refresh failed): not current.
+    pub fn is_stale(&self, now: DateTime<Utc>, interval: Duration) -> bool {
+        match &self.snapshot {
+            Some(snapshot) => {
+                matches!(self.load, LoadState::Failed(_))
+                    || (now - snapshot.fetched_at).to_std().unwrap_or_default() > interval * 2
+            }
+            None => false,
+        }
+    }
+}
+
+/// One flag row across environments.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub meta: FlagMeta,
+    /// Index into each environment's `snapshot.flags`, `None` where the flag does not exist.
+    pub cells: Vec<Option<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DialogStage {
+    /// Typing the audit note.
+    Note,
+    /// Typing the environment name (protected) or pressing y.
+    Confirm,
+    Applying,
+    /// Finished: the lines say how it went.
+    Done {
+        ok: bool,
+        lines: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FlipDialog {
+    pub request: FlipRequest,
+    /// "KILL checkout in prod: kill_switch_checkout ON -> OFF".
+    pub sentence: String,
+    pub protected: bool,
+    pub stage: DialogStage,
+    pub note: Input,
+    pub confirm: Input,
+    /// A problem with what was typed ("a note is required").
+    pub error: Option<String>,
+    /// Shown when the data behind the dialog is not current.
+    pub warning: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditView {
+    pub title: String,
+    pub records: Option<Result<Vec<AuditRecord>, String>>,
+    pub history: Option<Result<Vec<HistoryEntry>, String>>,
+    pub scroll: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Help,
+    Flip(Box<FlipDialog>),
+    Audit(Box<AuditView>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Success,
+    Error,
+}
+
+/// Everything the screen shows.
+#[derive(Debug)]
+pub struct State {
+    pub envs: Vec<EnvColumn>,
+    pub rows: Vec<Row>,
+    /// Indices into `rows` that pass the filter, in display order.
+    pub visible: Vec<usize>,
+    /// Cursor: index into `visible`, and environment column.
+    pub row: usize,
+    pub col: usize,
+    /// First visible row of the table.
+    pub offset: usize,
+    pub filter: Input,
+    pub mode: Mode,
+    pub message: Option<(Level, String)>,
+    pub keymap: Keymap,
+    /// Started with `--read-only`: no write path exists at all.
+    pub read_only: bool,
+    pub local_workspace: bool,
+    pub operator: String,
+    pub show_details: bool,
+    pub now: DateTime<Utc>,
+    pub spinner: usize,
+    pub size: (u16, u16),
+    pub refresh_interval: Duration,
+    /// `--env E --flag F`: where the cursor goes once that flag has loaded.
+    pub focus: Option<(String, String)>,
+    pub quitting: bool,
+    matcher: Matcher,
+}
+
+/// What the state is built from.
+pub struct Setup {
+    pub envs: Vec<(String, bool)>,
+    pub keymap: Keymap,
+    pub read_only: bool,
+    pub local_workspace: bool,
+    pub operator: String,
+    pub refresh_interval: Duration,
+    pub focus: Option<(String, String)>,
+    pub now: DateTime<Utc>,
+    pub size: (u16, u16),
+}
+
+impl State {
+    pub fn new(setup: Setup) -> State {
+        let envs: Vec<EnvColumn> = setup
+            .envs
+            .iter()
+            .map(|(name, protected)| EnvColumn {
+                name: name.clone(),
+                protected: *protected,
+                load: LoadState::Loading,
+                snapshot: None,
+                read_only_reason: None,
+            })
+            .collect();
+        // Start where an incident usually is: the deep-linked env, else the first protected one.
+        let focus_col = setup
+            .focus
+            .as_ref()
+            .and_then(|(env, _)| envs.iter().position(|e| &e.name == env));
+        let col = focus_col
+            .or_else(|| envs.iter().position(|e| e.protected))
+            .unwrap_or(0);
+        State {
+            envs,
+            rows: Vec::new(),
+            visible: Vec::new(),
+            row: 0,
+            col,
+            offset: 0,
+            filter: Input::default(),
+            mode: Mode::Normal,
+            message: None,
+            keymap: setup.keymap,
+            read_only: setup.read_only,
+            local_workspace: setup.local_workspace,
+            operator: setup.operator,
+            show_details: true,
+            now: setup.now,
+            spinner: 0,
+            size: setup.size,
+            refresh_interval: setup.refresh_interval,
+            focus: setup.focus,
+            quitting: false,
+            matcher: Matcher::new(MatcherConfig::DEFAULT),
+        }
+    }
+
+    /// Effects to run at start: load every environment at once.
+    pub fn initial_effects(&self) -> Vec<Effect> {
+        self.envs
+            .iter()
+            .map(|env| Effect::Load(env.name.clone()))
+            .collect()
+    }
+
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.visible
+            .get(self.row)
+            .and_then(|index| self.rows.get(*index))
+    }
+
+    /// The selected flag in the selected environment, if it exists there.
+    pub fn selected_flag(&self) -> Option<&Flag> {
+        let row = self.selected_row()?;
+        self.flag_at(row, self.col)
+    }
+
+    pub fn flag_at(&self, row: &Row, col: usize) -> Option<&Flag> {
+        let index = (*row.cells.get(col)?)?;
+        self.envs.get(col)?.snapshot.as_ref()?.flags.get(index)
+    }
+
+    pub fn cell_text(&self, row: &Row, col: usize) -> Option<String> {
+        self.flag_at(row, col)
+            .map(|flag| cell_text(flag.meta.kind, &flag.state))
+    }
+
+    pub fn any_loading(&self) -> bool {
+        self.envs.iter().any(|env| env.load == LoadState::Loading)
+            || matches!(&self.mode, Mode::Flip(d) if d.stage == DialogStage::Applying)
+    }
+
+    fn page(&self) -> usize {
+        layout::table_rows(self.size.0, self.size.1, self.show_details)
+    }
+
+    fn set_message(&mut self, level: Level, text: impl Into<String>) {
+        self.message = Some((level, text.into()));
+    }
+
+    /// Rebuilds the rows from every environment's snapshot: kill switches first, then by key.
+    fn rebuild_rows(&mut self) {
+        let selected_key = self.selected_row().map(|row| row.meta.key.clone());
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut rows: Vec<Row> = Vec::new();
+        let env_count = self.envs.len();
+        for (col, env) in self.envs.iter().enumerate() {
+            let Some(snapshot) = &env.snapshot else {
+                continue;
+            };
+            for (index, flag) in snapshot.flags.iter().enumerate() {
+                let row_index = *by_key.entry(flag.meta.key.clone()).or_insert_with(|| {
+                    rows.push(Row {
+                        meta: flag.meta.clone(),
+                        cells: vec![None; env_count],
+                    });
+                    rows.len() - 1
+                });
+                if let Some(cell) = rows[row_index].cells.get_mut(col) {
+                    *cell = Some(index);
+                }
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.meta
+                .is_kill_switch()
+                .cmp(&a.meta.is_kill_switch())
+                .then_with(|| a.meta.key.cmp(&b.meta.key))
+        });
+        self.rows = rows;
+        self.apply_filter();
+        if let Some(key) = selected_key {
+            self.select_key(&key);
+        }
+        self.apply_focus();
+        self.clamp_cursor();
+    }
+
+    /// Moves the cursor to the deep-linked cell once its flag has loaded.
+    fn apply_focus(&mut self) {
+        let Some((env, flag)) = self.focus.clone() else {
+            return;
+        };
+        if let Some(col) = self.envs.iter().position(|e| e.name == env) {
+            self.col = col;
+        }
+        if self.select_key(&flag) {
+            self.focus = None;
+            return;
+        }
+        let all_done = self.envs.iter().all(|e| e.load != LoadState::Loading);
+        if all_done {
+            self.focus = None;
+            self.set_message(
+                Level::Error,
+                format!("flag `{flag}` was not found in any environment"),
+            );
+        }
+    }
+
+    fn select_key(&mut self, key: &str) -> bool {
+        match self
+            .visible
+            .iter()
+            .position(|index| self.rows[*index].meta.key == key)
+        {
+            Some(position) => {
+                self.row = position;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Recomputes `visible` from the filter text (fuzzy, smart case).
+    fn apply_filter(&mut self) {
+        let text = self.filter.value().trim().to_string();
+        self.visible.clear();
+        if text.is_empty() {
+            self.visible.extend(0..self.rows.len());
+            return;
+        }
+        let pattern = Pattern::parse(&text, CaseMatching::Smart, Normalization::Smart);
+        let mut buffer = Vec::new();
+        for (index, row) in self.rows.iter().enumerate() {
+            let haystack = Utf32Str::new(&row.meta.key, &mut buffer);
+            if pattern.score(haystack, &mut self.matcher).is_some() {
+                self.visible.push(index);
+            }
+        }
+    }
+
+    fn clamp_cursor(&mut self) {
+        self.row = self.row.min(self.visible.len().saturating_sub(1));
+        self.col = self.col.min(self.envs.len().saturating_sub(1));
+        let page = self.page();
+        if self.row < self.offset {
+            self.offset = self.row;
+        } else if self.row >= self.offset + page {
+            self.offset = self.row + 1 - page;
+        }
+        self.offset = self.offset.min(self.visible.len().saturating_sub(page));
+    }
+
+    fn move_rows(&mut self, delta: i64) {
+        let last = self.visible.len().saturating_sub(1) as i64;
+        self.row = (self.row as i64 + delta).clamp(0, last.max(0)) as usize;
+        self.clamp_cursor();
+    }
+}
+
+/// The one place state changes.
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Command(command) => command_effects(state, command),
+        Action::Input(key) => input(state, key),
+        Action::Scroll(delta) => {
+            if let Mode::Audit(view) = &mut state.mode {
+                view.scroll = (view.scroll as i64 + i64::from(delta)).max(0) as usize;
+            } else if matches!(state.mode, Mode::Normal | Mode::Filter) {
+                state.move_rows(i64::from(delta));
+            }
+            Vec::new()
+        }
+        Action::Tick(now) => {
+            state.now = now;
+            state.spinner = state.spinner.wrapping_add(1);
+            due_refreshes(state)
+        }
+        Action::Resize(width, height) => {
+            state.size = (width, height);
+            state.clamp_cursor();
+            Vec::new()
+        }
+        Action::EnvLoaded {
+            env,
+            result,
+            read_only_reason,
+        } => {
+            if let Some(column) = state.envs.iter_mut().find(|c| c.name == env) {
+                column.read_only_reason = read_only_reason;
+                match result {
+                    Ok(snapshot) => {
+                        column.snapshot = Some(snapshot);
+                        column.load = LoadState::Loaded;
+                    }
+                    Err(error) => column.load = LoadState::Failed(error),
+                }
+            }
+            state.rebuild_rows();
+            Vec::new()
+        }
+        Action::FlipFinished {
+            request,
+            result,
+            changed,
+            since_launch,
+        } => finish_flip(state, *request, result, changed, since_launch),
+        Action::AuditLoaded { records, history } => {
+            if let Mode::Audit(view) = &mut state.mode {
+                view.records = Some(records);
+                view.history = history;
+            }
+            Vec::new()
+        }
+        Action::Operator(name) => {
+            state.operator = name;
+            Vec::new()
+        }
+        Action::Reconciled(lines) => {
+            if !lines.is_empty() {
+                state.set_message(Level::Info, lines.join("; "));
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn due_refreshes(state: &mut State) -> Vec<Effect> {
+    if state.refresh_interval.is_zero() || matches!(state.mode, Mode::Flip(_)) {
+        return Vec::new();
+    }
+    let mut effects = Vec::new();
+    for env in &mut state.envs {
+        let due = match (&env.load, &env.snapshot) {
+            (LoadState::Loading, _) => false,
+            (_, Some(snapshot)) => {
+                (state.now - snapshot.fetched_at)
+                    .to_std()
+                    .unwrap_or_default()
+                    >= state.refresh_interval
+            }
+            (LoadState::Failed(_), None) => false,
+            (LoadState::Loaded, None) => true,
+        };
+        if due {
+            env.load = LoadState::Loading;
+            effects.push(Effect::Load(env.name.clone()));
+        }
+    }
+    effects
+}
+
+fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
+    match command {
+        Command::Quit => {
+            state.quitting = true;
+            return vec![Effect::Quit];
+        }
+        Command::MoveUp => state.move_rows(-1),
+        Command::MoveDown => state.move_rows(1),
+        Command::PageUp => state.move_rows(-(state.page() as i64)),
+        Command::PageDown => state.move_rows(state.page() as i64),
+        Command::FirstRow => state.move_rows(-(state.visible.len() as i64)),
+        Command::LastRow => state.move_rows(state.visible.len() as i64),
+        Command::MoveLeft => state.col = state.col.saturating_sub(1),
+        Command::MoveRight => state.col = (state.col + 1).min(state.envs.len().saturating_sub(1)),
+        Command::Filter => state.mode = Mode::Filter,
+        Command::ClearFilter => {
+            state.filter.reset();
+            state.apply_filter();
+            state.clamp_cursor();
+            state.message = None;
+        }
+        Command::Help => state.mode = Mode::Help,
+        Command::ToggleDetails => {
+            state.show_details = !state.show_details;
+            state.clamp_cursor();
+        }
+        Command::Refresh => {
+            let mut effects = Vec::new();
+            for env in &mut state.envs {
+                if env.load != LoadState::Loading {
+                    env.load = LoadState::Loading;
+                    effects.push(Effect::Load(env.name.clone()));
+                }
+            }
+            return effects;
+        }
+        Command::AuditLog => return open_audit(state),
+        Command::Flip => open_flip(state),
+    }
+    Vec::new()
+}
+
+fn open_audit(state: &mut State) -> Vec<Effect> {
+    let flag = state.selected_row().map(|row| row.meta.key.clone());
+    let env = state.envs.get(state.col).map(|e| e.name.clone());
+    let title = match (&flag, &env) {
+        (Some(flag), Some(env)) => format!("Audit: {flag} in {env}"),
+        _ => "Audit log".to_string(),
+    };
+    state.mode = Mode::Audit(Box::new(AuditView {
+        title,
+        records: None,
+        history: None,
+        scroll: 0,
+    }));
+    vec![Effect::LoadAudit { env, flag }]
+}
+
+fn open_flip(state: &mut State) {
+    if state.read_only {
+        state.set_message(
+            Level::Error,
+            "READ-ONLY: started with --read-only, flips are disabled",
+        );
+        return;
+    }
+    let Some(env) = state.envs.get(state.col).cloned() else {
+        return;
+    };
+    let Some(row) = state.selected_row().cloned() else {
+        state.set_message(Level::Error, "no flag selected");
+        return;
+    };
+    if let Some(reason) = &env.read_only_reason {
+        state.set_message(Level::Error, format!("{} is read-only: {reason}", env.name));
+        return;
+    }
+    let Some(flag) = state.flag_at(&row, state.col).cloned() else {
+        let why = match &env.load {
+            LoadState::Loading => format!("{} is still loading", env.name),
+            LoadState::Failed(error) if env.snapshot.is_none() => {
+                format!("{} failed to load: {error}", env.name)
+            }
+            _ => format!("{} does not exist in {}", row.meta.key, env.name),
+        };
+        state.set_message(Level::Error, why);
+        return;
+    };
+    let enabled = !flag.state.enabled;
+    let request = FlipRequest {
+        env: env.name.clone(),
+        flag: flag.meta.key.clone(),
+        kind: flag.meta.kind,
+        enabled,
+        seen: flag.state.clone(),
+        note: String::new(),
+        operator: state.operator.clone(),
+    };
+    let warning = env.is_stale(state.now, state.refresh_interval).then(|| {
+        format!(
+            "{} data is not current; the flag is re-read before anything changes",
+            env.name
+        )
+    });
+    state.mode = Mode::Flip(Box::new(FlipDialog {
+        sentence: flip::describe(flag.meta.kind, &flag.meta.key, &env.name, enabled),
+        protected: env.protected,
+        stage: DialogStage::Note,
+        note: Input::default(),
+        confirm: Input::default(),
+        error: None,
+        warning,
+        request,
+    }));
+}
+
+fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    match &mut state.mode {
+        Mode::Normal => Vec::new(),
+        Mode::Help => {
+            state.mode = Mode::Normal;
+            Vec::new()
+        }
+        Mode::Audit(view) => {
+            match key.code {
+                KeyCode::Down | KeyCode::Char('j') => view.scroll += 1,
+                KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_sub(1),
+                _ => state.mode = Mode::Normal,
+            }
+            Vec::new()
+        }
+        Mode::Filter => {
+            match key.code {
+                KeyCode::Enter => state.mode = Mode::Normal,
+                KeyCode::Esc => {
+                    state.filter.reset();
+                    state.mode = Mode::Normal;
+                }
+                KeyCode::Up => state.move_rows(-1),
+                KeyCode::Down => state.move_rows(1),
+                _ => {
+                    edit(&mut state.filter, key);
+                }
+            }
+            state.apply_filter();
+            state.clamp_cursor();
+            Vec::new()
+        }
+        Mode::Flip(dialog) => {
+            let (effects, close) = dialog_input(dialog, key);
+            if close {
+                state.mode = Mode::Normal;
+            }
+            effects
+        }
+    }
+}
+
+/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether the
+/// dialog closes.
+fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
+    let mut closed = false;
+    let mut close = || closed = true;
+    match dialog.stage.clone() {
+        DialogStage::Note => match key.code {
+            KeyCode::Esc => close(),
+            KeyCode::Enter => {
+                if dialog.note.value().trim().is_empty() {
+                    dialog.error = Some(
+                        "an audit note is required: say why (incident, ticket, symptom)".into(),
+                    );
+                } else {
+                    dialog.error = None;
+                    dialog.stage = DialogStage::Confirm;
+                }
+            }
+            _ => {
+                edit(&mut dialog.note, key);
+                dialog.error = None;
+            }
+        },
+        DialogStage::Confirm => {
+            if dialog.protected {
+                match key.code {
+                    KeyCode::Esc => close(),
+                    KeyCode::Enter => {
+                        if dialog.confirm.value().trim() == dialog.request.env {
+                            return (start_flip(dialog), false);
+                        }
+                        dialog.error = Some(format!(
+                            "type `{}` exactly to confirm, or Esc to cancel",
+                            dialog.request.env
+                        ));
+                    }
+                    _ => {
+                        edit(&mut dialog.confirm, key);
+                        dialog.error = None;
+                    }
+                }
+            } else {
+                match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                        return (start_flip(dialog), false);
+                    }
+                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => close(),
+                    _ => dialog.error = Some("press y to apply, n or Esc to cancel".into()),
+                }
+            }
+        }
+        DialogStage::Applying => {}
+        DialogStage::Done { .. } => {
+            if matches!(
+                key.code,
+                KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
+            ) {
+                close();
+            }
+        }
+    }
+    (Vec::new(), closed)
+}
+
+fn start_flip(dialog: &mut FlipDialog) -> Vec<Effect> {
+    dialog.error = None;
+    dialog.stage = DialogStage::Applying;
+    dialog.request.note = dialog.note.value().trim().to_string();
+    vec![Effect::Flip(Box::new(dialog.request.clone()))]
+}
+
+fn finish_flip(
+    state: &mut State,
+    request: FlipRequest,
+    result: Result<FlipOutcome, String>,
+    changed: bool,
+    since_launch: Duration,
+) -> Vec<Effect> {
+    let word = flip::action_word(request.kind, request.enabled);
+    let target = format!("{} in {}", request.flag, request.env);
+    let (ok, lines) = match &result {
+        Ok(FlipOutcome::Applied {
+            audit_id,
+            took,
+            verification,
+            audit_warning,
+        }) => {
+            let mut lines = vec![format!(
+                "{word} applied: {target} ({} ms)",
+                took.as_millis()
+            )];
+            lines.push(match verification {
+                Verification::Confirmed { after } => {
+                    format!("Confirmed by what services see in {} ms", after.as_millis())
+                }
+                Verification::NotConfirmed { waited, reason } => {
+                    format!("NOT confirmed after {} ms: {reason}", waited.as_millis())
+                }
+            });
+            lines.push(format!(
+                "{:.1} s since killswitch started · audit {audit_id}",
+                since_launch.as_secs_f64()
+            ));
+            if let Some(warning) = audit_warning {
+                lines.push(format!("WARNING: {warning}"));
+            }
+            (
+                matches!(verification, Verification::Confirmed { .. }),
+                lines,
+            )
+        }
+        Ok(FlipOutcome::PendingApproval {
+            audit_id,
+            reference,
+            audit_warning,
+        }) => {
+            let mut lines = vec![
+                format!("{word} NOT applied yet: {target} awaits approval"),
+                format!("Approval request: {reference}"),
+                format!("audit {audit_id}"),
+            ];
+            if let Some(warning) = audit_warning {
+                lines.push(format!("WARNING: {warning}"));
+            }
+            (false, lines)
+        }
+        Ok(FlipOutcome::AlreadyInState { current }) => (
+            true,
+            vec![format!(
+                "Nothing to do: {target} already is {}",
+                cell_text(current.meta.kind, &current.state)
+            )],
+        ),
+        Err(error) => (false, vec![format!("{word} FAILED: {error}")]),
+    };
+    let summary = lines.first().cloned().unwrap_or_default();
+    state.set_message(if ok { Level::Success } else { Level::Error }, summary);
+    if let Mode::Flip(dialog) = &mut state.mode {
+        dialog.stage = DialogStage::Done { ok, lines };
+    }
+    let _ = changed;
+    // Whatever happened, show the environment as it is now.
+    match state.envs.iter_mut().find(|env| env.name == request.env) {
+        Some(env) if env.load != LoadState::Loading => {
+            env.load = LoadState::Loading;
+            vec![Effect::Load(request.env)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Line editing shared by the filter and the dialog fields.
+fn edit(input: &mut Input, key: KeyEvent) {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let request = match key.code {
+        KeyCode::Char('u') if ctrl => Some(InputRequest::DeleteLine),
+        KeyCode::Char('w') if ctrl => Some(InputRequest::DeletePrevWord),
+        KeyCode::Char('a') if ctrl => Some(InputRequest::GoToStart),
+        KeyCode::Char('e') if ctrl => Some(InputRequest::GoToEnd),
+        KeyCode::Char(_) if ctrl => None,
+        KeyCode::Char(c) => Some(InputRequest::InsertChar(c)),
+        KeyCode::Backspace => Some(InputRequest::DeletePrevChar),
+        KeyCode::Delete => Some(InputRequest::DeleteNextChar),
+        KeyCode::Left => Some(InputRequest::GoToPrevChar),
+        KeyCode::Right => Some(InputRequest::GoToNextChar),
+        KeyCode::Home => Some(InputRequest::GoToStart),
+        KeyCode::End => Some(InputRequest::GoToEnd),
+        _ => None,
+    };
+    if let Some(request) = request {
+        input.handle(request);
+    }
+}
+
+/// Which action a key means in the current mode: keymap commands in the dashboard, typed
+/// input in the filter and dialogs.
+pub fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
+    let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl_c {
+        // Ctrl-C always quits, except while a flip is being applied: leaving then would leave
+        // its outcome unrecorded until the next start.
+        return match &state.mode {
+            Mode::Flip(dialog) if dialog.stage == DialogStage::Applying => None,
+            _ => Some(Action::Command(Command::Quit)),
+        };
+    }
+    match state.mode {
+        Mode::Normal => state.keymap.command_for(&key).map(Action::Command),
+        _ => Some(Action::Input(key)),
+    }
+}

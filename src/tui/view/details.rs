@@ -1,0 +1,78 @@
+//! The details pane: what the selected flag is, who owns it, when it should go, and how each
+//! environment serves it.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use crate::model::{Removal, cell_text};
+use crate::tui::app::State;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let block = Block::new().borders(Borders::ALL).title(" details ");
+    let Some(row) = state.selected_row() else {
+        frame.render_widget(Paragraph::new("no flag selected").block(block), area);
+        return;
+    };
+    let meta = &row.meta;
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let removal = match (meta.expected_removal, meta.removal(state.now.date_naive())) {
+        (None, _) => Span::styled("no removal date (policy violation)", bold),
+        (Some(date), Removal::Stale(days)) => Span::styled(
+            format!("{date} STALE: {days} days overdue"),
+            bold.add_modifier(Modifier::REVERSED),
+        ),
+        (Some(date), Removal::Overdue(days)) => {
+            Span::styled(format!("{date} OVERDUE: {days} days"), bold)
+        }
+        (Some(date), _) => Span::raw(date.to_string()),
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(meta.key.clone(), bold),
+            Span::raw(format!("  ({})", meta.kind.label())),
+            Span::raw("  owner "),
+            Span::styled(
+                meta.owner
+                    .clone()
+                    .unwrap_or_else(|| "NONE (policy violation)".into()),
+                bold,
+            ),
+            Span::raw("  remove by "),
+            removal,
+        ]),
+        Line::from(
+            meta.description
+                .clone()
+                .unwrap_or_else(|| "(no description)".into()),
+        ),
+    ];
+    if !meta.tags.is_empty() {
+        lines.push(Line::from(format!("tags: {}", meta.tags.join(", "))));
+    }
+    for (col, env) in state.envs.iter().enumerate() {
+        let text = match state.flag_at(row, col) {
+            Some(flag) => {
+                let mut text = format!("{}: {}", env.name, cell_text(flag.meta.kind, &flag.state));
+                let overrides: Vec<String> =
+                    flag.state.overrides.iter().map(|o| o.summary()).collect();
+                if !overrides.is_empty() {
+                    text.push_str(&format!("  overrides: {}", overrides.join(", ")));
+                }
+                text
+            }
+            None => format!("{}: —", env.name),
+        };
+        lines.push(Line::from(text));
+    }
+    lines.push(Line::from(format!(
+        "runbook: {}",
+        meta.runbook.clone().unwrap_or_else(|| "(none)".into())
+    )));
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
+        area,
+    );
+}

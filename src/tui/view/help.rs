@@ -1,0 +1,59 @@
+//! The help screen, generated from the active keymap: it cannot drift from what keys do.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+use super::centered;
+use crate::tui::app::State;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let bindings = state.keymap.help_lines(state.read_only);
+    let key_width = bindings
+        .iter()
+        .map(|(keys, _)| keys.chars().count())
+        .max()
+        .unwrap_or(4);
+    let mut lines: Vec<Line> = bindings
+        .iter()
+        .map(|(keys, desc)| {
+            Line::from(vec![
+                Span::styled(format!("{keys:>key_width$}  "), bold),
+                Span::raw(desc.clone()),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::styled("In the filter and the flip dialog", bold));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Accept / next step",
+        "enter"
+    )));
+    lines.push(Line::from(format!("{:>key_width$}  Cancel", "esc")));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Clear the line",
+        "ctrl-u"
+    )));
+    if state.read_only {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
+            "READ-ONLY: flips are disabled (started with --read-only).",
+            bold,
+        ));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(format!(
+        "keymap: {}  ·  any key closes",
+        state.keymap.origin
+    )));
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let popup = centered(area, 78, height);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" help ")),
+        popup,
+    );
+}

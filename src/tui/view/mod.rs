@@ -1,0 +1,74 @@
+//! Drawing: pure functions of `&State`. Nothing here does I/O or changes state, so every
+//! screen is a snapshot test (ratatui's TestBackend).
+
+mod audit;
+mod dashboard;
+mod details;
+mod dialog;
+mod help;
+mod status_bar;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::app::{Mode, State};
+use super::layout;
+
+/// Spinner frames for loading environments and a flip in flight.
+pub const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+pub fn render(frame: &mut Frame, state: &State) {
+    let area = frame.area();
+    if layout::too_small(area) {
+        render_too_small(frame, area);
+        return;
+    }
+    let areas = layout::areas(area, state.show_details);
+    dashboard::render_title(frame, areas.title, state);
+    dashboard::render_table(frame, areas.table, state);
+    if let Some(details_area) = areas.details {
+        details::render(frame, details_area, state);
+    }
+    status_bar::render_message(frame, areas.message, state);
+    status_bar::render_status(frame, areas.status, state);
+    status_bar::render_help_bar(frame, areas.help, state);
+    match &state.mode {
+        Mode::Help => help::render(frame, area, state),
+        Mode::Flip(dialog) => dialog::render(frame, area, dialog, state),
+        Mode::Audit(view) => audit::render(frame, area, view),
+        Mode::Normal | Mode::Filter => {}
+    }
+}
+
+fn render_too_small(frame: &mut Frame, area: Rect) {
+    let text = vec![
+        Line::styled(
+            "Terminal too small",
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Line::from(format!(
+            "{}x{} — killswitch needs at least {}x{}",
+            area.width,
+            area.height,
+            layout::MIN_WIDTH,
+            layout::MIN_HEIGHT
+        )),
+        Line::from("Enlarge the window, or use `killswitch status`."),
+        Line::from("q quits."),
+    ];
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+}
+
+/// A centred rectangle of at most `width` x `height` inside `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
