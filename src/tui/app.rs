@@ -405,7 +405,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         column.snapshot = Some(snapshot);
                         column.load = LoadState::Loaded;
                     }
-                    Err(error) => column.load = LoadState::Failed(error),
+                    Err(error) => {
+                        column.load = LoadState::Failed(error.clone());
+                        let text = if error.starts_with(&env) {
+                            error
+                        } else {
+                            format!("{env}: {error}")
+                        };
+                        state.message = Some((Level::Error, text));
+                    }
                 }
             }
             state.rebuild_rows();

@@ -2,6 +2,9 @@
 //! installed under `.test-servers/` by `tests/servers/install-*.sh` (run by `tests/run.sh`).
 #![allow(dead_code)]
 
+pub mod dashboard;
+pub mod pty;
+
 use std::path::PathBuf;
 
 /// True under CI (`CI=true`): a missing server is then a failure, never a skip.
@@ -21,7 +24,9 @@ pub fn server_available(name: &str, available: bool, how_to_install: &str) -> bo
         return true;
     }
     if in_ci() {
-        panic!("{name} is not installed and CI=true: a missing server is a failure. Install it with {how_to_install}");
+        panic!(
+            "{name} is not installed and CI=true: a missing server is a failure. Install it with {how_to_install}"
+        );
     }
     eprintln!("SKIPPED: {name} is not installed; run {how_to_install}");
     false
@@ -42,7 +47,9 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Home {
-        Home { dir: tempfile::tempdir().expect("tempdir") }
+        Home {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -66,7 +73,9 @@ impl Home {
     }
 
     pub fn local_flags(&self, env: &str) -> PathBuf {
-        self.dir.path().join(format!("data/killswitch/local/{env}.flagd.json"))
+        self.dir
+            .path()
+            .join(format!("data/killswitch/local/{env}.flagd.json"))
     }
 
     /// A `Command` for the killswitch binary with this home's environment.

@@ -80,7 +80,17 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
             Style::new()
         })];
         for col in 0..state.envs.len() {
-            let text = state.cell_text(row, col).unwrap_or_else(|| "—".to_string());
+            let text = state.cell_text(row, col).unwrap_or_else(|| {
+                match state
+                    .envs
+                    .get(col)
+                    .map(|env| (&env.load, env.snapshot.is_some()))
+                {
+                    Some((LoadState::Loading, false)) => "…".to_string(),
+                    Some((LoadState::Failed(_), false)) => "ERROR".to_string(),
+                    _ => "—".to_string(),
+                }
+            });
             let mut style = cell_style(row.meta.kind, &text);
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);

@@ -63,7 +63,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 }
                 text
             }
-            None => format!("{}: —", env.name),
+            None => match &env.load {
+                crate::tui::app::LoadState::Failed(error) => format!("{}: ERROR {error}", env.name),
+                crate::tui::app::LoadState::Loading => format!("{}: loading…", env.name),
+                crate::tui::app::LoadState::Loaded => {
+                    format!("{}: — (no such flag here)", env.name)
+                }
+            },
         };
         lines.push(Line::from(text));
     }

@@ -50,7 +50,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         state.keymap.origin
     )));
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
-    let popup = centered(area, 78, height);
+    let width = lines.iter().map(|line| line.width()).max().unwrap_or(40) + 4;
+    let popup = centered(area, u16::try_from(width).unwrap_or(u16::MAX), height);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" help ")),

@@ -1,0 +1,291 @@
+//! The dashboard driven headless: keys in, effects and state out. No terminal, no I/O.
+
+mod support;
+
+use std::time::Duration;
+
+use crossterm::event::KeyCode;
+use killswitch::flip::{FlipOutcome, Verification};
+use killswitch::tui::action::Action;
+use killswitch::tui::app::{DialogStage, Effect, Level, Mode, update};
+use support::dashboard::{loaded, now, press, snapshot, state, type_text};
+
+fn selected(state: &killswitch::tui::app::State) -> (String, String) {
+    let flag = state
+        .selected_row()
+        .map(|row| row.meta.key.clone())
+        .unwrap_or_default();
+    let env = state.envs[state.col].name.clone();
+    (env, flag)
+}
+
+#[test]
+fn deep_link_lands_on_the_cell() {
+    let state = loaded(
+        false,
+        (110, 30),
+        Some(("staging", "checkout_stripe_payment_intents_v2024_11")),
+    );
+    assert_eq!(
+        selected(&state),
+        (
+            "staging".into(),
+            "checkout_stripe_payment_intents_v2024_11".into()
+        )
+    );
+    assert!(state.focus.is_none());
+}
+
+#[test]
+fn without_a_deep_link_the_cursor_starts_on_the_first_kill_switch_in_prod() {
+    let state = loaded(false, (110, 30), None);
+    assert_eq!(
+        selected(&state),
+        ("prod".into(), "kill_switch_checkout".into())
+    );
+}
+
+#[test]
+fn deep_link_to_a_missing_flag_says_so_once_everything_loaded() {
+    let state = loaded(false, (110, 30), Some(("prod", "kill_switch_nope")));
+    let message = state
+        .message
+        .clone()
+        .map(|(_, text)| text)
+        .unwrap_or_default();
+    assert!(message.contains("kill_switch_nope"), "{message}");
+}
+
+#[test]
+fn killing_in_prod_takes_three_keys_plus_note_and_environment_name() {
+    let mut state = loaded(false, (110, 30), None);
+    let mut keys = 0;
+    let mut effects = Vec::new();
+    effects.extend(press(&mut state, KeyCode::Char('f')));
+    keys += 1;
+    effects.extend(type_text(&mut state, "INC-4711 p99"));
+    effects.extend(press(&mut state, KeyCode::Enter));
+    keys += 1;
+    assert!(
+        effects.is_empty(),
+        "nothing happens before the confirmation"
+    );
+    effects.extend(type_text(&mut state, "prod"));
+    effects.extend(press(&mut state, KeyCode::Enter));
+    keys += 1;
+    assert_eq!(keys, 3);
+    let [Effect::Flip(request)] = effects.as_slice() else {
+        panic!("one flip effect, got {effects:?}")
+    };
+    assert_eq!(request.env, "prod");
+    assert_eq!(request.flag, "kill_switch_checkout");
+    assert!(!request.enabled, "a kill turns the switch off");
+    assert_eq!(request.note, "INC-4711 p99");
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("dialog stays open while applying")
+    };
+    assert_eq!(dialog.stage, DialogStage::Applying);
+}
+
+#[test]
+fn wrong_environment_name_does_not_confirm() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "note");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "staging");
+    let effects = press(&mut state, KeyCode::Enter);
+    assert!(effects.is_empty());
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("dialog open")
+    };
+    assert!(
+        dialog
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("type `prod` exactly")
+    );
+    press(&mut state, KeyCode::Esc);
+    assert!(matches!(state.mode, Mode::Normal), "Esc cancels");
+}
+
+#[test]
+fn unprotected_environment_confirms_with_one_key() {
+    let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "testing the switch");
+    press(&mut state, KeyCode::Enter);
+    let effects = press(&mut state, KeyCode::Char('y'));
+    assert!(matches!(effects.as_slice(), [Effect::Flip(request)] if request.env == "dev"));
+}
+
+#[test]
+fn empty_note_is_refused_and_nothing_is_sent() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "   ");
+    let effects = press(&mut state, KeyCode::Enter);
+    assert!(effects.is_empty());
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("dialog open")
+    };
+    assert_eq!(dialog.stage, DialogStage::Note);
+    assert!(dialog.error.is_some());
+}
+
+#[test]
+fn read_only_never_opens_the_dialog() {
+    let mut state = loaded(true, (110, 30), None);
+    let effects = press(&mut state, KeyCode::Char('f'));
+    assert!(effects.is_empty());
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(matches!(&state.message, Some((Level::Error, text)) if text.contains("READ-ONLY")));
+}
+
+#[test]
+fn an_environment_without_write_access_says_why() {
+    let mut state = state(false, (110, 30), None);
+    for env in ["dev", "staging", "prod"] {
+        let reason = (env == "prod")
+            .then(|| "Vault policy denies kv/feature-flags/flagsmith/prod/admin".to_string());
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(snapshot(env)),
+                read_only_reason: reason,
+            },
+        );
+    }
+    press(&mut state, KeyCode::Char('f'));
+    assert!(matches!(state.mode, Mode::Normal));
+    let message = state
+        .message
+        .clone()
+        .map(|(_, text)| text)
+        .unwrap_or_default();
+    assert!(
+        message.contains("prod is read-only: Vault policy denies"),
+        "{message}"
+    );
+}
+
+#[test]
+fn finished_flip_shows_the_result_and_reloads_the_environment() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "note");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "prod");
+    let effects = press(&mut state, KeyCode::Enter);
+    let [Effect::Flip(request)] = effects.as_slice() else {
+        panic!("flip effect")
+    };
+    let outcome = FlipOutcome::Applied {
+        audit_id: "a1".into(),
+        took: Duration::from_millis(12),
+        verification: Verification::Confirmed {
+            after: Duration::from_millis(30),
+        },
+        audit_warning: None,
+    };
+    let effects = update(
+        &mut state,
+        Action::FlipFinished {
+            request: request.clone(),
+            result: Ok(outcome),
+            changed: false,
+            since_launch: Duration::from_millis(8400),
+        },
+    );
+    assert_eq!(effects, vec![Effect::Load("prod".into())]);
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("dialog shows the result")
+    };
+    let DialogStage::Done { ok, lines } = &dialog.stage else {
+        panic!("done")
+    };
+    assert!(*ok);
+    assert!(lines[1].contains("30 ms"), "{lines:?}");
+    assert!(
+        lines[2].starts_with("8.4 s since killswitch started"),
+        "{lines:?}"
+    );
+    press(&mut state, KeyCode::Enter);
+    assert!(matches!(state.mode, Mode::Normal));
+}
+
+#[test]
+fn ctrl_c_cannot_abandon_a_flip_in_flight() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "note");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "prod");
+    press(&mut state, KeyCode::Enter);
+    let ctrl_c = crossterm::event::KeyEvent::new(
+        KeyCode::Char('c'),
+        crossterm::event::KeyModifiers::CONTROL,
+    );
+    assert!(killswitch::tui::app::key_action(&state, ctrl_c).is_none());
+}
+
+#[test]
+fn failed_refresh_keeps_the_last_data_marked_as_old() {
+    let mut state = loaded(false, (110, 30), None);
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Err("prod: timed out".into()),
+            read_only_reason: None,
+        },
+    );
+    let prod = &state.envs[2];
+    assert!(prod.snapshot.is_some(), "last known data kept");
+    assert!(
+        prod.is_stale(now(), Duration::from_secs(30)),
+        "and marked as not current"
+    );
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("prod FAILED, showing 03:12:00"), "{screen}");
+}
+
+#[test]
+fn ticks_refresh_environments_when_due() {
+    let mut state = loaded(false, (110, 30), None);
+    assert!(
+        update(
+            &mut state,
+            Action::Tick(now() + chrono::Duration::seconds(10))
+        )
+        .is_empty()
+    );
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(31)),
+    );
+    assert_eq!(effects.len(), 3);
+    assert!(
+        update(
+            &mut state,
+            Action::Tick(now() + chrono::Duration::seconds(32))
+        )
+        .is_empty(),
+        "no double loads"
+    );
+}
+
+#[test]
+fn navigation_stays_inside_the_matrix() {
+    let mut state = loaded(false, (110, 30), None);
+    for _ in 0..10 {
+        press(&mut state, KeyCode::Down);
+        press(&mut state, KeyCode::Right);
+    }
+    assert_eq!(state.row, 5);
+    assert_eq!(state.col, 2);
+    press(&mut state, KeyCode::Home);
+    assert_eq!(state.row, 0);
+}
