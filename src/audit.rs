@@ -101,11 +101,14 @@ impl AuditLog {
                 .map_err(|err| log.error(format!("cannot create its directory: {err}")))?;
         }
         let file = log.open_append()?;
-        // Tighten a file someone created with looser permissions.
-        let mode = file
+        let metadata = file
             .metadata()
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0o600);
+            .map_err(|err| log.error(format!("cannot inspect: {err}")))?;
+        if !metadata.is_file() {
+            return Err(log.error("is not a regular file".to_string()));
+        }
+        // Tighten a file someone created with looser permissions.
+        let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             file.set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(|err| log.error(format!("cannot set mode 0600: {err}")))?;
@@ -181,7 +184,8 @@ impl AuditLog {
         Ok(records)
     }
 
-    /// Intents that never got an outcome: flips interrupted by a crash.
+    /// Intents that never got an outcome: flips interrupted by a crash. An intent whose
+    /// killswitch process is still running (another operator's flip in flight) is not pending.
     pub fn pending(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
         let records = self.records()?;
         let finished: HashSet<&str> = records
@@ -192,9 +196,24 @@ impl AuditLog {
         Ok(records
             .iter()
             .filter(|r| r.phase == Phase::Intent && !finished.contains(r.id.as_str()))
+            .filter(|r| !writer_is_running(&r.id))
             .cloned()
             .collect())
     }
+}
+
+/// Whether the killswitch process that wrote the record with this id is still running.
+fn writer_is_running(id: &str) -> bool {
+    let Some(pid) = id
+        .rsplit('-')
+        .nth(1)
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|name| name.trim().starts_with("killswitch"))
+        .unwrap_or(false)
 }
 
 /// A unique record id: time, process and a counter.
@@ -281,6 +300,42 @@ mod tests {
         AuditLog::open(&path).expect("open");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_flip_still_in_flight_in_a_live_process_is_not_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        // This test binary is named killswitch-<hash>, like the writer of a live flip.
+        let live = format!("20261125T000000.000Z-{}-0", std::process::id());
+        log.append(&record(&live, Phase::Intent)).expect("append");
+        log.append(&record("20261125T000000.000Z-999999999-0", Phase::Intent))
+            .expect("append");
+        let pending: Vec<String> = log
+            .pending()
+            .expect("pending")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            pending,
+            vec!["20261125T000000.000Z-999999999-0".to_string()]
+        );
+    }
+
+    #[test]
+    fn device_files_are_refused_untouched() {
+        let err = AuditLog::open(Path::new("/dev/null"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(err, "audit log /dev/null: is not a regular file");
+        let mode = std::fs::metadata("/dev/null")
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o666, "mode of /dev/null untouched");
     }
 
     #[test]

@@ -107,6 +107,15 @@ impl PtySession {
         std::thread::sleep(Duration::from_millis(30));
     }
 
+    /// SIGKILL: no destructor, no terminal restore, no outcome record.
+    pub fn kill_hard(&mut self) {
+        if let Some(pid) = self.child.process_id() {
+            // SAFETY: sending a signal to the child this session spawned.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit and returns its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> u32 {
         let started = Instant::now();
