@@ -58,7 +58,8 @@ impl EnvColumn {
         match &self.snapshot {
             Some(snapshot) => {
                 matches!(self.load, LoadState::Failed(_))
-                    || (now - snapshot.fetched_at).to_std().unwrap_or_default() > interval * 2
+                    || (now - snapshot.fetched_at).to_std().unwrap_or_default()
+                        > interval.saturating_mul(2)
             }
             None => false,
         }
