@@ -27,6 +27,39 @@ pub fn run(cli: Cli) -> i32 {
                 let mut stdout = std::io::stdout().lock();
                 commands::status::run(&session, args, &mut stdout).await
             }
+            Some(Command::Kill(args)) | Some(Command::Restore(args)) => {
+                let enabled = matches!(cli.command, Some(Command::Restore(_)));
+                let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+                let mut stdout = std::io::stdout().lock();
+                let mut confirm = commands::kill::TerminalConfirm;
+                commands::kill::run(&session, args, enabled, &mut confirm, &mut stdout).await
+            }
+            Some(Command::Runbook(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let mut stdout = std::io::stdout().lock();
+                let config = cli.global.config.as_deref();
+                commands::runbook::run(&session, args, config, &mut stdout).await
+            }
+            Some(Command::Audit(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let mut stdout = std::io::stdout().lock();
+                commands::audit::run(&session, args, &mut stdout).await
+            }
+            Some(Command::Stale(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let mut stdout = std::io::stdout().lock();
+                commands::stale::run(&session, args, &mut stdout).await
+            }
+            Some(Command::Completions(args)) => {
+                let mut stdout = std::io::stdout().lock();
+                commands::completions(args.shell, &mut stdout);
+                Ok(exit::OK)
+            }
+            Some(Command::Man) => {
+                let mut stdout = std::io::stdout().lock();
+                commands::man_page(&mut stdout)?;
+                Ok(exit::OK)
+            }
             None => dashboard(&cli, launched).await,
         }
     });

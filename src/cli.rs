@@ -53,6 +53,117 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Print every environment's flags without the terminal UI (read-only).
     Status(StatusArgs),
+    /// Kill a feature: turn its flag OFF in one environment (same path as the dashboard).
+    Kill(FlipArgs),
+    /// Restore a killed feature: turn its flag back ON in one environment.
+    Restore(FlipArgs),
+    /// Print a ready-to-paste runbook step (markdown) to check, kill and restore a flag.
+    Runbook(RunbookArgs),
+    /// The local audit log, joined with the vendor's history for a flag.
+    Audit(AuditArgs),
+    /// The weekly stale-flag report: flags past their expected removal date, by owner.
+    Stale(StaleArgs),
+    /// Print shell completions (generated from this command line).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff, generated from this command line).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct FlipArgs {
+    /// The flag's key, e.g. kill_switch_checkout.
+    pub flag: String,
+
+    /// The environment to change.
+    #[arg(long)]
+    pub env: String,
+
+    /// The audit note (required): why, with the incident or ticket.
+    #[arg(long)]
+    pub note: String,
+
+    /// Do not ask: needed when there is no terminal (runbooks, scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[arg(long, value_enum, default_value_t = FlipOutput::Text)]
+    pub output: FlipOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlipOutput {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookArgs {
+    /// The flag's key.
+    pub flag: String,
+
+    /// The environment the step is for (default: the first protected one).
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records newer than this: 30m, 12h, 7d, 2w.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<chrono::Duration>,
+
+    /// Only this flag; also reads the vendor's history of it in each environment.
+    #[arg(long)]
+    pub flag: Option<String>,
+
+    /// Only this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    /// The report's date (default: today), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+
+    #[arg(long, value_enum, default_value_t = ReportOutput::Markdown)]
+    pub output: ReportOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportOutput {
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// "30m", "12h", "7d", "2w" (also "45s") as a duration.
+pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit: use s, m, h, d or w (e.g. 24h)"))?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number then a unit, e.g. 24h"))?;
+    let duration = match unit {
+        "s" => chrono::Duration::try_seconds(number),
+        "m" => chrono::Duration::try_minutes(number),
+        "h" => chrono::Duration::try_hours(number),
+        "d" => chrono::Duration::try_days(number),
+        "w" => chrono::Duration::try_weeks(number),
+        other => return Err(format!("`{other}` is not a unit: use s, m, h, d or w")),
+    };
+    duration.ok_or_else(|| format!("`{text}` is too long a duration"))
 }
 
 #[derive(Debug, Args)]

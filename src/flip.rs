@@ -9,6 +9,7 @@ use crate::audit::{self, AuditError, AuditLog, AuditRecord, Phase};
 use crate::clock::Clock;
 use crate::model::{Flag, FlagKind, FlagState, KILL_SWITCH_PREFIX, cell_text};
 use crate::provider::{ChangeNote, Connection, ErrorKind, ProviderError, WriteResult};
+use crate::session::Session;
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +333,48 @@ pub async fn reconcile(
     ));
     audit_log.append(&record)?;
     Ok(record)
+}
+
+/// Finds intents without an outcome (a crash mid-flip) and records what actually happened.
+pub async fn reconcile_pending(session: &Session) -> Vec<String> {
+    let audit = session.audit.clone();
+    let pending = match tokio::task::spawn_blocking(move || audit.pending()).await {
+        Ok(Ok(pending)) => pending,
+        Ok(Err(err)) => return vec![format!("cannot check for interrupted flips: {err}")],
+        Err(err) => return vec![format!("cannot check for interrupted flips: {err}")],
+    };
+    let mut lines = Vec::new();
+    for record in pending {
+        let line = match session.connection(&record.env).await {
+            Ok(connection) => {
+                match reconcile(&record, &connection, &session.audit, session.clock.as_ref()).await
+                {
+                    Ok(done) => format!(
+                        "interrupted {} of {} in {} ({}) was {}",
+                        record.action,
+                        record.flag,
+                        record.env,
+                        record.at.format("%Y-%m-%d %H:%M:%S"),
+                        if done.result == Some(audit::Result::Ok) {
+                            "applied"
+                        } else {
+                            "NOT applied"
+                        }
+                    ),
+                    Err(err) => format!(
+                        "interrupted {} of {} in {} could not be checked: {err}",
+                        record.action, record.flag, record.env
+                    ),
+                }
+            }
+            Err(err) => format!(
+                "interrupted {} of {} in {} could not be checked: {err}",
+                record.action, record.flag, record.env
+            ),
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 fn millis(duration: Duration) -> u64 {

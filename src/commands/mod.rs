@@ -1,6 +1,10 @@
 //! The non-TUI subcommands, and what they share: building a session from the command line,
 //! loading every environment concurrently, and the exit codes a runbook branches on.
 
+pub mod audit;
+pub mod kill;
+pub mod runbook;
+pub mod stale;
 pub mod status;
 
 use std::path::PathBuf;
@@ -92,4 +96,16 @@ pub async fn load_all(
     let loads = names.iter().map(|name| session.load(name));
     let results = futures::future::join_all(loads).await;
     names.into_iter().zip(results).collect()
+}
+
+/// Shell completions for `shell`, generated from the clap definition.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut command, "killswitch", out);
+}
+
+/// The man page (roff), generated from the clap definition.
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(command).render(out)
 }

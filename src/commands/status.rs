@@ -56,11 +56,12 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        anyhow::bail!(
-            "no environment `{env}` in {} (known: {})",
+        eprintln!(
+            "killswitch: no environment `{env}` in {} (known: {})",
             session.config.origin,
             session.config.environment_names().join(", ")
         );
+        return Ok(exit::NOT_FOUND);
     }
     let loaded = load_all(session, args.env.as_deref()).await;
     let today = session.clock.today();

@@ -188,7 +188,7 @@ impl Runner {
         let sender = self.sender.clone();
         tokio::spawn(async move {
             let _ = sender.send(Action::Operator(session.operator().await));
-            let lines = reconcile_pending(&session).await;
+            let lines = flip::reconcile_pending(&session).await;
             let _ = sender.send(Action::Reconciled(lines));
         });
     }
@@ -270,47 +270,4 @@ impl Runner {
             }
         }
     }
-}
-
-/// Finds intents without an outcome (a crash mid-flip) and records what actually happened.
-pub async fn reconcile_pending(session: &Session) -> Vec<String> {
-    let audit = session.audit.clone();
-    let pending = match tokio::task::spawn_blocking(move || audit.pending()).await {
-        Ok(Ok(pending)) => pending,
-        Ok(Err(err)) => return vec![format!("cannot check for interrupted flips: {err}")],
-        Err(err) => return vec![format!("cannot check for interrupted flips: {err}")],
-    };
-    let mut lines = Vec::new();
-    for record in pending {
-        let line = match session.connection(&record.env).await {
-            Ok(connection) => {
-                match flip::reconcile(&record, &connection, &session.audit, session.clock.as_ref())
-                    .await
-                {
-                    Ok(done) => format!(
-                        "interrupted {} of {} in {} ({}) was {}",
-                        record.action,
-                        record.flag,
-                        record.env,
-                        record.at.format("%Y-%m-%d %H:%M:%S"),
-                        if done.result == Some(crate::audit::Result::Ok) {
-                            "applied"
-                        } else {
-                            "NOT applied"
-                        }
-                    ),
-                    Err(err) => format!(
-                        "interrupted {} of {} in {} could not be checked: {err}",
-                        record.action, record.flag, record.env
-                    ),
-                }
-            }
-            Err(err) => format!(
-                "interrupted {} of {} in {} could not be checked: {err}",
-                record.action, record.flag, record.env
-            ),
-        };
-        lines.push(line);
-    }
-    lines
 }

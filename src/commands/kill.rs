@@ -1,0 +1,343 @@
+//! `killswitch kill` / `killswitch restore`: the dashboard's flip for runbook steps and scripts.
+//!
+//! The same transaction as the dashboard ([`crate::flip::execute`]): re-read before the write,
+//! audit intent fsynced before the vendor call, verification of what services see, audit
+//! outcome. On a terminal it asks for the same confirmation as the dialog (the environment's
+//! name in protected environments); without a terminal it refuses unless `--yes` is given.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::exit;
+use crate::cli::{FlipArgs, FlipOutput};
+use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
+use crate::model::cell_text;
+use crate::provider::{Access, ErrorKind};
+use crate::session::{ConnectError, Session};
+
+/// Asks the operator to confirm. The binary uses the terminal; tests script it.
+pub trait Confirm {
+    /// Whether there is someone to ask.
+    fn interactive(&self) -> bool;
+    /// Shows `question` and returns the line typed.
+    fn ask(&mut self, question: &str) -> std::io::Result<String>;
+}
+
+/// Asks on stderr and reads the answer from stdin, when stdin is a terminal.
+pub struct TerminalConfirm;
+
+impl Confirm for TerminalConfirm {
+    fn interactive(&self) -> bool {
+        std::io::IsTerminal::is_terminal(&std::io::stdin())
+    }
+
+    fn ask(&mut self, question: &str) -> std::io::Result<String> {
+        let mut stderr = std::io::stderr().lock();
+        write!(stderr, "{question}")?;
+        stderr.flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim().to_string())
+    }
+}
+
+/// The one-line result a script can parse (`--output json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlipReport {
+    /// applied, not_verified, pending_approval, nothing_to_do, refused, not_found,
+    /// credentials, provider_error, changed, failed.
+    pub result: &'static str,
+    pub exit_code: i32,
+    pub env: String,
+    pub flag: String,
+    pub action: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub audit_id: Option<String>,
+    pub confirmed_ms: Option<u64>,
+    pub reference: Option<String>,
+    pub message: String,
+}
+
+/// Runs `kill` (`enabled == false`) or `restore` (`enabled == true`).
+pub async fn run(
+    session: &Session,
+    args: &FlipArgs,
+    enabled: bool,
+    confirm: &mut dyn Confirm,
+    out: &mut dyn Write,
+) -> Result<i32> {
+    let mut report = FlipReport {
+        result: "failed",
+        exit_code: exit::FAILURE,
+        env: args.env.clone(),
+        flag: args.flag.clone(),
+        action: if enabled { "restore" } else { "kill" }.to_string(),
+        from: None,
+        to: None,
+        audit_id: None,
+        confirmed_ms: None,
+        reference: None,
+        message: String::new(),
+    };
+    let code = decide(session, args, enabled, confirm, &mut report).await;
+    report.exit_code = code;
+    match args.output {
+        FlipOutput::Json => {
+            serde_json::to_writer(&mut *out, &report)?;
+            writeln!(out)?;
+        }
+        FlipOutput::Text if code == exit::OK || code == exit::NOTHING_TO_DO => {
+            writeln!(out, "{}", report.message)?;
+        }
+        FlipOutput::Text => eprintln!("killswitch: {}", report.message),
+    }
+    Ok(code)
+}
+
+async fn decide(
+    session: &Session,
+    args: &FlipArgs,
+    enabled: bool,
+    confirm: &mut dyn Confirm,
+    report: &mut FlipReport,
+) -> i32 {
+    let env = args.env.as_str();
+    if session.access == Access::ReadOnly {
+        return finish(
+            report,
+            "refused",
+            exit::REFUSED,
+            "--read-only: no write path is built; nothing was changed".into(),
+        );
+    }
+    let Some(env_config) = session.config.environment(env) else {
+        return finish(
+            report,
+            "not_found",
+            exit::NOT_FOUND,
+            format!(
+                "no environment `{env}` in {} (known: {})",
+                session.config.origin,
+                session.config.environment_names().join(", ")
+            ),
+        );
+    };
+    if args.note.trim().is_empty() {
+        return finish(
+            report,
+            "refused",
+            exit::REFUSED,
+            "an audit note is required (--note): say why (incident, ticket, symptom); nothing was changed"
+                .into(),
+        );
+    }
+    for line in flip::reconcile_pending(session).await {
+        eprintln!("killswitch: {line}");
+    }
+    let connection = match session.connection(env).await {
+        Ok(connection) => connection,
+        Err(ConnectError::Credentials(message)) => {
+            return finish(report, "credentials", exit::CREDENTIALS, message);
+        }
+        Err(ConnectError::Provider(error)) => {
+            let (result, code) = provider_code(error.kind);
+            return finish(report, result, code, error.message);
+        }
+    };
+    if connection.writer.is_none() {
+        let reason = connection
+            .read_only_reason
+            .clone()
+            .unwrap_or_else(|| "no write access".into());
+        return finish(
+            report,
+            "refused",
+            exit::REFUSED,
+            format!("{env} is read-only: {reason}; nothing was changed"),
+        );
+    }
+    let current = match connection.source.read_flag(&args.flag).await {
+        Ok(flag) => flag,
+        Err(error) => {
+            let (result, code) = provider_code(error.kind);
+            return finish(report, result, code, error.message);
+        }
+    };
+    let kind = current.meta.kind;
+    let from = cell_text(kind, &current.state);
+    report.action = flip::action_name(kind, enabled);
+    report.from = Some(from.clone());
+    if current.state.enabled == enabled {
+        report.to = Some(from.clone());
+        return finish(
+            report,
+            "nothing_to_do",
+            exit::NOTHING_TO_DO,
+            format!("{} in {env} already is {from}: nothing to do", args.flag),
+        );
+    }
+    let sentence = flip::describe(kind, &args.flag, env, enabled);
+    if !args.yes {
+        if !confirm.interactive() {
+            return finish(
+                report,
+                "refused",
+                exit::REFUSED,
+                format!(
+                    "{sentence}: no terminal to confirm on; add --yes to confirm from a script. Nothing was changed"
+                ),
+            );
+        }
+        let (question, expected) = if env_config.protected {
+            (
+                format!("{sentence}\n{env} is protected. Type `{env}` to confirm: "),
+                env.to_string(),
+            )
+        } else {
+            (format!("{sentence}\nProceed? [y/N] "), "y".to_string())
+        };
+        let answer = match confirm.ask(&question) {
+            Ok(answer) => answer,
+            Err(err) => {
+                return finish(
+                    report,
+                    "refused",
+                    exit::REFUSED,
+                    format!("could not read the confirmation: {err}; nothing was changed"),
+                );
+            }
+        };
+        let accepted = if expected == "y" {
+            answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
+        } else {
+            answer == expected
+        };
+        if !accepted {
+            return finish(
+                report,
+                "refused",
+                exit::REFUSED,
+                "not confirmed; nothing was changed".into(),
+            );
+        }
+    }
+
+    let request = FlipRequest {
+        env: env.to_string(),
+        flag: args.flag.clone(),
+        kind,
+        enabled,
+        seen: current.state.clone(),
+        note: args.note.clone(),
+        operator: session.operator().await,
+    };
+    let outcome = flip::execute(
+        &request,
+        &connection,
+        &session.audit,
+        session.clock.as_ref(),
+        session.config.network.verify_timeout,
+    )
+    .await;
+    let word = flip::action_word(kind, enabled);
+    match outcome {
+        Ok(FlipOutcome::Applied {
+            audit_id,
+            took,
+            verification,
+            audit_warning,
+        }) => {
+            if let Some(warning) = audit_warning {
+                eprintln!("killswitch: WARNING: {warning}");
+            }
+            let mut after = current.state.clone();
+            after.enabled = enabled;
+            report.to = Some(cell_text(kind, &after));
+            report.audit_id = Some(audit_id.clone());
+            match verification {
+                Verification::Confirmed { after } => {
+                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+                    report.confirmed_ms = Some(ms);
+                    finish(
+                        report,
+                        "applied",
+                        exit::OK,
+                        format!(
+                            "{word} applied: {} in {env} ({} ms). Confirmed by what services see in {ms} ms. Audit {audit_id}",
+                            args.flag,
+                            took.as_millis()
+                        ),
+                    )
+                }
+                Verification::NotConfirmed { waited, reason } => finish(
+                    report,
+                    "not_verified",
+                    exit::NOT_VERIFIED,
+                    format!(
+                        "{word} applied: {} in {env}, but what services see did not agree within {} ms: {reason}. Audit {audit_id}",
+                        args.flag,
+                        waited.as_millis()
+                    ),
+                ),
+            }
+        }
+        Ok(FlipOutcome::PendingApproval {
+            audit_id,
+            reference,
+            audit_warning,
+        }) => {
+            if let Some(warning) = audit_warning {
+                eprintln!("killswitch: WARNING: {warning}");
+            }
+            report.audit_id = Some(audit_id.clone());
+            report.reference = Some(reference.clone());
+            finish(
+                report,
+                "pending_approval",
+                exit::PENDING_APPROVAL,
+                format!(
+                    "{word} of {} in {env} needs approval: request {reference} was created; NOTHING IS LIVE YET. Audit {audit_id}",
+                    args.flag
+                ),
+            )
+        }
+        Ok(FlipOutcome::AlreadyInState { current }) => finish(
+            report,
+            "nothing_to_do",
+            exit::NOTHING_TO_DO,
+            format!(
+                "{} in {env} already is {}: nothing to do",
+                args.flag,
+                cell_text(current.meta.kind, &current.state)
+            ),
+        ),
+        Err(error) => {
+            let (result, code) = match &error {
+                FlipError::EmptyNote | FlipError::ReadOnly { .. } => ("refused", exit::REFUSED),
+                FlipError::Changed { .. } => ("changed", exit::CHANGED),
+                FlipError::Audit(_) => ("failed", exit::FAILURE),
+                FlipError::Provider { error, .. } => provider_code(error.kind),
+            };
+            finish(report, result, code, error.to_string())
+        }
+    }
+}
+
+/// Records how it ended and returns the exit code.
+fn finish(report: &mut FlipReport, result: &'static str, code: i32, message: String) -> i32 {
+    report.result = result;
+    report.message = message;
+    code
+}
+
+/// A vendor error's exit code.
+fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
+    match kind {
+        ErrorKind::NotFound => ("not_found", exit::NOT_FOUND),
+        ErrorKind::Conflict => ("changed", exit::CHANGED),
+        _ => ("provider_error", exit::PROVIDER),
+    }
+}

@@ -1,0 +1,454 @@
+//! The scriptable subcommands, end to end: the real binary on the local flagd workspace, each
+//! exit code a runbook branches on, JSON outputs read back into their typed shapes.
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use killswitch::commands::audit::AuditReport;
+use killswitch::commands::stale::StaleReport;
+use killswitch::commands::status::StatusReport;
+use killswitch::provider::flagd;
+use support::Home;
+use support::pty::PtySession;
+
+fn run(home: &Home, args: &[&str]) -> Output {
+    home.command()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run killswitch")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Seeds the local workspace (first run creates it) and returns the prod file's text.
+fn seeded(home: &Home) -> String {
+    let output = run(home, &["status"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    std::fs::read_to_string(home.local_flags("prod")).expect("prod flag file")
+}
+
+fn enabled_in(home: &Home, env: &str, flag: &str) -> bool {
+    let text = std::fs::read_to_string(home.local_flags(env)).expect("flag file");
+    let document = flagd::parse_document(&text).expect("valid flagd file");
+    flagd::summarise(flag, &document["flags"][flag])
+        .state
+        .enabled
+}
+
+fn audit_lines(home: &Home) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(home.audit_log())
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("audit line is JSON"))
+        .collect()
+}
+
+#[test]
+fn kill_then_restore_from_a_script_with_trustworthy_exit_codes() {
+    let home = Home::new();
+    let original = seeded(&home);
+    let kill = [
+        "kill",
+        "kill_switch_checkout",
+        "--env",
+        "prod",
+        "--note",
+        "INC-42 checkout p99 5s",
+        "--yes",
+    ];
+
+    let killed = run(&home, &kill);
+    assert_eq!(code(&killed), 0, "{}", stderr(&killed));
+    assert!(
+        stdout(&killed).contains("KILL applied"),
+        "{}",
+        stdout(&killed)
+    );
+    assert!(stdout(&killed).contains("Confirmed by what services see"));
+    assert!(!enabled_in(&home, "prod", "kill_switch_checkout"));
+    assert!(enabled_in(&home, "staging", "kill_switch_checkout"));
+    let records = audit_lines(&home);
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["phase"], "intent");
+    assert_eq!(records[0]["note"], "INC-42 checkout p99 5s");
+    assert_eq!(records[1]["result"], "ok");
+    assert_eq!(records[0]["id"], records[1]["id"]);
+
+    let again = run(&home, &kill);
+    assert_eq!(code(&again), 3, "already killed: nothing to do");
+    assert_eq!(audit_lines(&home).len(), 2, "nothing to do writes nothing");
+
+    let restored = run(
+        &home,
+        &[
+            "restore",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-42 resolved",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&restored), 0, "{}", stderr(&restored));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&restored)).expect("json");
+    assert_eq!(report["result"], "applied");
+    assert_eq!(report["action"], "restore");
+    assert_eq!(report["from"], "KILLED");
+    assert_eq!(report["to"], "SERVING");
+    assert_eq!(report["exit_code"], 0);
+    assert!(report["confirmed_ms"].is_u64());
+    let after = std::fs::read_to_string(home.local_flags("prod")).expect("prod file");
+    let before: serde_json::Value = serde_json::from_str(&original).expect("json");
+    let after: serde_json::Value = serde_json::from_str(&after).expect("json");
+    assert_eq!(
+        before["flags"]["kill_switch_checkout"], after["flags"]["kill_switch_checkout"],
+        "a restore puts the flag back exactly"
+    );
+}
+
+#[test]
+fn without_a_terminal_and_without_yes_nothing_changes() {
+    let home = Home::new();
+    let original = seeded(&home);
+    let output = run(
+        &home,
+        &[
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-1",
+        ],
+    );
+    assert_eq!(code(&output), 4);
+    assert!(stderr(&output).contains("--yes"), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(home.local_flags("prod")).expect("prod"),
+        original
+    );
+    assert!(audit_lines(&home).is_empty());
+}
+
+#[test]
+fn refusals_and_unknowns_have_their_own_exit_codes() {
+    let home = Home::new();
+    let original = seeded(&home);
+    let cases: [(&[&str], i32, &str); 5] = [
+        (
+            &[
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "prod",
+                "--note",
+                "  ",
+                "--yes",
+            ],
+            4,
+            "note is required",
+        ),
+        (
+            &[
+                "kill",
+                "kill_switch_nope",
+                "--env",
+                "prod",
+                "--note",
+                "x",
+                "--yes",
+            ],
+            5,
+            "kill_switch_nope",
+        ),
+        (
+            &[
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "qa",
+                "--note",
+                "x",
+                "--yes",
+            ],
+            5,
+            "no environment `qa`",
+        ),
+        (
+            &[
+                "--read-only",
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "prod",
+                "--note",
+                "x",
+                "--yes",
+            ],
+            4,
+            "read-only",
+        ),
+        (
+            &["kill", "kill_switch_checkout", "--env", "prod"],
+            2,
+            "--note",
+        ),
+    ];
+    for (args, expected, message) in cases {
+        let output = run(&home, args);
+        assert_eq!(code(&output), expected, "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: stderr should say {message:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.local_flags("prod")).expect("prod"),
+        original
+    );
+    assert!(audit_lines(&home).is_empty());
+}
+
+#[test]
+fn on_a_terminal_a_protected_environment_needs_its_name_typed() {
+    let home = Home::new();
+    seeded(&home);
+    let args = [
+        "kill",
+        "kill_switch_checkout",
+        "--env",
+        "prod",
+        "--note",
+        "INC-7",
+    ];
+    let mut wrong = PtySession::spawn(&home, &args, (100, 20));
+    wrong.wait_for("Type `prod` to confirm", Duration::from_secs(10));
+    wrong.send("y\r");
+    assert_eq!(wrong.wait_exit(Duration::from_secs(10)), 4);
+    assert!(enabled_in(&home, "prod", "kill_switch_checkout"));
+
+    let mut right = PtySession::spawn(&home, &args, (100, 20));
+    right.wait_for("KILL checkout in prod", Duration::from_secs(10));
+    right.send("prod\r");
+    assert_eq!(right.wait_exit(Duration::from_secs(10)), 0);
+    assert!(!enabled_in(&home, "prod", "kill_switch_checkout"));
+
+    let mut dev = PtySession::spawn(
+        &home,
+        &[
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "dev",
+            "--note",
+            "INC-7",
+        ],
+        (100, 20),
+    );
+    dev.wait_for("Proceed? [y/N]", Duration::from_secs(10));
+    dev.send("y\r");
+    assert_eq!(dev.wait_exit(Duration::from_secs(10)), 0);
+    assert!(!enabled_in(&home, "dev", "kill_switch_checkout"));
+}
+
+#[test]
+fn status_json_round_trips_and_filters() {
+    let home = Home::new();
+    seeded(&home);
+    let output = run(&home, &["status", "--output", "json"]);
+    assert_eq!(code(&output), 0);
+    let report: StatusReport = serde_json::from_str(&stdout(&output)).expect("typed status");
+    assert_eq!(report.flags.len(), 18, "6 flags x 3 environments");
+    assert!(report.errors.is_empty());
+    let canary = report
+        .flags
+        .iter()
+        .find(|f| f.env == "prod" && f.flag == "checkout_stripe_payment_intents_v2024_11")
+        .expect("canary in prod");
+    assert_eq!(canary.rollout_summary, "10%");
+    assert_eq!(canary.state, "ON 10%");
+    assert_eq!(
+        canary.expected_removal_date,
+        chrono::NaiveDate::from_ymd_opt(2026, 10, 1)
+    );
+    assert_eq!(canary.owner.as_deref(), Some("team-checkout"));
+
+    let output = run(
+        &home,
+        &[
+            "status",
+            "--kill-switches",
+            "--env",
+            "prod",
+            "--output",
+            "json",
+        ],
+    );
+    let report: StatusReport = serde_json::from_str(&stdout(&output)).expect("typed status");
+    assert_eq!(report.flags.len(), 2);
+    assert!(report.flags.iter().all(|f| f.state == "SERVING"));
+
+    let output = run(&home, &["status", "--flag", "no_such_flag"]);
+    assert_eq!(code(&output), 5);
+    let output = run(&home, &["status", "--env", "qa"]);
+    assert_eq!(code(&output), 5);
+}
+
+#[test]
+fn stale_report_for_the_sample_flags() {
+    let home = Home::new();
+    seeded(&home);
+    let output = run(
+        &home,
+        &["stale", "--as-of", "2026-11-24", "--output", "json"],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: StaleReport = serde_json::from_str(&stdout(&output)).expect("typed report");
+    let listed: Vec<(String, String, i64, bool)> = report
+        .owners
+        .iter()
+        .flat_map(|owner| {
+            owner
+                .flags
+                .iter()
+                .map(|f| (owner.owner.clone(), f.flag.clone(), f.days_overdue, f.stale))
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (
+                "team-checkout".to_string(),
+                "checkout_stripe_payment_intents_v2024_11".to_string(),
+                54,
+                true
+            ),
+            (
+                "team-recommendations".to_string(),
+                "recommendations_ab_test_model_v3".to_string(),
+                23,
+                false
+            ),
+        ]
+    );
+    assert!(report.violations.is_empty());
+
+    let markdown = run(&home, &["stale", "--as-of", "2026-11-24"]);
+    let text = stdout(&markdown);
+    assert!(text.contains("## team-checkout"), "{text}");
+    assert!(text.contains("due for a tech-debt ticket"), "{text}");
+    assert!(!text.contains("kill_switch_checkout"), "{text}");
+}
+
+#[test]
+fn runbook_step_has_the_exact_commands_and_the_flags_runbook() {
+    let home = Home::new();
+    seeded(&home);
+    let output = run(&home, &["runbook", "kill_switch_checkout"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    for expected in [
+        "killswitch status --env prod --flag kill_switch_checkout",
+        "killswitch kill kill_switch_checkout --env prod --note",
+        "killswitch restore kill_switch_checkout --env prod --note",
+        "killswitch --env prod --flag kill_switch_checkout",
+        "runbook: ../runbooks/runbook-api-latency-p99.md",
+        "owner: team-checkout",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    let output = run(&home, &["runbook", "nope"]);
+    assert_eq!(code(&output), 5);
+}
+
+#[test]
+fn audit_lists_local_records_and_says_when_a_vendor_keeps_no_history() {
+    let home = Home::new();
+    seeded(&home);
+    let killed = run(
+        &home,
+        &[
+            "kill",
+            "kill_switch_recommendations",
+            "--env",
+            "staging",
+            "--note",
+            "INC-9 recs slow",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&killed), 0, "{}", stderr(&killed));
+    let output = run(
+        &home,
+        &[
+            "audit",
+            "--since",
+            "1h",
+            "--flag",
+            "kill_switch_recommendations",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: AuditReport = serde_json::from_str(&stdout(&output)).expect("typed audit");
+    assert_eq!(report.entries.len(), 2);
+    assert!(
+        report
+            .entries
+            .iter()
+            .all(|e| e.note.as_deref() == Some("INC-9 recs slow"))
+    );
+    assert!(
+        report.entries[1].what.starts_with("kill ok, confirmed in "),
+        "{}",
+        report.entries[1].what
+    );
+    assert_eq!(report.history_errors.len(), 3, "flagd keeps no history");
+
+    let other = run(
+        &home,
+        &[
+            "audit",
+            "--flag",
+            "kill_switch_checkout",
+            "--output",
+            "json",
+        ],
+    );
+    let report: AuditReport = serde_json::from_str(&stdout(&other)).expect("typed audit");
+    assert!(report.entries.is_empty());
+
+    let bad = run(&home, &["audit", "--since", "yesterday"]);
+    assert_eq!(code(&bad), 2);
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_same_definition() {
+    let home = Home::new();
+    let bash = run(&home, &["completions", "bash"]);
+    assert_eq!(code(&bash), 0);
+    for word in ["kill", "restore", "runbook", "stale", "--kill-switches"] {
+        assert!(stdout(&bash).contains(word), "bash completion lacks {word}");
+    }
+    let man = run(&home, &["man"]);
+    assert_eq!(code(&man), 0);
+    assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH killswitch"));
+}
