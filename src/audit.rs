@@ -130,6 +130,7 @@ impl AuditLog {
     fn open_append(&self) -> std::result::Result<File, AuditError> {
         OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(&self.path)
@@ -146,14 +147,25 @@ impl AuditLog {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut file = self.open_append()?;
-        file.write_all(&line)
-            .map_err(|err| self.error(format!("cannot write (disk full or read-only?): {err}")))?;
+        let before = file
+            .metadata()
+            .map_err(|err| self.error(format!("cannot inspect: {err}")))?
+            .len();
+        if before > 0 && !ends_with_newline(&file, before) {
+            // A torn last line (power loss mid-write): start ours on a line of its own.
+            line.insert(0, b'\n');
+        }
+        if let Err(err) = file.write_all(&line) {
+            // Take back a partial line so the log stays one whole record per line.
+            let _ = file.set_len(before);
+            return Err(self.error(format!("cannot write (disk full or read-only?): {err}")));
+        }
         file.sync_data()
             .map_err(|err| self.error(format!("cannot fsync (disk full or read-only?): {err}")))?;
         Ok(())
     }
 
-    /// Every record in the log, oldest first. A torn last line (a crash mid-write) is skipped;
+    /// Every record in the log, oldest first. A torn record (a crash mid-write) is skipped;
     /// any other unreadable line is an error naming its line number.
     pub fn records(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
         let file = match File::open(&self.path) {
@@ -174,6 +186,9 @@ impl AuditLog {
             match serde_json::from_str::<AuditRecord>(line) {
                 Ok(record) => records.push(record),
                 Err(_) if index + 1 == last => {}
+                // A record cut short by a crash mid-write, followed by later appends (which
+                // start on a new line): skipped, like a torn last line.
+                Err(err) if err.classify() == serde_json::error::Category::Eof => {}
                 Err(err) => {
                     return Err(
                         self.error(format!("line {}: not an audit record: {err}", index + 1))
@@ -200,6 +215,13 @@ impl AuditLog {
             .cloned()
             .collect())
     }
+}
+
+fn ends_with_newline(file: &File, len: u64) -> bool {
+    let mut last = [0u8; 1];
+    std::os::unix::fs::FileExt::read_at(file, &mut last, len - 1)
+        .map(|read| read == 1 && last[0] == b'\n')
+        .unwrap_or(true)
 }
 
 /// Whether the killswitch process that wrote the record with this id is still running.
@@ -273,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn torn_last_line_is_skipped_but_corruption_elsewhere_is_named() {
+    fn torn_records_are_skipped_but_corruption_is_named() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("audit.jsonl");
         let log = AuditLog::open(&path).expect("open");
@@ -281,14 +303,23 @@ mod tests {
         let mut file = OpenOptions::new().append(true).open(&path).expect("open");
         file.write_all(b"{\"id\":\"2\",\"pha").expect("write");
         assert_eq!(log.records().expect("records").len(), 1);
-        file.write_all(b"\n").expect("write");
+        // The next append starts on its own line; the torn record stays skipped.
         log.append(&record("3", Phase::Intent)).expect("append");
+        let ids: Vec<String> = log
+            .records()
+            .expect("records")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec!["1", "3"]);
+        file.write_all(b"not json at all\n").expect("write");
+        log.append(&record("4", Phase::Intent)).expect("append");
         let err = log
             .records()
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.contains("line 2: not an audit record"), "{err}");
+        assert!(err.contains("line 4: not an audit record"), "{err}");
     }
 
     #[test]

@@ -141,3 +141,72 @@ fn a_change_whose_outcome_was_never_written_is_reconciled_as_applied() {
         Some(serde_json::json!("reconciled"))
     );
 }
+
+/// A full disk under the audit log (simulated with a file-size limit on the process, which
+/// makes its writes fail the way ENOSPC does): the flip is refused, the flag is untouched, and
+/// no partial line is left in the log.
+#[test]
+fn full_disk_for_the_audit_log_refuses_the_flip_and_changes_nothing() {
+    use std::os::unix::process::CommandExt;
+
+    let home = Home::new();
+    seed(&home);
+    let before = std::fs::read(home.local_flags("prod")).expect("prod file");
+    let mut command = home.command();
+    command.args([
+        "kill",
+        "kill_switch_checkout",
+        "--env",
+        "prod",
+        "--note",
+        "INC-77 disk full",
+        "--yes",
+    ]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().expect("run kill");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no audit, no change"), "{stderr}");
+    assert!(stderr.contains("audit.jsonl"), "names the file: {stderr}");
+    assert_eq!(
+        std::fs::read(home.local_flags("prod")).expect("prod file"),
+        before,
+        "the flag was not touched"
+    );
+    assert!(
+        std::fs::read(home.audit_log())
+            .unwrap_or_default()
+            .is_empty(),
+        "no partial record left behind"
+    );
+
+    // With room again, the same kill goes through and the log reads cleanly.
+    let output = home
+        .command()
+        .args([
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-77 disk full",
+            "--yes",
+        ])
+        .output()
+        .expect("run kill");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(records(&home).len(), 2);
+}
