@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dashboard;
+pub mod faults;
 pub mod pty;
 
 use std::path::PathBuf;

@@ -1,0 +1,210 @@
+//! A fault-injecting TCP proxy on 127.0.0.1 in front of a real server (OpenBao, Unleash) or a
+//! fake (Flagsmith, LaunchDarkly). The fault applies to connections accepted after it is set.
+//! Every mode is bounded in time and the proxy stops when dropped.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the proxy does to the next connections.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Forward untouched.
+    None,
+    /// Forward, holding every chunk from the client this long (one added round trip each).
+    Delay(Duration),
+    /// Accept, then close at once without a byte (connection closed before a response).
+    Drop,
+    /// Accept, then reset the connection (RST).
+    Reset,
+    /// Accept and read, never answer (a hung server). Held for at most 60 s.
+    Hang,
+    /// Answer every request with this HTTP response, closing the connection after it.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+}
+
+impl Fault {
+    pub fn status(status: u16, body: &str) -> Fault {
+        Fault::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.into(),
+        }
+    }
+}
+
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    fault: Arc<Mutex<Fault>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free 127.0.0.1 port forwarding to `upstream`.
+    pub fn start(upstream: SocketAddr) -> FaultProxy {
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let shared = fault.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            runtime.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+                ready_tx
+                    .send(listener.local_addr().expect("proxy addr"))
+                    .expect("report proxy addr");
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => {
+                            let Ok((client, _)) = accepted else { continue };
+                            let fault = shared.lock().map(|f| f.clone()).unwrap_or(Fault::None);
+                            tokio::spawn(handle(client, upstream, fault));
+                        }
+                    }
+                }
+            });
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        });
+        let addr = ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("proxy started");
+        FaultProxy {
+            addr,
+            fault,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn set(&self, fault: Fault) {
+        if let Ok(mut current) = self.fault.lock() {
+            *current = fault;
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
+    match fault {
+        Fault::None => {
+            if let Ok(mut server) = TcpStream::connect(upstream).await {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            }
+        }
+        Fault::Delay(delay) => {
+            let Ok(server) = TcpStream::connect(upstream).await else {
+                return;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            let upstream_leg = async {
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    let read = match client_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => read,
+                    };
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = server_write.shutdown().await;
+            };
+            let downstream_leg = async {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                let _ = client_write.shutdown().await;
+            };
+            tokio::join!(upstream_leg, downstream_leg);
+        }
+        Fault::Drop => drop(client),
+        Fault::Reset => {
+            // A zero linger makes the close an RST and does not block (the deprecation is
+            // about non-zero lingers).
+            #[allow(deprecated)]
+            let _ = client.set_linger(Some(Duration::ZERO));
+            drop(client);
+        }
+        Fault::Hang => {
+            let mut buffer = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                while let Ok(read) = client.read(&mut buffer).await {
+                    if read == 0 {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        Fault::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match client.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => request.extend_from_slice(&buffer[..read]),
+                    }
+                }
+            })
+            .await;
+            let mut response = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (name, value) in headers {
+                response.push_str(&format!("{name}: {value}\r\n"));
+            }
+            response.push_str(&format!(
+                "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ));
+            let _ = client.write_all(response.as_bytes()).await;
+            let _ = client.shutdown().await;
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
