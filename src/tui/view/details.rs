@@ -71,6 +71,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 }
             },
         };
+        let text = match &env.read_only_reason {
+            Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
+            _ => text,
+        };
         lines.push(Line::from(text));
     }
     lines.push(Line::from(format!(
