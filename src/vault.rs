@@ -67,7 +67,9 @@ impl VaultEnv {
 
     /// Whether killswitch should read credentials from Vault at all.
     pub fn configured(&self) -> bool {
-        self.addr.as_deref().is_some_and(|addr| !addr.trim().is_empty())
+        self.addr
+            .as_deref()
+            .is_some_and(|addr| !addr.trim().is_empty())
     }
 }
 
@@ -87,7 +89,9 @@ impl Identity {
     /// display name does not already say it, plus the entity when there is one.
     pub fn operator(&self) -> String {
         let mut name = if self.display_name.is_empty() {
-            self.username.clone().unwrap_or_else(|| "vault-token".into())
+            self.username
+                .clone()
+                .unwrap_or_else(|| "vault-token".into())
         } else {
             self.display_name.clone()
         };
@@ -158,9 +162,8 @@ impl VaultCredentials {
                 "WARNING: VAULT_SKIP_VERIFY is set: the TLS certificate of Vault at {address} is NOT verified; anyone on the path can read the credentials"
             ));
         }
-        let client = skip_verify.and_then(|skip| {
-            build_client(env, &raw_addr, &address, skip, network.request_timeout)
-        });
+        let client = skip_verify
+            .and_then(|skip| build_client(env, &raw_addr, &address, skip, network.request_timeout));
         VaultCredentials {
             address,
             namespace: env.namespace.clone(),
@@ -320,12 +323,10 @@ impl VaultCredentials {
             status: None,
             cause: setup.clone(),
         })?;
-        self.call(vaultrs::kv2::read::<serde_json::Map<String, serde_json::Value>>(
-            client.as_ref(),
-            mount,
-            path,
-        ))
-        .await
+        self.call(vaultrs::kv2::read::<
+            serde_json::Map<String, serde_json::Value>,
+        >(client.as_ref(), mount, path))
+            .await
     }
 
     /// Runs one vaultrs call under the session's time limit and turns its error into words.
@@ -396,10 +397,12 @@ impl VaultCredentials {
             .call(vaultrs::token::lookup_self(client.as_ref()))
             .await
         {
-            Err(failure @ Failure {
-                status: Some(401 | 403),
-                ..
-            }) => Some(self.token_message("auth/token/lookup-self", &failure)),
+            Err(
+                failure @ Failure {
+                    status: Some(401 | 403),
+                    ..
+                },
+            ) => Some(self.token_message("auth/token/lookup-self", &failure)),
             _ => None,
         }
     }
@@ -425,7 +428,10 @@ impl CredentialSource for VaultCredentials {
     }
 
     async fn operator(&self) -> Option<String> {
-        self.identity().await.ok().map(|identity| identity.operator())
+        self.identity()
+            .await
+            .ok()
+            .map(|identity| identity.operator())
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -509,7 +515,10 @@ fn find_token(env: &VaultEnv) -> Result<Secret, String> {
             "no Vault token: VAULT_TOKEN is not set and there is no {}: run `vault login`",
             file.display()
         )),
-        Err(err) => Err(format!("no Vault token: cannot read {}: {err}", file.display())),
+        Err(err) => Err(format!(
+            "no Vault token: cannot read {}: {err}",
+            file.display()
+        )),
     }
 }
 
@@ -544,9 +553,7 @@ fn shown_address(raw: &str) -> String {
 /// the value).
 fn string_field(value: &serde_json::Value, at: &str, field: &str) -> Result<Secret, String> {
     match value {
-        serde_json::Value::String(text) if !text.trim().is_empty() => {
-            Ok(Secret::new(text.clone()))
-        }
+        serde_json::Value::String(text) if !text.trim().is_empty() => Ok(Secret::new(text.clone())),
         serde_json::Value::String(_) => Err(format!("{at}: field `{field}` is empty")),
         other => Err(format!(
             "{at}: field `{field}` must be a string, found {}",
@@ -587,7 +594,11 @@ fn describe(err: &ClientError) -> Failure {
     match err {
         ClientError::APIError { code, errors } => Failure {
             status: Some(*code),
-            cause: errors.join("; "),
+            cause: errors
+                .iter()
+                .flat_map(|error| server_errors(error))
+                .collect::<Vec<_>>()
+                .join("; "),
         },
         ClientError::RestClientError {
             source: rustify::errors::ClientError::ServerResponseError { code, content },
@@ -625,6 +636,21 @@ fn describe(err: &ClientError) -> Failure {
                 cause,
             }
         }
+    }
+}
+
+/// Vault's error strings, one line each: its multi-error format ("1 error occurred:\n\t*
+/// permission denied\n\n") becomes "permission denied".
+fn server_errors(error: &str) -> Vec<String> {
+    let items: Vec<String> = error
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("* "))
+        .map(|item| item.trim().to_string())
+        .collect();
+    if items.is_empty() {
+        vec![error.split_whitespace().collect::<Vec<_>>().join(" ")]
+    } else {
+        items
     }
 }
 
@@ -708,6 +734,18 @@ mod tests {
         let vault = VaultCredentials::new(&ftp, &NetworkConfig::default());
         let err = vault.client.as_ref().err().cloned().unwrap_or_default();
         assert!(err.contains("http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn vault_multi_errors_become_one_line() {
+        assert_eq!(
+            server_errors("1 error occurred:\n\t* permission denied\n\n"),
+            vec!["permission denied"]
+        );
+        assert_eq!(
+            server_errors("no handler\n for route"),
+            vec!["no handler for route"]
+        );
     }
 
     #[test]

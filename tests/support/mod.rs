@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dashboard;
+pub mod openbao;
 pub mod pty;
 
 use std::path::PathBuf;

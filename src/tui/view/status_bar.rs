@@ -44,7 +44,9 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
     if !state.warnings.is_empty() {
         spans.push(Span::styled(
             " VAULT TLS NOT VERIFIED ",
-            Style::new().fg(Color::Red).add_modifier(Modifier::REVERSED | Modifier::BOLD),
+            Style::new()
+                .fg(Color::Red)
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
     }
     for env in &state.envs {
