@@ -126,6 +126,8 @@ pub struct VaultCredentials {
     client: Result<Arc<VaultClient>, String>,
     /// Every Vault call is cut off after this, even if the transport timeouts misbehave.
     limit: Duration,
+    /// The HTTP client's own timeout (`request_timeout`), for messages.
+    request_timeout: Duration,
     warnings: Vec<String>,
     identity: OnceCell<Result<Identity, String>>,
 }
@@ -169,6 +171,7 @@ impl VaultCredentials {
             namespace: env.namespace.clone(),
             client: client.map(Arc::new),
             limit,
+            request_timeout: network.request_timeout,
             warnings,
             identity: OnceCell::new(),
         }
@@ -336,7 +339,16 @@ impl VaultCredentials {
     ) -> Result<T, Failure> {
         match tokio::time::timeout(self.limit, request).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(describe(&err)),
+            Ok(Err(err)) => {
+                let mut failure = describe(&err);
+                if failure.status.is_none() && failure.cause.starts_with("timed out") {
+                    failure.cause = format!(
+                        "no answer within {} ms (timed out)",
+                        self.request_timeout.as_millis()
+                    );
+                }
+                Err(failure)
+            }
             Err(_) => Err(Failure {
                 status: None,
                 cause: format!("no answer within {} ms (timed out)", self.limit.as_millis()),
@@ -657,6 +669,27 @@ fn server_errors(error: &str) -> Vec<String> {
 /// "outer: inner: innermost", skipping repeats. Vault URLs carry no secrets (the token travels
 /// in a header), so reqwest's "for url (…)" is safe to show.
 fn chain(err: &dyn std::error::Error) -> String {
+    let all = chain_parts(err);
+    // vaultrs, rustify and reqwest each wrap the cause in a generic layer; keep the cause.
+    let generic = |part: &&String| {
+        part.starts_with("An error occurred with the request")
+            || part.starts_with("Error sending HTTP request")
+            || part.starts_with("error sending request for url")
+            || part.starts_with("client error (")
+    };
+    let specific: Vec<&String> = all.iter().filter(|part| !generic(part)).collect();
+    if specific.is_empty() {
+        all.join(": ")
+    } else {
+        specific
+            .iter()
+            .map(|part| part.as_str())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+}
+
+fn chain_parts(err: &dyn std::error::Error) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<&dyn std::error::Error> = Some(err);
     while let Some(error) = current {
@@ -666,7 +699,7 @@ fn chain(err: &dyn std::error::Error) -> String {
         }
         current = error.source();
     }
-    parts.join(": ")
+    parts
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ async fn errors_name_address_path_status_and_cause() {
 async fn a_bad_token_says_to_run_vault_login() {
     let Some(bao) = server() else { return };
     let vault = vault(&bao.addr, "s.not-a-real-token-0000");
-    let err = read(&vault, "prod").await.err().expect("refused");
+    let err = read(&vault, "prod").await.expect_err("refused");
     assert_eq!(
         err,
         format!(
@@ -275,7 +275,7 @@ async fn a_bad_token_says_to_run_vault_login() {
         )
     );
     assert!(!err.contains("s.not-a-real-token"), "{err}");
-    let identity = vault.identity().await.err().expect("no identity");
+    let identity = vault.identity().await.expect_err("no identity");
     assert!(identity.contains("run `vault login`"), "{identity}");
     assert_eq!(vault.operator().await, None, "falls back to the local user");
 }
@@ -292,7 +292,7 @@ async fn an_expired_token_and_a_revoked_token_say_to_log_in_again() {
         .await
         .expect("dave reads before the revocation");
     bao.revoke(&revoked);
-    let err = read(&dave, "prod").await.err().expect("revoked");
+    let err = read(&dave, "prod").await.expect_err("revoked");
     assert!(
         err.contains("token was refused") && err.contains("run `vault login`"),
         "{err}"
@@ -303,7 +303,7 @@ async fn an_expired_token_and_a_revoked_token_say_to_log_in_again() {
 
     std::thread::sleep(Duration::from_millis(2100));
     let carol = vault(&bao.addr, &short);
-    let err = read(&carol, "prod").await.err().expect("expired");
+    let err = read(&carol, "prod").await.expect_err("expired");
     assert!(
         err.contains("token was refused (expired, revoked or invalid)"),
         "{err}"
@@ -317,7 +317,7 @@ async fn connection_refused_is_quick_and_clear() {
     let addr = format!("http://127.0.0.1:{port}");
     let vault = vault(&addr, "s.whatever");
     let started = Instant::now();
-    let err = read(&vault, "prod").await.err().expect("refused");
+    let err = read(&vault, "prod").await.expect_err("refused");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -330,6 +330,7 @@ async fn connection_refused_is_quick_and_clear() {
         "{err}"
     );
     assert!(err.to_lowercase().contains("refused"), "{err}");
+    eprintln!("connection refused: {err}");
     assert!(!err.contains("s.whatever"), "{err}");
 }
 
@@ -354,7 +355,7 @@ async fn a_server_that_never_answers_times_out_within_the_limit() {
     };
     let vault = VaultCredentials::new(&vault_env(&addr, Some("s.x")), &net);
     let started = Instant::now();
-    let err = read(&vault, "prod").await.err().expect("timeout");
+    let err = read(&vault, "prod").await.expect_err("timeout");
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
     assert!(
@@ -362,9 +363,9 @@ async fn a_server_that_never_answers_times_out_within_the_limit() {
         "limit 700 ms + slack, took {elapsed:?}"
     );
     assert!(err.contains(&addr) && err.contains("timed out"), "{err}");
-    let identity = vault.identity().await.err().expect("timeout");
+    let identity = vault.identity().await.expect_err("timeout");
     assert!(identity.contains("timed out"), "{identity}");
-    eprintln!("silent server: error after {elapsed:?} (request timeout 700 ms)");
+    eprintln!("silent server: error after {elapsed:?} (request timeout 700 ms): {err}");
 }
 
 #[tokio::test]
@@ -378,7 +379,7 @@ async fn a_sealed_vault_says_so() {
     let vault = vault(&bao.addr, ROOT_TOKEN);
     read(&vault, "prod").await.expect("unsealed reads");
     bao.seal();
-    let err = read(&vault, "prod").await.err().expect("sealed");
+    let err = read(&vault, "prod").await.expect_err("sealed");
     assert!(
         err.starts_with(&format!(
             "prod: Vault {} kv/feature-flags/testvendor/prod: 503 Vault is sealed",
@@ -402,10 +403,7 @@ async fn vault_namespace_is_sent_with_every_request() {
         .expect("root dev");
     assert_eq!(value(&root, "environment_key"), SECRETS[0]);
     // prod exists only outside the namespace.
-    let err = read(&namespaced, "prod")
-        .await
-        .err()
-        .expect("404 in team-a");
+    let err = read(&namespaced, "prod").await.expect_err("404 in team-a");
     assert!(err.contains("404"), "{err}");
 }
 
@@ -418,7 +416,7 @@ async fn the_token_comes_from_home_vault_token_when_vault_token_is_unset() {
     env.home = Some(home.path().to_path_buf());
 
     let missing = VaultCredentials::new(&env, &network());
-    let err = read(&missing, "prod").await.err().expect("no token");
+    let err = read(&missing, "prod").await.expect_err("no token");
     assert!(
         err.contains("no Vault token: VAULT_TOKEN is not set and there is no")
             && err.contains(".vault-token: run `vault login`"),
@@ -455,7 +453,7 @@ async fn skip_verify_is_allowed_with_a_loud_warning() {
     read(&vault, "prod").await.expect("still reads");
     env.skip_verify = Some("maybe".into());
     let bad = VaultCredentials::new(&env, &network());
-    let err = read(&bad, "prod").await.err().expect("not a boolean");
+    let err = read(&bad, "prod").await.expect_err("not a boolean");
     assert!(
         err.contains("VAULT_SKIP_VERIFY=\"maybe\" is not a boolean"),
         "{err}"
@@ -469,11 +467,58 @@ async fn skip_verify_is_allowed_with_a_loud_warning() {
 }
 
 #[tokio::test]
+async fn tls_is_verified_against_vault_cacert_or_capath() {
+    if !openbao::available() {
+        return;
+    }
+    let bao = OpenBao::start_with(true);
+    assert!(bao.addr.starts_with("https://"));
+    // No CA: the self-signed dev certificate is refused, and the message says TLS.
+    let plain = VaultCredentials::new(&vault_env(&bao.addr, Some(ROOT_TOKEN)), &network());
+    let err = plain.identity().await.expect_err("unknown CA");
+    eprintln!("without the CA: {err}");
+    assert!(
+        err.contains(&bao.addr) && err.contains("TLS failure"),
+        "{err}"
+    );
+    // VAULT_CACERT.
+    let mut env = vault_env(&bao.addr, Some(ROOT_TOKEN));
+    env.cacert = Some(bao.ca_file());
+    let with_file = VaultCredentials::new(&env, &network());
+    assert_eq!(
+        with_file.operator().await.as_deref(),
+        Some("token"),
+        "the dev root token"
+    );
+    // VAULT_CAPATH: a directory of PEM files.
+    let dir = tempfile::tempdir().expect("ca dir");
+    std::fs::copy(bao.ca_file(), dir.path().join("ca.pem")).expect("copy CA");
+    let mut env = vault_env(&bao.addr, Some(ROOT_TOKEN));
+    env.capath = Some(dir.path().to_path_buf());
+    let with_dir = VaultCredentials::new(&env, &network());
+    assert_eq!(
+        with_dir.operator().await.as_deref(),
+        Some("token"),
+        "the dev root token"
+    );
+    // VAULT_SKIP_VERIFY: works, with the warning.
+    let mut env = vault_env(&bao.addr, Some(ROOT_TOKEN));
+    env.skip_verify = Some("true".into());
+    let skipping = VaultCredentials::new(&env, &network());
+    assert_eq!(
+        skipping.operator().await.as_deref(),
+        Some("token"),
+        "the dev root token"
+    );
+    assert_eq!(skipping.warnings().len(), 1);
+}
+
+#[tokio::test]
 async fn a_missing_ca_file_is_named() {
     let mut env = vault_env("https://127.0.0.1:1", Some("s.x"));
     env.cacert = Some(PathBuf::from("/nonexistent/ca.pem"));
     let vault = VaultCredentials::new(&env, &network());
-    let err = read(&vault, "prod").await.err().expect("no CA file");
+    let err = read(&vault, "prod").await.expect_err("no CA file");
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
 }
 
@@ -520,8 +565,7 @@ async fn vault_messages_on_the_dashboard_never_show_a_secret() {
     let failed = alice
         .read_fields("staging", "kv", "forbidden/thing", REQUIRED, &[])
         .await
-        .err()
-        .expect("403");
+        .expect_err("403");
     seen.add(format!("{prod:?}"));
     seen.add(format!("{alice:?}"));
     let mut state = support::dashboard::state(false, (160, 30), None);

@@ -101,13 +101,20 @@ pub fn shared() -> Option<&'static OpenBao> {
 impl OpenBao {
     /// Starts a dev server on a free port (it also binds port+1) and waits until it answers.
     pub fn start() -> OpenBao {
+        OpenBao::start_with(false)
+    }
+
+    /// With `tls`, `-dev-tls`: HTTPS with a generated CA at [`OpenBao::ca_file`]. Such a
+    /// server is not seeded (the setup client here speaks plain HTTP); use the root token.
+    pub fn start_with(tls: bool) -> OpenBao {
         let mut last_log = String::new();
         // A port taken between free_pair() and bind is retried on another one.
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("tempdir for OpenBao");
             let log = dir.path().join("bao.log");
             let port = free_pair();
-            let addr = format!("http://127.0.0.1:{port}");
+            let scheme = if tls { "https" } else { "http" };
+            let addr = format!("{scheme}://127.0.0.1:{port}");
             let out = std::fs::File::create(&log).expect("OpenBao log file");
             let err = out.try_clone().expect("OpenBao log file");
             let mut command = Command::new(bao_bin());
@@ -119,6 +126,14 @@ impl OpenBao {
                     &format!("-dev-listen-address=127.0.0.1:{port}"),
                     "-dev-no-store-token",
                 ])
+                .args(if tls {
+                    vec![
+                        "-dev-tls".to_string(),
+                        format!("-dev-tls-cert-dir={}", dir.path().display()),
+                    ]
+                } else {
+                    Vec::new()
+                })
                 .env_remove("VAULT_ADDR")
                 .env_remove("BAO_ADDR")
                 .env("HOME", dir.path())
@@ -142,13 +157,42 @@ impl OpenBao {
                 child: Some(child),
                 _dir: dir,
             };
-            if bao.wait_healthy(Duration::from_secs(15)) {
+            let healthy = if tls {
+                bao.wait_listening(Duration::from_secs(15))
+            } else {
+                bao.wait_healthy(Duration::from_secs(15))
+            };
+            if healthy {
                 return bao;
             }
             last_log = std::fs::read_to_string(&log).unwrap_or_default();
             bao.stop();
         }
         panic!("OpenBao did not start; its log:\n{last_log}");
+    }
+
+    /// The generated CA of a `-dev-tls` server.
+    pub fn ca_file(&self) -> PathBuf {
+        self._dir.path().join("vault-ca.pem")
+    }
+
+    /// For TLS servers: the CA file is written and the port accepts connections.
+    fn wait_listening(&mut self, limit: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                return false;
+            }
+            if self.ca_file().is_file() && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Listening starts a moment before the server is unsealed and ready.
+                std::thread::sleep(Duration::from_millis(300));
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     fn wait_healthy(&mut self, limit: Duration) -> bool {
