@@ -224,9 +224,10 @@ impl VaultCredentials {
             Ok(secret) => secret,
             // A 403 is a policy or a dead token: ask Vault which, so the message says what to do.
             Err(failure) if failure.status == Some(403) => {
-                return Err(match self.token_refused().await {
-                    Some(token) => format!("{env_name}: {token}"),
-                    None => self.read_message(env_name, &location, &failure),
+                return Err(if self.token_refused().await {
+                    format!("{env_name}: {}", self.token_message(&location, &failure))
+                } else {
+                    self.read_message(env_name, &location, &failure)
                 });
             }
             Err(failure) => return Err(self.read_message(env_name, &location, &failure)),
@@ -369,10 +370,7 @@ impl VaultCredentials {
                 "{at}: 404 no secret at this path (check `vault kv get {location}`, or vault_mount / vault_path in the config){}",
                 server_said(&failure.cause)
             ),
-            Some(503) => format!(
-                "{at}: 503 Vault is sealed or unavailable (ask a Vault operator to unseal it){}",
-                server_said(&failure.cause)
-            ),
+            Some(503) => format!("{at}: 503 {}", sealed(&failure.cause)),
             Some(code) => format!("{at}: {code}{}", server_said(&failure.cause)),
             None => format!("{at}: {}", failure.cause),
         }
@@ -382,15 +380,15 @@ impl VaultCredentials {
     fn token_message(&self, what: &str, failure: &Failure) -> String {
         match failure.status {
             Some(401) | Some(403) => format!(
-                "Vault {} {what}: {} the token was refused (expired, revoked or invalid): run `vault login` (VAULT_ADDR={}) and start killswitch again",
+                "Vault {} {what}: {} the token was refused (expired, revoked or invalid; auth/token/lookup-self fails too): run `vault login` (VAULT_ADDR={}) and start killswitch again",
                 self.address,
                 failure.status.unwrap_or_default(),
                 self.address
             ),
             Some(503) => format!(
-                "Vault {} {what}: 503 Vault is sealed or unavailable (ask a Vault operator to unseal it){}",
+                "Vault {} {what}: 503 {}",
                 self.address,
-                server_said(&failure.cause)
+                sealed(&failure.cause)
             ),
             Some(code) => format!(
                 "Vault {} {what}: {code}{}",
@@ -403,20 +401,18 @@ impl VaultCredentials {
 
     /// After a 403 on a secret: is the token itself still good? (Not cached: the point is to
     /// notice a token that expired since the session started.)
-    async fn token_refused(&self) -> Option<String> {
-        let client = self.client.as_ref().ok()?;
-        match self
-            .call(vaultrs::token::lookup_self(client.as_ref()))
-            .await
-        {
-            Err(
-                failure @ Failure {
-                    status: Some(401 | 403),
-                    ..
-                },
-            ) => Some(self.token_message("auth/token/lookup-self", &failure)),
-            _ => None,
-        }
+    async fn token_refused(&self) -> bool {
+        let Ok(client) = self.client.as_ref() else {
+            return false;
+        };
+        matches!(
+            self.call(vaultrs::token::lookup_self(client.as_ref()))
+                .await,
+            Err(Failure {
+                status: Some(401 | 403),
+                ..
+            })
+        )
     }
 }
 
@@ -590,6 +586,16 @@ fn field_list(secret: &serde_json::Map<String, serde_json::Value>) -> String {
         return "no fields".to_string();
     }
     secret.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A 503 in words: Vault says "Vault is sealed" (or a standby has no active node).
+fn sealed(cause: &str) -> String {
+    let said = if cause.is_empty() {
+        "Vault is sealed or unavailable"
+    } else {
+        cause
+    };
+    format!("{said}: ask a Vault operator to unseal it")
 }
 
 fn server_said(cause: &str) -> String {
