@@ -588,6 +588,24 @@ fn field_list(secret: &serde_json::Map<String, serde_json::Value>) -> String {
     secret.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
+/// An error body that is not `{"errors":[…]}`: KV v2's answer for a deleted or destroyed
+/// version (its metadata) in words; a non-JSON body (a proxy's page) by its size only.
+fn unusual_body(body: &str) -> String {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return provider::http::body_message(body);
+    };
+    let metadata = &json["data"]["metadata"];
+    if metadata["destroyed"] == serde_json::Value::Bool(true) {
+        return "the latest version was destroyed".to_string();
+    }
+    match metadata["deletion_time"].as_str() {
+        Some(when) if !when.is_empty() => {
+            format!("the latest version was deleted at {when}; `vault kv undelete` restores it")
+        }
+        _ => String::new(),
+    }
+}
+
 /// A 503 in words: Vault says "Vault is sealed" (or a standby has no active node).
 fn sealed(cause: &str) -> String {
     let said = if cause.is_empty() {
@@ -624,10 +642,7 @@ fn describe(err: &ClientError) -> Failure {
             status: Some(*code),
             // A body that is not Vault's `{"errors":[…]}` (a proxy page, a soft-deleted
             // secret's metadata): summarised, never echoed whole.
-            cause: content
-                .as_deref()
-                .map(provider::http::body_message)
-                .unwrap_or_default(),
+            cause: content.as_deref().map(unusual_body).unwrap_or_default(),
         },
         ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => Failure {
             status: None,

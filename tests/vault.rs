@@ -209,6 +209,25 @@ async fn errors_name_address_path_status_and_cause() {
         "{missing}"
     );
 
+    // A soft-deleted secret: 404 with metadata instead of `errors` (vaultrs' other error type).
+    let deleted = read(&root, "deleted")
+        .await
+        .err()
+        .map(|e| seen.add(e))
+        .expect("404 deleted");
+    assert!(
+        deleted.starts_with(&format!(
+            "deleted: Vault {} kv/feature-flags/testvendor/deleted: 404 no secret at this path",
+            bao.addr
+        )),
+        "{deleted}"
+    );
+    assert!(
+        deleted.contains("the latest version was deleted at"),
+        "{deleted}"
+    );
+    eprintln!("soft-deleted: {deleted}");
+
     // A missing field names path and field (and which fields there are, never values).
     let field = root
         .read_fields(

@@ -276,6 +276,12 @@ impl OpenBao {
                 "admin_token": "",
             }),
         );
+        // A soft-deleted secret: KV v2 answers 404 with the version metadata, not `errors`.
+        self.put(
+            &format!("{base}/deleted"),
+            json!({"environment_key": "ser.deleted"}),
+        );
+        self.ok("DELETE", &format!("{base}/deleted"), None);
         self.put(
             "/v1/kv/data/forbidden/thing",
             json!({"environment_key": "ser.forbidden-value"}),
