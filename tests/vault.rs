@@ -751,3 +751,21 @@ fn a_kill_in_the_dashboard_records_the_vault_identity() {
         assert!(!audit.contains(secret));
     }
 }
+
+#[test]
+fn skip_verify_shows_on_the_status_bar() {
+    let env = VaultEnv {
+        addr: Some("https://vault.example:8200".into()),
+        token: Some(killswitch::secret::Secret::new("s.never-shown")),
+        skip_verify: Some("true".into()),
+        ..VaultEnv::default()
+    };
+    let vault = VaultCredentials::new(&env, &network());
+    let mut state = support::dashboard::loaded(false, (140, 30), None);
+    state.warnings = vault.warnings();
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("VAULT TLS NOT VERIFIED"), "{screen}");
+    assert!(!screen.contains("s.never-shown"));
+    let plain = support::dashboard::render(&support::dashboard::loaded(false, (140, 30), None));
+    assert!(!plain.contains("VAULT TLS NOT VERIFIED"));
+}
