@@ -15,4 +15,5 @@ pub mod provider;
 pub mod secret;
 pub mod session;
 pub mod tui;
+pub mod vault;
 pub mod workspace;

@@ -43,6 +43,11 @@ pub trait CredentialSource: Send + Sync {
     async fn operator(&self) -> Option<String> {
         None
     }
+
+    /// Loud warnings about the setup (VAULT_SKIP_VERIFY), for stderr and the status line.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// For setups without Vault (the local flagd workspace): any provider that needs credentials
@@ -68,6 +73,8 @@ pub struct Session {
     pub audit: Arc<AuditLog>,
     pub clock: Arc<dyn Clock>,
     connections: Mutex<HashMap<String, Connection>>,
+    /// Environments whose last load failed on credentials (Vault), for exit code 6.
+    credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Session {
@@ -85,6 +92,7 @@ impl Session {
             audit,
             clock,
             connections: Mutex::new(HashMap::new()),
+            credential_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -142,7 +150,15 @@ impl Session {
 
     /// Connects if needed and reads every flag of the environment.
     pub async fn load(&self, env: &str) -> Result<EnvSnapshot, String> {
-        let connection = self.connection(env).await.map_err(|err| err.to_string())?;
+        let connected = self.connection(env).await;
+        if let Ok(mut failed) = self.credential_failures.lock() {
+            if matches!(connected, Err(ConnectError::Credentials(_))) {
+                failed.insert(env.to_string());
+            } else {
+                failed.remove(env);
+            }
+        }
+        let connection = connected.map_err(|err| err.to_string())?;
         let flags = connection
             .source
             .list_flags()
@@ -153,6 +169,17 @@ impl Session {
             flags,
             fetched_at: self.clock.now(),
         })
+    }
+}
+
+impl Session {
+    /// Whether the last load of `env` failed on its credentials (Vault) rather than at the
+    /// provider: `status` then exits 6, not 7.
+    pub fn credentials_failed(&self, env: &str) -> bool {
+        self.credential_failures
+            .lock()
+            .map(|failed| failed.contains(env))
+            .unwrap_or(false)
     }
 }
 

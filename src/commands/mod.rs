@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::model::EnvSnapshot;
 use crate::provider::Access;
 use crate::session::{CredentialSource, NoCredentials, Session};
+use crate::vault::{VaultCredentials, VaultEnv};
 use crate::workspace::{self, Dirs};
 
 /// Exit codes, documented in the README. A runbook can branch on each.
@@ -66,7 +67,15 @@ pub fn build_session_in(
         .unwrap_or_else(|| dirs.audit_log());
     let audit =
         AuditLog::open(&audit_path).context("killswitch refuses to run without its audit log")?;
-    let credentials: Arc<dyn CredentialSource> = Arc::new(NoCredentials);
+    let vault_env = VaultEnv::from_process();
+    let credentials: Arc<dyn CredentialSource> = if vault_env.configured() {
+        Arc::new(VaultCredentials::new(&vault_env, &config.network))
+    } else {
+        Arc::new(NoCredentials)
+    };
+    for warning in credentials.warnings() {
+        eprintln!("killswitch: {warning}");
+    }
     let access = if global.read_only {
         Access::ReadOnly
     } else {

@@ -71,9 +71,11 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         errors: Vec::new(),
     };
     let mut provider_names = std::collections::HashMap::new();
-    for env in session.config.environment_names() {
-        if let Ok(connection) = session.connection(&env).await {
-            provider_names.insert(env, connection.source.info().vendor.to_string());
+    // Only environments that loaded: asking again for a failed one would repeat its
+    // (possibly slow) credential read.
+    for (env, _) in loaded.iter().filter(|(_, result)| result.is_ok()) {
+        if let Ok(connection) = session.connection(env).await {
+            provider_names.insert(env.clone(), connection.source.info().vendor.to_string());
         }
     }
     for (env, result) in &loaded {
@@ -116,6 +118,12 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
     }
     Ok(if report.errors.is_empty() {
         exit::OK
+    } else if report
+        .errors
+        .iter()
+        .any(|error| session.credentials_failed(&error.env))
+    {
+        exit::CREDENTIALS
     } else {
         exit::PROVIDER
     })

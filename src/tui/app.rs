@@ -147,6 +147,8 @@ pub struct State {
     pub read_only: bool,
     pub local_workspace: bool,
     pub operator: String,
+    /// Setup warnings from the credential source (VAULT_SKIP_VERIFY), kept on the status bar.
+    pub warnings: Vec<String>,
     pub show_details: bool,
     pub now: DateTime<Utc>,
     pub spinner: usize,
@@ -206,6 +208,7 @@ impl State {
             read_only: setup.read_only,
             local_workspace: setup.local_workspace,
             operator: setup.operator,
+            warnings: Vec::new(),
             show_details: true,
             now: setup.now,
             spinner: 0,

@@ -115,6 +115,10 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<()> {
         now: session.clock.now(),
         size: (size.width, size.height),
     });
+    state.warnings = session.credentials.warnings();
+    if let Some(first) = state.warnings.first() {
+        state.message = Some((app::Level::Error, first.clone()));
+    }
     let (sender, mut receiver) = unbounded_channel::<Action>();
     let runner = Runner {
         session: session.clone(),
@@ -201,11 +205,15 @@ impl Runner {
             Effect::Load(env) => {
                 tokio::spawn(async move {
                     let result = session.load(&env).await;
-                    let read_only_reason = match session.connection(&env).await {
-                        Ok(connection) if session.access == Access::ReadWrite => {
-                            connection.read_only_reason
-                        }
-                        _ => None,
+                    // Not for a failed load: asking again would repeat a slow credential read.
+                    let read_only_reason = match result.is_ok() {
+                        true => match session.connection(&env).await {
+                            Ok(connection) if session.access == Access::ReadWrite => {
+                                connection.read_only_reason
+                            }
+                            _ => None,
+                        },
+                        false => None,
                     };
                     let _ = sender.send(Action::EnvLoaded {
                         env,

@@ -4,6 +4,7 @@
 
 pub mod dashboard;
 pub mod faults;
+pub mod openbao;
 pub mod pty;
 
 use std::path::PathBuf;

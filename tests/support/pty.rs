@@ -17,6 +17,16 @@ pub struct PtySession {
 
 impl PtySession {
     pub fn spawn(home: &super::Home, args: &[&str], size: (u16, u16)) -> PtySession {
+        PtySession::spawn_with_env(home, args, size, &[])
+    }
+
+    /// Like [`PtySession::spawn`], with extra environment variables (VAULT_ADDR, ...).
+    pub fn spawn_with_env(
+        home: &super::Home,
+        args: &[&str],
+        size: (u16, u16),
+        extra_env: &[(&str, &str)],
+    ) -> PtySession {
         let (cols, rows) = size;
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -32,6 +42,9 @@ impl PtySession {
         command.env("TERM", "xterm-256color");
         command.env("USER", "tester");
         for (key, value) in home.envs() {
+            command.env(key, value);
+        }
+        for (key, value) in extra_env {
             command.env(key, value);
         }
         for arg in args {

@@ -41,6 +41,14 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
         ),
         Span::raw(format!(" {} ", state.operator)),
     ];
+    if !state.warnings.is_empty() {
+        spans.push(Span::styled(
+            " VAULT TLS NOT VERIFIED ",
+            Style::new()
+                .fg(Color::Red)
+                .add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        ));
+    }
     for env in &state.envs {
         let text = match &env.load {
             LoadState::Loading => {
