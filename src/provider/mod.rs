@@ -6,6 +6,7 @@
 //! call time.
 
 pub mod flagd;
+pub mod flagsmith;
 pub mod http;
 
 use std::fmt;
@@ -200,6 +201,7 @@ pub fn connect(
             let _ = secrets;
             flagd::connect(env, access)
         }
+        ProviderKind::Flagsmith => flagsmith::connect(env, secrets, access, network),
     }
 }
 
@@ -215,6 +217,10 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::Flagd => CredentialFields {
             required: &[],
             write: &[],
+        },
+        ProviderKind::Flagsmith => CredentialFields {
+            required: flagsmith::REQUIRED_FIELDS,
+            write: flagsmith::WRITE_FIELDS,
         },
     }
 }
