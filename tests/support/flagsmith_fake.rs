@@ -268,7 +268,10 @@ fn staging() -> Env {
         }
     }
     if let Some(segments) = document["project"]["segments"].as_array_mut() {
-        for segment in segments.iter_mut().filter(|s| s["name"] == "tenant_bigcorp") {
+        for segment in segments
+            .iter_mut()
+            .filter(|s| s["name"] == "tenant_bigcorp")
+        {
             segment["feature_states"] = json!([]);
         }
     }
@@ -566,7 +569,9 @@ fn record_audit(fake: &mut Fake, env_id: u64, log: String, admin: Option<&Admin>
     }
     let id = fake.audit.len() as u64 + 1;
     let author = match admin {
-        Some(Admin::Token) | None => json!({"id": 1, "email": "admin@example.com", "first_name": "Admin", "last_name": "User"}),
+        Some(Admin::Token) | None => {
+            json!({"id": 1, "email": "admin@example.com", "first_name": "Admin", "last_name": "User"})
+        }
         Some(Admin::ApiKey) => Value::Null,
     };
     fake.audit.push(json!({
@@ -620,8 +625,16 @@ fn patch_feature_state(fake: &mut Fake, key: &str, id: &str, body: &Bytes) -> Re
         let env_id = fake.envs[index].id;
         let fs = &mut fake.envs[index].document["feature_states"][position];
         fs["enabled"] = json!(enabled);
-        let name = fs["feature"]["name"].as_str().unwrap_or_default().to_string();
-        record_audit(fake, env_id, format!("Flag state updated for feature: {name}"), None);
+        let name = fs["feature"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        record_audit(
+            fake,
+            env_id,
+            format!("Flag state updated for feature: {name}"),
+            None,
+        );
     }
     let fs = &fake.envs[index].document["feature_states"][position];
     json_response(
@@ -634,9 +647,16 @@ fn env_and_feature(fake: &Fake, env_id: &str, feature_id: &str) -> Result<(usize
     let Some(index) = fake.envs.iter().position(|e| e.id.to_string() == env_id) else {
         return Err(detail(404, "No Environment matches the given query."));
     };
-    match feature_id.parse::<u64>().ok().filter(|id| feature_meta(fake, *id).is_some()) {
+    match feature_id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| feature_meta(fake, *id).is_some())
+    {
         Some(id) => Ok((index, id)),
-        None => Err(json_response(404, fixture("error.404.unknown-feature.json"))),
+        None => Err(json_response(
+            404,
+            fixture("error.404.unknown-feature.json"),
+        )),
     }
 }
 
@@ -683,7 +703,10 @@ fn create_version(
         None => false,
         Some(Value::Bool(publish)) => *publish,
         Some(_) => {
-            return json_response(400, json!({"publish_immediately": ["Must be a valid boolean."]}));
+            return json_response(
+                400,
+                json!({"publish_immediately": ["Must be a valid boolean."]}),
+            );
         }
     };
     let updates = match data.get("feature_states_to_update") {
@@ -717,12 +740,18 @@ fn create_version(
                 );
             }
             None => {
-                error.insert("feature_state_value".into(), json!(["This field is required."]));
+                error.insert(
+                    "feature_state_value".into(),
+                    json!(["This field is required."]),
+                );
             }
         }
         errors.push(Value::Object(error));
     }
-    if errors.iter().any(|e| e.as_object().is_some_and(|e| !e.is_empty())) {
+    if errors
+        .iter()
+        .any(|e| e.as_object().is_some_and(|e| !e.is_empty()))
+    {
         return json_response(400, json!({ "feature_states_to_update": errors }));
     }
     fake.next_id += 1;
@@ -757,13 +786,21 @@ fn create_version(
                 // A new version is a new feature-state row.
                 fs["django_id"] = json!(new_id);
                 fs["featurestate_uuid"] = json!(format!("9e159c16-0284-44b0-92a5-{new_id:012}"));
-                name = fs["feature"]["name"].as_str().unwrap_or_default().to_string();
+                name = fs["feature"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
             }
         }
     }
     let env_id = env.id;
     if publish {
-        record_audit(fake, env_id, format!("New version published for feature: {name}"), Some(admin));
+        record_audit(
+            fake,
+            env_id,
+            format!("New version published for feature: {name}"),
+            Some(admin),
+        );
     }
     json_response(201, version)
 }
@@ -822,7 +859,11 @@ fn project_features(fake: &Fake, query: &str) -> Response {
             if let Some(env) = env {
                 let fs = env.document["feature_states"]
                     .as_array()
-                    .and_then(|states| states.iter().find(|fs| fs["feature"]["id"] == feature["id"]))
+                    .and_then(|states| {
+                        states
+                            .iter()
+                            .find(|fs| fs["feature"]["id"] == feature["id"])
+                    })
                     .cloned()
                     .unwrap_or(Value::Null);
                 feature["environment_feature_state"] = json!({
@@ -856,7 +897,9 @@ fn audit_log(fake: &Fake, admin: &Admin, query: &str) -> Response {
         };
     }
     let environment = query_param(query, "environments");
-    let search = query_param(query, "search").unwrap_or_default().to_lowercase();
+    let search = query_param(query, "search")
+        .unwrap_or_default()
+        .to_lowercase();
     let entries: Vec<Value> = fake
         .audit
         .iter()
