@@ -569,6 +569,56 @@ async fn kill_in_versioned_staging_publishes_a_version_with_the_note() {
 }
 
 #[tokio::test]
+async fn a_kill_is_confirmed_when_flagsmith_hides_disabled_flags() {
+    let fake = FakeFlagsmith::open_source().await;
+    {
+        let mut state = fake.state.lock().expect("state");
+        let dev = state
+            .envs
+            .iter_mut()
+            .find(|e| e.name == "dev")
+            .expect("dev");
+        dev.document["project"]["hide_disabled_flags"] = json!(true);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let connection = connect(&fake, "dev", Admin::Token);
+    let flag = read(&connection, "kill_switch_checkout").await;
+    let outcome = flip::execute(
+        &request("dev", &flag, false, "INC-2 dev"),
+        &connection,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await
+    .expect("flip");
+    assert!(
+        matches!(
+            outcome,
+            FlipOutcome::Applied {
+                verification: Verification::Confirmed { .. },
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    // The flag is gone from /api/v1/flags/, which services read as off.
+    let served = connection
+        .source
+        .served("kill_switch_checkout")
+        .await
+        .expect("served");
+    assert!(!served.enabled);
+    let err = connection
+        .source
+        .served("no_such_flag")
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}
+
+#[tokio::test]
 async fn approval_required_environment_yields_a_pending_change_request() {
     let fake = FakeFlagsmith::enterprise().await;
     fake.require_approvals("prod", 1);

@@ -904,24 +904,31 @@ impl FlagSource for Flagsmith {
                 None,
             )
             .await?;
-        let flag = results(&value)
-            .into_iter()
-            .find(|flag| {
-                flag.get("feature")
-                    .and_then(|feature| feature.get("name"))
-                    .and_then(Value::as_str)
-                    == Some(key)
-            })
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{}: flag `{key}` is not in what services get from {}",
-                        self.env,
-                        display_url(&self.url(path))
-                    ),
-                )
-            })?;
+        let found = results(&value).into_iter().find(|flag| {
+            flag.get("feature")
+                .and_then(|feature| feature.get("name"))
+                .and_then(Value::as_str)
+                == Some(key)
+        });
+        let Some(flag) = found else {
+            // With "hide disabled flags" on, Flagsmith leaves disabled flags out of what SDKs
+            // get: a flag the environment holds but services do not get is off for them.
+            let document = self.document().await?;
+            if document.feature(key).is_some() {
+                return Ok(ServedState {
+                    enabled: false,
+                    value: None,
+                });
+            }
+            return Err(ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: flag `{key}` is not in what services get from {}",
+                    self.env,
+                    display_url(&self.url(path))
+                ),
+            ));
+        };
         let enabled = flag
             .get("enabled")
             .and_then(Value::as_bool)
@@ -1068,7 +1075,7 @@ impl FlagSource for Flagsmith {
                 ),
             ));
         }
-        entries.sort_by(|a, b| b.at.cmp(&a.at));
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.at));
         Ok(entries)
     }
 }

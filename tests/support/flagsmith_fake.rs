@@ -13,6 +13,8 @@
 //! The server runs as a task of the test's tokio runtime: it ends with the test, no process is
 //! left behind.
 #![allow(dead_code)]
+// Handlers answer early with a ready `Response`; its size does not matter in a test fake.
+#![allow(clippy::result_large_err)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -431,7 +433,7 @@ fn environment_document(fake: &Fake, headers: &HeaderMap) -> Response {
     }
 }
 
-fn feature_meta<'a>(fake: &'a Fake, id: u64) -> Option<&'a Value> {
+fn feature_meta(fake: &Fake, id: u64) -> Option<&Value> {
     fake.features.iter().find(|f| f["id"] == id)
 }
 
@@ -448,11 +450,14 @@ fn sdk_flags(fake: &Fake, headers: &HeaderMap) -> Response {
             fixture("error.403.client-key-on-environment-document.json"),
         );
     };
+    // "Hide disabled flags" (project setting): disabled flags are left out of what SDKs get.
+    let hide_disabled = env.document["project"]["hide_disabled_flags"] == true;
     let flags: Vec<Value> = env.document["feature_states"]
         .as_array()
         .cloned()
         .unwrap_or_default()
         .iter()
+        .filter(|fs| !(hide_disabled && fs["enabled"] == false))
         .map(|fs| {
             let id = fs["feature"]["id"].as_u64().unwrap_or_default();
             let meta = feature_meta(fake, id).cloned().unwrap_or(Value::Null);
@@ -593,12 +598,13 @@ fn patch_feature_state(fake: &mut Fake, key: &str, id: &str, body: &Bytes) -> Re
     let Some(index) = fake.envs.iter().position(|e| e.client_key == key) else {
         return detail(404, "Environment not found.");
     };
+    let wanted = id.parse::<u64>().ok();
     let found = fake.envs[index].document["feature_states"]
         .as_array()
         .and_then(|states| {
             states
                 .iter()
-                .position(|fs| fs["django_id"].to_string() == id)
+                .position(|fs| wanted.is_some() && fs["django_id"].as_u64() == wanted)
         });
     let Some(position) = found else {
         return detail(404, "No FeatureState matches the given query.");
@@ -771,27 +777,26 @@ fn create_version(
     let env = &mut fake.envs[index];
     env.versions.insert(0, (feature, version.clone()));
     let mut name = String::new();
-    if publish {
-        if let Some(states) = env.document["feature_states"].as_array_mut() {
-            if let Some(fs) = states.iter_mut().find(|fs| fs["feature"]["id"] == feature) {
-                for update in updates.iter().filter(|u| u["feature_segment"].is_null()) {
-                    fs["enabled"] = update["enabled"].clone();
-                    let value = &update["feature_state_value"];
-                    fs["feature_state_value"] = match value["type"].as_str() {
-                        Some("int") => value["integer_value"].clone(),
-                        Some("bool") => value["boolean_value"].clone(),
-                        _ => value["string_value"].clone(),
-                    };
-                }
-                // A new version is a new feature-state row.
-                fs["django_id"] = json!(new_id);
-                fs["featurestate_uuid"] = json!(format!("9e159c16-0284-44b0-92a5-{new_id:012}"));
-                name = fs["feature"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-            }
+    if publish
+        && let Some(states) = env.document["feature_states"].as_array_mut()
+        && let Some(fs) = states.iter_mut().find(|fs| fs["feature"]["id"] == feature)
+    {
+        for update in updates.iter().filter(|u| u["feature_segment"].is_null()) {
+            fs["enabled"] = update["enabled"].clone();
+            let value = &update["feature_state_value"];
+            fs["feature_state_value"] = match value["type"].as_str() {
+                Some("int") => value["integer_value"].clone(),
+                Some("bool") => value["boolean_value"].clone(),
+                _ => value["string_value"].clone(),
+            };
         }
+        // A new version is a new feature-state row.
+        fs["django_id"] = json!(new_id);
+        fs["featurestate_uuid"] = json!(format!("9e159c16-0284-44b0-92a5-{new_id:012}"));
+        name = fs["feature"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
     }
     let env_id = env.id;
     if publish {
@@ -907,7 +912,7 @@ fn audit_log(fake: &Fake, admin: &Admin, query: &str) -> Response {
         .filter(|entry| {
             environment
                 .as_ref()
-                .is_none_or(|id| entry["environment"]["id"].to_string() == *id)
+                .is_none_or(|id| entry["environment"]["id"].as_u64() == id.parse::<u64>().ok())
         })
         .filter(|entry| {
             entry["log"]
