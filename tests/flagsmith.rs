@@ -462,6 +462,17 @@ async fn kill_in_classic_prod_applies_is_verified_and_audited() {
     );
 
     let records = log.records().expect("records");
+    eprintln!(
+        "classic kill against the fake: write {} ms, confirmed {} ms after",
+        records
+            .get(1)
+            .and_then(|r| r.duration_ms)
+            .unwrap_or_default(),
+        records
+            .get(1)
+            .and_then(|r| r.confirmed_ms)
+            .unwrap_or_default()
+    );
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].phase, Phase::Intent);
     assert_eq!(records[0].note, "INC-1234 checkout p99 5s");
@@ -848,6 +859,30 @@ async fn credentials_decide_the_write_path() {
     let fields = provider::credential_fields(ProviderKind::Flagsmith);
     assert_eq!(fields.required, &["api_url", "environment_key"]);
     assert_eq!(fields.write, &["admin_api_key", "admin_token"]);
+}
+
+#[test]
+fn config_names_the_provider_flagsmith_with_options() {
+    let text = "[[environment]]\nname = \"prod\"\nprovider = \"flagsmith\"\noptions = { api_url = \"https://flagsmith.internal/api/v1/\", project = \"1\" }\n";
+    let config = killswitch::config::parse(text, std::path::Path::new("ks.toml")).expect("config");
+    let prod = &config.environments[0];
+    assert_eq!(prod.provider, ProviderKind::Flagsmith);
+    assert_eq!(prod.provider.name(), "flagsmith");
+    assert!(prod.provider.uses_vault());
+    assert_eq!(prod.vault_location(), "kv/feature-flags/flagsmith/prod");
+    assert_eq!(prod.option("project"), Some("1"));
+
+    // A project option that is not a number is refused with the reason.
+    let mut bad = prod.clone();
+    bad.options.insert("project".into(), "checkout".into());
+    let fields = fields("http://127.0.0.1:9", "ser.x", Admin::None);
+    let err = provider::connect(&bad, Some(&fields), Access::ReadOnly, &network())
+        .expect_err("bad project");
+    assert!(
+        err.message.contains("option `project` must be the numeric"),
+        "{}",
+        err.message
+    );
 }
 
 struct FakeVault {
