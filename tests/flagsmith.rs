@@ -665,6 +665,37 @@ async fn approval_required_environment_yields_a_pending_change_request() {
     let records = log.records().expect("records");
     assert_eq!(records[1].result, Some(audit::Result::PendingApproval));
     assert_eq!(records[1].reference.as_deref(), Some(reference.as_str()));
+
+    // A versioned environment with approvals: the change request carries a change set.
+    fake.require_approvals("staging", 2);
+    let staging = connect(&fake, "staging", Admin::ApiKey);
+    let flag = read(&staging, "kill_switch_checkout").await;
+    let outcome = flip::execute(
+        &request("staging", &flag, false, "INC-100 staging"),
+        &staging,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await
+    .expect("flip");
+    let FlipOutcome::PendingApproval { reference, .. } = outcome else {
+        panic!("expected pending approval, got {outcome:?}");
+    };
+    assert!(reference.contains("awaits 2 approvals"), "{reference}");
+    assert!(fake.enabled("staging", "kill_switch_checkout"));
+    let change_requests = fake.state.lock().expect("state").change_requests.clone();
+    let change_set = &change_requests[1]["change_sets"][0];
+    assert_eq!(change_set["feature"], 1);
+    assert_eq!(change_set["feature_states_to_update"][0]["enabled"], false);
+    assert_eq!(change_requests[1]["feature_states"], json!([]));
+    assert!(
+        fake.env("staging")
+            .versions
+            .iter()
+            .all(|(_, v)| v["description"].is_null()),
+        "no version was published"
+    );
 }
 
 #[tokio::test]
