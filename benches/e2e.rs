@@ -27,7 +27,9 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
     if !std::env::args().any(|arg| arg == "--bench") {
-        println!("e2e: end-to-end benchmarks run under `cargo bench --bench e2e`; skipped in tests");
+        println!(
+            "e2e: end-to-end benchmarks run under `cargo bench --bench e2e`; skipped in tests"
+        );
         return;
     }
     let runs: usize = std::env::var("E2E_RUNS")

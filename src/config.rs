@@ -15,12 +15,15 @@ use serde::Deserialize;
 pub enum ProviderKind {
     /// Local flagd JSON files (the embedded default).
     Flagd,
+    /// Self-hosted Flagsmith (the platform's default flag service).
+    Flagsmith,
 }
 
 impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Flagd => "flagd",
+            ProviderKind::Flagsmith => "flagsmith",
         }
     }
 

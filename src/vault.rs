@@ -257,14 +257,16 @@ impl VaultCredentials {
                 fields.insert(name.clone(), Secret::new(text.clone()));
             }
         }
-        let mut missing_write = Vec::new();
+        // `write` lists alternatives (Flagsmith: an organisation API key *or* a user token):
+        // any one of them is enough to write.
+        let mut has_write = write.is_empty();
         for field in write {
-            match secret.get(*field) {
-                Some(value) => fields.insert(*field, string_field(value, &at(&location), field)?),
-                None => missing_write.push(*field),
+            if let Some(value) = secret.get(*field) {
+                fields.insert(*field, string_field(value, &at(&location), field)?);
+                has_write = true;
             }
         }
-        if missing_write.is_empty() {
+        if has_write {
             return Ok(Credentials {
                 fields,
                 write_denied: None,
@@ -296,20 +298,21 @@ impl VaultCredentials {
             }
             Err(failure) => return Err(self.read_message(env_name, &admin_location, &failure)),
         };
-        for field in missing_write {
-            match admin.get(field) {
-                Some(value) => {
-                    fields.insert(field, string_field(value, &at(&admin_location), field)?)
-                }
-                None => {
-                    return Ok(Credentials {
-                        fields,
-                        write_denied: Some(format!(
-                            "{admin_location} has no field `{field}`: read-only"
-                        )),
-                    });
-                }
+        for field in write {
+            if let Some(value) = admin.get(*field) {
+                fields.insert(*field, string_field(value, &at(&admin_location), field)?);
+                has_write = true;
             }
+        }
+        if !has_write {
+            let names: Vec<String> = write.iter().map(|field| format!("`{field}`")).collect();
+            return Ok(Credentials {
+                fields,
+                write_denied: Some(format!(
+                    "{admin_location} has no field {}: read-only",
+                    names.join(" or ")
+                )),
+            });
         }
         Ok(Credentials {
             fields,

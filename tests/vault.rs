@@ -160,6 +160,32 @@ async fn a_policy_that_cannot_read_admin_gives_read_only_with_the_reason() {
     assert_eq!(value(&dev, "admin_token"), SECRETS[3]);
 }
 
+/// Providers with alternative admin credentials (Flagsmith: `admin_api_key` or `admin_token`)
+/// are writable with any one of them; with none, read-only names both.
+#[tokio::test]
+async fn any_one_of_alternative_admin_fields_is_enough_to_write() {
+    let Some(bao) = server() else { return };
+    let vault = vault(&bao.addr, ROOT_TOKEN);
+    let alternatives = &["admin_api_key", "admin_token"];
+    for env in ["dev", "prod"] {
+        let credentials = vault
+            .read_fields(env, "kv", &path(env), REQUIRED, alternatives)
+            .await
+            .expect("readable");
+        assert_eq!(credentials.write_denied, None, "{env}");
+        assert!(credentials.fields.get("admin_token").is_some(), "{env}");
+        assert!(credentials.fields.get("admin_api_key").is_none(), "{env}");
+    }
+    let qa = vault
+        .read_fields("qa", "kv", &path("qa"), REQUIRED, alternatives)
+        .await
+        .expect("readable");
+    assert_eq!(
+        qa.write_denied.as_deref(),
+        Some("no admin credential stored at kv/feature-flags/testvendor/qa/admin (404): read-only")
+    );
+}
+
 #[tokio::test]
 async fn no_admin_credential_stored_gives_read_only_with_the_reason() {
     let Some(bao) = server() else { return };

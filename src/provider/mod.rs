@@ -6,6 +6,7 @@
 //! call time.
 
 pub mod flagd;
+pub mod flagsmith;
 pub mod http;
 
 use std::fmt;
@@ -200,11 +201,13 @@ pub fn connect(
             let _ = secrets;
             flagd::connect(env, access)
         }
+        ProviderKind::Flagsmith => flagsmith::connect(env, secrets, access, network),
     }
 }
 
 /// The Vault fields a provider reads, in the order the README documents them. `required` are
-/// needed to read; `write` only to change flags.
+/// all needed to read; `write` are alternatives needed only to change flags: any one of them
+/// (in the environment's secret or its `/admin` sibling) makes the environment writable.
 pub struct CredentialFields {
     pub required: &'static [&'static str],
     pub write: &'static [&'static str],
@@ -215,6 +218,10 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::Flagd => CredentialFields {
             required: &[],
             write: &[],
+        },
+        ProviderKind::Flagsmith => CredentialFields {
+            required: flagsmith::REQUIRED_FIELDS,
+            write: flagsmith::WRITE_FIELDS,
         },
     }
 }

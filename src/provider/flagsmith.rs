@@ -1,0 +1,1428 @@
+//! Flagsmith (self-hosted, the platform's default flag service).
+//!
+//! Reading needs only the environment's **server-side key** (`ser.…`): the environment document
+//! (`GET /api/v1/environment-document/`, what local-evaluation SDKs download) holds every
+//! feature state, multivariate allocations, segments with their rules and segment overrides,
+//! and identity overrides. Owners, tags and descriptions come from the Admin API when an admin
+//! credential is present; without one they stay empty and nothing else changes.
+//!
+//! Writing goes through the Admin API (`Authorization: Api-Key …` or `Token …`):
+//! - environments that require change-request approvals (`minimum_change_request_approvals`
+//!   set): a change request carrying the audit note as its description, reported as
+//!   [`WriteResult::PendingApproval`]. The open-source build has no such endpoint (404): that is
+//!   said plainly and nothing is changed;
+//! - environments with v2 feature versioning: a new version, published immediately, whose
+//!   `description` is the audit note (the one free-text place open-source Flagsmith keeps);
+//! - classic environments: `PATCH` of the environment's feature state (no free-text field there).
+//!
+//! What services see is read from `GET /api/v1/flags/` with the server-side key.
+//! Vendor JSON stays in this file.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::http::{self, display_url};
+use super::{
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
+    ProviderInfo, WriteResult,
+};
+use crate::config::{EnvironmentConfig, NetworkConfig};
+use crate::model::{
+    Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState, value_text,
+};
+use crate::secret::{Secret, SecretFields};
+
+/// Vault fields needed to read (with the server-side key alone).
+pub const REQUIRED_FIELDS: &[&str] = &["api_url", "environment_key"];
+/// Vault fields for writes: either one (an organisation API key or a user token).
+pub const WRITE_FIELDS: &[&str] = &["admin_api_key", "admin_token"];
+
+/// The prefix of Flagsmith's server-side environment keys.
+const SERVER_KEY_PREFIX: &str = "ser.";
+
+/// How the Admin API is authenticated.
+#[derive(Clone)]
+enum AdminAuth {
+    /// `Authorization: Api-Key <organisation API key>`.
+    ApiKey(Secret),
+    /// `Authorization: Token <user token>`.
+    Token(Secret),
+}
+
+impl AdminAuth {
+    fn header(&self) -> String {
+        match self {
+            AdminAuth::ApiKey(key) => format!("Api-Key {}", key.expose()),
+            AdminAuth::Token(token) => format!("Token {}", token.expose()),
+        }
+    }
+}
+
+/// Builds the connection for one Flagsmith environment.
+pub fn connect(
+    env: &EnvironmentConfig,
+    secrets: Option<&SecretFields>,
+    access: Access,
+    network: &NetworkConfig,
+) -> Result<Connection, ProviderError> {
+    let location = env.vault_location();
+    let Some(secrets) = secrets else {
+        return Err(ProviderError::new(
+            ErrorKind::Auth,
+            format!(
+                "{}: flagsmith needs `api_url` and `environment_key` from Vault at {location}",
+                env.name
+            ),
+        ));
+    };
+    let missing = |field: &str| {
+        ProviderError::new(
+            ErrorKind::Auth,
+            format!(
+                "{}: {}: field `{field}` is missing or empty",
+                env.name, secrets.source
+            ),
+        )
+    };
+    // Options win over Vault for the URL: it is not a secret, and config is easier to change.
+    let base = match env.option("api_url") {
+        Some(url) => url.to_string(),
+        None => secrets
+            .get("api_url")
+            .map(|url| url.expose().to_string())
+            .ok_or_else(|| missing("api_url"))?,
+    };
+    let base = normalise_base(&base).ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Api,
+            format!(
+                "{}: api_url {} is not an http(s) URL",
+                env.name,
+                display_url(&base)
+            ),
+        )
+    })?;
+    let environment_key = secrets
+        .get("environment_key")
+        .cloned()
+        .ok_or_else(|| missing("environment_key"))?;
+    if !environment_key.expose().starts_with(SERVER_KEY_PREFIX) {
+        return Err(ProviderError::new(
+            ErrorKind::Auth,
+            format!(
+                "{}: {}: field `environment_key` is not a server-side key (it must start with `ser.`); \
+                 the client-side key cannot read the environment document",
+                env.name, secrets.source
+            ),
+        ));
+    }
+    let admin = secrets
+        .get("admin_api_key")
+        .map(|key| AdminAuth::ApiKey(key.clone()))
+        .or_else(|| {
+            secrets
+                .get("admin_token")
+                .map(|token| AdminAuth::Token(token.clone()))
+        });
+    let project = match env.option("project") {
+        Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{}: option `project` must be the numeric Flagsmith project id, not `{text}`",
+                    env.name
+                ),
+            )
+        })?),
+        None => None,
+    };
+    let client = Arc::new(Flagsmith {
+        env: env.name.clone(),
+        info: ProviderInfo {
+            vendor: "flagsmith",
+            location: display_url(&base),
+        },
+        base,
+        http: http::client(network)?,
+        environment_key,
+        admin: admin.clone(),
+        project,
+    });
+    match (access, admin.is_some()) {
+        (Access::ReadWrite, true) => Ok(Connection {
+            env: env.name.clone(),
+            source: client.clone(),
+            writer: Some(Arc::new(FlagsmithWriter { client })),
+            read_only_reason: None,
+        }),
+        (Access::ReadWrite, false) => Ok(Connection::read_only(
+            client,
+            &env.name,
+            format!("no admin credential (admin_api_key or admin_token) in {location}: read-only"),
+        )),
+        (Access::ReadOnly, _) => Ok(Connection::read_only(client, &env.name, "read-only mode")),
+    }
+}
+
+/// `https://flags.example/api/v1/` → `https://flags.example`. Accepts the bare host too.
+fn normalise_base(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let mut text = parsed.to_string();
+    while text.ends_with('/') {
+        text.pop();
+    }
+    for suffix in ["/api/v1", "/api"] {
+        if let Some(stripped) = text.strip_suffix(suffix) {
+            text = stripped.to_string();
+            break;
+        }
+    }
+    Some(text)
+}
+
+/// One Flagsmith environment, reached with its server-side key (and maybe an admin credential).
+pub struct Flagsmith {
+    env: String,
+    info: ProviderInfo,
+    /// Base URL without `/api/v1` and without a trailing slash.
+    base: String,
+    http: reqwest::Client,
+    environment_key: Secret,
+    admin: Option<AdminAuth>,
+    /// The project id from the config; otherwise the environment document's.
+    project: Option<u64>,
+}
+
+/// Which credential a call uses.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// `X-Environment-Key: ser.…` (SDK endpoints).
+    Environment,
+    /// `Authorization: Api-Key …` / `Token …` (Admin API).
+    Admin,
+}
+
+/// A successful answer: status and body text.
+struct Answer {
+    status: StatusCode,
+    body: String,
+}
+
+impl Flagsmith {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends one request and returns the body of a 2xx answer; anything else is an error that
+    /// names the environment, what was being done, the URL and the cause.
+    async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<Answer, ProviderError> {
+        let url = self.url(path);
+        let what = format!("{}: {what}", self.env);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .header("Accept", "application/json");
+        match auth {
+            Auth::Environment => {
+                request = request.header("X-Environment-Key", self.environment_key.expose());
+            }
+            Auth::Admin => {
+                let Some(admin) = &self.admin else {
+                    return Err(ProviderError::new(
+                        ErrorKind::Auth,
+                        format!("{what}: needs an admin credential (admin_api_key or admin_token)"),
+                    ));
+                };
+                request = request.header("Authorization", admin.header());
+            }
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| http::transport_error(&what, &url, &err))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|err| http::transport_error(&what, &url, &err))?;
+        if !status.is_success() {
+            return Err(http::status_error(&what, &url, status, &text));
+        }
+        Ok(Answer { status, body: text })
+    }
+
+    /// `call` and parse the body as JSON.
+    async fn call_json(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<Value, ProviderError> {
+        let answer = self.call(what, method, path, auth, body).await?;
+        parse_json(&self.env, what, &self.url(path), &answer.body)
+    }
+
+    async fn document(&self) -> Result<Document, ProviderError> {
+        let value = self
+            .call_json(
+                "read the Flagsmith environment document",
+                Method::GET,
+                "/api/v1/environment-document/",
+                Auth::Environment,
+                None,
+            )
+            .await?;
+        Document::parse(value).map_err(|message| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{}: the environment document from {} is not what Flagsmith sends: {message}",
+                    self.env,
+                    display_url(&self.url("/api/v1/environment-document/"))
+                ),
+            )
+        })
+    }
+
+    /// Owners, tags and descriptions from the Admin API, when the credential allows. Any
+    /// failure here leaves the metadata empty: reading flags must not depend on it.
+    async fn admin_meta(&self, document: &Document) -> Vec<AdminFeature> {
+        if self.admin.is_none() {
+            return Vec::new();
+        }
+        let project = self.project.unwrap_or(document.project_id);
+        let path = format!(
+            "/api/v1/projects/{project}/features/?environment={}&page_size=999",
+            document.id
+        );
+        let Ok(features) = self
+            .call_json(
+                "read feature metadata",
+                Method::GET,
+                &path,
+                Auth::Admin,
+                None,
+            )
+            .await
+        else {
+            return Vec::new();
+        };
+        let tags_path = format!("/api/v1/projects/{project}/tags/");
+        let tags = self
+            .call_json("read tags", Method::GET, &tags_path, Auth::Admin, None)
+            .await
+            .map(|value| tag_labels(&value))
+            .unwrap_or_default();
+        results(&features)
+            .iter()
+            .filter_map(|feature| AdminFeature::parse(feature, &tags))
+            .collect()
+    }
+
+    async fn flags(&self) -> Result<(Document, Vec<Flag>), ProviderError> {
+        let document = self.document().await?;
+        let meta = self.admin_meta(&document).await;
+        let flags = document
+            .feature_states
+            .iter()
+            .map(|state| {
+                summarise(
+                    &document,
+                    state,
+                    meta.iter().find(|m| m.id == state.feature_id),
+                )
+            })
+            .collect();
+        Ok((document, flags))
+    }
+
+    fn not_found(&self, key: &str) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::NotFound,
+            format!(
+                "{}: flag `{key}` is not in the Flagsmith environment document of {}",
+                self.env,
+                display_url(&self.url("/api/v1/environment-document/"))
+            ),
+        )
+    }
+
+    /// The environment's settings from the Admin API: versioning and change requests.
+    async fn settings(&self, api_key: &str) -> Result<Settings, ProviderError> {
+        let path = format!("/api/v1/environments/{api_key}/");
+        let value = self
+            .call_json(
+                "read the environment's settings",
+                Method::GET,
+                &path,
+                Auth::Admin,
+                None,
+            )
+            .await?;
+        Ok(Settings {
+            versioned: value
+                .get("use_v2_feature_versioning")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            approvals: value
+                .get("minimum_change_request_approvals")
+                .and_then(Value::as_u64),
+        })
+    }
+}
+
+struct Settings {
+    versioned: bool,
+    /// `Some(n)`: changes need a change request with n approvals.
+    approvals: Option<u64>,
+}
+
+fn parse_json(env: &str, what: &str, url: &str, body: &str) -> Result<Value, ProviderError> {
+    serde_json::from_str(body).map_err(|err| {
+        ProviderError::new(
+            ErrorKind::Api,
+            format!(
+                "{env}: {what}: {} answered malformed JSON ({} bytes): {err}",
+                display_url(url),
+                body.len()
+            ),
+        )
+    })
+}
+
+/// `results` of a paginated answer, or the answer itself when it is a plain list.
+fn results(value: &Value) -> Vec<Value> {
+    value
+        .get("results")
+        .and_then(Value::as_array)
+        .or_else(|| value.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn tag_labels(value: &Value) -> Vec<(u64, String)> {
+    results(value)
+        .iter()
+        .filter_map(|tag| {
+            Some((
+                tag.get("id")?.as_u64()?,
+                tag.get("label")?.as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+// ---- the environment document ---------------------------------------------------------------
+
+/// The parts of `/api/v1/environment-document/` killswitch uses.
+struct Document {
+    /// The environment's numeric id (Admin API paths).
+    id: u64,
+    /// The environment's client-side key (Admin API paths; not a secret).
+    api_key: String,
+    project_id: u64,
+    feature_states: Vec<DocFeatureState>,
+    segments: Vec<DocSegment>,
+    identities: Vec<(String, Vec<DocFeatureState>)>,
+}
+
+#[derive(Clone)]
+struct DocFeatureState {
+    feature_id: u64,
+    name: String,
+    /// "STANDARD" or "MULTIVARIATE".
+    feature_type: String,
+    enabled: bool,
+    /// The feature state's id (changes with each v2 version).
+    django_id: Option<u64>,
+    value: Value,
+    /// (option value, option id, percentage allocation).
+    multivariate: Vec<(Value, Option<u64>, f64)>,
+    /// Segment override priority (0 = first).
+    priority: Option<i64>,
+}
+
+struct DocSegment {
+    name: String,
+    /// The `PERCENTAGE_SPLIT` percentage when the segment is a plain percentage split.
+    percentage: Option<f64>,
+    feature_states: Vec<DocFeatureState>,
+}
+
+impl Document {
+    fn parse(value: Value) -> Result<Document, String> {
+        let id = value
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or("no numeric `id`")?;
+        let api_key = value
+            .get("api_key")
+            .and_then(Value::as_str)
+            .ok_or("no `api_key`")?
+            .to_string();
+        let project = value.get("project").ok_or("no `project`")?;
+        let project_id = project
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or("no `project.id`")?;
+        let feature_states = value
+            .get("feature_states")
+            .and_then(Value::as_array)
+            .ok_or("no `feature_states` list")?
+            .iter()
+            .map(DocFeatureState::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        let segments = project
+            .get("segments")
+            .and_then(Value::as_array)
+            .map(|segments| {
+                segments
+                    .iter()
+                    .map(DocSegment::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let identities = value
+            .get("identity_overrides")
+            .and_then(Value::as_array)
+            .map(|identities| {
+                identities
+                    .iter()
+                    .map(|identity| {
+                        let name = identity
+                            .get("identifier")
+                            .and_then(Value::as_str)
+                            .ok_or("an identity override without `identifier`")?
+                            .to_string();
+                        let states = identity
+                            .get("identity_features")
+                            .and_then(Value::as_array)
+                            .map(|states| {
+                                states
+                                    .iter()
+                                    .map(DocFeatureState::parse)
+                                    .collect::<Result<Vec<_>, _>>()
+                            })
+                            .transpose()?
+                            .unwrap_or_default();
+                        Ok::<_, String>((name, states))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Document {
+            id,
+            api_key,
+            project_id,
+            feature_states,
+            segments,
+            identities,
+        })
+    }
+
+    fn feature(&self, key: &str) -> Option<&DocFeatureState> {
+        self.feature_states.iter().find(|state| state.name == key)
+    }
+}
+
+impl DocFeatureState {
+    fn parse(value: &Value) -> Result<DocFeatureState, String> {
+        let feature = value
+            .get("feature")
+            .ok_or("a feature state without `feature`")?;
+        let name = feature
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a feature without `name`")?
+            .to_string();
+        let feature_id = feature
+            .get("id")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("feature `{name}` has no numeric `id`"))?;
+        let enabled = value
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| format!("feature `{name}` has no boolean `enabled`"))?;
+        let multivariate = value
+            .get("multivariate_feature_state_values")
+            .and_then(Value::as_array)
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|mv| {
+                        let option = mv.get("multivariate_feature_option");
+                        let percent = mv
+                            .get("percentage_allocation")
+                            .and_then(Value::as_f64)
+                            .ok_or_else(|| {
+                                format!(
+                                    "feature `{name}`: a variant without `percentage_allocation`"
+                                )
+                            })?;
+                        Ok((
+                            option
+                                .and_then(|o| o.get("value"))
+                                .cloned()
+                                .unwrap_or(Value::Null),
+                            option.and_then(|o| o.get("id")).and_then(Value::as_u64),
+                            percent,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(DocFeatureState {
+            feature_id,
+            feature_type: feature
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("STANDARD")
+                .to_string(),
+            name,
+            enabled,
+            django_id: value.get("django_id").and_then(Value::as_u64),
+            value: value
+                .get("feature_state_value")
+                .cloned()
+                .unwrap_or(Value::Null),
+            multivariate,
+            priority: value
+                .get("feature_segment")
+                .and_then(|segment| segment.get("priority"))
+                .and_then(Value::as_i64),
+        })
+    }
+}
+
+impl DocSegment {
+    fn parse(value: &Value) -> Result<DocSegment, String> {
+        let name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a segment without `name`")?
+            .to_string();
+        let mut conditions = Vec::new();
+        collect_conditions(value.get("rules"), &mut conditions);
+        // A plain percentage split: its only condition is PERCENTAGE_SPLIT.
+        let percentage = match conditions.as_slice() {
+            [only] if only.get("operator").and_then(Value::as_str) == Some("PERCENTAGE_SPLIT") => {
+                only.get("value").and_then(|value| match value {
+                    Value::String(text) => text.trim().parse::<f64>().ok(),
+                    other => other.as_f64(),
+                })
+            }
+            _ => None,
+        };
+        let feature_states = value
+            .get("feature_states")
+            .and_then(Value::as_array)
+            .map(|states| {
+                states
+                    .iter()
+                    .map(DocFeatureState::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(DocSegment {
+            name,
+            percentage,
+            feature_states,
+        })
+    }
+}
+
+fn collect_conditions(rules: Option<&Value>, into: &mut Vec<Value>) {
+    let Some(rules) = rules.and_then(Value::as_array) else {
+        return;
+    };
+    for rule in rules {
+        if let Some(conditions) = rule.get("conditions").and_then(Value::as_array) {
+            into.extend(conditions.iter().cloned());
+        }
+        collect_conditions(rule.get("rules"), into);
+    }
+}
+
+// ---- Admin API metadata ---------------------------------------------------------------------
+
+struct AdminFeature {
+    id: u64,
+    description: Option<String>,
+    owner: Option<String>,
+    tags: Vec<String>,
+    expected_removal: Option<NaiveDate>,
+}
+
+impl AdminFeature {
+    fn parse(value: &Value, tags: &[(u64, String)]) -> Option<AdminFeature> {
+        let id = value.get("id")?.as_u64()?;
+        let description = value
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string);
+        let owners: Vec<String> = value
+            .get("owners")
+            .and_then(Value::as_array)
+            .map(|owners| {
+                owners
+                    .iter()
+                    .filter_map(|owner| owner.get("email").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let groups: Vec<String> = value
+            .get("group_owners")
+            .and_then(Value::as_array)
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|group| group.get("name").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Group owners (teams) first: they outlive the people in them.
+        let owner = groups.into_iter().chain(owners).next();
+        let labels: Vec<String> = value
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Value::as_u64)
+                    .map(|id| {
+                        tags.iter()
+                            .find(|(tag, _)| *tag == id)
+                            .map(|(_, label)| label.clone())
+                            .unwrap_or_else(|| format!("tag {id}"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected_removal = labels
+            .iter()
+            .find_map(|label| removal_date(label))
+            .or_else(|| {
+                description
+                    .as_deref()
+                    .and_then(|text| text.lines().find_map(removal_date))
+            });
+        Some(AdminFeature {
+            id,
+            description,
+            owner,
+            tags: labels,
+            expected_removal,
+        })
+    }
+}
+
+/// `remove-by:2026-12-15`, `expected_removal_date: 2026-12-15` (a tag or a description line).
+fn removal_date(text: &str) -> Option<NaiveDate> {
+    let (key, date) = text.split_once(':')?;
+    let key = key.trim().to_ascii_lowercase().replace('-', "_");
+    if !matches!(
+        key.as_str(),
+        "remove_by" | "expected_removal_date" | "removal"
+    ) {
+        return None;
+    }
+    NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").ok()
+}
+
+// ---- summary into the domain model ----------------------------------------------------------
+
+fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFeature>) -> Flag {
+    let vendor_kind = meta
+        .and_then(|meta| {
+            meta.tags
+                .iter()
+                .map(|tag| FlagKind::from_label(tag))
+                .find(|kind| *kind != FlagKind::Other)
+        })
+        .or_else(|| (state.feature_type == "MULTIVARIATE").then_some(FlagKind::Experiment));
+    let kind = FlagKind::classify(&state.name, vendor_kind);
+
+    let rollout = if state.multivariate.is_empty() {
+        Rollout::Everyone
+    } else {
+        // Whatever the variants do not take is served the control value.
+        let allocated: f64 = state.multivariate.iter().map(|(_, _, p)| p.max(0.0)).sum();
+        let mut weights = Vec::new();
+        let control = (100.0 - allocated).max(0.0);
+        if control > 0.0 {
+            weights.push((value_text(&state.value), control));
+        }
+        weights.extend(
+            state
+                .multivariate
+                .iter()
+                .map(|(value, _, percent)| (value_text(value), *percent)),
+        );
+        Rollout::from_weights(&weights)
+    };
+
+    let mut segment_overrides: Vec<(i64, Override)> = document
+        .segments
+        .iter()
+        .filter_map(|segment| {
+            let override_state = segment
+                .feature_states
+                .iter()
+                .find(|fs| fs.feature_id == state.feature_id)?;
+            Some((
+                override_state.priority.unwrap_or(i64::MAX),
+                Override {
+                    target: format!("segment {}", segment.name),
+                    enabled: override_state.enabled,
+                    value: non_null(&override_state.value),
+                    rollout: segment
+                        .percentage
+                        .map(|percent| Rollout::Percentage { percent })
+                        .unwrap_or_default(),
+                },
+            ))
+        })
+        .collect();
+    segment_overrides.sort_by_key(|(priority, _)| *priority);
+    let mut overrides: Vec<Override> = segment_overrides.into_iter().map(|(_, o)| o).collect();
+    overrides.extend(
+        document
+            .identities
+            .iter()
+            .filter_map(|(identifier, states)| {
+                let fs = states.iter().find(|fs| fs.feature_id == state.feature_id)?;
+                Some(Override {
+                    target: format!("identity {identifier}"),
+                    enabled: fs.enabled,
+                    value: non_null(&fs.value),
+                    rollout: Rollout::Everyone,
+                })
+            }),
+    );
+
+    let mut flag_state = FlagState {
+        enabled: state.enabled,
+        value: non_null(&state.value),
+        rollout,
+        overrides,
+        version: None,
+    };
+    flag_state.version = Some(version_of(state, &flag_state));
+    Flag {
+        meta: FlagMeta {
+            key: state.name.clone(),
+            kind,
+            owner: meta.and_then(|m| m.owner.clone()),
+            expected_removal: meta.and_then(|m| m.expected_removal),
+            description: meta.and_then(|m| m.description.clone()),
+            tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
+            runbook: None,
+        },
+        state: flag_state,
+    }
+}
+
+fn non_null(value: &Value) -> Option<Value> {
+    (!value.is_null()).then(|| value.clone())
+}
+
+/// "fs<feature state id>-<hash of what the flag serves>": changes whenever the flag changes
+/// (a new v2 version gets a new feature-state id; a classic PATCH changes the content).
+fn version_of(doc_state: &DocFeatureState, state: &FlagState) -> String {
+    let content = serde_json::to_string(&(
+        state.enabled,
+        &state.value,
+        &state.rollout,
+        &state.overrides,
+    ))
+    .unwrap_or_default();
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in content.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    match doc_state.django_id {
+        Some(id) => format!("fs{id}-{hash:016x}"),
+        None => format!("{hash:016x}"),
+    }
+}
+
+#[async_trait]
+impl FlagSource for Flagsmith {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
+        Ok(self.flags().await?.1)
+    }
+
+    async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
+        let (_, flags) = self.flags().await?;
+        flags
+            .into_iter()
+            .find(|flag| flag.meta.key == key)
+            .ok_or_else(|| self.not_found(key))
+    }
+
+    /// `GET /api/v1/flags/` with the server-side key: the environment defaults services get.
+    async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
+        let path = "/api/v1/flags/";
+        let value = self
+            .call_json(
+                "read what services see",
+                Method::GET,
+                path,
+                Auth::Environment,
+                None,
+            )
+            .await?;
+        let found = results(&value).into_iter().find(|flag| {
+            flag.get("feature")
+                .and_then(|feature| feature.get("name"))
+                .and_then(Value::as_str)
+                == Some(key)
+        });
+        let Some(flag) = found else {
+            // With "hide disabled flags" on, Flagsmith leaves disabled flags out of what SDKs
+            // get: a flag the environment holds but services do not get is off for them.
+            let document = self.document().await?;
+            if document.feature(key).is_some() {
+                return Ok(ServedState {
+                    enabled: false,
+                    value: None,
+                });
+            }
+            return Err(ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: flag `{key}` is not in what services get from {}",
+                    self.env,
+                    display_url(&self.url(path))
+                ),
+            ));
+        };
+        let enabled = flag
+            .get("enabled")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{}: flag `{key}` from {} has no boolean `enabled`",
+                        self.env,
+                        display_url(&self.url(path))
+                    ),
+                )
+            })?;
+        Ok(ServedState {
+            enabled,
+            value: flag.get("feature_state_value").and_then(non_null),
+        })
+    }
+
+    /// v2 versions (their descriptions hold the notes) and Flagsmith's audit log.
+    async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
+        let Some(admin) = &self.admin else {
+            return Err(ProviderError::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: the history of `{key}` is in Flagsmith's Admin API, which needs an admin credential (admin_api_key or admin_token); this connection has only the server-side key",
+                    self.env
+                ),
+            ));
+        };
+        let document = self.document().await?;
+        let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
+        let settings = self.settings(&document.api_key).await?;
+        let mut entries = Vec::new();
+        if settings.versioned {
+            let path = format!(
+                "/api/v1/environments/{}/features/{}/versions/",
+                document.id, state.feature_id
+            );
+            let versions = self
+                .call_json(
+                    &format!("read the versions of `{key}`"),
+                    Method::GET,
+                    &path,
+                    Auth::Admin,
+                    None,
+                )
+                .await?;
+            for version in results(&versions) {
+                let at = version
+                    .get("live_from")
+                    .or_else(|| version.get("created_at"))
+                    .and_then(Value::as_str)
+                    .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                    .map(|at| at.with_timezone(&Utc));
+                let Some(at) = at else { continue };
+                let published = version.get("published").and_then(Value::as_bool) == Some(true);
+                entries.push(HistoryEntry {
+                    at,
+                    who: version
+                        .get("published_by")
+                        .or_else(|| version.get("created_by"))
+                        .and_then(Value::as_u64)
+                        .map(|user| format!("user {user}")),
+                    what: if published {
+                        "version published".to_string()
+                    } else {
+                        "version drafted (not published)".to_string()
+                    },
+                    comment: version
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                });
+            }
+        }
+        let project = self.project.unwrap_or(document.project_id);
+        let search: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        let path = format!(
+            "/api/v1/projects/{project}/audit/?environments={}&search={search}",
+            document.id
+        );
+        match self
+            .call_json(
+                &format!("read Flagsmith's audit log for `{key}`"),
+                Method::GET,
+                &path,
+                Auth::Admin,
+                None,
+            )
+            .await
+        {
+            Ok(log) => {
+                for entry in results(&log) {
+                    let Some(at) = entry
+                        .get("created_date")
+                        .and_then(Value::as_str)
+                        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+                    else {
+                        continue;
+                    };
+                    entries.push(HistoryEntry {
+                        at: at.with_timezone(&Utc),
+                        who: entry
+                            .get("author")
+                            .and_then(|author| author.get("email"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        what: entry
+                            .get("log")
+                            .and_then(Value::as_str)
+                            .unwrap_or("change")
+                            .to_string(),
+                        comment: None,
+                    });
+                }
+            }
+            Err(error)
+                if error.message.contains(" 500 ") && matches!(admin, AdminAuth::ApiKey(_)) =>
+            {
+                if entries.is_empty() {
+                    return Err(ProviderError::new(
+                        ErrorKind::Api,
+                        format!(
+                            "{}: Flagsmith's audit log fails with an organisation API key (the open-source build answers 500 there; it keeps its audit log for the enterprise edition): {}",
+                            self.env, error.message
+                        ),
+                    ));
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        if entries.is_empty() {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{}: Flagsmith has no history for `{key}`: its audit log is empty (the audit log is an enterprise feature; the open-source build returns an empty list){}",
+                    self.env,
+                    if settings.versioned {
+                        ""
+                    } else {
+                        ", and this environment does not use v2 feature versioning"
+                    }
+                ),
+            ));
+        }
+        entries.sort_by_key(|entry| std::cmp::Reverse(entry.at));
+        Ok(entries)
+    }
+}
+
+// ---- writes ---------------------------------------------------------------------------------
+
+struct FlagsmithWriter {
+    client: Arc<Flagsmith>,
+}
+
+/// A feature-state value in the Admin API's typed form.
+fn typed_value(value: &Value) -> Value {
+    match value {
+        Value::Bool(flag) => json!({"type": "bool", "boolean_value": flag}),
+        Value::Number(number) if number.is_i64() || number.is_u64() => {
+            json!({"type": "int", "integer_value": number})
+        }
+        Value::Null => json!({"type": "unicode", "string_value": null}),
+        Value::String(text) => json!({"type": "unicode", "string_value": text}),
+        other => json!({"type": "unicode", "string_value": other.to_string()}),
+    }
+}
+
+#[async_trait]
+impl FlagWriter for FlagsmithWriter {
+    async fn set_enabled(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        // Flagsmith has no conditional write on feature states: re-read right before writing
+        // and refuse when the flag moved since `seen` (the window left is one round trip).
+        let document = client.document().await?;
+        let state = document
+            .feature(key)
+            .ok_or_else(|| client.not_found(key))?
+            .clone();
+        let now = summarise(&document, &state, None);
+        if seen.version.is_some() && now.state.version != seen.version {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{env}: `{key}` changed in Flagsmith since it was read (version {} is now {}); nothing was changed",
+                    seen.version.as_deref().unwrap_or("?"),
+                    now.state.version.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        let settings = client.settings(&document.api_key).await?;
+        let multivariate: Vec<Value> = state
+            .multivariate
+            .iter()
+            .filter_map(|(_, option, percent)| {
+                option.map(|id| json!({"multivariate_feature_option": id, "percentage_allocation": percent}))
+            })
+            .collect();
+        let action = if enabled { "turn on" } else { "turn off" };
+
+        if let Some(approvals) = settings.approvals {
+            let path = format!(
+                "/api/v1/environments/{}/create-change-request/",
+                document.api_key
+            );
+            let title = format!("killswitch: {action} {key} in {env}");
+            let mut body = json!({
+                "title": title,
+                "description": note.vendor_text(),
+                "approvals": [],
+                "group_assignments": [],
+            });
+            if settings.versioned {
+                body["feature_states"] = json!([]);
+                body["change_sets"] = json!([{
+                    "feature": state.feature_id,
+                    "feature_states_to_update": [{
+                        "feature_segment": null,
+                        "enabled": enabled,
+                        "feature_state_value": typed_value(&state.value),
+                        "multivariate_feature_state_values": multivariate,
+                    }],
+                    "live_from": Utc::now().to_rfc3339(),
+                }]);
+            } else {
+                body["feature_states"] = json!([{
+                    "id": state.django_id,
+                    "feature": state.feature_id,
+                    "enabled": enabled,
+                    "feature_state_value": typed_value(&state.value),
+                    "multivariate_feature_state_values": multivariate,
+                    "live_from": Utc::now().to_rfc3339(),
+                }]);
+            }
+            let created = match client
+                .call_json(
+                    &format!("create a change request to {action} `{key}`"),
+                    Method::POST,
+                    &path,
+                    Auth::Admin,
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(created) => created,
+                Err(error) if error.kind == ErrorKind::NotFound => {
+                    return Err(ProviderError::new(
+                        ErrorKind::Api,
+                        format!(
+                            "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}), but {} answered 404: this Flagsmith build has no change-request endpoint (change requests are an enterprise feature; the open-source build lacks them). Nothing was changed; ask a Flagsmith admin to apply it or to lift the approval requirement",
+                            display_url(&client.url(&path))
+                        ),
+                    ));
+                }
+                Err(error) => return Err(error),
+            };
+            let id = created
+                .get("id")
+                .and_then(Value::as_u64)
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| "?".to_string());
+            return Ok(WriteResult::PendingApproval {
+                reference: format!(
+                    "Flagsmith change request #{id} \"{title}\" awaits {approvals} approval{} ({})",
+                    if approvals == 1 { "" } else { "s" },
+                    display_url(
+                        &client.url(&format!("/api/v1/features/workflows/change-requests/{id}/"))
+                    )
+                ),
+            });
+        }
+
+        if settings.versioned {
+            let path = format!(
+                "/api/v1/environments/{}/features/{}/versions/",
+                document.id, state.feature_id
+            );
+            let body = json!({
+                "description": note.vendor_text(),
+                "publish_immediately": true,
+                "feature_states_to_update": [{
+                    "feature_segment": null,
+                    "enabled": enabled,
+                    "feature_state_value": typed_value(&state.value),
+                    "multivariate_feature_state_values": multivariate,
+                }],
+            });
+            let version = client
+                .call_json(
+                    &format!("publish a version to {action} `{key}`"),
+                    Method::POST,
+                    &path,
+                    Auth::Admin,
+                    Some(&body),
+                )
+                .await?;
+            if version.get("published").and_then(Value::as_bool) != Some(true) {
+                return Err(ProviderError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{env}: Flagsmith created a version of `{key}` at {} but did not publish it; nothing is live",
+                        display_url(&client.url(&path))
+                    ),
+                ));
+            }
+            return Ok(WriteResult::Applied);
+        }
+
+        let Some(feature_state_id) = state.django_id else {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: the environment document gives no feature-state id (`django_id`) for `{key}`, so it cannot be changed through the Admin API"
+                ),
+            ));
+        };
+        let path = format!(
+            "/api/v1/environments/{}/featurestates/{feature_state_id}/",
+            document.api_key
+        );
+        let answer = client
+            .call(
+                &format!("{action} `{key}`"),
+                Method::PATCH,
+                &path,
+                Auth::Admin,
+                Some(&json!({ "enabled": enabled })),
+            )
+            .await?;
+        let changed = parse_json(
+            env,
+            "read the PATCH answer",
+            &client.url(&path),
+            &answer.body,
+        )?;
+        if changed.get("enabled").and_then(Value::as_bool) != Some(enabled) {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: Flagsmith answered {} to the change of `{key}` at {} but does not report it {}",
+                    answer.status.as_u16(),
+                    display_url(&client.url(&path)),
+                    if enabled { "on" } else { "off" }
+                ),
+            ));
+        }
+        Ok(WriteResult::Applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/flagsmith/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    fn prod() -> Document {
+        match Document::parse(fixture("prod.environment-document.json")) {
+            Ok(document) => document,
+            Err(err) => panic!("recorded document does not parse: {err}"),
+        }
+    }
+
+    fn flag(document: &Document, key: &str) -> Flag {
+        let state = document.feature(key).cloned();
+        let Some(state) = state else {
+            panic!("{key} not in the recorded document")
+        };
+        summarise(document, &state, None)
+    }
+
+    #[test]
+    fn recorded_prod_document_summarises_every_rollout_form() {
+        let document = prod();
+        assert_eq!((document.id, document.project_id), (3, 1));
+        assert_eq!(document.feature_states.len(), 6);
+
+        let checkout = flag(&document, "kill_switch_checkout");
+        assert_eq!(checkout.meta.kind, FlagKind::KillSwitch);
+        assert!(checkout.state.enabled);
+        assert_eq!(checkout.state.value, None);
+
+        let ab = flag(&document, "recommendations_ab_test_model_v3");
+        assert_eq!(ab.meta.kind, FlagKind::Experiment);
+        assert_eq!(ab.state.rollout.summary(), "33/33/34");
+
+        let stripe = flag(&document, "checkout_stripe_payment_intents_v2024_11");
+        assert!(!stripe.state.enabled);
+        assert_eq!(stripe.state.overrides.len(), 1);
+        assert_eq!(
+            stripe.state.overrides[0].summary(),
+            "10% (segment stripe_pi_rollout_10pct)"
+        );
+
+        let page = flag(&document, "catalog_per_tenant_pagination_size");
+        assert_eq!(page.state.value, Some(json!(30)));
+        let summaries: Vec<String> = page.state.overrides.iter().map(Override::summary).collect();
+        assert_eq!(
+            summaries,
+            vec!["200 (segment tenant_bigcorp)", "50 (identity tenant-acme)"]
+        );
+    }
+
+    #[test]
+    fn version_changes_with_the_flag_and_only_then() {
+        let document = prod();
+        let before = flag(&document, "kill_switch_checkout");
+        assert_eq!(
+            before.state.version,
+            flag(&document, "kill_switch_checkout").state.version
+        );
+        let mut changed = document;
+        changed.feature_states[0].enabled = false;
+        let after = flag(&changed, "kill_switch_checkout");
+        assert_ne!(before.state.version, after.state.version);
+        assert!(
+            before
+                .state
+                .version
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("fs3-")
+        );
+    }
+
+    #[test]
+    fn owners_tags_and_removal_dates_from_the_admin_api() {
+        let features = fixture("prod.project-features.json");
+        let tags = vec![
+            (1, "kill_switch".to_string()),
+            (2, "remove-by:2026-12-15".to_string()),
+        ];
+        let parsed: Vec<AdminFeature> = results(&features)
+            .iter()
+            .filter_map(|f| AdminFeature::parse(f, &tags))
+            .collect();
+        assert_eq!(parsed.len(), 6);
+        assert_eq!(parsed[0].owner.as_deref(), Some("admin@example.com"));
+        assert_eq!(parsed[0].tags, vec!["kill_switch"]);
+        assert_eq!(
+            parsed[0].description.as_deref(),
+            Some("Kill switch for checkout")
+        );
+        assert_eq!(
+            parsed[2].expected_removal,
+            NaiveDate::from_ymd_opt(2026, 12, 15)
+        );
+        assert_eq!(
+            removal_date("expected_removal_date: 2027-01-02"),
+            NaiveDate::from_ymd_opt(2027, 1, 2)
+        );
+        assert_eq!(removal_date("owner: team"), None);
+    }
+
+    #[test]
+    fn base_urls_are_normalised() {
+        assert_eq!(
+            normalise_base("https://flags.example/api/v1/").as_deref(),
+            Some("https://flags.example")
+        );
+        assert_eq!(
+            normalise_base("http://127.0.0.1:8000").as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(normalise_base("ftp://x"), None);
+        assert_eq!(normalise_base("not a url"), None);
+    }
+
+    #[test]
+    fn values_go_back_typed() {
+        assert_eq!(
+            typed_value(&json!(30)),
+            json!({"type": "int", "integer_value": 30})
+        );
+        assert_eq!(
+            typed_value(&json!("control")),
+            json!({"type": "unicode", "string_value": "control"})
+        );
+        assert_eq!(typed_value(&Value::Null)["type"], "unicode");
+    }
+}

@@ -1,0 +1,939 @@
+//! A fake Flagsmith API server on 127.0.0.1, built from the responses recorded against a real
+//! open-source Flagsmith (v2.265.0) in `tests/fixtures/flagsmith/`, and from Flagsmith's source
+//! and documentation where nothing was recorded (change requests, audit log, tags).
+//!
+//! It is honest where the real API is strict: the environment document needs the server-side
+//! key (the client key gets the recorded 403), admin endpoints need `Api-Key`/`Token` (the
+//! server key gets 401, a bad token the recorded 401), unknown features get the recorded 404,
+//! bad bodies get DRF-shaped 400s, a classic PATCH in a v2-versioned environment is refused,
+//! and change requests exist only in the enterprise mode (404 in the open-source mode, as on the
+//! real open-source build). Writes mutate the environment document, so the document, the Admin
+//! API and `/api/v1/flags/` all reflect them.
+//!
+//! The server runs as a task of the test's tokio runtime: it ends with the test, no process is
+//! left behind.
+#![allow(dead_code)]
+// Handlers answer early with a ready `Response`; its size does not matter in a test fake.
+#![allow(clippy::result_large_err)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/flagsmith");
+
+/// Django's 404 page for a URL no view matches (DEBUG off): what the open-source build answers
+/// for the enterprise-only change-request endpoints.
+const DJANGO_404: &str = "<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n";
+/// Django's 500 page (DEBUG off).
+const DJANGO_500: &str = "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Server Error (500)</title>\n</head>\n<body>\n  <h1>Server Error (500)</h1><p></p>\n</body>\n</html>\n";
+
+pub const ADMIN_API_KEY: &str = "ZmFrZS1vcmctYXBpLWtleS1kbzEtbm90LXVzZQ.s3cr3tOrgKey";
+pub const ADMIN_TOKEN: &str = "9f8e7d6c5b4a39281706f5e4d3c2b1a0s3cr3tTok";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{FIXTURES}/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn fixture_text(name: &str) -> String {
+    let path = format!("{FIXTURES}/{name}");
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+/// One environment of the fake.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub id: u64,
+    pub name: String,
+    /// The client-side key (public, in the document as `api_key`).
+    pub client_key: String,
+    /// The server-side key `ser.…`.
+    pub server_key: String,
+    pub versioned: bool,
+    pub approvals: Option<u64>,
+    pub document: Value,
+    /// feature id -> versions, newest first (v2 environments).
+    pub versions: Vec<(u64, Value)>,
+}
+
+/// What the fake did and holds, for assertions.
+#[derive(Debug, Default)]
+pub struct Fake {
+    pub enterprise: bool,
+    pub envs: Vec<Env>,
+    pub features: Vec<Value>,
+    pub change_requests: Vec<Value>,
+    pub audit: Vec<Value>,
+    /// (method, path with query, auth used: "environment", "api-key", "token", "none").
+    pub requests: Vec<(String, String, String)>,
+    /// The next `n` requests whose path contains `.0` answer `.1` with body `.2`.
+    pub faults: Vec<(String, u16, String, usize)>,
+    /// Every answer waits this long first.
+    pub delay: Option<Duration>,
+    next_id: u64,
+}
+
+pub struct FakeFlagsmith {
+    pub url: String,
+    pub state: Arc<Mutex<Fake>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeFlagsmith {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FakeFlagsmith {
+    /// Open-source mode: change requests 404, the audit log is empty (500 with `Api-Key`).
+    pub async fn open_source() -> FakeFlagsmith {
+        FakeFlagsmith::start(false).await
+    }
+
+    /// Enterprise mode: change requests and the audit log exist.
+    pub async fn enterprise() -> FakeFlagsmith {
+        FakeFlagsmith::start(true).await
+    }
+
+    async fn start(enterprise: bool) -> FakeFlagsmith {
+        let fake = Fake {
+            enterprise,
+            envs: vec![dev(), staging(), prod()],
+            features: results(&fixture("prod.project-features.json")),
+            next_id: 5000,
+            ..Fake::default()
+        };
+        let state = Arc::new(Mutex::new(fake));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr: SocketAddr = listener.local_addr().expect("local addr");
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeFlagsmith {
+            url: format!("http://{addr}"),
+            state,
+            task,
+        }
+    }
+
+    pub fn env(&self, name: &str) -> Env {
+        let state = self.state.lock().expect("fake state");
+        state
+            .envs
+            .iter()
+            .find(|env| env.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no env {name} in the fake"))
+    }
+
+    /// Requires change-request approvals in this environment.
+    pub fn require_approvals(&self, name: &str, approvals: u64) {
+        let mut state = self.state.lock().expect("fake state");
+        for env in state.envs.iter_mut().filter(|env| env.name == name) {
+            env.approvals = Some(approvals);
+        }
+    }
+
+    pub fn fail(&self, path_contains: &str, status: u16, body: &str, times: usize) {
+        self.state.lock().expect("fake state").faults.push((
+            path_contains.to_string(),
+            status,
+            body.to_string(),
+            times,
+        ));
+    }
+
+    pub fn set_delay(&self, delay: Option<Duration>) {
+        self.state.lock().expect("fake state").delay = delay;
+    }
+
+    /// The environment default of a feature as the fake holds it.
+    pub fn enabled(&self, env: &str, feature: &str) -> bool {
+        let env = self.env(env);
+        env.document["feature_states"]
+            .as_array()
+            .and_then(|states| {
+                states
+                    .iter()
+                    .find(|fs| fs["feature"]["name"] == feature)
+                    .and_then(|fs| fs["enabled"].as_bool())
+            })
+            .unwrap_or_else(|| panic!("no {feature} in {}", env.name))
+    }
+
+    pub fn requests(&self) -> Vec<(String, String, String)> {
+        self.state.lock().expect("fake state").requests.clone()
+    }
+}
+
+fn results(value: &Value) -> Vec<Value> {
+    value["results"].as_array().cloned().unwrap_or_default()
+}
+
+// ---- the three environments ------------------------------------------------------------------
+
+/// prod (id 3): the recorded document as is.
+fn prod() -> Env {
+    let document = fixture("prod.environment-document.json");
+    Env {
+        id: 3,
+        name: "prod".into(),
+        client_key: document["api_key"].as_str().unwrap_or_default().to_string(),
+        server_key: "ser.prodFakeServerKey9s3cr3t".into(),
+        versioned: false,
+        approvals: None,
+        document,
+        versions: Vec::new(),
+    }
+}
+
+/// Renumbers an environment derived from prod: ids, keys, feature-state ids.
+fn derive(id: u64, name: &str, client_key: &str) -> Value {
+    let mut document = fixture("prod.environment-document.json");
+    document["id"] = json!(id);
+    document["name"] = json!(name);
+    document["api_key"] = json!(client_key);
+    let offset = id * 1000;
+    let renumber = |fs: &mut Value| {
+        if let Some(django_id) = fs["django_id"].as_u64() {
+            fs["django_id"] = json!(django_id + offset);
+        }
+    };
+    if let Some(states) = document["feature_states"].as_array_mut() {
+        states.iter_mut().for_each(renumber);
+    }
+    if let Some(segments) = document["project"]["segments"].as_array_mut() {
+        for segment in segments {
+            if let Some(states) = segment["feature_states"].as_array_mut() {
+                states.iter_mut().for_each(renumber);
+            }
+        }
+    }
+    document["identity_overrides"] = json!([]);
+    document
+}
+
+fn feature_state_mut<'a>(document: &'a mut Value, name: &str) -> &'a mut Value {
+    document["feature_states"]
+        .as_array_mut()
+        .and_then(|states| states.iter_mut().find(|fs| fs["feature"]["name"] == name))
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// dev (id 1): everything on for everyone; no segment or identity overrides.
+fn dev() -> Env {
+    let mut document = derive(1, "dev", "DevClientKey4fake00000");
+    feature_state_mut(&mut document, "checkout_stripe_payment_intents_v2024_11")["enabled"] =
+        json!(true);
+    if let Some(segments) = document["project"]["segments"].as_array_mut() {
+        for segment in segments {
+            segment["feature_states"] = json!([]);
+        }
+    }
+    Env {
+        id: 1,
+        name: "dev".into(),
+        client_key: "DevClientKey4fake00000".into(),
+        server_key: "ser.devFakeServerKey1s3cr3t".into(),
+        versioned: false,
+        approvals: None,
+        document,
+        versions: Vec::new(),
+    }
+}
+
+/// staging (id 2, v2 feature versioning): recommendations killed, the A/B test 25/25/25 with
+/// 25% left on control, pagination without the tenant override.
+fn staging() -> Env {
+    let mut document = derive(2, "staging", "StagingClientKey4fake0");
+    feature_state_mut(&mut document, "kill_switch_recommendations")["enabled"] = json!(false);
+    if let Some(values) = feature_state_mut(&mut document, "recommendations_ab_test_model_v3")
+        ["multivariate_feature_state_values"]
+        .as_array_mut()
+    {
+        for value in values {
+            value["percentage_allocation"] = json!(25.0);
+        }
+    }
+    if let Some(segments) = document["project"]["segments"].as_array_mut() {
+        for segment in segments
+            .iter_mut()
+            .filter(|s| s["name"] == "tenant_bigcorp")
+        {
+            segment["feature_states"] = json!([]);
+        }
+    }
+    let recorded = results(&fixture("staging.v2-versions-list.json"));
+    let versions = (1..=6u64)
+        .flat_map(|feature| recorded.iter().map(move |v| (feature, v.clone())))
+        .collect();
+    Env {
+        id: 2,
+        name: "staging".into(),
+        client_key: "StagingClientKey4fake0".into(),
+        server_key: "ser.stagingFakeServerKey2s3cr3t".into(),
+        versioned: true,
+        approvals: None,
+        document,
+        versions,
+    }
+}
+
+// ---- request handling ------------------------------------------------------------------------
+
+fn json_response(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn raw_response(status: u16, content_type: &str, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [("content-type", content_type.to_string())], body).into_response()
+}
+
+fn not_found_html() -> Response {
+    raw_response(404, "text/html; charset=utf-8", DJANGO_404.to_string())
+}
+
+fn detail(status: u16, text: &str) -> Response {
+    json_response(status, json!({ "detail": text }))
+}
+
+enum Admin {
+    ApiKey,
+    Token,
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// Flagsmith's Admin API authentication: `Api-Key <org key>` or `Token <user token>`.
+fn admin_auth(headers: &HeaderMap) -> Result<Admin, Response> {
+    let Some(value) = header(headers, "authorization") else {
+        return Err(detail(401, "Authentication credentials were not provided."));
+    };
+    match value.split_once(' ') {
+        Some(("Api-Key", key)) if key == ADMIN_API_KEY => Ok(Admin::ApiKey),
+        Some(("Token", token)) if token == ADMIN_TOKEN => Ok(Admin::Token),
+        Some(("Api-Key", _)) => Err(detail(401, "Valid Master API Key not found.")),
+        _ => Err(json_response(401, fixture("error.401.bad-token.json"))),
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<Fake>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or("").to_string();
+    let delay = {
+        let mut fake = state.lock().expect("fake state");
+        let auth = if headers.contains_key("x-environment-key") {
+            "environment"
+        } else {
+            match header(&headers, "authorization").and_then(|v| v.split_once(' ')) {
+                Some(("Api-Key", _)) => "api-key",
+                Some(("Token", _)) => "token",
+                Some(_) => "other",
+                None => "none",
+            }
+        };
+        let shown = if query.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{query}")
+        };
+        fake.requests
+            .push((method.to_string(), shown, auth.to_string()));
+        fake.delay
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut fake = state.lock().expect("fake state");
+    if let Some(fault) = fake
+        .faults
+        .iter_mut()
+        .find(|(part, _, _, times)| *times > 0 && path.contains(part.as_str()))
+    {
+        fault.3 -= 1;
+        let (status, body) = (fault.1, fault.2.clone());
+        let content_type = if serde_json::from_str::<Value>(&body).is_ok() {
+            "application/json"
+        } else {
+            "text/html; charset=utf-8"
+        };
+        return raw_response(status, content_type, body);
+    }
+    route(&mut fake, &method, &path, &query, &headers, &body)
+}
+
+fn route(
+    fake: &mut Fake,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["api", "v1", "environment-document"]) => environment_document(fake, headers),
+        ("GET", ["api", "v1", "flags"]) => sdk_flags(fake, headers),
+        (_, ["api", "v1", "environment-document" | "flags"]) => {
+            detail(405, &format!("Method \"{method}\" not allowed."))
+        }
+        _ if parts.starts_with(&["api", "v1"]) && path.ends_with('/') => {
+            let admin = match admin_auth(headers) {
+                Ok(admin) => admin,
+                Err(response) => return response,
+            };
+            admin_route(fake, admin, method, &parts[2..], query, body)
+        }
+        _ => not_found_html(),
+    }
+}
+
+fn env_by_server_key<'a>(fake: &'a Fake, headers: &HeaderMap) -> Option<&'a Env> {
+    let key = header(headers, "x-environment-key")?;
+    fake.envs.iter().find(|env| env.server_key == key)
+}
+
+fn environment_document(fake: &Fake, headers: &HeaderMap) -> Response {
+    match env_by_server_key(fake, headers) {
+        Some(env) => json_response(200, env.document.clone()),
+        // The client key (and any other key) gets the recorded 403.
+        None => json_response(
+            403,
+            fixture("error.403.client-key-on-environment-document.json"),
+        ),
+    }
+}
+
+fn feature_meta(fake: &Fake, id: u64) -> Option<&Value> {
+    fake.features.iter().find(|f| f["id"] == id)
+}
+
+/// `/api/v1/flags/`: environment defaults only, client or server key, shaped as recorded.
+fn sdk_flags(fake: &Fake, headers: &HeaderMap) -> Response {
+    let key = header(headers, "x-environment-key").unwrap_or_default();
+    let Some(env) = fake
+        .envs
+        .iter()
+        .find(|env| env.server_key == key || env.client_key == key)
+    else {
+        return json_response(
+            403,
+            fixture("error.403.client-key-on-environment-document.json"),
+        );
+    };
+    // "Hide disabled flags" (project setting): disabled flags are left out of what SDKs get.
+    let hide_disabled = env.document["project"]["hide_disabled_flags"] == true;
+    let flags: Vec<Value> = env.document["feature_states"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|fs| !(hide_disabled && fs["enabled"] == false))
+        .map(|fs| {
+            let id = fs["feature"]["id"].as_u64().unwrap_or_default();
+            let meta = feature_meta(fake, id).cloned().unwrap_or(Value::Null);
+            json!({
+                "id": fs["django_id"],
+                "feature": {
+                    "id": id,
+                    "name": fs["feature"]["name"],
+                    "created_date": meta["created_date"],
+                    "description": meta["description"],
+                    "initial_value": meta["initial_value"],
+                    "default_enabled": meta["default_enabled"],
+                    "type": fs["feature"]["type"],
+                },
+                "feature_state_value": fs["feature_state_value"],
+                "environment": env.id,
+                "identity": null,
+                "feature_segment": null,
+                "enabled": fs["enabled"],
+            })
+        })
+        .collect();
+    json_response(200, Value::Array(flags))
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%20", " ").replace('+', " "))
+    })
+}
+
+fn admin_route(
+    fake: &mut Fake,
+    admin: Admin,
+    method: &Method,
+    parts: &[&str],
+    query: &str,
+    body: &Bytes,
+) -> Response {
+    match (method.as_str(), parts) {
+        ("GET", ["environments", key]) => match fake.envs.iter().find(|e| e.client_key == *key) {
+            Some(env) => json_response(200, environment_settings(env)),
+            None => detail(404, "No Environment matches the given query."),
+        },
+        ("PATCH" | "PUT", ["environments", key, "featurestates", id]) => {
+            patch_feature_state(fake, key, id, body)
+        }
+        ("GET", ["environments", env_id, "features", feature_id, "versions"]) => {
+            list_versions(fake, env_id, feature_id)
+        }
+        ("POST", ["environments", env_id, "features", feature_id, "versions"]) => {
+            create_version(fake, &admin, env_id, feature_id, body)
+        }
+        ("POST", ["environments", key, "create-change-request"]) if fake.enterprise => {
+            create_change_request(fake, key, body)
+        }
+        ("GET", ["projects", "1", "features"]) => project_features(fake, query),
+        ("GET", ["projects", "1", "tags"]) => json_response(
+            200,
+            json!([
+                {"id": 1, "label": "kill_switch", "color": "#e11d48", "description": "", "project": 1},
+                {"id": 2, "label": "team-catalog", "color": "#2563eb", "description": "", "project": 1}
+            ]),
+        ),
+        ("GET", ["projects", "1", "audit"]) => audit_log(fake, &admin, query),
+        ("GET", ["projects", _, ..]) => detail(404, "Not found."),
+        _ => not_found_html(),
+    }
+}
+
+fn environment_settings(env: &Env) -> Value {
+    json!({
+        "id": env.id,
+        "uuid": format!("00000000-0000-4000-8000-00000000000{}", env.id),
+        "name": env.name,
+        "api_key": env.client_key,
+        "description": null,
+        "project": 1,
+        "minimum_change_request_approvals": env.approvals,
+        "allow_client_traits": true,
+        "banner_text": null,
+        "banner_colour": null,
+        "hide_disabled_flags": null,
+        "use_mv_v2_evaluation": true,
+        "use_identity_composite_key_for_hashing": true,
+        "hide_sensitive_data": false,
+        "use_v2_feature_versioning": env.versioned,
+        "use_identity_overrides_in_local_eval": true,
+        "is_creating": false,
+        "metadata": [],
+        "total_segment_overrides": 1
+    })
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(json_response(
+            400,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+        )),
+        Err(err) => Err(detail(400, &format!("JSON parse error - {err}"))),
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn record_audit(fake: &mut Fake, env_id: u64, log: String, admin: Option<&Admin>) {
+    if !fake.enterprise {
+        return;
+    }
+    let id = fake.audit.len() as u64 + 1;
+    let author = match admin {
+        Some(Admin::Token) | None => {
+            json!({"id": 1, "email": "admin@example.com", "first_name": "Admin", "last_name": "User"})
+        }
+        Some(Admin::ApiKey) => Value::Null,
+    };
+    fake.audit.push(json!({
+        "id": id,
+        "created_date": now(),
+        "log": log,
+        "author": author,
+        "environment": {"id": env_id},
+        "project": {"id": 1, "name": "Checkout Platform"},
+        "related_object_id": null,
+        "related_object_uuid": null,
+        "related_object_type": "FEATURE_STATE",
+        "is_system_event": false
+    }));
+}
+
+/// Classic `PATCH /api/v1/environments/{key}/featurestates/{id}/` (environment defaults).
+fn patch_feature_state(fake: &mut Fake, key: &str, id: &str, body: &Bytes) -> Response {
+    let Some(index) = fake.envs.iter().position(|e| e.client_key == key) else {
+        return detail(404, "Environment not found.");
+    };
+    let wanted = id.parse::<u64>().ok();
+    let found = fake.envs[index].document["feature_states"]
+        .as_array()
+        .and_then(|states| {
+            states
+                .iter()
+                .position(|fs| wanted.is_some() && fs["django_id"].as_u64() == wanted)
+        });
+    let Some(position) = found else {
+        return detail(404, "No FeatureState matches the given query.");
+    };
+    if fake.envs[index].versioned {
+        return detail(
+            400,
+            "This environment uses v2 feature versioning. Use the environment feature version endpoint instead.",
+        );
+    }
+    if fake.enterprise && fake.envs[index].approvals.is_some() {
+        // Assumed from the enterprise behaviour: with change requests on, flags change only
+        // through a change request.
+        return detail(403, "You do not have permission to perform this action.");
+    }
+    let data = match parse_body(body) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    if let Some(enabled) = data.get("enabled") {
+        let Some(enabled) = enabled.as_bool() else {
+            return json_response(400, json!({"enabled": ["Must be a valid boolean."]}));
+        };
+        let env_id = fake.envs[index].id;
+        let fs = &mut fake.envs[index].document["feature_states"][position];
+        fs["enabled"] = json!(enabled);
+        let name = fs["feature"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        record_audit(
+            fake,
+            env_id,
+            format!("Flag state updated for feature: {name}"),
+            None,
+        );
+    }
+    let fs = &fake.envs[index].document["feature_states"][position];
+    json_response(
+        200,
+        json!({"feature": fs["feature"]["id"], "enabled": fs["enabled"]}),
+    )
+}
+
+fn env_and_feature(fake: &Fake, env_id: &str, feature_id: &str) -> Result<(usize, u64), Response> {
+    let Some(index) = fake.envs.iter().position(|e| e.id.to_string() == env_id) else {
+        return Err(detail(404, "No Environment matches the given query."));
+    };
+    match feature_id
+        .parse::<u64>()
+        .ok()
+        .filter(|id| feature_meta(fake, *id).is_some())
+    {
+        Some(id) => Ok((index, id)),
+        None => Err(json_response(
+            404,
+            fixture("error.404.unknown-feature.json"),
+        )),
+    }
+}
+
+fn list_versions(fake: &Fake, env_id: &str, feature_id: &str) -> Response {
+    let (index, feature) = match env_and_feature(fake, env_id, feature_id) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let versions: Vec<Value> = fake.envs[index]
+        .versions
+        .iter()
+        .filter(|(f, _)| *f == feature)
+        .map(|(_, v)| v.clone())
+        .collect();
+    json_response(
+        200,
+        json!({"count": versions.len(), "next": null, "previous": null, "results": versions}),
+    )
+}
+
+/// `POST /api/v1/environments/{id}/features/{id}/versions/` (v2 feature versioning).
+fn create_version(
+    fake: &mut Fake,
+    admin: &Admin,
+    env_id: &str,
+    feature_id: &str,
+    body: &Bytes,
+) -> Response {
+    let (index, feature) = match env_and_feature(fake, env_id, feature_id) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let data = match parse_body(body) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    if !fake.envs[index].versioned {
+        return json_response(
+            400,
+            json!({"environment": ["Environment must use v2 feature versioning."]}),
+        );
+    }
+    let publish = match data.get("publish_immediately") {
+        None => false,
+        Some(Value::Bool(publish)) => *publish,
+        Some(_) => {
+            return json_response(
+                400,
+                json!({"publish_immediately": ["Must be a valid boolean."]}),
+            );
+        }
+    };
+    let updates = match data.get("feature_states_to_update") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.clone(),
+        Some(_) => {
+            return json_response(
+                400,
+                json!({"feature_states_to_update": {"non_field_errors": ["Expected a list of items but got type \"dict\"."]}}),
+            );
+        }
+    };
+    let mut errors = Vec::new();
+    for item in &updates {
+        let mut error = serde_json::Map::new();
+        match item.get("enabled") {
+            Some(Value::Bool(_)) => {}
+            Some(_) => {
+                error.insert("enabled".into(), json!(["Must be a valid boolean."]));
+            }
+            None => {
+                error.insert("enabled".into(), json!(["This field is required."]));
+            }
+        }
+        match item.get("feature_state_value") {
+            Some(Value::Object(value)) if value.contains_key("type") => {}
+            Some(_) => {
+                error.insert(
+                    "feature_state_value".into(),
+                    json!({"type": ["This field is required."]}),
+                );
+            }
+            None => {
+                error.insert(
+                    "feature_state_value".into(),
+                    json!(["This field is required."]),
+                );
+            }
+        }
+        errors.push(Value::Object(error));
+    }
+    if errors
+        .iter()
+        .any(|e| e.as_object().is_some_and(|e| !e.is_empty()))
+    {
+        return json_response(400, json!({ "feature_states_to_update": errors }));
+    }
+    fake.next_id += 1;
+    let new_id = fake.next_id;
+    let at = now();
+    let version = json!({
+        "created_at": at,
+        "updated_at": at,
+        "published": publish,
+        "live_from": if publish { json!(at) } else { Value::Null },
+        "uuid": format!("de2751e1-1c9e-41b0-97f5-{new_id:012}"),
+        "is_live": publish,
+        "published_by": match (publish, admin) { (true, Admin::Token) => json!(1), _ => Value::Null },
+        "created_by": match admin { Admin::Token => json!(1), Admin::ApiKey => Value::Null },
+        "description": data.get("description").cloned().unwrap_or(Value::Null),
+    });
+    let env = &mut fake.envs[index];
+    env.versions.insert(0, (feature, version.clone()));
+    let mut name = String::new();
+    if publish
+        && let Some(states) = env.document["feature_states"].as_array_mut()
+        && let Some(fs) = states.iter_mut().find(|fs| fs["feature"]["id"] == feature)
+    {
+        for update in updates.iter().filter(|u| u["feature_segment"].is_null()) {
+            fs["enabled"] = update["enabled"].clone();
+            let value = &update["feature_state_value"];
+            fs["feature_state_value"] = match value["type"].as_str() {
+                Some("int") => value["integer_value"].clone(),
+                Some("bool") => value["boolean_value"].clone(),
+                _ => value["string_value"].clone(),
+            };
+        }
+        // A new version is a new feature-state row.
+        fs["django_id"] = json!(new_id);
+        fs["featurestate_uuid"] = json!(format!("9e159c16-0284-44b0-92a5-{new_id:012}"));
+        name = fs["feature"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+    }
+    let env_id = env.id;
+    if publish {
+        record_audit(
+            fake,
+            env_id,
+            format!("New version published for feature: {name}"),
+            Some(admin),
+        );
+    }
+    json_response(201, version)
+}
+
+/// Enterprise only: `POST /api/v1/environments/{key}/create-change-request/`.
+fn create_change_request(fake: &mut Fake, key: &str, body: &Bytes) -> Response {
+    let Some(index) = fake.envs.iter().position(|e| e.client_key == key) else {
+        return detail(404, "No Environment matches the given query.");
+    };
+    let data = match parse_body(body) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    match data.get("title") {
+        Some(Value::String(title)) if !title.trim().is_empty() => {}
+        Some(Value::String(_)) => {
+            return json_response(400, json!({"title": ["This field may not be blank."]}));
+        }
+        _ => return json_response(400, json!({"title": ["This field is required."]})),
+    }
+    fake.next_id += 1;
+    let at = now();
+    let change_request = json!({
+        "id": fake.change_requests.len() + 1,
+        "created_at": at,
+        "updated_at": at,
+        "environment": fake.envs[index].id,
+        "title": data["title"],
+        "description": data.get("description").cloned().unwrap_or(json!("")),
+        "feature_states": data.get("feature_states").cloned().unwrap_or(json!([])),
+        "change_sets": data.get("change_sets").cloned().unwrap_or(json!([])),
+        "user": 1,
+        "committed_at": null,
+        "committed_by": null,
+        "deleted_at": null,
+        "approvals": data.get("approvals").cloned().unwrap_or(json!([])),
+        "group_assignments": data.get("group_assignments").cloned().unwrap_or(json!([])),
+        "is_approved": false,
+        "is_committed": false,
+        "ignore_conflicts": false,
+        "environment_feature_versions": [],
+        "conflicts": []
+    });
+    fake.change_requests.push(change_request.clone());
+    json_response(201, change_request)
+}
+
+fn project_features(fake: &Fake, query: &str) -> Response {
+    let env = query_param(query, "environment")
+        .and_then(|id| fake.envs.iter().find(|e| e.id.to_string() == id));
+    let features: Vec<Value> = fake
+        .features
+        .iter()
+        .map(|feature| {
+            let mut feature = feature.clone();
+            if let Some(env) = env {
+                let fs = env.document["feature_states"]
+                    .as_array()
+                    .and_then(|states| {
+                        states
+                            .iter()
+                            .find(|fs| fs["feature"]["id"] == feature["id"])
+                    })
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                feature["environment_feature_state"] = json!({
+                    "id": fs["django_id"],
+                    "feature_state_value": fs["feature_state_value"],
+                    "environment": env.id,
+                    "identity": null,
+                    "feature_segment": null,
+                    "enabled": fs["enabled"],
+                });
+            }
+            feature
+        })
+        .collect();
+    json_response(
+        200,
+        json!({"count": features.len(), "next": null, "previous": null, "results": features}),
+    )
+}
+
+/// The audit log: enterprise keeps entries; the open-source build answers an empty list with a
+/// user token and 500 with an organisation API key (as observed).
+fn audit_log(fake: &Fake, admin: &Admin, query: &str) -> Response {
+    if !fake.enterprise {
+        return match admin {
+            Admin::Token => json_response(
+                200,
+                json!({"count": 0, "next": null, "previous": null, "results": []}),
+            ),
+            Admin::ApiKey => raw_response(500, "text/html; charset=utf-8", DJANGO_500.to_string()),
+        };
+    }
+    let environment = query_param(query, "environments");
+    let search = query_param(query, "search")
+        .unwrap_or_default()
+        .to_lowercase();
+    let entries: Vec<Value> = fake
+        .audit
+        .iter()
+        .rev()
+        .filter(|entry| {
+            environment
+                .as_ref()
+                .is_none_or(|id| entry["environment"]["id"].as_u64() == id.parse::<u64>().ok())
+        })
+        .filter(|entry| {
+            entry["log"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains(&search)
+        })
+        .cloned()
+        .collect();
+    json_response(
+        200,
+        json!({"count": entries.len(), "next": null, "previous": null, "results": entries}),
+    )
+}
+
+/// The recorded answers the fake must reproduce byte for byte in shape.
+pub fn recorded(name: &str) -> Value {
+    fixture(name)
+}
+
+pub fn recorded_text(name: &str) -> String {
+    fixture_text(name)
+}
