@@ -15,12 +15,15 @@ use serde::Deserialize;
 pub enum ProviderKind {
     /// Local flagd JSON files (the embedded default).
     Flagd,
+    /// LaunchDarkly (SaaS) through its REST API v2.
+    LaunchDarkly,
 }
 
 impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
             ProviderKind::Flagd => "flagd",
+            ProviderKind::LaunchDarkly => "launchdarkly",
         }
     }
 

@@ -7,6 +7,7 @@
 
 pub mod flagd;
 pub mod http;
+pub mod launchdarkly;
 
 use std::fmt;
 use std::sync::Arc;
@@ -200,6 +201,7 @@ pub fn connect(
             let _ = secrets;
             flagd::connect(env, access)
         }
+        ProviderKind::LaunchDarkly => launchdarkly::connect(env, secrets, access, network),
     }
 }
 
@@ -215,6 +217,10 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::Flagd => CredentialFields {
             required: &[],
             write: &[],
+        },
+        ProviderKind::LaunchDarkly => CredentialFields {
+            required: launchdarkly::REQUIRED_FIELDS,
+            write: launchdarkly::WRITE_FIELDS,
         },
     }
 }
