@@ -42,8 +42,8 @@ use serde_json::{Value, json};
 
 use super::http::{self, display_url};
 use super::{
-    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry,
-    ProviderError, ProviderInfo, WriteResult,
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
+    ProviderInfo, WriteResult,
 };
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
@@ -275,7 +275,12 @@ impl LdApi {
         }
     }
 
-    async fn get_json(&self, what: &str, url: &str, token: &Secret) -> Result<Value, ProviderError> {
+    async fn get_json(
+        &self,
+        what: &str,
+        url: &str,
+        token: &Secret,
+    ) -> Result<Value, ProviderError> {
         let answer = self
             .send(what, Method::GET, url, token, None, Retry::WaitBounded)
             .await?;
@@ -300,9 +305,8 @@ impl LdApi {
                 format!("{what}: unexpected flag representation: {err}"),
             )
         })?;
-        summarise(&flag, &self.ld_env).map_err(|message| {
-            ProviderError::new(ErrorKind::Api, format!("{what}: {message}"))
-        })
+        summarise(&flag, &self.ld_env)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))
     }
 }
 
@@ -383,15 +387,14 @@ impl FlagSource for LdApi {
                 "{base}?env={}&summary=0&limit={PAGE_SIZE}&offset={offset}",
                 path_segment(&self.ld_env)
             );
-            let page: LdPage = serde_json::from_value(
-                self.get_json(&what, &url, &self.api_token).await?,
-            )
-            .map_err(|err| {
-                ProviderError::new(
-                    ErrorKind::Api,
-                    format!("{what}: unexpected list representation: {err}"),
-                )
-            })?;
+            let page: LdPage =
+                serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
+                    .map_err(|err| {
+                        ProviderError::new(
+                            ErrorKind::Api,
+                            format!("{what}: unexpected list representation: {err}"),
+                        )
+                    })?;
             let count = page.items.len();
             for item in page.items {
                 flags.push(self.parse_flag(&what, item)?);
@@ -399,7 +402,7 @@ impl FlagSource for LdApi {
             offset += count;
             let more = match page.total_count {
                 Some(total) => offset < total,
-                None => page.links.get("next").is_some(),
+                None => page.links.contains_key("next"),
             };
             if count == 0 || !more {
                 return Ok(flags);
@@ -471,15 +474,15 @@ impl FlagSource for LdApi {
             self.api_url,
             path_segment(&spec)
         );
-        let page: AuditPage =
-            serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?).map_err(
-                |err| {
-                    ProviderError::new(
-                        ErrorKind::Api,
-                        format!("{what}: unexpected audit log representation: {err}"),
-                    )
-                },
-            )?;
+        let page: AuditPage = serde_json::from_value(
+            self.get_json(&what, &url, &self.api_token).await?,
+        )
+        .map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected audit log representation: {err}"),
+            )
+        })?;
         Ok(page.items.into_iter().map(history_entry).collect())
     }
 }
@@ -603,7 +606,10 @@ impl LdWriter {
         let created: Value = serde_json::from_str(&answer.body).map_err(|err| {
             ProviderError::new(
                 ErrorKind::Api,
-                format!("{what}: {} answered malformed JSON: {err}", display_url(&url)),
+                format!(
+                    "{what}: {} answered malformed JSON: {err}",
+                    display_url(&url)
+                ),
             )
         })?;
         let id = created
@@ -1101,7 +1107,10 @@ mod tests {
         })))
         .unwrap();
         let err = summarise(&parsed, "production").unwrap_err();
-        assert!(err.contains("new_checkout") && err.contains("variation 5"), "{err}");
+        assert!(
+            err.contains("new_checkout") && err.contains("variation 5"),
+            "{err}"
+        );
         let missing = summarise(&parsed, "staging").unwrap_err();
         assert!(missing.contains("staging"), "{missing}");
     }
@@ -1125,7 +1134,10 @@ mod tests {
         let now = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap();
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-reset", "1002500".parse().unwrap());
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_millis(2500)));
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(2500))
+        );
         headers.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
         let mut past = HeaderMap::new();
