@@ -6,7 +6,8 @@
 //!   only read the SDK endpoints, with the same header.
 //! - Reads: `GET /api/v2/flags/{project}?env={env}&summary=0&limit&offset` (paginated,
 //!   `{"items","totalCount","_links"}`; `summary=0` adds rules, targets and prerequisites;
-//!   `env` adds `environments.{env}`), and `GET /api/v2/flags/{project}/{flag}?env={env}`.
+//!   `env` adds `environments.{env}`), and `GET /api/v2/flags/{project}/{flag}?env={env}`
+//!   (the detailed representation).
 //!   `LD-API-Version: 20240415` pins the representation so a token's default version cannot
 //!   change it under us.
 //! - Per environment: `on`, `offVariation`, `fallthrough` (`variation` index or `rollout`
@@ -226,8 +227,9 @@ impl LdApi {
         )
     }
 
-    /// Sends one request, waiting out 429s for reads within the budget. `build` makes a fresh
-    /// request for each attempt; `token` goes into the `Authorization` header as is.
+    /// Sends one request, waiting out 429s for reads within the budget (each attempt is a fresh
+    /// request); `token` goes into the `Authorization` header as is, the only place a
+    /// credential is exposed.
     async fn send(
         &self,
         what: &str,
@@ -419,11 +421,8 @@ impl FlagSource for LdApi {
             "{}: read flag `{key}` of LaunchDarkly project `{}`",
             self.env, self.project
         );
-        let url = format!(
-            "{}?env={}&summary=0",
-            self.flag_url(key),
-            path_segment(&self.ld_env)
-        );
+        // A single flag is always the detailed representation (rules and targets included).
+        let url = format!("{}?env={}", self.flag_url(key), path_segment(&self.ld_env));
         let item = self.get_json(&what, &url, &self.api_token).await?;
         self.parse_flag(&what, item)
     }
