@@ -1067,3 +1067,118 @@ async fn the_fake_refuses_what_launchdarkly_refuses() {
     let page: serde_json::Value = r.json().await.expect("json");
     assert!(page["items"][0].get("environments").is_none());
 }
+
+#[tokio::test]
+async fn a_change_the_sdk_never_shows_is_applied_but_not_confirmed() {
+    let fake = FakeLd::start().await;
+    fake.with(|s| s.sdk_lag_reads = 10_000);
+    let connection = connect(&fake, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = audit_log(&dir);
+    let request = kill_request(&connection, "kill_switch_payments", false).await;
+    let started = Instant::now();
+    let outcome = flip::execute(
+        &request,
+        &connection,
+        &log,
+        &SystemClock,
+        Duration::from_millis(600),
+    )
+    .await
+    .expect("applied");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "verification is bounded"
+    );
+    let FlipOutcome::Applied { verification, .. } = outcome else {
+        panic!("expected applied, got {outcome:?}");
+    };
+    let Verification::NotConfirmed { reason, .. } = verification else {
+        panic!("expected not confirmed, got {verification:?}");
+    };
+    assert_eq!(reason, "services still see it ON");
+    let records = log.records().expect("records");
+    assert_eq!(
+        records.last().and_then(|r| r.error.clone()).as_deref(),
+        Some("applied, not confirmed: services still see it ON")
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_within_the_request_timeout() {
+    // Accepts connections, never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let network = NetworkConfig {
+        connect_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(400),
+        verify_timeout: Duration::from_secs(1),
+    };
+    let connection = provider::connect(
+        &env_config("prod", &format!("http://{addr}")),
+        Some(&fields("production", SDK_KEY_PROD, Some(WRITER_TOKEN))),
+        Access::ReadWrite,
+        &network,
+    )
+    .expect("connect");
+    let started = Instant::now();
+    let err = connection.source.list_flags().await.expect_err("timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind, ErrorKind::Unreachable);
+    assert!(err.message.contains("timed out"), "{}", err.message);
+    let err = connection.source.served("x").await.expect_err("timeout");
+    assert!(err.message.contains("timed out"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_flag_deleted_before_the_write_is_not_found() {
+    let fake = FakeLd::start().await;
+    let connection = connect(&fake, true);
+    let flag = connection
+        .source
+        .read_flag("kill_switch_payments")
+        .await
+        .expect("read");
+    fake.with(|s| s.flags.retain(|f| f["key"] != "kill_switch_payments"));
+    let note = killswitch::provider::ChangeNote {
+        audit_id: "20261201-0001".into(),
+        operator: "alice@example.com".into(),
+        note: NOTE.into(),
+    };
+    let writer = connection.writer.as_ref().expect("writer");
+    let err = writer
+        .set_enabled("kill_switch_payments", false, &note, &flag.state)
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(
+        err.message.starts_with(
+            "prod: turnFlagOff `kill_switch_payments` in LaunchDarkly project `checkout-svc` environment `production`"
+        ),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("Unknown feature flag key"),
+        "{}",
+        err.message
+    );
+    let err = connection
+        .source
+        .served("kill_switch_payments")
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+}

@@ -18,7 +18,9 @@
 //!   instruction that finds the flag already in that state does nothing. `comment` goes to
 //!   the audit log.
 //! - Approvals ("Create approval request for a flag"): an environment that requires approvals
-//!   refuses the direct PATCH (405, as observed and noted in BACKENDS.md); `POST
+//!   refuses the direct PATCH: 405 `{"code":"method_not_allowed","message":"Flag configuration
+//!   updates require approval: action 'updateOn' not allowed"}` (BACKENDS.md, and the body
+//!   quoted in launchdarkly/ldcli issue #581); `POST
 //!   /api/v2/projects/{p}/flags/{f}/environments/{e}/approval-requests` with `description`
 //!   (required), `instructions` (required), `comment` answers 201 with `_id`,
 //!   `status: "pending"`, `reviewStatus: "pending"`.
@@ -844,7 +846,8 @@ fn patch_flag(
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "This environment requires approval for changes to flags. Create an approval request instead.",
+            // The body LaunchDarkly answers, as reported in launchdarkly/ldcli#581.
+            "Flag configuration updates require approval: action 'updateOn' not allowed",
         );
     }
     if state.conflict_next_patch {
