@@ -218,7 +218,7 @@ async fn kill_and_restore_carry_the_note_and_are_verified_through_the_sdk() {
     let sdk_reads = fake
         .requests()
         .iter()
-        .filter(|r| r.path == "/sdk/latest-flags/kill_switch_payments")
+        .filter(|r| r.path == "/sdk/latest-all")
         .count();
     assert!(
         sdk_reads >= 3,
@@ -627,8 +627,7 @@ async fn error_paths_name_what_failed() {
         err.message
     );
     assert!(
-        err.message
-            .contains("/sdk/latest-flags/dark_mode answered 401"),
+        err.message.contains("/sdk/latest-all answered 401"),
         "{}",
         err.message
     );

@@ -25,9 +25,9 @@
 //!   reported as a conflict.
 //! - Errors: JSON `{"code","message","id"}`; 429 carries `X-Ratelimit-Reset` (epoch ms),
 //!   `X-Ratelimit-Auth-Token-Reset` (epoch ms) or `Retry-After` (seconds).
-//! - What services see: `GET {sdk}/sdk/latest-flags/{flag}` with the SDK key (the server-side
-//!   SDK polling endpoint; `/sdk/latest-all` holds the same flag objects), flags with `on`,
-//!   `version`, `variations` (plain values), `offVariation`, `fallthrough`.
+//! - What services see: `GET {sdk}/sdk/latest-all` with the SDK key, the endpoint the
+//!   server-side SDKs poll: `{"flags":{key:{...}},"segments":{...}}`, flags with `on`,
+//!   `version`, `variations` (plain values), `offVariation`, `fallthrough`, `deleted`.
 //! - History: `GET /api/v2/auditlog?spec=proj/{p}:env/{e}:flag/{f}` (entries with `date` in
 //!   epoch ms, `member`, `titleVerb`, `comment`).
 
@@ -433,9 +433,26 @@ impl FlagSource for LdApi {
             "{}: read flag `{key}` as the server-side SDK sees it",
             self.env
         );
-        let url = format!("{}/sdk/latest-flags/{}", self.sdk_url, path_segment(key));
-        let value = self.get_json(&what, &url, &self.sdk_key).await?;
-        let flag: SdkFlag = serde_json::from_value(value).map_err(|err| {
+        // `/sdk/latest-all` is what every current server-side SDK polls, so it is exactly what
+        // services get (the per-flag `/sdk/latest-flags/{key}` is only served for old SDKs).
+        let url = format!("{}/sdk/latest-all", self.sdk_url);
+        let all: SdkAll = serde_json::from_value(self.get_json(&what, &url, &self.sdk_key).await?)
+            .map_err(|err| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!("{what}: unexpected SDK data representation: {err}"),
+                )
+            })?;
+        let flag = all.flags.get(key).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{what}: {} serves no flag `{key}` to this SDK key's environment",
+                    display_url(&url)
+                ),
+            )
+        })?;
+        let flag: SdkFlag = serde_json::from_value(flag.clone()).map_err(|err| {
             ProviderError::new(
                 ErrorKind::Api,
                 format!("{what}: unexpected SDK flag representation: {err}"),
@@ -773,6 +790,13 @@ struct LdTarget {
     variation: usize,
     #[serde(default, rename = "contextKind")]
     context_kind: Option<String>,
+}
+
+/// The server-side SDK polling payload: `{"flags": {key: flag}, "segments": {...}}`.
+#[derive(Deserialize)]
+struct SdkAll {
+    #[serde(default)]
+    flags: BTreeMap<String, Value>,
 }
 
 /// A flag as the server-side SDK endpoint returns it: variations are plain values.
