@@ -1181,3 +1181,39 @@ async fn a_flag_deleted_before_the_write_is_not_found() {
         .expect_err("404");
     assert_eq!(err.kind, ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn a_server_that_keeps_rate_limiting_cannot_make_a_read_hang() {
+    let fake = FakeLd::start().await;
+    // Resets already in the past, again and again.
+    fake.with(|s| {
+        for _ in 0..1000 {
+            s.rate_limits.push_back(RateLimit::ResetIn(Duration::ZERO));
+        }
+    });
+    let network = NetworkConfig {
+        connect_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(500),
+        verify_timeout: Duration::from_secs(1),
+    };
+    let connection = provider::connect(
+        &env_config("prod", &fake.url),
+        Some(&fields("production", SDK_KEY_PROD, None)),
+        Access::ReadOnly,
+        &network,
+    )
+    .expect("connect");
+    let started = Instant::now();
+    let err = connection.source.list_flags().await.expect_err("429");
+    let took = started.elapsed();
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    assert!(
+        took < Duration::from_millis(900),
+        "bounded by the request timeout: {took:?}"
+    );
+    let attempts = fake.requests().len();
+    assert!(
+        (2..=11).contains(&attempts),
+        "backed off between attempts: {attempts}"
+    );
+}

@@ -65,6 +65,8 @@ pub const WRITE_FIELDS: &[&str] = &["writer_token"];
 
 /// Page size for the flag list (the API's maximum is 100 under version 20240415).
 const PAGE_SIZE: usize = 100;
+/// The shortest wait before retrying a rate-limited read.
+const MIN_PAUSE: Duration = Duration::from_millis(50);
 /// Never more pages than this (50,000 flags): protects against a server that loops.
 const MAX_PAGES: usize = 500;
 
@@ -266,11 +268,15 @@ impl LdApi {
                 return Ok(Answer { status, body: text });
             }
             let wait = retry_after(&headers, chrono::Utc::now());
-            let budget = self.read_wait_budget.saturating_sub(started.elapsed());
-            match wait {
-                Some(wait) if retry == Retry::WaitBounded && wait <= budget => {
-                    // Never busy-loop on a reset that is already past.
-                    tokio::time::sleep(wait.max(Duration::from_millis(50))).await;
+            // At least a short pause, so a reset already past cannot make a busy loop, and
+            // every pause counts against the budget, so the loop ends.
+            let pause = wait.map(|wait| wait.max(MIN_PAUSE));
+            match pause {
+                Some(pause)
+                    if retry == Retry::WaitBounded
+                        && started.elapsed() + pause <= self.read_wait_budget =>
+                {
+                    tokio::time::sleep(pause).await;
                 }
                 _ => return Err(rate_limited(what, url, &text, wait)),
             }
