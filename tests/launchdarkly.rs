@@ -1217,3 +1217,59 @@ async fn a_server_that_keeps_rate_limiting_cannot_make_a_read_hang() {
         "backed off between attempts: {attempts}"
     );
 }
+
+#[tokio::test]
+async fn launchdarkly_flags_appear_beside_other_environments_on_the_dashboard() {
+    use killswitch::model::EnvSnapshot;
+    use killswitch::tui::action::Action;
+    use killswitch::tui::app::{Setup, State, update};
+    use killswitch::tui::keymap::Keymap;
+    use support::dashboard::{now, render, snapshot};
+
+    let fake = FakeLd::start().await;
+    let connection = connect(&fake, true);
+    let flags = connection.source.list_flags().await.expect("list");
+    let mut state = State::new(Setup {
+        envs: vec![("staging".to_string(), false), ("prod".to_string(), true)],
+        keymap: Keymap::builtin("default").expect("keymap"),
+        read_only: false,
+        local_workspace: false,
+        operator: "alice@bastion".into(),
+        refresh_interval: Duration::from_secs(30),
+        focus: None,
+        now: now(),
+        size: (150, 30),
+    });
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "staging".into(),
+            result: Ok(snapshot("staging")),
+            read_only_reason: None,
+        },
+    );
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(EnvSnapshot {
+                env: "prod".into(),
+                flags,
+                fetched_at: now(),
+            }),
+            read_only_reason: None,
+        },
+    );
+    let screen = render(&state);
+    let line = |key: &str| {
+        screen
+            .lines()
+            .find(|line| line.contains(key))
+            .unwrap_or_else(|| panic!("{key} on screen:\n{screen}"))
+            .to_string()
+    };
+    assert!(line("checkout_redesign").contains("ON 10%"), "{screen}");
+    assert!(line("search_ranking").contains("ON 33/33/34"), "{screen}");
+    assert!(line("kill_switch_payments").contains("SERVING"), "{screen}");
+    assert!(line("dark_mode").contains("OFF"), "{screen}");
+}
