@@ -17,6 +17,8 @@ pub enum ProviderKind {
     Flagd,
     /// Self-hosted Flagsmith (the platform's default flag service).
     Flagsmith,
+    /// LaunchDarkly (SaaS) through its REST API v2.
+    LaunchDarkly,
 }
 
 impl ProviderKind {
@@ -24,6 +26,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Flagd => "flagd",
             ProviderKind::Flagsmith => "flagsmith",
+            ProviderKind::LaunchDarkly => "launchdarkly",
         }
     }
 
@@ -222,7 +225,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 )));
             }
             (ProviderKind::Flagd, Some(file)) => Some(resolve(&base_dir, file)),
-            #[allow(unreachable_patterns)] // reachable once a vendor provider exists
             (_, other) => other.clone(),
         };
         environments.push(EnvironmentConfig {

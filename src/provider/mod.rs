@@ -8,6 +8,7 @@
 pub mod flagd;
 pub mod flagsmith;
 pub mod http;
+pub mod launchdarkly;
 
 use std::fmt;
 use std::sync::Arc;
@@ -195,13 +196,10 @@ pub fn connect(
     access: Access,
     network: &NetworkConfig,
 ) -> Result<Connection, ProviderError> {
-    let _ = network;
     match env.provider {
-        ProviderKind::Flagd => {
-            let _ = secrets;
-            flagd::connect(env, access)
-        }
+        ProviderKind::Flagd => flagd::connect(env, access),
         ProviderKind::Flagsmith => flagsmith::connect(env, secrets, access, network),
+        ProviderKind::LaunchDarkly => launchdarkly::connect(env, secrets, access, network),
     }
 }
 
@@ -222,6 +220,10 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::Flagsmith => CredentialFields {
             required: flagsmith::REQUIRED_FIELDS,
             write: flagsmith::WRITE_FIELDS,
+        },
+        ProviderKind::LaunchDarkly => CredentialFields {
+            required: launchdarkly::REQUIRED_FIELDS,
+            write: launchdarkly::WRITE_FIELDS,
         },
     }
 }

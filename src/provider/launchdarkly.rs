@@ -1,0 +1,1177 @@
+//! LaunchDarkly (SaaS), through its REST API v2 and the server-side SDK polling endpoint.
+//!
+//! What this file relies on, from LaunchDarkly's API documentation (REST API v2 overview and
+//! OpenAPI document, as published with the generated `api-client-*` libraries):
+//! - Auth: `Authorization: <access token>`, no scheme. SDK keys are refused by the REST API and
+//!   only read the SDK endpoints, with the same header.
+//! - Reads: `GET /api/v2/flags/{project}?env={env}&summary=0&limit&offset` (paginated,
+//!   `{"items","totalCount","_links"}`; `summary=0` adds rules, targets and prerequisites;
+//!   `env` adds `environments.{env}`), and `GET /api/v2/flags/{project}/{flag}?env={env}`
+//!   (the detailed representation).
+//!   `LD-API-Version: 20240415` pins the representation so a token's default version cannot
+//!   change it under us.
+//! - Per environment: `on`, `offVariation`, `fallthrough` (`variation` index or `rollout`
+//!   with `variations[{variation, weight}]`, weights in thousandths of a percent, 100000 =
+//!   100%), `rules[]`, `targets[]`, `contextTargets[]`, `version`. Variations by index.
+//! - Writes: semantic patch `PATCH /api/v2/flags/{project}/{flag}` with
+//!   `Content-Type: application/json; domain-model=launchdarkly.semanticpatch` and
+//!   `{"environmentKey","comment","instructions":[{"kind":"turnFlagOff"|"turnFlagOn"}]}`. The
+//!   comment lands in LaunchDarkly's audit log. Environments that require approvals refuse a
+//!   direct change with 405; then `POST /api/v2/projects/{p}/flags/{f}/environments/{e}/approval-requests`
+//!   with `description`, `comment`, `instructions` creates a request (201, `_id`).
+//! - The semantic patch has no documented precondition (JSON patch has a `test` op), so the
+//!   write is not conditional on the seen version: the flip's re-read guard just before the
+//!   write is the protection, and `turnFlagOff` is idempotent. A 409 (concurrent request) is
+//!   reported as a conflict.
+//! - Errors: JSON `{"code","message","id"}`; 429 carries `X-Ratelimit-Reset` (epoch ms),
+//!   `X-Ratelimit-Auth-Token-Reset` (epoch ms) or `Retry-After` (seconds).
+//! - What services see: `GET {sdk}/sdk/latest-all` with the SDK key, the endpoint the
+//!   server-side SDKs poll: `{"flags":{key:{...}},"segments":{...}}`, flags with `on`,
+//!   `version`, `variations` (plain values), `offVariation`, `fallthrough`, `deleted`.
+//! - History: `GET /api/v2/auditlog?spec=proj/{p}:env/{e}:flag/{f}` (entries with `date` in
+//!   epoch ms, `member`, `titleVerb`, `comment`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::{self, display_url};
+use super::{
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
+    ProviderInfo, WriteResult,
+};
+use crate::config::{EnvironmentConfig, NetworkConfig};
+use crate::model::{
+    Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState, value_text,
+};
+use crate::secret::{Secret, SecretFields};
+
+pub const DEFAULT_API_URL: &str = "https://app.launchdarkly.com";
+pub const DEFAULT_SDK_URL: &str = "https://sdk.launchdarkly.com";
+/// The REST API version whose representations this file parses.
+pub const API_VERSION: &str = "20240415";
+pub const SEMANTIC_PATCH: &str = "application/json; domain-model=launchdarkly.semanticpatch";
+
+/// Vault fields needed to read.
+pub const REQUIRED_FIELDS: &[&str] = &["api_token", "project_key", "environment_key", "sdk_key"];
+/// Vault field needed only to change flags: a writer-role access token.
+pub const WRITE_FIELDS: &[&str] = &["writer_token"];
+
+/// Page size for the flag list (the API's maximum is 100 under version 20240415).
+const PAGE_SIZE: usize = 100;
+/// The shortest wait before retrying a rate-limited read.
+const MIN_PAUSE: Duration = Duration::from_millis(50);
+/// Never more pages than this (50,000 flags): protects against a server that loops.
+const MAX_PAGES: usize = 500;
+
+pub fn connect(
+    env: &EnvironmentConfig,
+    secrets: Option<&SecretFields>,
+    access: Access,
+    network: &NetworkConfig,
+) -> Result<Connection, ProviderError> {
+    let secrets = secrets.ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::Auth,
+            format!(
+                "{}: provider launchdarkly needs credentials from Vault at {}",
+                env.name,
+                env.vault_location()
+            ),
+        )
+    })?;
+    let field = |name: &str| -> Result<Secret, ProviderError> {
+        secrets
+            .require(name)
+            .cloned()
+            .map_err(|err| ProviderError::new(ErrorKind::Auth, format!("{}: {err}", env.name)))
+    };
+    let api_token = field("api_token")?;
+    let sdk_key = field("sdk_key")?;
+    // Keys name things; they are not credentials, so they may appear in messages.
+    let project = field("project_key")?.expose().trim().to_string();
+    let ld_env = field("environment_key")?.expose().trim().to_string();
+
+    let api_url = base_url(env, secrets, "api_url")?.unwrap_or_else(|| DEFAULT_API_URL.into());
+    let sdk_url = match base_url(env, secrets, "sdk_url")? {
+        Some(url) => url,
+        None => sdk_url_for(&api_url),
+    };
+    let api = Arc::new(LdApi {
+        http: http::client(network)?,
+        info: ProviderInfo {
+            vendor: "launchdarkly",
+            location: format!("{api_url} project {project} environment {ld_env}"),
+        },
+        env: env.name.clone(),
+        api_url,
+        sdk_url,
+        project,
+        ld_env,
+        api_token,
+        sdk_key,
+        read_wait_budget: network.request_timeout,
+    });
+    let writer_token = secrets.get(WRITE_FIELDS[0]).cloned();
+    Ok(match (access, writer_token) {
+        (Access::ReadWrite, Some(token)) => Connection {
+            env: env.name.clone(),
+            source: api.clone(),
+            writer: Some(Arc::new(LdWriter { api, token })),
+            read_only_reason: None,
+        },
+        (Access::ReadWrite, None) => Connection::read_only(
+            api,
+            &env.name,
+            format!(
+                "no admin credential (`{}`) in {}: read-only",
+                WRITE_FIELDS[0], secrets.source
+            ),
+        ),
+        (Access::ReadOnly, _) => Connection::read_only(api, &env.name, "read-only mode"),
+    })
+}
+
+/// A base URL from the environment's options (wins) or the Vault secret, validated.
+fn base_url(
+    env: &EnvironmentConfig,
+    secrets: &SecretFields,
+    name: &str,
+) -> Result<Option<String>, ProviderError> {
+    let (raw, origin) = match env.option(name) {
+        Some(value) => (value.to_string(), "options".to_string()),
+        None => match secrets.get(name) {
+            Some(value) => (value.expose().to_string(), secrets.source.clone()),
+            None => return Ok(None),
+        },
+    };
+    let raw = raw.trim().trim_end_matches('/').to_string();
+    match url::Url::parse(&raw) {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "http" | "https")
+                && parsed.host_str().is_some()
+                && parsed.username().is_empty()
+                && parsed.password().is_none()
+                && parsed.query().is_none() =>
+        {
+            Ok(Some(raw))
+        }
+        _ => Err(ProviderError::new(
+            ErrorKind::Api,
+            format!(
+                "{}: `{name}` from {origin} is not an http(s) base URL without credentials or query: {}",
+                env.name,
+                display_url(&raw)
+            ),
+        )),
+    }
+}
+
+/// The SDK host that goes with an API host: app.launchdarkly.com -> sdk.launchdarkly.com, the
+/// EU (app.eu.launchdarkly.com) and federal (app.launchdarkly.us) instances alike. Any other
+/// host (a Relay Proxy, a local fake) serves both from the same base URL.
+fn sdk_url_for(api_url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(api_url) else {
+        return DEFAULT_SDK_URL.to_string();
+    };
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    if let Some(rest) = host.strip_prefix("app.")
+        && (rest.ends_with("launchdarkly.com") || rest.ends_with("launchdarkly.us"))
+        && parsed.set_host(Some(&format!("sdk.{rest}"))).is_ok()
+    {
+        return parsed.as_str().trim_end_matches('/').to_string();
+    }
+    api_url.to_string()
+}
+
+/// One LaunchDarkly project environment, read with the reader token and the SDK key.
+pub struct LdApi {
+    http: reqwest::Client,
+    info: ProviderInfo,
+    /// killswitch's environment name (the dashboard column).
+    env: String,
+    api_url: String,
+    sdk_url: String,
+    project: String,
+    ld_env: String,
+    api_token: Secret,
+    sdk_key: Secret,
+    /// How long a read may wait out a 429 in total: never longer than one request timeout.
+    read_wait_budget: Duration,
+}
+
+/// A finished HTTP exchange.
+struct Answer {
+    status: StatusCode,
+    body: String,
+}
+
+/// Whether a 429 may be waited out (reads) or must be reported at once (writes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    WaitBounded,
+    Never,
+}
+
+impl LdApi {
+    fn flag_url(&self, key: &str) -> String {
+        format!(
+            "{}/api/v2/flags/{}/{}",
+            self.api_url,
+            path_segment(&self.project),
+            path_segment(key)
+        )
+    }
+
+    /// Sends one request, waiting out 429s for reads within the budget (each attempt is a fresh
+    /// request); `token` goes into the `Authorization` header as is, the only place a
+    /// credential is exposed.
+    async fn send(
+        &self,
+        what: &str,
+        method: Method,
+        url: &str,
+        token: &Secret,
+        body: Option<(&str, &Value)>,
+        retry: Retry,
+    ) -> Result<Answer, ProviderError> {
+        let started = Instant::now();
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header("Authorization", token.expose())
+                .header("LD-API-Version", API_VERSION)
+                .header("Accept", "application/json");
+            if let Some((content_type, json)) = body {
+                request = request
+                    .header("Content-Type", content_type)
+                    .body(json.to_string());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|err| http::transport_error(what, url, &err))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = response
+                .text()
+                .await
+                .map_err(|err| http::transport_error(what, url, &err))?;
+            if status != StatusCode::TOO_MANY_REQUESTS {
+                return Ok(Answer { status, body: text });
+            }
+            let wait = retry_after(&headers, chrono::Utc::now());
+            // At least a short pause, so a reset already past cannot make a busy loop, and
+            // every pause counts against the budget, so the loop ends.
+            let pause = wait.map(|wait| wait.max(MIN_PAUSE));
+            match pause {
+                Some(pause)
+                    if retry == Retry::WaitBounded
+                        && started.elapsed() + pause <= self.read_wait_budget =>
+                {
+                    tokio::time::sleep(pause).await;
+                }
+                _ => return Err(rate_limited(what, url, &text, wait)),
+            }
+        }
+    }
+
+    async fn get_json(
+        &self,
+        what: &str,
+        url: &str,
+        token: &Secret,
+    ) -> Result<Value, ProviderError> {
+        let answer = self
+            .send(what, Method::GET, url, token, None, Retry::WaitBounded)
+            .await?;
+        if !answer.status.is_success() {
+            return Err(http::status_error(what, url, answer.status, &answer.body));
+        }
+        serde_json::from_str(&answer.body).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: {} answered malformed JSON: {err}",
+                    display_url(url)
+                ),
+            )
+        })
+    }
+
+    fn parse_flag(&self, what: &str, item: Value) -> Result<Flag, ProviderError> {
+        let flag: LdFlag = serde_json::from_value(item).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected flag representation: {err}"),
+            )
+        })?;
+        summarise(&flag, &self.ld_env)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))
+    }
+}
+
+/// A path segment, percent-encoded (flag keys may hold `.`; never `/`, but be safe).
+fn path_segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// How long LaunchDarkly asks us to wait: `Retry-After` seconds (IP limits), else the reset
+/// time in epoch milliseconds (`X-Ratelimit-Auth-Token-Reset`, then `X-Ratelimit-Reset`).
+pub fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    let reset = header("x-ratelimit-auth-token-reset")
+        .or_else(|| header("x-ratelimit-reset"))
+        .and_then(|v| v.parse::<i64>().ok())?;
+    let millis = reset.saturating_sub(now.timestamp_millis()).max(0);
+    Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+}
+
+fn rate_limited(what: &str, url: &str, body: &str, wait: Option<Duration>) -> ProviderError {
+    let detail = http::body_message(body);
+    let detail = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    };
+    let when = match wait {
+        Some(wait) => {
+            let at = chrono::Utc::now()
+                + chrono::Duration::milliseconds(i64::try_from(wait.as_millis()).unwrap_or(0));
+            format!(
+                "retry after {:.1}s (at {} UTC)",
+                wait.as_secs_f64(),
+                at.format("%H:%M:%S")
+            )
+        }
+        None => "retry in a few seconds (no reset time given)".to_string(),
+    };
+    ProviderError::new(
+        ErrorKind::RateLimited,
+        format!(
+            "{what}: {} answered 429 rate limited{detail}; {when}",
+            display_url(url)
+        ),
+    )
+}
+
+#[async_trait]
+impl FlagSource for LdApi {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
+        let what = format!(
+            "{}: list flags of LaunchDarkly project `{}` environment `{}`",
+            self.env, self.project, self.ld_env
+        );
+        let base = format!(
+            "{}/api/v2/flags/{}",
+            self.api_url,
+            path_segment(&self.project)
+        );
+        let mut flags = Vec::new();
+        let mut offset = 0usize;
+        for _ in 0..MAX_PAGES {
+            let url = format!(
+                "{base}?env={}&summary=0&limit={PAGE_SIZE}&offset={offset}",
+                path_segment(&self.ld_env)
+            );
+            let page: LdPage =
+                serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
+                    .map_err(|err| {
+                        ProviderError::new(
+                            ErrorKind::Api,
+                            format!("{what}: unexpected list representation: {err}"),
+                        )
+                    })?;
+            let count = page.items.len();
+            for item in page.items {
+                flags.push(self.parse_flag(&what, item)?);
+            }
+            offset += count;
+            let more = match page.total_count {
+                Some(total) => offset < total,
+                None => page.links.contains_key("next"),
+            };
+            if count == 0 || !more {
+                return Ok(flags);
+            }
+        }
+        Err(ProviderError::new(
+            ErrorKind::Api,
+            format!("{what}: more than {MAX_PAGES} pages of flags; stopped"),
+        ))
+    }
+
+    async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
+        let what = format!(
+            "{}: read flag `{key}` of LaunchDarkly project `{}`",
+            self.env, self.project
+        );
+        // A single flag is always the detailed representation (rules and targets included).
+        let url = format!("{}?env={}", self.flag_url(key), path_segment(&self.ld_env));
+        let item = self.get_json(&what, &url, &self.api_token).await?;
+        self.parse_flag(&what, item)
+    }
+
+    /// The server-side SDK polling endpoint, read with the SDK key: what services get.
+    async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
+        let what = format!(
+            "{}: read flag `{key}` as the server-side SDK sees it",
+            self.env
+        );
+        // `/sdk/latest-all` is what every current server-side SDK polls, so it is exactly what
+        // services get (the per-flag `/sdk/latest-flags/{key}` is only served for old SDKs).
+        let url = format!("{}/sdk/latest-all", self.sdk_url);
+        let all: SdkAll = serde_json::from_value(self.get_json(&what, &url, &self.sdk_key).await?)
+            .map_err(|err| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!("{what}: unexpected SDK data representation: {err}"),
+                )
+            })?;
+        let flag = all.flags.get(key).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{what}: {} serves no flag `{key}` to this SDK key's environment",
+                    display_url(&url)
+                ),
+            )
+        })?;
+        let flag: SdkFlag = serde_json::from_value(flag.clone()).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected SDK flag representation: {err}"),
+            )
+        })?;
+        if flag.deleted {
+            return Err(ProviderError::new(
+                ErrorKind::NotFound,
+                format!("{what}: the SDK endpoint reports the flag deleted"),
+            ));
+        }
+        let value = if flag.on {
+            flag.fallthrough
+                .as_ref()
+                .and_then(|f| f.variation)
+                .and_then(|index| flag.variations.get(index).cloned())
+        } else {
+            flag.off_variation
+                .and_then(|index| flag.variations.get(index).cloned())
+        };
+        Ok(ServedState {
+            enabled: flag.on,
+            value,
+        })
+    }
+
+    async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
+        let what = format!(
+            "{}: read the LaunchDarkly audit log of flag `{key}`",
+            self.env
+        );
+        let spec = format!("proj/{}:env/{}:flag/{}", self.project, self.ld_env, key);
+        let url = format!(
+            "{}/api/v2/auditlog?spec={}&limit=20",
+            self.api_url,
+            path_segment(&spec)
+        );
+        let page: AuditPage = serde_json::from_value(
+            self.get_json(&what, &url, &self.api_token).await?,
+        )
+        .map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected audit log representation: {err}"),
+            )
+        })?;
+        Ok(page.items.into_iter().map(history_entry).collect())
+    }
+}
+
+fn history_entry(entry: AuditEntry) -> HistoryEntry {
+    let at = chrono::DateTime::from_timestamp_millis(entry.date).unwrap_or_default();
+    let who = entry
+        .member
+        .as_ref()
+        .and_then(|member| member.display())
+        .or_else(|| entry.token.as_ref().and_then(|token| token.name.clone()))
+        .or_else(|| entry.app.as_ref().and_then(|app| app.name.clone()));
+    let what = [
+        entry.title_verb.as_deref(),
+        entry.short_description.as_deref(),
+        entry.title.as_deref(),
+        entry.description.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|text| !text.trim().is_empty())
+    .map(|text| strip_markdown(text.trim()))
+    .unwrap_or_else(|| entry.kind.clone().unwrap_or_else(|| "changed".into()));
+    HistoryEntry {
+        at,
+        who,
+        what,
+        comment: entry.comment.filter(|c| !c.trim().is_empty()),
+    }
+}
+
+/// LaunchDarkly's audit titles use markdown (`**turned off** the flag`); the console shows text.
+fn strip_markdown(text: &str) -> String {
+    text.replace("**", "").replace('`', "")
+}
+
+struct LdWriter {
+    api: Arc<LdApi>,
+    token: Secret,
+}
+
+#[async_trait]
+impl FlagWriter for LdWriter {
+    async fn set_enabled(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        // The semantic patch has no version precondition; see the module documentation.
+        let _ = seen;
+        let api = &self.api;
+        let kind = if enabled { "turnFlagOn" } else { "turnFlagOff" };
+        let what = format!(
+            "{}: {kind} `{key}` in LaunchDarkly project `{}` environment `{}`",
+            api.env, api.project, api.ld_env
+        );
+        let url = api.flag_url(key);
+        let patch = json!({
+            "environmentKey": api.ld_env,
+            "comment": note.vendor_text(),
+            "instructions": [{ "kind": kind }],
+        });
+        let answer = api
+            .send(
+                &what,
+                Method::PATCH,
+                &url,
+                &self.token,
+                Some((SEMANTIC_PATCH, &patch)),
+                Retry::Never,
+            )
+            .await?;
+        match answer.status.as_u16() {
+            200..=299 => Ok(WriteResult::Applied),
+            // The environment requires approvals: the API refuses direct changes.
+            405 => self.request_approval(key, kind, note).await,
+            _ => Err(http::status_error(&what, &url, answer.status, &answer.body)),
+        }
+    }
+}
+
+impl LdWriter {
+    async fn request_approval(
+        &self,
+        key: &str,
+        kind: &str,
+        note: &ChangeNote,
+    ) -> Result<WriteResult, ProviderError> {
+        let api = &self.api;
+        let what = format!(
+            "{}: create an approval request to {kind} `{key}` (LaunchDarkly environment `{}` requires approval)",
+            api.env, api.ld_env
+        );
+        let url = format!(
+            "{}/api/v2/projects/{}/flags/{}/environments/{}/approval-requests",
+            api.api_url,
+            path_segment(&api.project),
+            path_segment(key),
+            path_segment(&api.ld_env)
+        );
+        let body = json!({
+            "description": format!("killswitch: {kind} {key} in {}: {}", api.ld_env, note.note),
+            "comment": note.vendor_text(),
+            "instructions": [{ "kind": kind }],
+        });
+        let answer = api
+            .send(
+                &what,
+                Method::POST,
+                &url,
+                &self.token,
+                Some(("application/json", &body)),
+                Retry::Never,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(http::status_error(&what, &url, answer.status, &answer.body));
+        }
+        let created: Value = serde_json::from_str(&answer.body).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: {} answered malformed JSON: {err}",
+                    display_url(&url)
+                ),
+            )
+        })?;
+        let id = created
+            .get("_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!("{what}: the created approval request has no `_id`"),
+                )
+            })?;
+        Ok(WriteResult::PendingApproval {
+            reference: format!("LaunchDarkly approval request {id}"),
+        })
+    }
+}
+
+// ---- LaunchDarkly's JSON, as far as killswitch reads it -------------------------------
+
+#[derive(Deserialize)]
+struct LdPage {
+    #[serde(default)]
+    items: Vec<Value>,
+    #[serde(default, rename = "totalCount")]
+    total_count: Option<usize>,
+    #[serde(default, rename = "_links")]
+    links: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct LdFlag {
+    key: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    variations: Vec<LdVariation>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default, rename = "_maintainer")]
+    maintainer: Option<LdMember>,
+    #[serde(default, rename = "_maintainerTeam")]
+    maintainer_team: Option<LdTeam>,
+    #[serde(default, rename = "maintainerTeamKey")]
+    maintainer_team_key: Option<String>,
+    #[serde(default)]
+    environments: BTreeMap<String, LdEnvironment>,
+}
+
+#[derive(Deserialize)]
+struct LdVariation {
+    #[serde(default)]
+    value: Value,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LdMember {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default, rename = "firstName")]
+    first_name: Option<String>,
+    #[serde(default, rename = "lastName")]
+    last_name: Option<String>,
+}
+
+impl LdMember {
+    fn display(&self) -> Option<String> {
+        if let Some(email) = self.email.as_ref().filter(|e| !e.is_empty()) {
+            return Some(email.clone());
+        }
+        let name = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        (!name.is_empty()).then_some(name)
+    }
+}
+
+#[derive(Deserialize)]
+struct LdTeam {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LdEnvironment {
+    #[serde(default)]
+    on: bool,
+    #[serde(default)]
+    version: Option<i64>,
+    #[serde(default, rename = "offVariation")]
+    off_variation: Option<usize>,
+    #[serde(default)]
+    fallthrough: Option<LdServe>,
+    #[serde(default)]
+    rules: Vec<LdRule>,
+    #[serde(default)]
+    targets: Vec<LdTarget>,
+    #[serde(default, rename = "contextTargets")]
+    context_targets: Vec<LdTarget>,
+}
+
+/// `VariationOrRolloutRep`: one variation index, or a percentage rollout.
+#[derive(Deserialize)]
+struct LdServe {
+    #[serde(default)]
+    variation: Option<usize>,
+    #[serde(default)]
+    rollout: Option<LdRollout>,
+}
+
+#[derive(Deserialize)]
+struct LdRollout {
+    #[serde(default)]
+    variations: Vec<LdWeighted>,
+}
+
+#[derive(Deserialize)]
+struct LdWeighted {
+    variation: usize,
+    /// Thousandths of a percent: 100000 = 100%.
+    #[serde(default)]
+    weight: i64,
+}
+
+#[derive(Deserialize)]
+struct LdRule {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    variation: Option<usize>,
+    #[serde(default)]
+    rollout: Option<LdRollout>,
+    #[serde(default)]
+    clauses: Vec<LdClause>,
+}
+
+#[derive(Deserialize)]
+struct LdClause {
+    #[serde(default)]
+    attribute: String,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    values: Vec<Value>,
+    #[serde(default)]
+    negate: bool,
+}
+
+#[derive(Deserialize)]
+struct LdTarget {
+    #[serde(default)]
+    values: Vec<String>,
+    variation: usize,
+    #[serde(default, rename = "contextKind")]
+    context_kind: Option<String>,
+}
+
+/// The server-side SDK polling payload: `{"flags": {key: flag}, "segments": {...}}`.
+#[derive(Deserialize)]
+struct SdkAll {
+    #[serde(default)]
+    flags: BTreeMap<String, Value>,
+}
+
+/// A flag as the server-side SDK endpoint returns it: variations are plain values.
+#[derive(Deserialize)]
+struct SdkFlag {
+    #[serde(default)]
+    on: bool,
+    #[serde(default)]
+    variations: Vec<Value>,
+    #[serde(default, rename = "offVariation")]
+    off_variation: Option<usize>,
+    #[serde(default)]
+    fallthrough: Option<LdServe>,
+    #[serde(default)]
+    deleted: bool,
+}
+
+#[derive(Deserialize)]
+struct AuditPage {
+    #[serde(default)]
+    items: Vec<AuditEntry>,
+}
+
+#[derive(Deserialize)]
+struct AuditEntry {
+    /// Epoch milliseconds.
+    #[serde(default)]
+    date: i64,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default, rename = "titleVerb")]
+    title_verb: Option<String>,
+    #[serde(default, rename = "shortDescription")]
+    short_description: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    member: Option<LdMember>,
+    #[serde(default)]
+    token: Option<Named>,
+    #[serde(default)]
+    app: Option<Named>,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+// ---- summarising into the domain model ------------------------------------------------
+
+fn summarise(flag: &LdFlag, ld_env: &str) -> Result<Flag, String> {
+    let config = flag.environments.get(ld_env).ok_or_else(|| {
+        format!(
+            "flag `{}` has no configuration for environment `{ld_env}` (wrong environment_key?)",
+            flag.key
+        )
+    })?;
+    let vendor_kind = flag
+        .tags
+        .iter()
+        .map(|tag| FlagKind::from_label(tag))
+        .find(|kind| *kind == FlagKind::KillSwitch);
+    let owner = flag
+        .maintainer
+        .as_ref()
+        .and_then(LdMember::display)
+        .or_else(|| {
+            flag.maintainer_team
+                .as_ref()
+                .and_then(|team| team.name.clone().or_else(|| team.key.clone()))
+        })
+        .or_else(|| flag.maintainer_team_key.clone());
+    let meta = FlagMeta {
+        key: flag.key.clone(),
+        kind: FlagKind::classify(&flag.key, vendor_kind),
+        owner,
+        expected_removal: None,
+        description: flag.description.clone().filter(|d| !d.trim().is_empty()),
+        tags: flag.tags.clone(),
+        runbook: None,
+    };
+    let state = summarise_state(flag, config)?;
+    Ok(Flag { meta, state })
+}
+
+fn is_boolean(flag: &LdFlag) -> bool {
+    flag.kind.as_deref() == Some("boolean")
+        || (flag.variations.len() == 2 && flag.variations.iter().all(|v| v.value.is_boolean()))
+}
+
+fn variation_value(flag: &LdFlag, index: usize) -> Result<Value, String> {
+    flag.variations
+        .get(index)
+        .map(|variation| variation.value.clone())
+        .ok_or_else(|| {
+            format!(
+                "flag `{}` refers to variation {index}, but has {} variations",
+                flag.key,
+                flag.variations.len()
+            )
+        })
+}
+
+fn variation_name(flag: &LdFlag, index: usize) -> String {
+    match flag.variations.get(index) {
+        Some(LdVariation {
+            name: Some(name), ..
+        }) if !name.is_empty() => name.clone(),
+        Some(variation) => value_text(&variation.value),
+        None => format!("variation {index}"),
+    }
+}
+
+/// A rollout in the domain model: a boolean flag's share of `true` as "10%", else a split.
+fn rollout_of(flag: &LdFlag, rollout: &LdRollout) -> Result<Rollout, String> {
+    for weighted in &rollout.variations {
+        variation_value(flag, weighted.variation)?;
+    }
+    if is_boolean(flag) {
+        let total: i64 = rollout.variations.iter().map(|w| w.weight.max(0)).sum();
+        let on: i64 = rollout
+            .variations
+            .iter()
+            .filter(|w| {
+                flag.variations
+                    .get(w.variation)
+                    .is_some_and(|v| v.value == Value::Bool(true))
+            })
+            .map(|w| w.weight.max(0))
+            .sum();
+        if total <= 0 {
+            return Ok(Rollout::Everyone);
+        }
+        return Ok(Rollout::Percentage {
+            percent: on as f64 * 100.0 / total as f64,
+        });
+    }
+    let weights: Vec<(String, f64)> = rollout
+        .variations
+        .iter()
+        .map(|w| (variation_name(flag, w.variation), w.weight.max(0) as f64))
+        .collect();
+    Ok(Rollout::from_weights(&weights))
+}
+
+/// What a rule or target serves, as an override.
+fn override_for(
+    flag: &LdFlag,
+    target: String,
+    variation: Option<usize>,
+    rollout: Option<&LdRollout>,
+) -> Result<Override, String> {
+    if let Some(rollout) = rollout {
+        return Ok(Override {
+            target,
+            enabled: true,
+            value: None,
+            rollout: rollout_of(flag, rollout)?,
+        });
+    }
+    let index = variation.ok_or_else(|| {
+        format!(
+            "flag `{}`: `{target}` has neither a variation nor a rollout",
+            flag.key
+        )
+    })?;
+    let value = variation_value(flag, index)?;
+    Ok(if is_boolean(flag) {
+        Override {
+            target,
+            enabled: value == Value::Bool(true),
+            value: None,
+            rollout: Rollout::Everyone,
+        }
+    } else {
+        Override {
+            target,
+            enabled: true,
+            value: Some(value),
+            rollout: Rollout::Everyone,
+        }
+    })
+}
+
+fn clause_text(clause: &LdClause) -> String {
+    let values: Vec<String> = clause.values.iter().map(value_text).collect();
+    let mut shown = values.iter().take(3).cloned().collect::<Vec<_>>().join(",");
+    if values.len() > 3 {
+        shown.push_str(&format!(",+{}", values.len() - 3));
+    }
+    let op = if clause.negate {
+        format!("not {}", clause.op)
+    } else {
+        clause.op.clone()
+    };
+    format!("{} {op} {shown}", clause.attribute)
+}
+
+fn summarise_state(flag: &LdFlag, config: &LdEnvironment) -> Result<FlagState, String> {
+    let version = config.version.map(|v| v.to_string());
+    if !config.on {
+        // Off: everyone gets the off variation; without one, the SDK's code default.
+        let value = match config.off_variation {
+            Some(index) => Some(variation_value(flag, index)?),
+            None => None,
+        };
+        return Ok(FlagState {
+            enabled: false,
+            value,
+            rollout: Rollout::Everyone,
+            overrides: Vec::new(),
+            version,
+        });
+    }
+    let (value, rollout) = match &config.fallthrough {
+        Some(LdServe {
+            rollout: Some(rollout),
+            ..
+        }) => {
+            let rollout = rollout_of(flag, rollout)?;
+            match rollout {
+                Rollout::Percentage { percent } if percent >= 100.0 => {
+                    (Some(Value::Bool(true)), Rollout::Everyone)
+                }
+                Rollout::Percentage { percent } if percent <= 0.0 => {
+                    (Some(Value::Bool(false)), Rollout::Everyone)
+                }
+                // The rest of the population gets `false`.
+                Rollout::Percentage { .. } => (Some(Value::Bool(false)), rollout),
+                other => (None, other),
+            }
+        }
+        Some(LdServe {
+            variation: Some(index),
+            ..
+        }) => (Some(variation_value(flag, *index)?), Rollout::Everyone),
+        _ => (None, Rollout::Everyone),
+    };
+    let mut overrides = Vec::new();
+    for target in config.targets.iter().chain(&config.context_targets) {
+        // contextTargets for the user kind repeat `targets` with empty values.
+        if target.values.is_empty() {
+            continue;
+        }
+        let kind = target.context_kind.as_deref().unwrap_or("user");
+        let shown: Vec<&str> = target.values.iter().take(2).map(String::as_str).collect();
+        let more = target.values.len().saturating_sub(shown.len());
+        let label = if more > 0 {
+            format!("{kind} {} +{more}", shown.join(","))
+        } else {
+            format!("{kind} {}", shown.join(","))
+        };
+        overrides.push(override_for(flag, label, Some(target.variation), None)?);
+    }
+    for (index, rule) in config.rules.iter().enumerate() {
+        let label = match rule.description.as_deref().map(str::trim) {
+            Some(description) if !description.is_empty() => description.to_string(),
+            _ => match rule.clauses.first() {
+                Some(clause) => format!("rule {}: {}", index + 1, clause_text(clause)),
+                None => format!("rule {}", index + 1),
+            },
+        };
+        overrides.push(override_for(
+            flag,
+            label,
+            rule.variation,
+            rule.rollout.as_ref(),
+        )?);
+    }
+    Ok(FlagState {
+        enabled: true,
+        value,
+        rollout,
+        overrides,
+        version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cell_text;
+
+    fn flag(json: Value) -> Flag {
+        let parsed: LdFlag = serde_json::from_value(json).unwrap();
+        summarise(&parsed, "production").unwrap()
+    }
+
+    fn boolean(env: Value) -> Value {
+        json!({
+            "key": "new_checkout", "kind": "boolean", "tags": [],
+            "variations": [{"value": true}, {"value": false}],
+            "environments": {"production": env}
+        })
+    }
+
+    #[test]
+    fn boolean_rollout_reads_on_ten_percent() {
+        let canary = flag(boolean(json!({
+            "on": true, "version": 7, "offVariation": 1,
+            "fallthrough": {"rollout": {"variations": [
+                {"variation": 0, "weight": 10000}, {"variation": 1, "weight": 90000}
+            ]}}
+        })));
+        assert_eq!(cell_text(canary.meta.kind, &canary.state), "ON 10%");
+        assert_eq!(canary.state.version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn off_serves_the_off_variation_and_drops_targeting() {
+        let off = flag(boolean(json!({
+            "on": false, "version": 3, "offVariation": 1,
+            "fallthrough": {"variation": 0},
+            "rules": [{"variation": 0, "clauses": []}]
+        })));
+        assert!(!off.state.enabled);
+        assert_eq!(off.state.value, Some(Value::Bool(false)));
+        assert!(off.state.overrides.is_empty());
+    }
+
+    #[test]
+    fn bad_variation_index_is_an_error_naming_the_flag() {
+        let parsed: LdFlag = serde_json::from_value(boolean(json!({
+            "on": true, "fallthrough": {"variation": 5}
+        })))
+        .unwrap();
+        let err = summarise(&parsed, "production").unwrap_err();
+        assert!(
+            err.contains("new_checkout") && err.contains("variation 5"),
+            "{err}"
+        );
+        let missing = summarise(&parsed, "staging").unwrap_err();
+        assert!(missing.contains("staging"), "{missing}");
+    }
+
+    #[test]
+    fn sdk_hosts_follow_the_instance() {
+        assert_eq!(sdk_url_for("https://app.launchdarkly.com"), DEFAULT_SDK_URL);
+        assert_eq!(
+            sdk_url_for("https://app.eu.launchdarkly.com"),
+            "https://sdk.eu.launchdarkly.com"
+        );
+        assert_eq!(
+            sdk_url_for("https://app.launchdarkly.us"),
+            "https://sdk.launchdarkly.us"
+        );
+        assert_eq!(sdk_url_for("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn retry_after_prefers_seconds_then_reset_millis() {
+        let now = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-reset", "1002500".parse().unwrap());
+        assert_eq!(
+            retry_after(&headers, now),
+            Some(Duration::from_millis(2500))
+        );
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
+        let mut past = HeaderMap::new();
+        past.insert("x-ratelimit-reset", "999000".parse().unwrap());
+        assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+}
