@@ -11,7 +11,7 @@
 //! returns, so the test suite stays fast.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::io::{Read, Write};
