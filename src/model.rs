@@ -282,15 +282,21 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
         0 => String::new(),
         n => format!(" +{n} seg"),
     };
+    // Overrides that still serve the feature while the flag is off (a Flagsmith segment
+    // override with its own `enabled`): an on-call engineer must see that a kill is partial.
+    let still_on = match state.overrides.iter().filter(|o| o.enabled).count() {
+        0 => String::new(),
+        n => format!(", {n} seg ON"),
+    };
     if kind == FlagKind::KillSwitch {
         return if state.enabled {
             format!("SERVING{}", prefixed(&rollout))
         } else {
-            "KILLED".to_string()
+            format!("KILLED{still_on}")
         };
     }
     if !state.enabled {
-        return "OFF".to_string();
+        return format!("OFF{still_on}");
     }
     match (&state.value, rollout.is_empty()) {
         (_, false) => format!("ON {rollout}{overrides}"),
@@ -315,6 +321,25 @@ fn prefixed(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_override_still_serving_while_off_is_shown() {
+        let state = FlagState {
+            enabled: false,
+            overrides: vec![Override {
+                target: "segment beta".into(),
+                enabled: true,
+                value: None,
+                rollout: Rollout::Percentage { percent: 10.0 },
+            }],
+            ..FlagState::default()
+        };
+        assert_eq!(cell_text(FlagKind::KillSwitch, &state), "KILLED, 1 seg ON");
+        assert_eq!(cell_text(FlagKind::Release, &state), "OFF, 1 seg ON");
+        let mut all_off = state.clone();
+        all_off.overrides[0].enabled = false;
+        assert_eq!(cell_text(FlagKind::KillSwitch, &all_off), "KILLED");
+    }
 
     #[test]
     fn kill_switch_by_prefix_or_vendor_mark() {
