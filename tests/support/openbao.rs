@@ -350,7 +350,7 @@ impl OpenBao {
         self.ok("PUT", "/v1/sys/seal", None);
     }
 
-    fn put(&self, path: &str, data: Value) {
+    pub fn put(&self, path: &str, data: Value) {
         self.ok("POST", path, Some(json!({ "data": data })));
     }
 
