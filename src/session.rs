@@ -159,11 +159,25 @@ impl Session {
             }
         }
         let connection = connected.map_err(|err| err.to_string())?;
-        let flags = connection
-            .source
-            .list_flags()
-            .await
-            .map_err(|err| err.message)?;
+        let started = std::time::Instant::now();
+        let flags = match connection.source.list_flags().await {
+            Ok(flags) => flags,
+            // A read is safe to repeat: one retry for a blip (a dropped or reset connection,
+            // a 5xx, a torn body), only when it failed fast, so a dead or hung vendor is
+            // reported after one timeout, not two.
+            Err(first)
+                if matches!(first.kind, ErrorKind::Unreachable | ErrorKind::Api)
+                    && started.elapsed() < self.config.network.request_timeout / 2 =>
+            {
+                tokio::time::sleep(READ_RETRY_PAUSE).await;
+                connection
+                    .source
+                    .list_flags()
+                    .await
+                    .map_err(|err| err.message)?
+            }
+            Err(err) => return Err(err.message),
+        };
         Ok(EnvSnapshot {
             env: env.to_string(),
             flags,
@@ -182,6 +196,9 @@ impl Session {
             .unwrap_or(false)
     }
 }
+
+/// The pause before the one retry of a failed read.
+const READ_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// `$USER@host`, the operator when no Vault identity is known.
 pub fn local_operator() -> String {

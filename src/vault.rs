@@ -374,7 +374,11 @@ impl VaultCredentials {
                 server_said(&failure.cause)
             ),
             Some(503) => format!("{at}: 503 {}", sealed(&failure.cause)),
-            Some(code) => format!("{at}: {code}{}", server_said(&failure.cause)),
+            Some(code) => format!(
+                "{at}: {code} {}{}",
+                status_meaning(code),
+                server_said(&failure.cause)
+            ),
             None => format!("{at}: {}", failure.cause),
         }
     }
@@ -394,8 +398,9 @@ impl VaultCredentials {
                 sealed(&failure.cause)
             ),
             Some(code) => format!(
-                "Vault {} {what}: {code}{}",
+                "Vault {} {what}: {code} {}{}",
                 self.address,
+                status_meaning(code),
                 server_said(&failure.cause)
             ),
             None => format!("Vault {} {what}: {}", self.address, failure.cause),
@@ -617,6 +622,19 @@ fn sealed(cause: &str) -> String {
         cause
     };
     format!("{said}: ask a Vault operator to unseal it")
+}
+
+/// An HTTP status Vault (or something in front of it) answered, in words.
+fn status_meaning(code: u16) -> &'static str {
+    match code {
+        400 => "bad request",
+        401 => "unauthorized",
+        409 => "conflict",
+        412 => "precondition failed (the server is catching up; retry)",
+        429 => "rate limited",
+        500..=599 => "server error",
+        _ => "unexpected answer",
+    }
 }
 
 fn server_said(cause: &str) -> String {

@@ -219,7 +219,11 @@ fn write_table(
         writeln!(out, "  {}", owner.unwrap_or_else(|| "-".into()))?;
     }
     for error in &report.errors {
-        writeln!(out, "error: {}: {}", error.env, error.error)?;
+        if error.error.starts_with(&format!("{}: ", error.env)) {
+            writeln!(out, "error: {}", error.error)?;
+        } else {
+            writeln!(out, "error: {}: {}", error.env, error.error)?;
+        }
     }
     Ok(())
 }

@@ -52,6 +52,9 @@ pub fn transport_error(what: &str, url: &str, err: &reqwest::Error) -> ProviderE
         }
     } else if err.is_decode() {
         format!("malformed response: {}", error_chain(err))
+    } else if err.is_request() || err.is_body() {
+        // The connection went away mid-request: the root cause says how.
+        format!("connection lost: {}", root_cause(err))
     } else {
         error_chain(err)
     };
@@ -121,8 +124,26 @@ pub fn body_message(body: &str) -> String {
     cut
 }
 
+/// The deepest cause of an error ("Connection reset by peer (os error 104)").
+fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut deepest = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        deepest = cause.to_string();
+        source = cause.source();
+    }
+    deepest
+}
+
+/// The causes of an error, outermost first. reqwest's own outermost message repeats the URL
+/// with its query string (which may carry a key), so it is left out when there is a cause.
 fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
+    let outer = err.to_string();
+    let mut parts = if outer.contains("for url (") && err.source().is_some() {
+        Vec::new()
+    } else {
+        vec![outer]
+    };
     let mut source = err.source();
     while let Some(cause) = source {
         let text = cause.to_string();

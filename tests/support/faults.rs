@@ -42,7 +42,8 @@ impl Fault {
 
 pub struct FaultProxy {
     pub addr: SocketAddr,
-    fault: Arc<Mutex<Fault>>,
+    /// The fault, and how many more connections get it (`None`: all of them).
+    fault: Arc<Mutex<(Fault, Option<usize>)>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -50,7 +51,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy on a free 127.0.0.1 port forwarding to `upstream`.
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        let fault = Arc::new(Mutex::new(Fault::None));
+        let fault = Arc::new(Mutex::new((Fault::None, None)));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let shared = fault.clone();
@@ -70,7 +71,17 @@ impl FaultProxy {
                         _ = &mut stopped => break,
                         accepted = listener.accept() => {
                             let Ok((client, _)) = accepted else { continue };
-                            let fault = shared.lock().map(|f| f.clone()).unwrap_or(Fault::None);
+                            let fault = match shared.lock() {
+                                Ok(mut current) => match current.1 {
+                                    Some(0) => Fault::None,
+                                    Some(left) => {
+                                        current.1 = Some(left - 1);
+                                        current.0.clone()
+                                    }
+                                    None => current.0.clone(),
+                                },
+                                Err(_) => Fault::None,
+                            };
                             tokio::spawn(handle(client, upstream, fault));
                         }
                     }
@@ -89,9 +100,17 @@ impl FaultProxy {
         }
     }
 
+    /// Every following connection gets `fault`.
     pub fn set(&self, fault: Fault) {
         if let Ok(mut current) = self.fault.lock() {
-            *current = fault;
+            *current = (fault, None);
+        }
+    }
+
+    /// Only the next `count` connections get `fault`; the ones after pass untouched.
+    pub fn set_next(&self, fault: Fault, count: usize) {
+        if let Ok(mut current) = self.fault.lock() {
+            *current = (fault, Some(count));
         }
     }
 
