@@ -27,8 +27,8 @@ use tokio::sync::OnceCell;
 
 use super::http::{self, display_url};
 use super::{
-    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry,
-    ProviderError, ProviderInfo, WriteResult,
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
+    ProviderInfo, WriteResult,
 };
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
@@ -468,7 +468,10 @@ impl FlagSource for UnleashApi {
         let detail = self.feature(key, &self.read_token).await?;
         let mut flags = self.summarise_with_segments(vec![detail]).await?;
         flags.pop().ok_or_else(|| {
-            ProviderError::new(ErrorKind::Api, format!("{}: flag `{key}` vanished", self.env))
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{}: flag `{key}` vanished", self.env),
+            )
         })
     }
 
@@ -671,7 +674,10 @@ impl FlagWriter for UnleashWriter {
 /// The tag values that carry a note: the note itself (cut to Unleash's 50 characters, one
 /// line) and `audit <id>` to find the full record in killswitch's log.
 pub fn note_tags(note: &ChangeNote) -> Vec<String> {
-    vec![tag_value(&note.note), tag_value(&format!("audit {}", note.audit_id))]
+    vec![
+        tag_value(&note.note),
+        tag_value(&format!("audit {}", note.audit_id)),
+    ]
 }
 
 fn tag_value(text: &str) -> String {
@@ -901,10 +907,13 @@ fn split_of(variants: &[Variant]) -> Option<Rollout> {
     if variants.len() < 2 {
         return None;
     }
-    let weights: Vec<(String, f64)> = variants
+    // Unleash returns variants in its own order (by name): show them lightest first, so an
+    // even three-way split reads "33/33/34" whatever the names.
+    let mut weights: Vec<(String, f64)> = variants
         .iter()
         .map(|v| (v.name.clone(), v.weight))
         .collect();
+    weights.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     match Rollout::from_weights(&weights) {
         Rollout::Everyone => None,
         split => Some(split),
@@ -1100,15 +1109,23 @@ mod tests {
              {"name":"flexibleRollout","parameters":{"rollout":"250"}},
              {"name":"flexibleRollout","parameters":{"rollout":"5"},"disabled":true}]}]}"#,
         );
-        let state = summarise(&flag, "production", &[]).expect("production").state;
+        let state = summarise(&flag, "production", &[])
+            .expect("production")
+            .state;
         assert_eq!(state.rollout, Rollout::Everyone, "250 clamps to 100");
         assert_eq!(state.value, Some(Value::Bool(true)));
         let odd = detail(
             r#"{"name":"y","environments":[{"name":"production","enabled":true,"strategies":[
              {"name":"flexibleRollout","parameters":{"rollout":"abc"}}]}]}"#,
         );
-        let odd = summarise(&odd, "production", &[]).expect("production").state;
-        assert_eq!(odd.overrides.len(), 1, "an unreadable rollout is shown, not guessed");
+        let odd = summarise(&odd, "production", &[])
+            .expect("production")
+            .state;
+        assert_eq!(
+            odd.overrides.len(),
+            1,
+            "an unreadable rollout is shown, not guessed"
+        );
     }
 
     #[test]
@@ -1143,7 +1160,10 @@ mod tests {
         assert!(!err.contains("pw"), "{err}");
         assert!(normalise_base_url("ftp://x").is_err());
         assert_eq!(token_environment("*:production.abc123"), Some("production"));
-        assert_eq!(token_environment("default:development.x"), Some("development"));
+        assert_eq!(
+            token_environment("default:development.x"),
+            Some("development")
+        );
         assert_eq!(token_environment("user:abc"), None);
         assert_eq!(default_environment("prod").as_deref(), Some("production"));
         assert_eq!(default_environment("dev").as_deref(), Some("development"));
