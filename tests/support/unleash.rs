@@ -160,8 +160,9 @@ fn tail(path: &Path) -> String {
 
 fn start(children: &mut Vec<Child>) -> Result<Unleash, String> {
     let began = Instant::now();
+    remove_stale_dirs();
     let dir = tempfile::Builder::new()
-        .prefix("ks-unleash-")
+        .prefix(&format!("ks-unleash-{}-", std::process::id()))
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?
         .keep();
@@ -304,6 +305,27 @@ fn start(children: &mut Vec<Child>) -> Result<Unleash, String> {
         began.elapsed().as_millis()
     );
     Ok(server)
+}
+
+/// Data directories of test processes that were killed (no `atexit`): their servers died
+/// with them (PDEATHSIG), the files stay. `ks-unleash-<pid>-…` with a dead pid goes.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix("ks-unleash-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn health(port: u16) -> bool {
