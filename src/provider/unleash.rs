@@ -106,8 +106,14 @@ pub fn connect(
         ));
     }
     let admin_token = secrets.get("admin_token").cloned();
+    if let Some(admin) = &admin_token {
+        check_header_value(admin, "admin_token", &location, &env.name)?;
+    }
     let read_token = match (secrets.get("read_token"), &admin_token) {
-        (Some(token), _) => token.clone(),
+        (Some(token), _) => {
+            check_header_value(token, "read_token", &location, &env.name)?;
+            token.clone()
+        }
         (None, Some(admin)) => admin.clone(),
         (None, None) => {
             return Err(ProviderError::new(
@@ -119,10 +125,6 @@ pub fn connect(
             ));
         }
     };
-    check_header_value(&read_token, "read_token", &location, &env.name)?;
-    if let Some(admin) = &admin_token {
-        check_header_value(admin, "admin_token", &location, &env.name)?;
-    }
 
     let api = Arc::new(UnleashApi {
         env: env.name.clone(),
@@ -1168,6 +1170,96 @@ mod tests {
         assert_eq!(default_environment("prod").as_deref(), Some("production"));
         assert_eq!(default_environment("dev").as_deref(), Some("development"));
         assert_eq!(default_environment("staging"), None);
+    }
+
+    fn env(name: &str, options: &[(&str, &str)]) -> EnvironmentConfig {
+        EnvironmentConfig {
+            name: name.into(),
+            provider: crate::config::ProviderKind::Unleash,
+            protected: false,
+            file: None,
+            vault_mount: "kv".into(),
+            vault_path: format!("feature-flags/unleash/{name}"),
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn connect_error(env: &EnvironmentConfig, fields: &[(&str, &str)]) -> Option<ProviderError> {
+        let mut secrets = SecretFields::new("vault kv/feature-flags/unleash/prod");
+        for (field, value) in fields {
+            secrets.insert(*field, Secret::new(*value));
+        }
+        connect(
+            env,
+            Some(&secrets),
+            Access::ReadWrite,
+            &NetworkConfig::default(),
+        )
+        .err()
+    }
+
+    #[test]
+    fn connect_names_the_missing_piece_and_never_the_token() {
+        let prod = env("prod", &[]);
+        let token = "*:production.sup3r-s3cret";
+        let no_url = connect_error(&prod, &[("backend_token", token)]).expect("no url");
+        assert!(
+            no_url.message.contains("options.api_url"),
+            "{}",
+            no_url.message
+        );
+        let url = ("api_url", "http://127.0.0.1:1/api");
+        let no_backend = connect_error(&prod, &[url, ("admin_token", token)]).expect("err");
+        assert!(
+            no_backend
+                .message
+                .contains("field `backend_token` is missing"),
+            "{}",
+            no_backend.message
+        );
+        let no_reader = connect_error(&prod, &[url, ("backend_token", token)]).expect("err");
+        assert!(no_reader.message.contains("`read_token` nor `admin_token`"));
+        let bad_header = connect_error(
+            &prod,
+            &[
+                url,
+                ("backend_token", token),
+                ("admin_token", "bad\nsup3r-s3cret"),
+            ],
+        )
+        .expect("err");
+        assert!(
+            bad_header.message.contains("`admin_token`"),
+            "{}",
+            bad_header.message
+        );
+        for err in [no_url, no_backend, no_reader, bad_header] {
+            assert!(!err.message.contains("sup3r-s3cret"), "{}", err.message);
+        }
+        // Options win over Vault for the URL; the location shows no credential.
+        let mut secrets = SecretFields::new("vault kv/feature-flags/unleash/prod");
+        secrets.insert("api_url", Secret::new("http://vault-url.example"));
+        secrets.insert("backend_token", Secret::new(token));
+        secrets.insert("admin_token", Secret::new(token));
+        let connection = connect(
+            &env(
+                "prod",
+                &[("api_url", "http://127.0.0.1:4242/"), ("project", "shop")],
+            ),
+            Some(&secrets),
+            Access::ReadOnly,
+            &NetworkConfig::default(),
+        )
+        .expect("connect");
+        assert_eq!(
+            connection.source.info().location,
+            "http://127.0.0.1:4242 project shop, environment production"
+        );
+        assert!(connection.writer.is_none());
+        assert!(!format!("{connection:?}").contains("sup3r"));
     }
 
     #[test]
