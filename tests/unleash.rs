@@ -2,6 +2,9 @@
 //! (`tests/support/unleash.rs`), once for this binary. Each test changes only its own flags.
 
 mod support;
+
+use support::Home;
+use support::openbao::OpenBao;
 #[path = "support/unleash.rs"]
 mod unleash_server;
 
@@ -806,4 +809,112 @@ async fn server_down_and_server_slow_fail_within_the_timeout() {
     assert!(audit.records().expect("records").is_empty());
     accept.abort();
     assert!(client_enabled(server, "kill_switch_quiet").await);
+}
+
+/// The whole story with the real binary: credentials from a real Vault (OpenBao), the flags from
+/// the real Unleash, `killswitch status` and `killswitch kill` as a script would run them.
+#[test]
+fn the_binary_kills_an_unleash_flag_with_credentials_from_vault() {
+    if !support::openbao::available() {
+        return;
+    }
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    let bao = OpenBao::start();
+    let root = Some(support::openbao::ROOT_TOKEN);
+    let (status, body) = bao.api(
+        "POST",
+        "/v1/sys/mounts/kv",
+        root,
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!((200..300).contains(&status), "{body}");
+    let put = |path: &str, data: serde_json::Value| {
+        let (status, body) = bao.api(
+            "POST",
+            &format!("/v1/kv/data/feature-flags/unleash/{path}"),
+            root,
+            Some(json!({ "data": data })),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    put(
+        "prod",
+        json!({"api_url": format!("{}/api", server.url), "backend_token": BACKEND_TOKEN, "read_token": ADMIN_TOKEN}),
+    );
+    put("prod/admin", json!({"admin_token": ADMIN_TOKEN}));
+
+    let home = Home::new();
+    let config_dir = home.path().join("config/killswitch");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    std::fs::write(
+        config_dir.join("config.toml"),
+        "[[environment]]\nname = \"prod\"\nprovider = \"unleash\"\n",
+    )
+    .expect("config");
+    let run = |args: &[&str]| {
+        let output = home
+            .command()
+            .args(args)
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", support::openbao::ROOT_TOKEN)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run killswitch");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_no_secret(&text);
+        (output.status.code(), text)
+    };
+
+    let (code, text) = run(&["status", "--env", "prod", "--output", "json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("status json");
+    let state = |flag: &str| {
+        report["flags"]
+            .as_array()
+            .expect("flags")
+            .iter()
+            .find(|f| f["flag"] == flag)
+            .map(|f| f["state"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("search_v2"), "ON 10%");
+    assert_eq!(state("kill_switch_payments"), "SERVING");
+
+    let note = "INC-5150 payments double-charging";
+    let kill = [
+        "kill",
+        "kill_switch_payments",
+        "--env",
+        "prod",
+        "--note",
+        note,
+        "--yes",
+    ];
+    let (code, text) = run(&kill);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("KILL applied"), "{text}");
+    assert!(text.contains("Confirmed by what services see"), "{text}");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    assert!(!runtime.block_on(client_enabled(server, "kill_switch_payments")));
+    let audit = std::fs::read_to_string(home.audit_log()).expect("audit log");
+    assert!(audit.contains(note), "{audit}");
+    assert!(audit.contains("\"provider\":\"unleash\""), "{audit}");
+    assert_no_secret(&audit);
+    let tags = runtime.block_on(admin(
+        server,
+        "GET",
+        "/api/admin/features/kill_switch_payments/tags",
+        None,
+    ));
+    assert!(tags.to_string().contains(note), "{tags}");
+
+    // Again: nothing to do (exit 3).
+    let (code, text) = run(&kill);
+    assert_eq!(code, Some(3), "{text}");
 }

@@ -441,13 +441,15 @@ fn rollout(flag: &str, percent: u32) -> Value {
 ///   constraint at 25% only;
 /// - `legacy_off` (release), a strategy but OFF in production;
 /// - `kill_switch_race` (kill-switch), ON in production: the conflict test changes it;
-/// - `kill_switch_quiet` (kill-switch), ON in production: error-path tests (never changed).
+/// - `kill_switch_quiet` (kill-switch), ON in production: error-path tests (never changed);
+/// - `kill_switch_payments` (kill-switch), ON in production: the binary end-to-end test.
 async fn seed(server: &Unleash) -> Result<(), String> {
     let switches = [
         "kill_switch_checkout",
         "payments_off",
         "kill_switch_race",
         "kill_switch_quiet",
+        "kill_switch_payments",
     ];
     for name in switches {
         create_flag(server, name, "kill-switch").await?;
