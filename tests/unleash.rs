@@ -174,11 +174,40 @@ async fn dashboard_shows_seeded_states_and_percentages_per_environment() {
     assert!(flag("search_v2").state.version.is_some());
 
     // dev maps to Unleash's development: the same flags, other states.
+    let started = Instant::now();
     let dev = session.load("dev").await.expect("load dev");
+    eprintln!(
+        "dev: {} flags listed in {} ms (connection and scope check included)",
+        dev.flags.len(),
+        started.elapsed().as_millis()
+    );
     let search = dev.flag("search_v2").expect("search_v2 in dev");
     assert_eq!(cell_text(search.meta.kind, &search.state), "OFF");
     let checkout = dev.flag("kill_switch_checkout").expect("checkout in dev");
     assert!(checkout.state.enabled);
+
+    // On the dashboard, next to the other environments (staging is not loaded here).
+    let mut state = support::dashboard::state(false, (160, 40), None);
+    for (env, snapshot) in [("dev", dev.clone()), ("prod", prod.clone())] {
+        killswitch::tui::app::update(
+            &mut state,
+            killswitch::tui::action::Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(snapshot),
+                read_only_reason: None,
+            },
+        );
+    }
+    let screen = support::dashboard::render(&state);
+    for text in [
+        "search_v2",
+        "ON 10%",
+        "ON 33/33/34",
+        "ON 2 seg only",
+        "payments_off",
+    ] {
+        assert!(screen.contains(text), "{text} missing:\n{screen}");
+    }
 
     // The viewer's Vault policy denied the admin secret: read-only, and it says why.
     let connection = session.connection("prod").await.expect("connection");
