@@ -2,6 +2,7 @@
 # Installs what tests/unleash.rs needs: PostgreSQL 15 server binaries (Debian package) and
 # unleash-server 8.2.0 (npm) under .test-servers/unleash/. Idempotent: a second run only checks.
 # Nothing is started here; the tests start and stop their own throwaway servers on 127.0.0.1.
+# unleash-server 8.2.0 declares Node >= 22 but runs on Debian 12's Node 20 (npm only warns).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
