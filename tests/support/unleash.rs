@@ -25,7 +25,26 @@ pub const DEV_BACKEND_TOKEN: &str = "*:development.ks-test-backend-dev-0b4c77";
 /// A token of the wrong type for both the Admin and the client API.
 pub const FRONTEND_TOKEN: &str = "*:production.ks-test-frontend-93aa60";
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's PostgreSQL server binaries, newest version first (15 on Debian 12).
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+                    let bin = e.path().join("bin");
+                    bin.join("initdb").exists().then_some((version, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
+}
 const HOW: &str = "bash tests/servers/install-unleash.sh";
 
 pub struct Unleash {
@@ -46,7 +65,7 @@ fn module_dir() -> PathBuf {
 
 pub fn installed() -> bool {
     module_dir().join("package.json").exists()
-        && Path::new(PG_BIN).join("initdb").exists()
+        && pg_bin().join("initdb").exists()
         && Command::new("node")
             .arg("--version")
             .stdout(Stdio::null())
@@ -180,7 +199,7 @@ fn start(children: &mut Vec<Child>) -> Result<Unleash, String> {
         }
     };
     let data = dir.join("data");
-    let mut initdb = Command::new(Path::new(PG_BIN).join("initdb"));
+    let mut initdb = Command::new(pg_bin().join("initdb"));
     initdb
         .arg("-D")
         .arg(&data)
@@ -195,7 +214,7 @@ fn start(children: &mut Vec<Child>) -> Result<Unleash, String> {
     }
 
     let pg_port = free_port();
-    let mut postgres = Command::new(Path::new(PG_BIN).join("postgres"));
+    let mut postgres = Command::new(pg_bin().join("postgres"));
     postgres
         .arg("-D")
         .arg(&data)
@@ -225,7 +244,7 @@ fn start(children: &mut Vec<Child>) -> Result<Unleash, String> {
     children.push(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ready = Command::new(Path::new(PG_BIN).join("pg_isready"))
+        let ready = Command::new(pg_bin().join("pg_isready"))
             .args([
                 "-h",
                 "127.0.0.1",
