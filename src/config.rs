@@ -19,6 +19,8 @@ pub enum ProviderKind {
     Flagsmith,
     /// LaunchDarkly (SaaS) through its REST API v2.
     LaunchDarkly,
+    /// Unleash (open-source server 8.x) over its Admin API.
+    Unleash,
 }
 
 impl ProviderKind {
@@ -27,6 +29,7 @@ impl ProviderKind {
             ProviderKind::Flagd => "flagd",
             ProviderKind::Flagsmith => "flagsmith",
             ProviderKind::LaunchDarkly => "launchdarkly",
+            ProviderKind::Unleash => "unleash",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod flagd;
 pub mod flagsmith;
 pub mod http;
 pub mod launchdarkly;
+pub mod unleash;
 
 use std::fmt;
 use std::sync::Arc;
@@ -200,6 +201,7 @@ pub fn connect(
         ProviderKind::Flagd => flagd::connect(env, access),
         ProviderKind::Flagsmith => flagsmith::connect(env, secrets, access, network),
         ProviderKind::LaunchDarkly => launchdarkly::connect(env, secrets, access, network),
+        ProviderKind::Unleash => unleash::connect(env, secrets, access, network),
     }
 }
 
@@ -224,6 +226,11 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::LaunchDarkly => CredentialFields {
             required: launchdarkly::REQUIRED_FIELDS,
             write: launchdarkly::WRITE_FIELDS,
+        },
+        // Reading also needs `read_token` or `admin_token`; `api_url` may come from options.
+        ProviderKind::Unleash => CredentialFields {
+            required: &["backend_token"],
+            write: &["admin_token"],
         },
     }
 }

@@ -1,0 +1,1285 @@
+//! Unleash (open-source server 8.x) over its Admin API, verified through the client API.
+//!
+//! - Read: `GET /api/admin/projects/{project}/features` for the flag list, then each flag's
+//!   detail `GET /api/admin/projects/{project}/features/{flag}` (at most [`READ_CONCURRENCY`]
+//!   at once) for the strategies of the mapped Unleash environment.
+//! - Write: `POST /api/admin/projects/{project}/features/{flag}/environments/{env}/on|off`.
+//!   Unleash has no comment field on a toggle, so the note goes first into two flag tags of
+//!   type `killswitch` (`PUT /api/admin/features/{flag}/tags`): the note (cut to Unleash's 50
+//!   characters) and `audit <id>`. The toggle event that follows carries the flag's tags, so the
+//!   note shows on the change in Unleash's event log.
+//! - Conflicts: Unleash offers no conditional toggle (an `If-Match` is ignored), so the writer
+//!   re-reads the environment right before the toggle and refuses when its version (a hash of
+//!   the environment's `enabled`, strategies and variants) differs from the one the operator saw.
+//! - What services see: `GET /api/client/features/{flag}` with the backend token (uncached,
+//!   unlike the full client list).
+//! - History: `GET /api/admin/search/events?feature=IS:{flag}`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::http::{self, display_url};
+use super::{
+    Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
+    ProviderInfo, WriteResult,
+};
+use crate::config::{EnvironmentConfig, NetworkConfig};
+use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
+use crate::secret::{Secret, SecretFields};
+
+/// Flag details read at once while listing a project.
+pub const READ_CONCURRENCY: usize = 8;
+/// The tag type killswitch creates (once) to hold audit notes.
+pub const NOTE_TAG_TYPE: &str = "killswitch";
+/// Unleash refuses tag values shorter or longer than this (checked on 8.2.0).
+const TAG_MIN: usize = 2;
+const TAG_MAX: usize = 50;
+/// Environments every open-source Unleash has (adding one is enterprise-only).
+const OSS_ENVIRONMENTS: &[&str] = &["development", "production"];
+
+pub fn connect(
+    env: &EnvironmentConfig,
+    secrets: Option<&SecretFields>,
+    access: Access,
+    network: &NetworkConfig,
+) -> Result<Connection, ProviderError> {
+    let config_error = |message: String| {
+        ProviderError::new(ErrorKind::Api, format!("{}: unleash: {message}", env.name))
+    };
+    let empty = SecretFields::new(env.vault_location());
+    let secrets = secrets.unwrap_or(&empty);
+    let location = if secrets.source.is_empty() {
+        env.vault_location()
+    } else {
+        secrets.source.clone()
+    };
+
+    let raw_url = match (env.option("api_url"), secrets.get("api_url")) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(url)) => url.expose().to_string(),
+        (None, None) => {
+            return Err(config_error(format!(
+                "no API URL: set options.api_url in the config or field `api_url` in {location}"
+            )));
+        }
+    };
+    let base = normalise_base_url(&raw_url).map_err(config_error)?;
+    let project = env.option("project").unwrap_or("default").to_string();
+    if project.is_empty() || project.contains('/') {
+        return Err(config_error(format!(
+            "options.project `{project}` is not a project id"
+        )));
+    }
+    let unleash_env = match env.option("environment") {
+        Some(name) => name.to_string(),
+        None => default_environment(&env.name).ok_or_else(|| {
+            config_error(format!(
+                "killswitch environment `{}` has no Unleash environment: set options.environment (this Unleash has {})",
+                env.name,
+                OSS_ENVIRONMENTS.join(", ")
+            ))
+        })?,
+    };
+
+    let backend_token = secrets
+        .require("backend_token")
+        .map_err(|err| ProviderError::new(ErrorKind::Auth, format!("{}: {err}", env.name)))?
+        .clone();
+    check_header_value(&backend_token, "backend_token", &location, &env.name)?;
+    if let Some(token_env) = token_environment(backend_token.expose())
+        && token_env != "*"
+        && token_env != unleash_env
+    {
+        return Err(ProviderError::new(
+            ErrorKind::Auth,
+            format!(
+                "{}: field `backend_token` in {location} is a token for Unleash environment `{token_env}`, not `{unleash_env}`: the client API would answer for the wrong environment",
+                env.name
+            ),
+        ));
+    }
+    let admin_token = secrets.get("admin_token").cloned();
+    if let Some(admin) = &admin_token {
+        check_header_value(admin, "admin_token", &location, &env.name)?;
+    }
+    let read_token = match (secrets.get("read_token"), &admin_token) {
+        (Some(token), _) => {
+            check_header_value(token, "read_token", &location, &env.name)?;
+            token.clone()
+        }
+        (None, Some(admin)) => admin.clone(),
+        (None, None) => {
+            return Err(ProviderError::new(
+                ErrorKind::Auth,
+                format!(
+                    "{}: {location}: neither `read_token` nor `admin_token` is present: reading the Unleash Admin API needs one of them",
+                    env.name
+                ),
+            ));
+        }
+    };
+
+    let api = Arc::new(UnleashApi {
+        env: env.name.clone(),
+        info: ProviderInfo {
+            vendor: "unleash",
+            location: format!("{base} project {project}, environment {unleash_env}"),
+        },
+        base,
+        project,
+        unleash_env,
+        client: http::client(network)?,
+        read_token,
+        backend_token,
+        scope: OnceCell::new(),
+    });
+    Ok(match (access, admin_token) {
+        (Access::ReadWrite, Some(admin_token)) => Connection {
+            env: env.name.clone(),
+            source: api.clone(),
+            writer: Some(Arc::new(UnleashWriter {
+                api,
+                admin_token,
+                tag_type: OnceCell::new(),
+            })),
+            read_only_reason: None,
+        },
+        (Access::ReadWrite, None) => Connection::read_only(
+            api,
+            &env.name,
+            format!("no admin credential in {location}: read-only"),
+        ),
+        (Access::ReadOnly, _) => Connection::read_only(api, &env.name, "read-only mode"),
+    })
+}
+
+/// killswitch's usual environment names to the two Unleash OSS has.
+pub fn default_environment(name: &str) -> Option<String> {
+    match name.to_ascii_lowercase().as_str() {
+        "dev" | "development" => Some("development".into()),
+        "prod" | "production" => Some("production".into()),
+        _ => None,
+    }
+}
+
+/// `https://unleash.example/` or `https://unleash.example/api` (as SDKs are configured) both
+/// become `https://unleash.example`; a sub-path install keeps its path.
+pub fn normalise_base_url(raw: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(raw.trim())
+        .map_err(|err| format!("API URL {} is not a URL: {err}", display_url(raw)))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "API URL {} must be http or https",
+            display_url(raw)
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "API URL {} must not carry credentials: put tokens in Vault",
+            display_url(raw)
+        ));
+    }
+    let mut text = parsed.to_string();
+    text.truncate(text.find(['?', '#']).unwrap_or(text.len()));
+    let mut text = text.trim_end_matches('/').to_string();
+    if text.ends_with("/api") {
+        text.truncate(text.len() - "/api".len());
+    }
+    Ok(text)
+}
+
+/// The environment an Unleash API token is scoped to (`project:environment.hash`), when the
+/// token has that shape. The prefix is not the secret part.
+pub fn token_environment(token: &str) -> Option<&str> {
+    let (_, rest) = token.split_once(':')?;
+    let (environment, hash) = rest.split_once('.')?;
+    (!environment.is_empty() && !hash.is_empty()).then_some(environment)
+}
+
+fn check_header_value(
+    token: &Secret,
+    field: &str,
+    location: &str,
+    env: &str,
+) -> Result<(), ProviderError> {
+    HeaderValue::from_str(token.expose())
+        .map(|_| ())
+        .map_err(|_| {
+            ProviderError::new(
+                ErrorKind::Auth,
+                format!(
+                    "{env}: field `{field}` in {location} is not a valid token (not usable in an HTTP header)"
+                ),
+            )
+        })
+}
+
+fn auth_header(token: &Secret) -> Result<HeaderValue, ProviderError> {
+    let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
+        ProviderError::new(
+            ErrorKind::Auth,
+            "an Unleash token is not usable in an HTTP header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// One Unleash project and environment, read with the read token.
+pub struct UnleashApi {
+    env: String,
+    info: ProviderInfo,
+    base: String,
+    project: String,
+    unleash_env: String,
+    client: reqwest::Client,
+    read_token: Secret,
+    backend_token: Secret,
+    /// Set once the project and environment were found to exist.
+    scope: OnceCell<()>,
+}
+
+/// What an answer was: status and body text.
+struct Answer {
+    status: StatusCode,
+    body: String,
+}
+
+impl UnleashApi {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn feature_path(&self, key: &str) -> String {
+        format!(
+            "/api/admin/projects/{}/features/{}",
+            segment(&self.project),
+            segment(key)
+        )
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<Answer, ProviderError> {
+        let url = self.url(path);
+        let mut request = self
+            .client
+            .request(method, &url)
+            .header(AUTHORIZATION, auth_header(token)?)
+            .header(ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| http::transport_error(what, &url, &err))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|err| http::transport_error(what, &url, &err))?;
+        Ok(Answer { status, body })
+    }
+
+    /// A request that must succeed (2xx); returns the body.
+    async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<String, ProviderError> {
+        let answer = self.send(what, method, path, token, body).await?;
+        if answer.status.is_success() {
+            Ok(answer.body)
+        } else {
+            Err(http::status_error(
+                what,
+                &self.url(path),
+                answer.status,
+                &answer.body,
+            ))
+        }
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        what: &str,
+        path: &str,
+        token: &Secret,
+    ) -> Result<T, ProviderError> {
+        let body = self.call(what, Method::GET, path, token, None).await?;
+        serde_json::from_str(&body).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: {} answered JSON killswitch cannot read: {err}",
+                    display_url(&self.url(path))
+                ),
+            )
+        })
+    }
+
+    /// The project and the environment exist (checked once per connection): an unknown project
+    /// would otherwise read as an empty list.
+    async fn check_scope(&self) -> Result<(), ProviderError> {
+        self.scope
+            .get_or_try_init(|| async {
+                let what = format!("{}: check Unleash project and environment", self.env);
+                let projects: ProjectList = self
+                    .get_json(&what, "/api/admin/projects", &self.read_token)
+                    .await?;
+                if !projects.projects.iter().any(|p| p.id == self.project) {
+                    let known: Vec<&str> =
+                        projects.projects.iter().map(|p| p.id.as_str()).collect();
+                    return Err(ProviderError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{}: Unleash at {} has no project `{}` (known: {})",
+                            self.env,
+                            self.base,
+                            self.project,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                let environments: EnvironmentList = self
+                    .get_json(&what, "/api/admin/environments", &self.read_token)
+                    .await?;
+                if !environments
+                    .environments
+                    .iter()
+                    .any(|e| e.name == self.unleash_env && e.enabled)
+                {
+                    let known: Vec<&str> = environments
+                        .environments
+                        .iter()
+                        .filter(|e| e.enabled)
+                        .map(|e| e.name.as_str())
+                        .collect();
+                    return Err(ProviderError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{}: Unleash at {} has no environment `{}` (available: {}); set options.environment",
+                            self.env,
+                            self.base,
+                            self.unleash_env,
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn feature(&self, key: &str, token: &Secret) -> Result<FeatureDetail, ProviderError> {
+        let what = format!("{}: read flag `{key}`", self.env);
+        self.get_json(&what, &self.feature_path(key), token).await
+    }
+
+    async fn segments(&self) -> Result<Vec<Segment>, ProviderError> {
+        let what = format!("{}: read Unleash segments", self.env);
+        let list: SegmentList = self
+            .get_json(&what, "/api/admin/segments", &self.read_token)
+            .await?;
+        Ok(list.segments)
+    }
+
+    async fn summarise_with_segments(
+        &self,
+        details: Vec<FeatureDetail>,
+    ) -> Result<Vec<Flag>, ProviderError> {
+        let uses_segments = details.iter().any(|detail| {
+            detail
+                .environment(&self.unleash_env)
+                .is_some_and(|env| env.strategies.iter().any(|s| !s.segments.is_empty()))
+        });
+        let segments = if uses_segments {
+            self.segments().await?
+        } else {
+            Vec::new()
+        };
+        details
+            .iter()
+            .map(|detail| {
+                summarise(detail, &self.unleash_env, &segments).ok_or_else(|| {
+                    ProviderError::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "{}: flag `{}` has no Unleash environment `{}` in project `{}`",
+                            self.env, detail.name, self.unleash_env, self.project
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// A path segment, percent-encoded (flag names are URL-friendly in Unleash, but be safe).
+fn segment(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+#[async_trait]
+impl FlagSource for UnleashApi {
+    fn info(&self) -> &ProviderInfo {
+        &self.info
+    }
+
+    async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
+        self.check_scope().await?;
+        let what = format!(
+            "{}: list flags of Unleash project `{}`",
+            self.env, self.project
+        );
+        let path = format!("/api/admin/projects/{}/features", segment(&self.project));
+        let list: FeatureList = self.get_json(&what, &path, &self.read_token).await?;
+        let names: Vec<String> = list.features.into_iter().map(|f| f.name).collect();
+        let reads: Vec<_> = names
+            .iter()
+            .map(|name| self.feature(name, &self.read_token))
+            .collect();
+        let details: Vec<Result<FeatureDetail, ProviderError>> = futures::stream::iter(reads)
+            .buffered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let details = details.into_iter().collect::<Result<Vec<_>, _>>()?;
+        self.summarise_with_segments(details).await
+    }
+
+    async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
+        let detail = self.feature(key, &self.read_token).await?;
+        let mut flags = self.summarise_with_segments(vec![detail]).await?;
+        flags.pop().ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{}: flag `{key}` vanished", self.env),
+            )
+        })
+    }
+
+    /// The client API as an SDK with the backend token reads it. The per-flag endpoint is not
+    /// cached (the full list is, for up to about a second).
+    async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
+        let what = format!(
+            "{}: read flag `{key}` from the Unleash client API",
+            self.env
+        );
+        let path = format!("/api/client/features/{}", segment(key));
+        let served: ClientFeature = self.get_json(&what, &path, &self.backend_token).await?;
+        Ok(ServedState {
+            enabled: served.enabled,
+            value: Some(Value::Bool(served.enabled)),
+        })
+    }
+
+    async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
+        let what = format!("{}: read Unleash events of flag `{key}`", self.env);
+        let path = format!(
+            "/api/admin/search/events?feature=IS:{}&limit=100",
+            segment(key)
+        );
+        let events: EventList = self.get_json(&what, &path, &self.read_token).await?;
+        Ok(events
+            .events
+            .iter()
+            .filter(|event| {
+                event
+                    .environment
+                    .as_deref()
+                    .is_none_or(|env| env == self.unleash_env)
+            })
+            .filter_map(history_entry)
+            .collect())
+    }
+}
+
+fn history_entry(event: &Event) -> Option<HistoryEntry> {
+    let at = chrono::DateTime::parse_from_rfc3339(&event.created_at)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    let mut what = event.label.clone().unwrap_or_else(|| event.kind.clone());
+    if let Some(env) = &event.environment {
+        what.push_str(&format!(" in {env}"));
+    }
+    let tag = event
+        .data
+        .as_ref()
+        .filter(|_| event.kind == "feature-tagged" || event.kind == "feature-untagged");
+    let tag_type = tag.and_then(|d| d.get("type")).and_then(Value::as_str);
+    let tag_value = tag.and_then(|d| d.get("value")).and_then(Value::as_str);
+    let comment = match (tag_type, tag_value) {
+        (Some(NOTE_TAG_TYPE), Some(value)) if event.kind == "feature-tagged" => {
+            Some(value.to_string())
+        }
+        (Some(kind), Some(value)) => {
+            what.push_str(&format!(" {kind}:{value}"));
+            None
+        }
+        _ => None,
+    };
+    Some(HistoryEntry {
+        at,
+        who: event.created_by.clone(),
+        what,
+        comment,
+    })
+}
+
+struct UnleashWriter {
+    api: Arc<UnleashApi>,
+    admin_token: Secret,
+    tag_type: OnceCell<()>,
+}
+
+impl UnleashWriter {
+    /// Creates the `killswitch` tag type when this Unleash does not have it yet.
+    async fn ensure_tag_type(&self) -> Result<(), ProviderError> {
+        self.tag_type
+            .get_or_try_init(|| async {
+                let api = &self.api;
+                let what = format!("{}: check Unleash tag type `{NOTE_TAG_TYPE}`", api.env);
+                let path = format!("/api/admin/tag-types/{NOTE_TAG_TYPE}");
+                let answer = api
+                    .send(&what, Method::GET, &path, &self.admin_token, None)
+                    .await?;
+                if answer.status.is_success() {
+                    return Ok(());
+                }
+                if answer.status != StatusCode::NOT_FOUND {
+                    return Err(http::status_error(
+                        &what,
+                        &api.url(&path),
+                        answer.status,
+                        &answer.body,
+                    ));
+                }
+                let what = format!("{}: create Unleash tag type `{NOTE_TAG_TYPE}`", api.env);
+                let body = json!({
+                    "name": NOTE_TAG_TYPE,
+                    "description": "Audit notes of changes made with killswitch",
+                });
+                let answer = api
+                    .send(
+                        &what,
+                        Method::POST,
+                        "/api/admin/tag-types",
+                        &self.admin_token,
+                        Some(&body),
+                    )
+                    .await?;
+                // 409: created meanwhile by another killswitch.
+                if answer.status.is_success() || answer.status == StatusCode::CONFLICT {
+                    Ok(())
+                } else {
+                    Err(http::status_error(
+                        &what,
+                        &api.url("/api/admin/tag-types"),
+                        answer.status,
+                        &answer.body,
+                    ))
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl FlagWriter for UnleashWriter {
+    async fn set_enabled(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let api = &self.api;
+        // No conditional toggle in Unleash: compare versions right before writing.
+        let detail = api.feature(key, &self.admin_token).await?;
+        let current = detail.environment(&api.unleash_env).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: flag `{key}` has no Unleash environment `{}`",
+                    api.env, api.unleash_env
+                ),
+            )
+        })?;
+        let version = environment_version(current);
+        if let Some(expected) = &seen.version
+            && *expected != version
+        {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: flag `{key}` changed in Unleash ({}) since it was read; nothing was changed",
+                    api.env, api.unleash_env
+                ),
+            ));
+        }
+
+        // The note first, like the audit log: the toggle event then carries it in its tags.
+        self.ensure_tag_type().await?;
+        let what = format!("{}: attach the note to flag `{key}` as tags", api.env);
+        let path = format!("/api/admin/features/{}/tags", segment(key));
+        let body = json!({
+            "addedTags": note_tags(note)
+                .into_iter()
+                .map(|value| json!({"type": NOTE_TAG_TYPE, "value": value}))
+                .collect::<Vec<_>>(),
+            "removedTags": [],
+        });
+        api.call(&what, Method::PUT, &path, &self.admin_token, Some(&body))
+            .await
+            .map_err(|err| {
+                ProviderError::new(err.kind, format!("{}; nothing was changed", err.message))
+            })?;
+
+        let action = if enabled { "on" } else { "off" };
+        let what = format!(
+            "{}: turn flag `{key}` {} in Unleash environment {}",
+            api.env,
+            action.to_ascii_uppercase(),
+            api.unleash_env
+        );
+        let path = format!(
+            "{}/environments/{}/{action}",
+            api.feature_path(key),
+            segment(&api.unleash_env)
+        );
+        api.call(&what, Method::POST, &path, &self.admin_token, None)
+            .await?;
+        Ok(WriteResult::Applied)
+    }
+}
+
+/// The tag values that carry a note: the note itself (cut to Unleash's 50 characters, one
+/// line) and `audit <id>` to find the full record in killswitch's log.
+pub fn note_tags(note: &ChangeNote) -> Vec<String> {
+    vec![
+        tag_value(&note.note),
+        tag_value(&format!("audit {}", note.audit_id)),
+    ]
+}
+
+fn tag_value(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut value: String = if one_line.chars().count() > TAG_MAX {
+        let mut cut: String = one_line.chars().take(TAG_MAX - 1).collect();
+        cut = cut.trim_end().to_string();
+        cut.push('…');
+        cut
+    } else {
+        one_line
+    };
+    while value.chars().count() < TAG_MIN {
+        value.push('.');
+    }
+    value
+}
+
+// ---- Unleash JSON (private) ----------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ProjectList {
+    #[serde(default)]
+    projects: Vec<ProjectSummary>,
+}
+
+#[derive(Deserialize)]
+struct ProjectSummary {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct EnvironmentList {
+    #[serde(default)]
+    environments: Vec<EnvironmentSummary>,
+}
+
+#[derive(Deserialize)]
+struct EnvironmentSummary {
+    name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct FeatureList {
+    #[serde(default)]
+    features: Vec<FeatureSummary>,
+}
+
+#[derive(Deserialize)]
+struct FeatureSummary {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct FeatureDetail {
+    name: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    environments: Vec<FeatureEnvironment>,
+}
+
+impl FeatureDetail {
+    fn environment(&self, name: &str) -> Option<&FeatureEnvironment> {
+        self.environments.iter().find(|env| env.name == name)
+    }
+}
+
+#[derive(Deserialize)]
+struct FeatureEnvironment {
+    name: String,
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    strategies: Vec<Strategy>,
+    /// Legacy environment-level variants (before strategy variants).
+    #[serde(default)]
+    variants: Vec<Variant>,
+}
+
+#[derive(Deserialize)]
+struct Strategy {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    parameters: serde_json::Map<String, Value>,
+    #[serde(default)]
+    constraints: Vec<Constraint>,
+    #[serde(default)]
+    segments: Vec<i64>,
+    #[serde(default)]
+    variants: Vec<Variant>,
+}
+
+#[derive(Deserialize)]
+struct Constraint {
+    #[serde(rename = "contextName")]
+    context_name: String,
+    operator: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    inverted: bool,
+}
+
+#[derive(Deserialize)]
+struct Variant {
+    name: String,
+    #[serde(default)]
+    weight: f64,
+}
+
+#[derive(Deserialize)]
+struct SegmentList {
+    #[serde(default)]
+    segments: Vec<Segment>,
+}
+
+#[derive(Deserialize)]
+struct Segment {
+    id: i64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ClientFeature {
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+struct EventList {
+    #[serde(default)]
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+    #[serde(default, rename = "createdBy")]
+    created_by: Option<String>,
+    #[serde(default)]
+    environment: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    data: Option<Value>,
+}
+
+// ---- summarising ---------------------------------------------------------------------------
+
+/// A hash of what decides serving in one environment: changes whenever the flag does there.
+fn environment_version(env: &FeatureEnvironment) -> String {
+    let strategies: Vec<Value> = env
+        .strategies
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "name": s.name,
+                "disabled": s.disabled,
+                "parameters": s.parameters,
+                "constraints": s.constraints.iter().map(|c| json!([c.context_name, c.operator, c.values, c.value, c.inverted])).collect::<Vec<_>>(),
+                "segments": s.segments,
+                "variants": s.variants.iter().map(|v| json!([v.name, v.weight])).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let variants: Vec<Value> = env
+        .variants
+        .iter()
+        .map(|v| json!([v.name, v.weight]))
+        .collect();
+    let canonical = json!({"enabled": env.enabled, "strategies": strategies, "variants": variants});
+    let text = canonical.to_string();
+    // FNV-1a, 64 bit: stable across processes.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+fn rollout_percent(strategy: &Strategy) -> Option<f64> {
+    if strategy.name != "flexibleRollout" && strategy.name != "gradualRolloutRandom" {
+        return None;
+    }
+    let raw = strategy
+        .parameters
+        .get("rollout")
+        .or_else(|| strategy.parameters.get("percentage"))?;
+    let percent = match raw {
+        Value::String(text) => text.trim().parse::<f64>().ok()?,
+        Value::Number(number) => number.as_f64()?,
+        _ => return None,
+    };
+    // Unleash does not range-check the string.
+    Some(percent.clamp(0.0, 100.0))
+}
+
+/// How a strategy spreads its variants (weights out of 1000).
+fn split_of(variants: &[Variant]) -> Option<Rollout> {
+    if variants.len() < 2 {
+        return None;
+    }
+    // Unleash returns variants in its own order (by name): show them lightest first, so an
+    // even three-way split reads "33/33/34" whatever the names.
+    let mut weights: Vec<(String, f64)> = variants
+        .iter()
+        .map(|v| (v.name.clone(), v.weight))
+        .collect();
+    weights.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    match Rollout::from_weights(&weights) {
+        Rollout::Everyone => None,
+        split => Some(split),
+    }
+}
+
+fn constraint_text(constraint: &Constraint) -> String {
+    let values = if constraint.values.is_empty() {
+        constraint.value.clone().unwrap_or_default()
+    } else {
+        constraint.values.join(",")
+    };
+    let not = if constraint.inverted { "NOT " } else { "" };
+    format!(
+        "{} {not}{} {values}",
+        constraint.context_name, constraint.operator
+    )
+}
+
+/// One flag in one Unleash environment as the domain model; `None` when the flag does not
+/// have that environment.
+fn summarise(detail: &FeatureDetail, unleash_env: &str, segments: &[Segment]) -> Option<Flag> {
+    let env = detail.environment(unleash_env)?;
+    let vendor_kind = detail.kind.as_deref().map(FlagKind::from_label);
+    let meta = FlagMeta {
+        key: detail.name.clone(),
+        kind: FlagKind::classify(&detail.name, vendor_kind),
+        description: detail
+            .description
+            .clone()
+            .filter(|text| !text.trim().is_empty()),
+        ..FlagMeta::default()
+    };
+    Some(Flag {
+        meta,
+        state: summarise_environment(env, segments),
+    })
+}
+
+fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> FlagState {
+    let version = Some(environment_version(env));
+    let active: Vec<&Strategy> = env
+        .strategies
+        .iter()
+        .filter(|s| s.disabled != Some(true))
+        .collect();
+    let env_split = split_of(&env.variants);
+    if !env.enabled {
+        return FlagState {
+            enabled: false,
+            value: Some(Value::Bool(false)),
+            rollout: Rollout::Everyone,
+            overrides: Vec::new(),
+            version,
+        };
+    }
+    // No strategy at all: Unleash serves the flag to everyone.
+    if active.is_empty() {
+        return FlagState {
+            enabled: true,
+            value: Some(Value::Bool(true)),
+            rollout: env_split.unwrap_or_default(),
+            overrides: Vec::new(),
+            version,
+        };
+    }
+    let mut everyone: Option<Rollout> = None;
+    let mut best_percent: Option<f64> = None;
+    let mut overrides = Vec::new();
+    for strategy in active {
+        let targeted = !strategy.constraints.is_empty() || !strategy.segments.is_empty();
+        let percent = rollout_percent(strategy);
+        let split = split_of(&strategy.variants).or_else(|| env_split.clone());
+        let known_everyone = strategy.name == "default" || percent.is_some();
+        if !targeted && known_everyone {
+            match percent {
+                Some(p) if p < 100.0 => {
+                    best_percent = Some(best_percent.map_or(p, |b: f64| b.max(p)));
+                }
+                _ => {
+                    everyone = Some(split.unwrap_or_default());
+                }
+            }
+            continue;
+        }
+        let mut target: Vec<String> = strategy
+            .segments
+            .iter()
+            .map(|id| {
+                segments
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .map(|s| format!("segment {}", s.name))
+                    .unwrap_or_else(|| format!("segment #{id}"))
+            })
+            .collect();
+        target.extend(strategy.constraints.iter().map(constraint_text));
+        if !known_everyone {
+            // userWithId, remoteAddress, custom strategies: targeted by their own parameters.
+            target.insert(0, strategy.title.clone().unwrap_or(strategy.name.clone()));
+        }
+        let rollout = match (percent, split) {
+            (Some(p), _) if p < 100.0 => Rollout::Percentage { percent: p },
+            (_, Some(split)) => split,
+            _ => Rollout::Everyone,
+        };
+        overrides.push(Override {
+            target: target.join(" & "),
+            enabled: true,
+            value: None,
+            rollout,
+        });
+    }
+    let (value, rollout) = match (everyone, best_percent) {
+        (Some(rollout), _) => (Value::Bool(true), rollout),
+        (None, Some(percent)) => (Value::Bool(false), Rollout::Percentage { percent }),
+        // On, but only for targeted strategies: everyone else gets false.
+        (None, None) => (Value::Bool(false), Rollout::Everyone),
+    };
+    FlagState {
+        enabled: true,
+        value: Some(value),
+        rollout,
+        overrides,
+        version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cell_text;
+
+    fn detail(json: &str) -> FeatureDetail {
+        serde_json::from_str(json).expect("detail json")
+    }
+
+    #[test]
+    fn rollout_split_and_segments_summarise_like_the_dashboard_words_them() {
+        let flag = detail(
+            r#"{"name":"search_v2","type":"release","environments":[
+            {"name":"development","enabled":false,"strategies":[]},
+            {"name":"production","enabled":true,"strategies":[{"id":"1","name":"flexibleRollout",
+             "parameters":{"rollout":"10","stickiness":"default","groupId":"search_v2"},
+             "constraints":[],"segments":[],"variants":[],"disabled":false}]}]}"#,
+        );
+        let prod = summarise(&flag, "production", &[]).expect("production");
+        assert_eq!(cell_text(prod.meta.kind, &prod.state), "ON 10%");
+        let dev = summarise(&flag, "development", &[]).expect("development");
+        assert_eq!(cell_text(dev.meta.kind, &dev.state), "OFF");
+        assert!(summarise(&flag, "staging", &[]).is_none());
+        assert_ne!(prod.state.version, dev.state.version);
+
+        let ab = detail(
+            r#"{"name":"checkout_ab","type":"experiment","environments":[
+            {"name":"production","enabled":true,"strategies":[{"name":"flexibleRollout",
+             "parameters":{"rollout":"100"},"variants":[{"name":"a","weight":333},
+             {"name":"b","weight":333},{"name":"control","weight":334}]}]}]}"#,
+        );
+        let ab = summarise(&ab, "production", &[]).expect("production");
+        assert_eq!(cell_text(ab.meta.kind, &ab.state), "ON 33/33/34");
+
+        let targeted = detail(
+            r#"{"name":"beta","type":"kill-switch","environments":[
+            {"name":"production","enabled":true,"strategies":[
+             {"name":"flexibleRollout","parameters":{"rollout":"100"},"segments":[7]},
+             {"name":"flexibleRollout","parameters":{"rollout":"25"},
+              "constraints":[{"contextName":"tenant","operator":"IN","values":["acme","globex"]}]},
+             {"name":"userWithId","parameters":{"userIds":"1,2"}}]}]}"#,
+        );
+        let segments = [Segment {
+            id: 7,
+            name: "beta_users".into(),
+        }];
+        let beta = summarise(&targeted, "production", &segments).expect("production");
+        assert_eq!(beta.meta.kind, FlagKind::KillSwitch);
+        let texts: Vec<String> = beta.state.overrides.iter().map(Override::summary).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "ON (segment beta_users)",
+                "25% (tenant IN acme,globex)",
+                "ON (userWithId)"
+            ]
+        );
+        assert_eq!(beta.state.value, Some(Value::Bool(false)));
+    }
+
+    #[test]
+    fn disabled_strategies_and_odd_rollouts_are_read_safely() {
+        let flag = detail(
+            r#"{"name":"x","environments":[{"name":"production","enabled":true,"strategies":[
+             {"name":"flexibleRollout","parameters":{"rollout":"250"}},
+             {"name":"flexibleRollout","parameters":{"rollout":"5"},"disabled":true}]}]}"#,
+        );
+        let state = summarise(&flag, "production", &[])
+            .expect("production")
+            .state;
+        assert_eq!(state.rollout, Rollout::Everyone, "250 clamps to 100");
+        assert_eq!(state.value, Some(Value::Bool(true)));
+        let odd = detail(
+            r#"{"name":"y","environments":[{"name":"production","enabled":true,"strategies":[
+             {"name":"flexibleRollout","parameters":{"rollout":"abc"}}]}]}"#,
+        );
+        let odd = summarise(&odd, "production", &[])
+            .expect("production")
+            .state;
+        assert_eq!(
+            odd.overrides.len(),
+            1,
+            "an unreadable rollout is shown, not guessed"
+        );
+    }
+
+    #[test]
+    fn tag_values_fit_unleash_limits() {
+        let note = ChangeNote {
+            audit_id: "20261125T061638.413Z-22803-0".into(),
+            operator: "alice".into(),
+            note: "INC-1234 checkout p99 5s\nrolling back the payment provider switch now".into(),
+        };
+        let tags = note_tags(&note);
+        assert_eq!(tags[1], "audit 20261125T061638.413Z-22803-0");
+        assert_eq!(tags[0].chars().count(), TAG_MAX);
+        assert!(tags[0].starts_with("INC-1234 checkout p99 5s rolling back"));
+        assert!(tags[0].ends_with('…'));
+        assert_eq!(tag_value("x"), "x.");
+        assert_eq!(tag_value("é".repeat(60).as_str()).chars().count(), TAG_MAX);
+    }
+
+    #[test]
+    fn urls_tokens_and_environment_names() {
+        assert_eq!(
+            normalise_base_url("http://127.0.0.1:4242/api/").as_deref(),
+            Ok("http://127.0.0.1:4242")
+        );
+        assert_eq!(
+            normalise_base_url("https://flags.example/unleash").as_deref(),
+            Ok("https://flags.example/unleash")
+        );
+        let err = normalise_base_url("https://user:pw@flags.example/")
+            .err()
+            .unwrap_or_default();
+        assert!(!err.contains("pw"), "{err}");
+        assert!(normalise_base_url("ftp://x").is_err());
+        assert_eq!(token_environment("*:production.abc123"), Some("production"));
+        assert_eq!(
+            token_environment("default:development.x"),
+            Some("development")
+        );
+        assert_eq!(token_environment("user:abc"), None);
+        assert_eq!(default_environment("prod").as_deref(), Some("production"));
+        assert_eq!(default_environment("dev").as_deref(), Some("development"));
+        assert_eq!(default_environment("staging"), None);
+    }
+
+    fn env(name: &str, options: &[(&str, &str)]) -> EnvironmentConfig {
+        EnvironmentConfig {
+            name: name.into(),
+            provider: crate::config::ProviderKind::Unleash,
+            protected: false,
+            file: None,
+            vault_mount: "kv".into(),
+            vault_path: format!("feature-flags/unleash/{name}"),
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn connect_error(env: &EnvironmentConfig, fields: &[(&str, &str)]) -> Option<ProviderError> {
+        let mut secrets = SecretFields::new("vault kv/feature-flags/unleash/prod");
+        for (field, value) in fields {
+            secrets.insert(*field, Secret::new(*value));
+        }
+        connect(
+            env,
+            Some(&secrets),
+            Access::ReadWrite,
+            &NetworkConfig::default(),
+        )
+        .err()
+    }
+
+    #[test]
+    fn connect_names_the_missing_piece_and_never_the_token() {
+        let prod = env("prod", &[]);
+        let token = "*:production.sup3r-s3cret";
+        let no_url = connect_error(&prod, &[("backend_token", token)]).expect("no url");
+        assert!(
+            no_url.message.contains("options.api_url"),
+            "{}",
+            no_url.message
+        );
+        let url = ("api_url", "http://127.0.0.1:1/api");
+        let no_backend = connect_error(&prod, &[url, ("admin_token", token)]).expect("err");
+        assert!(
+            no_backend
+                .message
+                .contains("field `backend_token` is missing"),
+            "{}",
+            no_backend.message
+        );
+        let no_reader = connect_error(&prod, &[url, ("backend_token", token)]).expect("err");
+        assert!(no_reader.message.contains("`read_token` nor `admin_token`"));
+        let bad_header = connect_error(
+            &prod,
+            &[
+                url,
+                ("backend_token", token),
+                ("admin_token", "bad\nsup3r-s3cret"),
+            ],
+        )
+        .expect("err");
+        assert!(
+            bad_header.message.contains("`admin_token`"),
+            "{}",
+            bad_header.message
+        );
+        for err in [no_url, no_backend, no_reader, bad_header] {
+            assert!(!err.message.contains("sup3r-s3cret"), "{}", err.message);
+        }
+        // Options win over Vault for the URL; the location shows no credential.
+        let mut secrets = SecretFields::new("vault kv/feature-flags/unleash/prod");
+        secrets.insert("api_url", Secret::new("http://vault-url.example"));
+        secrets.insert("backend_token", Secret::new(token));
+        secrets.insert("admin_token", Secret::new(token));
+        let connection = connect(
+            &env(
+                "prod",
+                &[("api_url", "http://127.0.0.1:4242/"), ("project", "shop")],
+            ),
+            Some(&secrets),
+            Access::ReadOnly,
+            &NetworkConfig::default(),
+        )
+        .expect("connect");
+        assert_eq!(
+            connection.source.info().location,
+            "http://127.0.0.1:4242 project shop, environment production"
+        );
+        assert!(connection.writer.is_none());
+        assert!(!format!("{connection:?}").contains("sup3r"));
+    }
+
+    #[test]
+    fn history_keeps_notes_as_comments() {
+        let event: Event = serde_json::from_str(
+            r#"{"type":"feature-tagged","createdBy":"killswitch-admin","createdAt":"2026-12-01T22:59:39.859Z",
+               "data":{"type":"killswitch","value":"INC-1 checkout"},"environment":null,"label":"Flag tagged"}"#,
+        )
+        .expect("event");
+        let entry = history_entry(&event).expect("entry");
+        assert_eq!(entry.comment.as_deref(), Some("INC-1 checkout"));
+        assert_eq!(entry.who.as_deref(), Some("killswitch-admin"));
+        let toggle: Event = serde_json::from_str(
+            r#"{"type":"feature-environment-disabled","createdAt":"2026-12-01T22:59:56.989Z",
+               "environment":"production","label":"Flag disabled"}"#,
+        )
+        .expect("event");
+        assert_eq!(
+            history_entry(&toggle).map(|e| e.what),
+            Some("Flag disabled in production".to_string())
+        );
+    }
+}
