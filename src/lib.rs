@@ -10,6 +10,8 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod flip;
+#[cfg(test)]
+mod fuzz_support;
 pub mod model;
 pub mod provider;
 pub mod secret;

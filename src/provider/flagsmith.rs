@@ -1426,3 +1426,34 @@ mod tests {
         assert_eq!(typed_value(&Value::Null)["type"], "unicode");
     }
 }
+
+/// Structure-aware fuzzing of the environment document (issue 8): the recorded document,
+/// mutated at random places, never panics the parser or the summary.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz_support::mutated;
+    use proptest::prelude::*;
+
+    fn recorded() -> Value {
+        let path = format!(
+            "{}/tests/fixtures/flagsmith/prod.environment-document.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #[test]
+        fn mutated_environment_documents_never_panic(document in mutated(recorded())) {
+            if let Ok(parsed) = Document::parse(document) {
+                for state in &parsed.feature_states {
+                    let flag = summarise(&parsed, state, None);
+                    let _ = crate::model::cell_text(flag.meta.kind, &flag.state);
+                }
+            }
+        }
+    }
+}

@@ -1175,3 +1175,42 @@ mod tests {
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 }
+
+/// Structure-aware fuzzing of LaunchDarkly flag JSON (issue 8): a realistic flag, mutated at
+/// random places, never panics the parser or the summary.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz_support::mutated;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn realistic() -> Value {
+        json!({
+            "key": "kill_switch_checkout", "kind": "multivariate", "tags": ["kill-switch"],
+            "temporary": false, "_maintainer": {"email": "team-checkout@example.com"},
+            "variations": [{"value": "a"}, {"value": "b"}, {"value": "c"}],
+            "environments": {"production": {
+                "on": true, "offVariation": 1, "_version": 7,
+                "fallthrough": {"rollout": {"variations": [
+                    {"variation": 0, "weight": 33000}, {"variation": 1, "weight": 33000},
+                    {"variation": 2, "weight": 34000}]}},
+                "targets": [{"variation": 0, "values": ["alice", "bob"]}],
+                "rules": [{"variation": 1, "description": "EU", "clauses": [
+                    {"attribute": "country", "op": "in", "values": ["DE", "FR"], "negate": false}]}]
+            }}
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #[test]
+        fn mutated_flags_never_panic(flag in mutated(realistic())) {
+            if let Ok(parsed) = serde_json::from_value::<LdFlag>(flag)
+                && let Ok(summary) = summarise(&parsed, "production")
+            {
+                let _ = crate::model::cell_text(summary.meta.kind, &summary.state);
+            }
+        }
+    }
+}

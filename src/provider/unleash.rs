@@ -1283,3 +1283,39 @@ mod tests {
         );
     }
 }
+
+/// Structure-aware fuzzing of Unleash feature JSON (issue 8): a realistic feature detail,
+/// mutated at random places, never panics the parser or the summary.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz_support::mutated;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn realistic() -> Value {
+        json!({"name": "checkout_ab", "type": "kill-switch", "description": "d",
+            "environments": [{"name": "production", "enabled": true, "strategies": [
+                {"id": "1", "name": "flexibleRollout", "title": "canary",
+                 "parameters": {"rollout": "10", "stickiness": "default", "groupId": "g"},
+                 "constraints": [{"contextName": "tenant", "operator": "IN",
+                                  "values": ["acme", "globex"], "inverted": false}],
+                 "segments": [1, 2], "disabled": false,
+                 "variants": [{"name": "a", "weight": 333}, {"name": "b", "weight": 333},
+                              {"name": "control", "weight": 334}]}],
+                "variants": [{"name": "x", "weight": 1000}]}]})
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+        #[test]
+        fn mutated_features_never_panic(feature in mutated(realistic())) {
+            let segments = [Segment { id: 1, name: "beta".into() }];
+            if let Ok(detail) = serde_json::from_value::<FeatureDetail>(feature)
+                && let Some(flag) = summarise(&detail, "production", &segments)
+            {
+                let _ = crate::model::cell_text(flag.meta.kind, &flag.state);
+            }
+        }
+    }
+}
