@@ -289,3 +289,57 @@ fn navigation_stays_inside_the_matrix() {
     press(&mut state, KeyCode::Home);
     assert_eq!(state.row, 0);
 }
+
+/// One environment still loading (a hung vendor) and one failed: the loaded one is fully
+/// usable, the others say what they are doing, and the dashboard never waits for them.
+#[test]
+fn a_hung_and_a_failed_environment_do_not_hold_back_the_loaded_one() {
+    let mut state = state(false, (110, 30), None);
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(snapshot("prod")),
+            read_only_reason: None,
+        },
+    );
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "dev".into(),
+            result: Err(
+                "dev: https://flagsmith.internal/api/v1/environment-document/ timed out".into(),
+            ),
+            read_only_reason: None,
+        },
+    );
+    // staging never answers.
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("staging"), "{screen}");
+    assert!(screen.contains("dev FAILED"), "{screen}");
+    assert!(
+        screen.contains("timed out"),
+        "the error is on screen: {screen}"
+    );
+    assert!(screen.contains("SERVING"), "prod's data shows: {screen}");
+    // Navigate onto prod's kill switch and open the dialog: prod works while staging hangs.
+    assert_eq!(
+        selected(&state),
+        ("prod".into(), "kill_switch_checkout".into())
+    );
+    press(&mut state, KeyCode::Char('f'));
+    assert!(
+        matches!(state.mode, Mode::Flip(_)),
+        "the flip dialog opens on a loaded environment"
+    );
+    press(&mut state, KeyCode::Esc);
+    // On the hung column, the flip says why it cannot be done yet.
+    press(&mut state, KeyCode::Left);
+    press(&mut state, KeyCode::Char('f'));
+    let message = state
+        .message
+        .clone()
+        .map(|(_, text)| text)
+        .unwrap_or_default();
+    assert!(message.contains("staging is still loading"), "{message}");
+}

@@ -210,3 +210,56 @@ fn full_disk_for_the_audit_log_refuses_the_flip_and_changes_nothing() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(records(&home).len(), 2);
 }
+
+/// Two operators kill the same switch at the same moment: exactly one change is made, the
+/// other is told it is already done (or that it changed under them); no record is lost and
+/// the log says who did it.
+#[test]
+fn two_operators_flipping_the_same_switch_lose_no_update() {
+    let home = Home::new();
+    seed(&home);
+    let start = |operator: &str| {
+        let mut command = home.command();
+        command.env("USER", operator).args([
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            &format!("INC-2 by {operator}"),
+            "--yes",
+        ]);
+        command.spawn().expect("spawn kill")
+    };
+    let (first, second) = (start("alice"), start("bob"));
+    let codes: Vec<i32> = [first, second]
+        .into_iter()
+        .map(|child| {
+            child
+                .wait_with_output()
+                .expect("wait")
+                .status
+                .code()
+                .unwrap_or(-1)
+        })
+        .collect();
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert!(
+        sorted == [0, 3] || sorted == [0, 9],
+        "one kill applies, the other is told: {codes:?}"
+    );
+    assert!(!switch_enabled(&home));
+    let records = records(&home);
+    let applied: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["phase"] == "outcome" && r["result"] == "ok")
+        .collect();
+    assert_eq!(applied.len(), 1, "{records:?}");
+    let intents = records.iter().filter(|r| r["phase"] == "intent").count();
+    let outcomes = records.iter().filter(|r| r["phase"] == "outcome").count();
+    assert_eq!(
+        intents, outcomes,
+        "every intent has its outcome: {records:?}"
+    );
+}
