@@ -10,9 +10,13 @@
 //! Only runs under `cargo bench` (cargo passes `--bench`); under `cargo test` it says so and
 //! returns, so the test suite stays fast.
 
+#[path = "../tests/support/launchdarkly_fake.rs"]
+mod launchdarkly_fake;
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
+#[path = "../tests/support/unleash.rs"]
+mod unleash_server;
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -20,8 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::Home;
+use support::faults::{Fault, FaultProxy};
+use support::openbao::{OpenBao, ROOT_TOKEN};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -63,6 +69,54 @@ fn main() {
         ms(elapsed),
         rss as f64 / 1024.0
     ));
+
+    // The vendors: a real OpenBao and a real Unleash on loopback.
+    if support::openbao::installed() && unleash_server::installed() {
+        let vendor = VendorSetup::new();
+        add(
+            &mut report,
+            "floor: curl chain, Vault read x2 + Unleash read + toggle + client read (one bash process)",
+            &measure(runs, || vendor.curl_floor()),
+        );
+        add(
+            &mut report,
+            "time to kill, TUI via runbook link, OpenBao + Unleash (launch → Confirmed)",
+            &measure(runs, || vendor.time_to_kill_tui()),
+        );
+        add(
+            &mut report,
+            "non-interactive `kill --yes`, OpenBao + Unleash (whole process)",
+            &measure(runs, || vendor.kill_process()),
+        );
+    } else {
+        report.push_str(
+            "| OpenBao / Unleash rows | not run: `bash tests/run.sh` installs them | | | |\n",
+        );
+    }
+
+    // Cold start through 100 ms of latency on every call (Vault and LaunchDarkly fake).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if support::openbao::installed() {
+        let latency = runtime.block_on(LatencySetup::new(200));
+        for (name, delay) in [("no added latency", None), ("100 ms per call", Some(100))] {
+            latency.set_delay(delay);
+            add(
+                &mut report,
+                &format!(
+                    "cold start to a full dashboard, 3 envs x 200 flags, OpenBao + LaunchDarkly fake, {name}"
+                ),
+                &measure(runs.min(5), || latency.cold_start()),
+            );
+        }
+        report.push_str(
+            "| (with 100 ms per call, the longest chain is Vault read + 3 pages of flags = 4 calls ≈ 400 ms; the sum over 3 environments would be ≈ 1,200 ms) | | | | |\n",
+        );
+        drop(latency);
+    }
 
     println!("{report}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-e2e.md");
@@ -256,7 +310,16 @@ impl Pty {
         Pty::spawn_sized(home, args, (120, 32))
     }
 
-    fn spawn_sized(home: &Home, args: &[&str], (cols, rows): (u16, u16)) -> Pty {
+    fn spawn_sized(home: &Home, args: &[&str], size: (u16, u16)) -> Pty {
+        Pty::spawn_with(home, args, size, &[])
+    }
+
+    fn spawn_with(
+        home: &Home,
+        args: &[&str],
+        (cols, rows): (u16, u16),
+        extra: &[(String, String)],
+    ) -> Pty {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -270,7 +333,7 @@ impl Pty {
         command.env("PATH", std::env::var("PATH").unwrap_or_default());
         command.env("TERM", "xterm-256color");
         command.env("USER", "bench");
-        for (key, value) in home.envs() {
+        for (key, value) in home.envs().into_iter().chain(extra.iter().cloned()) {
             command.env(key, value);
         }
         for arg in args {
@@ -348,5 +411,234 @@ impl Pty {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// OpenBao (dev server) holding the Unleash credentials; Unleash 8.2.0 on PostgreSQL.
+struct VendorSetup {
+    bao: OpenBao,
+    unleash: &'static unleash_server::Unleash,
+    home: Home,
+}
+
+impl VendorSetup {
+    fn new() -> VendorSetup {
+        let bao = OpenBao::start();
+        let root = Some(ROOT_TOKEN);
+        let (status, body) = bao.api(
+            "POST",
+            "/v1/sys/mounts/kv",
+            root,
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        );
+        assert!((200..300).contains(&status), "{body}");
+        let unleash = unleash_server::server().expect("Unleash");
+        bao.put(
+            "/v1/kv/data/feature-flags/unleash/prod",
+            json!({"api_url": format!("{}/api", unleash.url),
+                   "backend_token": unleash_server::BACKEND_TOKEN,
+                   "read_token": unleash_server::ADMIN_TOKEN}),
+        );
+        bao.put(
+            "/v1/kv/data/feature-flags/unleash/prod/admin",
+            json!({"admin_token": unleash_server::ADMIN_TOKEN}),
+        );
+        let home = Home::new();
+        let config_dir = home.path().join("config/killswitch");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(
+            config_dir.join("config.toml"),
+            "refresh_seconds = 3600\n[[environment]]\nname = \"prod\"\nprovider = \"unleash\"\n",
+        )
+        .expect("config");
+        VendorSetup { bao, unleash, home }
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        vec![
+            ("VAULT_ADDR".into(), self.bao.addr.clone()),
+            ("VAULT_TOKEN".into(), ROOT_TOKEN.into()),
+        ]
+    }
+
+    fn killswitch(&self, args: &[&str]) -> std::process::Output {
+        self.home
+            .command()
+            .envs(self.envs())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("killswitch")
+    }
+
+    fn restore(&self) {
+        let output = self.killswitch(&[
+            "restore",
+            "kill_switch_payments",
+            "--env",
+            "prod",
+            "--note",
+            "bench reset",
+            "--yes",
+        ]);
+        assert!(
+            matches!(output.status.code(), Some(0) | Some(3)),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The same chain by hand: both Vault reads, the flag's read, the toggle and one read of
+    /// what services see, each a `curl`, in one shell process.
+    fn curl_floor(&self) -> Duration {
+        self.restore();
+        let script = format!(
+            "set -e\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/unleash/prod >/dev/null\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/unleash/prod/admin >/dev/null\n\
+             curl -sf -H 'Authorization: {admin}' {unleash}/api/admin/projects/default/features/kill_switch_payments >/dev/null\n\
+             curl -sf -X POST -H 'Authorization: {admin}' {unleash}/api/admin/projects/default/features/kill_switch_payments/environments/production/off >/dev/null\n\
+             curl -sf -H 'Authorization: {backend}' {unleash}/api/client/features/kill_switch_payments >/dev/null\n",
+            root = ROOT_TOKEN,
+            vault = self.bao.addr,
+            admin = unleash_server::ADMIN_TOKEN,
+            backend = unleash_server::BACKEND_TOKEN,
+            unleash = self.unleash.url,
+        );
+        let started = Instant::now();
+        let status = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .status()
+            .expect("bash");
+        let elapsed = started.elapsed();
+        assert!(status.success(), "the curl chain failed");
+        elapsed
+    }
+
+    fn time_to_kill_tui(&self) -> Duration {
+        self.restore();
+        let started = Instant::now();
+        let mut tui = Pty::spawn_with(
+            &self.home,
+            &["--env", "prod", "--flag", "kill_switch_payments"],
+            (120, 32),
+            &self.envs(),
+        );
+        tui.wait_for("prod ok");
+        tui.send("f");
+        tui.wait_for("Audit note");
+        tui.send("INC-1 bench\r");
+        tui.wait_for("Type `prod`");
+        tui.send("prod\r");
+        tui.wait_for("Confirmed by what services see");
+        let elapsed = started.elapsed();
+        tui.send("\rq");
+        tui.wait_exit();
+        elapsed
+    }
+
+    fn kill_process(&self) -> Duration {
+        self.restore();
+        let started = Instant::now();
+        let output = self.killswitch(&[
+            "kill",
+            "kill_switch_payments",
+            "--env",
+            "prod",
+            "--note",
+            "INC-1 bench",
+            "--yes",
+        ]);
+        let elapsed = started.elapsed();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    }
+}
+
+/// Three environments on the LaunchDarkly fake (200 flags each), credentials in OpenBao, both
+/// behind proxies that add latency to every call.
+struct LatencySetup {
+    _bao: OpenBao,
+    _ld: launchdarkly_fake::FakeLd,
+    vault_proxy: FaultProxy,
+    ld_proxy: FaultProxy,
+    home: Home,
+}
+
+impl LatencySetup {
+    async fn new(flags: usize) -> LatencySetup {
+        let bao = OpenBao::start();
+        let ld = launchdarkly_fake::FakeLd::start().await;
+        ld.with(|state| state.flags.extend(launchdarkly_fake::filler_flags(flags)));
+        let ld_addr = ld.url.trim_start_matches("http://").parse().expect("addr");
+        let bao_addr = bao
+            .addr
+            .trim_start_matches("http://")
+            .parse()
+            .expect("addr");
+        let ld_proxy = FaultProxy::start(ld_addr);
+        let vault_proxy = FaultProxy::start(bao_addr);
+        let (status, body) = bao.api(
+            "POST",
+            "/v1/sys/mounts/kv",
+            Some(ROOT_TOKEN),
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        );
+        assert!((200..300).contains(&status), "{body}");
+        let home = Home::new();
+        let mut config = String::from("refresh_seconds = 3600\n");
+        for env in ["prod", "staging", "dev"] {
+            bao.put(
+                &format!("/v1/kv/data/feature-flags/launchdarkly/{env}"),
+                json!({"api_url": ld_proxy.url(), "sdk_url": ld_proxy.url(),
+                       "api_token": launchdarkly_fake::READER_TOKEN,
+                       "writer_token": launchdarkly_fake::WRITER_TOKEN,
+                       "project_key": launchdarkly_fake::PROJECT,
+                       "environment_key": "production",
+                       "sdk_key": launchdarkly_fake::SDK_KEY_PROD}),
+            );
+            config.push_str(&format!(
+                "[[environment]]\nname = \"{env}\"\nprovider = \"launchdarkly\"\n"
+            ));
+        }
+        let config_dir = home.path().join("config/killswitch");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(config_dir.join("config.toml"), config).expect("config");
+        LatencySetup {
+            _bao: bao,
+            _ld: ld,
+            vault_proxy,
+            ld_proxy,
+            home,
+        }
+    }
+
+    fn set_delay(&self, delay: Option<u64>) {
+        let fault = match delay {
+            Some(ms) => Fault::Delay(Duration::from_millis(ms)),
+            None => Fault::None,
+        };
+        self.vault_proxy.set(fault.clone());
+        self.ld_proxy.set(fault);
+    }
+
+    fn cold_start(&self) -> Duration {
+        let envs = vec![
+            ("VAULT_ADDR".to_string(), self.vault_proxy.url()),
+            ("VAULT_TOKEN".to_string(), ROOT_TOKEN.to_string()),
+        ];
+        let started = Instant::now();
+        let mut tui = Pty::spawn_with(&self.home, &[], (240, 40), &envs);
+        tui.wait_until(|screen| screen.matches(" ok ").count() >= 3);
+        let elapsed = started.elapsed();
+        tui.send("q");
+        tui.wait_exit();
+        elapsed
     }
 }
