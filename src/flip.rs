@@ -34,6 +34,8 @@ pub enum FlipOutcome {
         took: Duration,
         verification: Verification,
         audit_warning: Option<String>,
+        /// What was read to confirm ("the Unleash client API").
+        served_via: &'static str,
     },
     /// The vendor requires approval: a request exists, nothing is live yet.
     PendingApproval {
@@ -254,6 +256,7 @@ pub async fn execute(
                 took,
                 verification,
                 audit_warning,
+                served_via: source.info().served_via,
             })
         }
     }

@@ -189,6 +189,7 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
             after: Duration::from_millis(30),
         },
         audit_warning: None,
+        served_via: "the flag file as flagd reads it",
     };
     let effects = update(
         &mut state,

@@ -151,7 +151,7 @@ async fn keys_from_openbao_flags_from_flagsmith_kill_from_a_runbook() {
     let stderr = String::from_utf8_lossy(&killed.stderr).to_string();
     assert_eq!(killed.status.code(), Some(0), "{stdout}{stderr}");
     assert!(
-        stdout.contains("Confirmed by what services see"),
+        stdout.contains("Confirmed by what services see (Flagsmith's /api/v1/flags/"),
         "{stdout}"
     );
     assert!(!fake.enabled("prod", "kill_switch_checkout"));

@@ -929,6 +929,7 @@ fn the_binary_kills_an_unleash_flag_with_credentials_from_vault() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("KILL applied"), "{text}");
     assert!(text.contains("Confirmed by what services see"), "{text}");
+    assert!(text.contains("(the Unleash client API)"), "{text}");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     assert!(!runtime.block_on(client_enabled(server, "kill_switch_payments")));
     let audit = std::fs::read_to_string(home.audit_log()).expect("audit log");

@@ -249,6 +249,7 @@ async fn decide(
             took,
             verification,
             audit_warning,
+            served_via,
         }) => {
             if let Some(warning) = audit_warning {
                 eprintln!("killswitch: WARNING: {warning}");
@@ -266,7 +267,7 @@ async fn decide(
                         "applied",
                         exit::OK,
                         format!(
-                            "{word} applied: {} in {env} ({} ms). Confirmed by what services see in {ms} ms. Audit {audit_id}",
+                            "{word} applied: {} in {env} ({} ms). Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}",
                             args.flag,
                             took.as_millis()
                         ),

@@ -64,6 +64,7 @@ impl FlagdFile {
         let info = ProviderInfo {
             vendor: "flagd",
             location: path.display().to_string(),
+            served_via: "the flag file as flagd reads it",
         };
         FlagdFile {
             env: env.to_string(),

@@ -145,6 +145,7 @@ pub fn connect(
         info: ProviderInfo {
             vendor: "flagsmith",
             location: display_url(&base),
+            served_via: "Flagsmith's /api/v1/flags/ (server-side key)",
         },
         base,
         http: http::client(network)?,

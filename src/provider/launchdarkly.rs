@@ -108,6 +108,7 @@ pub fn connect(
         info: ProviderInfo {
             vendor: "launchdarkly",
             location: format!("{api_url} project {project} environment {ld_env}"),
+            served_via: "LaunchDarkly's server-side SDK endpoint",
         },
         env: env.name.clone(),
         api_url,

@@ -27,6 +27,9 @@ pub struct ProviderInfo {
     pub vendor: &'static str,
     /// A file path or a URL without credentials.
     pub location: String,
+    /// Where "what services see" is read after a flip, in words for the result line:
+    /// "the Unleash client API".
+    pub served_via: &'static str,
 }
 
 /// What went wrong, sorted so the CLI can map it to an exit code.

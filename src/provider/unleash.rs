@@ -131,6 +131,7 @@ pub fn connect(
         info: ProviderInfo {
             vendor: "unleash",
             location: format!("{base} project {project}, environment {unleash_env}"),
+            served_via: "the Unleash client API",
         },
         base,
         project,

@@ -718,6 +718,7 @@ fn finish_flip(
             took,
             verification,
             audit_warning,
+            served_via,
         }) => {
             let mut lines = vec![format!(
                 "{word} applied: {target} ({} ms)",
@@ -725,7 +726,10 @@ fn finish_flip(
             )];
             lines.push(match verification {
                 Verification::Confirmed { after } => {
-                    format!("Confirmed by what services see in {} ms", after.as_millis())
+                    format!(
+                        "Confirmed by what services see ({served_via}) in {} ms",
+                        after.as_millis()
+                    )
                 }
                 Verification::NotConfirmed { waited, reason } => {
                     format!("NOT confirmed after {} ms: {reason}", waited.as_millis())
