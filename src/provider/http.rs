@@ -79,7 +79,7 @@ pub fn status_error(what: &str, url: &str, status: StatusCode, body: &str) -> Pr
         401 => "unauthorized (bad or expired credential)",
         403 => "forbidden (the credential may not do this)",
         404 => "not found",
-        409 => "conflict (changed by someone else)",
+        409 => "conflict",
         429 => "rate limited",
         500..=599 => "server error",
         _ => "rejected",
@@ -108,11 +108,26 @@ pub fn body_message(body: &str) -> String {
             let pick = ["detail", "message", "error", "errors", "non_field_errors"]
                 .iter()
                 .find_map(|field| json.get(field).cloned());
-            match pick {
+            let mut text = match pick {
                 Some(serde_json::Value::String(text)) => text,
                 Some(other) => other.to_string(),
                 None => json.to_string(),
+            };
+            // Unleash puts the actual cause in `details[].message` under a generic message.
+            let details: Vec<&str> = json
+                .get("details")
+                .and_then(serde_json::Value::as_array)
+                .map(|details| {
+                    details
+                        .iter()
+                        .filter_map(|d| d.get("message").and_then(serde_json::Value::as_str))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !details.is_empty() {
+                text = format!("{text} ({})", details.join("; "));
             }
+            text
         }
         Err(_) if body.trim().is_empty() => String::new(),
         Err(_) => format!("non-JSON body of {} bytes", body.len()),
@@ -166,6 +181,17 @@ mod tests {
             "https://flags.example/api/v1/flags/"
         );
         assert_eq!(display_url("not a url"), "<invalid URL>");
+    }
+
+    #[test]
+    fn details_under_a_generic_message_are_kept() {
+        let text = body_message(
+            r#"{"message":"Request validation failed","details":[{"message":"\"value\" length must be at least 2 characters long"}]}"#,
+        );
+        assert_eq!(
+            text,
+            "Request validation failed (\"value\" length must be at least 2 characters long)"
+        );
     }
 
     #[test]
