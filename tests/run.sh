@@ -12,4 +12,13 @@ for installer in tests/servers/install-*.sh; do
 done
 
 echo "== cargo test"
-cargo test --all-targets --no-fail-fast
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite, summed over every test binary (`suite: N passed, N failed`).
+passed=$(grep -aE '^test result: ' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -aE '^test result: ' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s+=$1} END {print s+0}')
+echo
+echo "suite: ${passed} passed, ${failed} failed"
+exit "$status"
