@@ -10,6 +10,7 @@
 //!   the same directory, fsync, rename, fsync the directory) and keep every field they do not
 //!   understand.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -73,32 +74,56 @@ impl FlagdFile {
         }
     }
 
-    fn read_document(&self) -> Result<Value, ProviderError> {
-        let text = std::fs::read_to_string(&self.path).map_err(|err| {
+    fn read_text(&self) -> Result<String, ProviderError> {
+        std::fs::read_to_string(&self.path).map_err(|err| {
             ProviderError::new(
                 ErrorKind::Io,
                 format!("{}: cannot read {}: {err}", self.env, self.path.display()),
             )
-        })?;
-        parse_document(&text).map_err(|message| {
-            ProviderError::new(
-                ErrorKind::Io,
-                format!(
-                    "{}: {} is not a valid flagd file: {message}",
-                    self.env,
-                    self.path.display()
-                ),
-            )
         })
     }
 
-    fn flags_of(&self, document: &Value) -> Vec<Flag> {
-        let Some(flags) = document.get("flags").and_then(Value::as_object) else {
-            return Vec::new();
+    fn invalid(&self, message: String) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::Io,
+            format!(
+                "{}: {} is not a valid flagd file: {message}",
+                self.env,
+                self.path.display()
+            ),
+        )
+    }
+
+    fn read_document(&self) -> Result<Value, ProviderError> {
+        let text = self.read_text()?;
+        parse_document(&text).map_err(|message| self.invalid(message))
+    }
+
+    /// Every flag of the file. Each definition is parsed on its own and dropped once
+    /// summarised, so a large file never exists as one JSON tree in memory (at 5,000 flags x
+    /// 6 environments that tree was most of the peak memory).
+    fn list(&self) -> Result<Vec<Flag>, ProviderError> {
+        #[derive(serde::Deserialize)]
+        struct FlagsOnly<'a> {
+            #[serde(borrow)]
+            flags: BTreeMap<String, &'a serde_json::value::RawValue>,
+        }
+        let text = self.read_text()?;
+        let Ok(document) = serde_json::from_str::<FlagsOnly>(&text) else {
+            // Not the expected shape: the full parser words the error.
+            return Err(self.invalid(match parse_document(&text) {
+                Err(message) => message,
+                Ok(_) => "`flags` must map keys to flag definitions".to_string(),
+            }));
         };
-        flags
+        document
+            .flags
             .iter()
-            .map(|(key, definition)| summarise(key, definition))
+            .map(|(key, raw)| {
+                serde_json::from_str::<Value>(raw.get())
+                    .map(|definition| summarise(key, &definition))
+                    .map_err(|err| self.invalid(format!("flag `{key}`: {err}")))
+            })
             .collect()
     }
 
@@ -137,8 +162,7 @@ impl FlagSource for FlagdFile {
     }
 
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
-        let document = self.read_document()?;
-        Ok(self.flags_of(&document))
+        self.list()
     }
 
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
@@ -625,9 +649,43 @@ mod tests {
     const PROD: &str = include_str!("../../assets/seed/prod.flagd.json");
 
     fn prod_flags() -> Vec<Flag> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prod.flagd.json");
+        std::fs::write(&path, PROD).expect("write");
+        let file = FlagdFile::new("prod", path);
+        let flags = file.list().expect("seed lists");
+        // The per-flag listing says the same as the whole-document parser.
         let document = parse_document(PROD).expect("seed parses");
-        let file = FlagdFile::new("prod", PathBuf::from("prod.flagd.json"));
-        file.flags_of(&document)
+        for flag in &flags {
+            assert_eq!(
+                flag,
+                &summarise(&flag.meta.key, &document["flags"][&flag.meta.key])
+            );
+        }
+        flags
+    }
+
+    #[test]
+    fn listing_a_malformed_file_names_the_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.flagd.json");
+        for (text, expected) in [
+            ("{\"flags\": [1]}", "`flags` must be an object"),
+            ("{\"flag\": {}}", "no `flags` object"),
+            ("{\"flags\": {\"a\": ", "JSON error at line 1"),
+        ] {
+            std::fs::write(&path, text).expect("write");
+            let err = FlagdFile::new("dev", path.clone())
+                .list()
+                .err()
+                .map(|e| e.message)
+                .unwrap_or_default();
+            assert!(err.contains(expected), "{text}: {err}");
+            assert!(
+                err.contains("bad.flagd.json is not a valid flagd file"),
+                "{err}"
+            );
+        }
     }
 
     fn flag<'a>(flags: &'a [Flag], key: &str) -> &'a Flag {
@@ -842,5 +900,34 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(err.starts_with("JSON error at line 2"), "{err}");
+    }
+}
+
+/// Structure-aware fuzzing of the per-flag listing: the seed file mutated at random places
+/// either lists or says why not, never panics.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fuzz_support::mutated;
+    use proptest::prelude::*;
+
+    fn seed() -> Value {
+        serde_json::from_str(include_str!("../../assets/seed/prod.flagd.json")).unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn mutated_flag_files_list_or_fail_cleanly(document in mutated(seed())) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("prod.flagd.json");
+            std::fs::write(&path, document.to_string()).expect("write");
+            let file = FlagdFile::new("prod", path);
+            if let Ok(flags) = file.list() {
+                for flag in flags {
+                    let _ = crate::model::cell_text(flag.meta.kind, &flag.state);
+                }
+            }
+        }
     }
 }
