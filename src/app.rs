@@ -80,11 +80,7 @@ async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i3
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!(
-            "killswitch: no environment `{env}` in {} (known: {})",
-            session.config.origin,
-            session.config.environment_names().join(", ")
-        );
+        eprintln!("killswitch: {}", session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let dirs = Dirs::discover()?;

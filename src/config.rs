@@ -106,6 +106,15 @@ impl Config {
         self.environments.iter().find(|env| env.name == name)
     }
 
+    /// "no environment `qa` in config.toml (known: dev, staging, prod)".
+    pub fn unknown_environment(&self, env: &str) -> String {
+        format!(
+            "no environment `{env}` in {} (known: {})",
+            self.origin,
+            self.environment_names().join(", ")
+        )
+    }
+
     pub fn environment_names(&self) -> Vec<String> {
         self.environments
             .iter()

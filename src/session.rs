@@ -113,11 +113,7 @@ impl Session {
         let config = self.config.environment(env).ok_or_else(|| {
             ConnectError::Provider(ProviderError::new(
                 ErrorKind::NotFound,
-                format!(
-                    "no environment `{env}` in {} (known: {})",
-                    self.config.origin,
-                    self.config.environment_names().join(", ")
-                ),
+                self.config.unknown_environment(env),
             ))
         })?;
         let credentials = if config.provider.uses_vault() {

@@ -50,11 +50,7 @@ pub async fn run(session: &Session, args: &AuditArgs, out: &mut dyn Write) -> Re
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!(
-            "killswitch: no environment `{env}` in {} (known: {})",
-            session.config.origin,
-            session.config.environment_names().join(", ")
-        );
+        eprintln!("killswitch: {}", session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let since = args.since.map(|age| session.clock.now() - age);

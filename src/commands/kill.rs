@@ -118,11 +118,7 @@ async fn decide(
             report,
             "not_found",
             exit::NOT_FOUND,
-            format!(
-                "no environment `{env}` in {} (known: {})",
-                session.config.origin,
-                session.config.environment_names().join(", ")
-            ),
+            session.config.unknown_environment(env),
         );
     };
     if args.note.trim().is_empty() {

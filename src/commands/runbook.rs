@@ -30,11 +30,7 @@ pub async fn run(
             .unwrap_or_default(),
     };
     let Some(env_config) = session.config.environment(&env) else {
-        eprintln!(
-            "killswitch: no environment `{env}` in {} (known: {})",
-            session.config.origin,
-            session.config.environment_names().join(", ")
-        );
+        eprintln!("killswitch: {}", session.config.unknown_environment(&env));
         return Ok(exit::NOT_FOUND);
     };
     let flag = match session.load(&env).await {

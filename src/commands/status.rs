@@ -56,11 +56,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!(
-            "killswitch: no environment `{env}` in {} (known: {})",
-            session.config.origin,
-            session.config.environment_names().join(", ")
-        );
+        eprintln!("killswitch: {}", session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let loaded = load_all(session, args.env.as_deref()).await;
