@@ -174,8 +174,40 @@ async fn keys_from_openbao_flags_from_flagsmith_kill_from_a_runbook() {
     }
     assert_eq!(records[1]["result"], "ok");
 
+    // Every other command, with the same secrets in play.
+    let mut outputs = vec![status, refused, killed];
+    for rest in [
+        &["runbook", "kill_switch_checkout"][..],
+        &[
+            "audit",
+            "--flag",
+            "kill_switch_checkout",
+            "--output",
+            "json",
+        ][..],
+        &["stale", "--as-of", "2026-11-24"][..],
+        &["status", "--kill-switches"][..],
+        &[
+            "--read-only",
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "dev",
+            "--note",
+            "x",
+            "--yes",
+        ][..],
+    ] {
+        let output = run(&home, &bao.addr, &admin, args(&config, rest)).await;
+        assert!(
+            output.status.code().is_some_and(|code| code != 101),
+            "{rest:?} panicked: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        outputs.push(output);
+    }
+
     // Nothing secret anywhere the operator or a log reader looks.
-    let outputs = [status, refused, killed];
     let fake_keys: Vec<String> = ENVS.iter().map(|env| fake.env(env).server_key).collect();
     for secret in
         fake_keys
