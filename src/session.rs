@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::{Config, EnvironmentConfig};
-use crate::model::EnvSnapshot;
+use crate::model::{EnvSnapshot, Flag, FlagMeta};
 use crate::provider::{self, Access, Connection, ErrorKind, ProviderError};
 use crate::secret::SecretFields;
 
@@ -75,6 +75,8 @@ pub struct Session {
     connections: Mutex<HashMap<String, Connection>>,
     /// Environments whose last load failed on credentials (Vault), for exit code 6.
     credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// One copy of each flag's metadata, shared by every environment that holds it unchanged.
+    shared_meta: std::sync::Mutex<HashMap<String, Arc<FlagMeta>>>,
 }
 
 impl Session {
@@ -93,6 +95,7 @@ impl Session {
             clock,
             connections: Mutex::new(HashMap::new()),
             credential_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
+            shared_meta: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,9 +179,27 @@ impl Session {
         };
         Ok(EnvSnapshot {
             env: env.to_string(),
-            flags,
+            flags: self.share_metadata(flags),
             fetched_at: self.clock.now(),
         })
+    }
+
+    /// Replaces each flag's metadata by the copy another environment already holds when they
+    /// are equal, so N environments of the same flags keep one copy, not N. The fresh copy is
+    /// dropped here, in the loading task, before the snapshot reaches the dashboard.
+    fn share_metadata(&self, mut flags: Vec<Flag>) -> Vec<Flag> {
+        let Ok(mut known) = self.shared_meta.lock() else {
+            return flags;
+        };
+        for flag in &mut flags {
+            match known.get(&flag.meta.key) {
+                Some(shared) if **shared == *flag.meta => flag.meta = shared.clone(),
+                _ => {
+                    known.insert(flag.meta.key.clone(), flag.meta.clone());
+                }
+            }
+        }
+        flags
     }
 }
 
@@ -208,5 +229,52 @@ pub fn local_operator() -> String {
         user
     } else {
         format!("{user}@{host}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+
+    #[tokio::test]
+    async fn environments_share_equal_metadata_and_keep_their_own_when_it_differs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = crate::workspace::local_config(&dir.path().join("local")).expect("config");
+        // staging's owner of one flag differs from the others'.
+        let staging = dir.path().join("local/staging.flagd.json");
+        let text = std::fs::read_to_string(&staging).expect("staging");
+        std::fs::write(
+            &staging,
+            text.replacen(
+                "\"owner\": \"team-checkout\"",
+                "\"owner\": \"team-payments\"",
+                1,
+            ),
+        )
+        .expect("write");
+        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+        let session = Session::new(
+            config,
+            Access::ReadOnly,
+            Arc::new(NoCredentials),
+            Arc::new(audit),
+            Arc::new(SystemClock),
+        );
+        let dev = session.load("dev").await.expect("dev");
+        let prod = session.load("prod").await.expect("prod");
+        let staging = session.load("staging").await.expect("staging");
+        for flag in &prod.flags {
+            let twin = dev.flag(&flag.meta.key).expect("same flags");
+            assert!(Arc::ptr_eq(&flag.meta, &twin.meta), "{}", flag.meta.key);
+        }
+        let changed = staging
+            .flags
+            .iter()
+            .find(|f| f.meta.owner.as_deref() == Some("team-payments"))
+            .expect("the changed owner is kept");
+        let original = dev.flag(&changed.meta.key).expect("in dev");
+        assert_eq!(original.meta.owner.as_deref(), Some("team-checkout"));
+        assert!(!Arc::ptr_eq(&changed.meta, &original.meta));
     }
 }

@@ -79,7 +79,7 @@ pub fn flag(index: usize, env: usize) -> Flag {
         },
     };
     Flag {
-        meta: FlagMeta {
+        meta: std::sync::Arc::new(FlagMeta {
             key,
             kind,
             owner: Some(format!("team-{}", index % 40)),
@@ -87,7 +87,7 @@ pub fn flag(index: usize, env: usize) -> Flag {
             description: Some(format!("Synthetic flag {index} for the scale benchmark.")),
             tags: vec!["bench".into()],
             runbook: None,
-        },
+        }),
         state,
     }
 }

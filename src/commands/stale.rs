@@ -249,13 +249,13 @@ mod tests {
 
     fn flag(key: &str, owner: Option<&str>, due: Option<(i32, u32, u32)>) -> Flag {
         Flag {
-            meta: FlagMeta {
+            meta: std::sync::Arc::new(FlagMeta {
                 key: key.into(),
                 kind: FlagKind::classify(key, Some(FlagKind::Release)),
                 owner: owner.map(str::to_string),
                 expected_removal: due.and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y, m, d)),
                 ..FlagMeta::default()
-            },
+            }),
             state: FlagState::default(),
         }
     }

@@ -425,7 +425,7 @@ pub fn summarise(key: &str, definition: &Value) -> Flag {
         runbook: text("runbook"),
     };
     Flag {
-        meta,
+        meta: std::sync::Arc::new(meta),
         state: summarise_state(definition),
     }
 }

@@ -836,7 +836,7 @@ fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFe
     };
     flag_state.version = Some(version_of(state, &flag_state));
     Flag {
-        meta: FlagMeta {
+        meta: std::sync::Arc::new(FlagMeta {
             key: state.name.clone(),
             kind,
             owner: meta.and_then(|m| m.owner.clone()),
@@ -844,7 +844,7 @@ fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFe
             description: meta.and_then(|m| m.description.clone()),
             tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
             runbook: None,
-        },
+        }),
         state: flag_state,
     }
 }

@@ -892,7 +892,10 @@ fn summarise(flag: &LdFlag, ld_env: &str) -> Result<Flag, String> {
         runbook: None,
     };
     let state = summarise_state(flag, config)?;
-    Ok(Flag { meta, state })
+    Ok(Flag {
+        meta: std::sync::Arc::new(meta),
+        state,
+    })
 }
 
 fn is_boolean(flag: &LdFlag) -> bool {

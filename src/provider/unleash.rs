@@ -951,7 +951,7 @@ fn summarise(detail: &FeatureDetail, unleash_env: &str, segments: &[Segment]) ->
         ..FlagMeta::default()
     };
     Some(Flag {
-        meta,
+        meta: std::sync::Arc::new(meta),
         state: summarise_environment(env, segments),
     })
 }

@@ -69,7 +69,7 @@ impl EnvColumn {
 /// One flag row across environments.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub meta: FlagMeta,
+    pub meta: std::sync::Arc<FlagMeta>,
     /// Index into each environment's `snapshot.flags`, `None` where the flag does not exist.
     pub cells: Vec<Option<usize>>,
 }
