@@ -51,6 +51,18 @@ fn main() {
         "time to kill, TUI via runbook link, local flagd (launch → Confirmed)",
         &measure(runs, || local.time_to_kill_tui()),
     );
+    let phases: Vec<[Duration; 4]> = (0..runs).map(|_| local.time_to_kill_phases()).collect();
+    for (index, name) in [
+        "… of which launch → dashboard loaded",
+        "… launch → flip dialog shown",
+        "… launch → confirmation asked",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let samples: Vec<Duration> = phases.iter().map(|p| p[index]).collect();
+        add(&mut report, name, &samples);
+    }
     add(
         &mut report,
         "non-interactive `kill --yes`, local flagd (whole process)",
@@ -224,6 +236,11 @@ impl LocalSetup {
     }
 
     fn time_to_kill_tui(&self) -> Duration {
+        self.time_to_kill_phases()[3]
+    }
+
+    /// Launch → dashboard loaded, → dialog shown, → confirmation asked, → Confirmed.
+    fn time_to_kill_phases(&self) -> [Duration; 4] {
         self.restore();
         let started = Instant::now();
         let mut tui = Pty::spawn(
@@ -231,16 +248,19 @@ impl LocalSetup {
             &self.args(&["--env", "prod", "--flag", "kill_switch_checkout"]),
         );
         tui.wait_for("prod ok");
+        let loaded = started.elapsed();
         tui.send("f");
         tui.wait_for("Audit note");
+        let dialog = started.elapsed();
         tui.send("INC-1 bench\r");
         tui.wait_for("Type `prod`");
+        let asked = started.elapsed();
         tui.send("prod\r");
         tui.wait_for("Confirmed by what services see");
         let elapsed = started.elapsed();
         tui.send("\rq");
         tui.wait_exit();
-        elapsed
+        [loaded, dialog, asked, elapsed]
     }
 
     fn kill_process(&self) -> Duration {

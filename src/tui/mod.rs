@@ -130,36 +130,61 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<()> {
         runner.run(effect);
     }
 
-    let mut events = EventStream::new();
+    // Terminal input is read by its own task into a channel, so the loop can take every event
+    // that is already waiting before it draws again: a pasted note or fast typing costs one
+    // frame, not one per key. (Polling the EventStream itself without waiting is not safe: a
+    // poll that finds nothing parks crossterm's wake-up on a waker nobody listens to.)
+    let (input_sender, mut input) = unbounded_channel::<std::io::Result<Event>>();
+    let input_task = tokio::spawn(async move {
+        let mut events = EventStream::new();
+        while let Some(event) = events.next().await {
+            if input_sender.send(event).is_err() {
+                break;
+            }
+        }
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
 
-    loop {
+    'run: loop {
         guard
             .terminal
             .draw(|frame| view::render(frame, &state))
             .context("cannot draw")?;
-        let action = tokio::select! {
-            event = events.next() => match event {
+        let mut next = tokio::select! {
+            event = input.recv() => match event {
                 Some(Ok(event)) => event_action(&state, event),
                 Some(Err(err)) => return Err(err).context("cannot read terminal input"),
-                None => break,
+                None => break 'run,
             },
             Some(action) = receiver.recv() => Some(action),
             _ = tick.tick() => Some(Action::Tick(session.clock.now())),
-            _ = terminate.recv() => break,
-            _ = hangup.recv() => break,
+            _ = terminate.recv() => break 'run,
+            _ = hangup.recv() => break 'run,
         };
-        let Some(action) = action else { continue };
-        for effect in app::update(&mut state, action) {
-            runner.run(effect);
-        }
-        if state.quitting {
-            break;
+        // Apply it, then everything else already waiting, then draw once.
+        loop {
+            if let Some(action) = next.take() {
+                for effect in app::update(&mut state, action) {
+                    runner.run(effect);
+                }
+                if state.quitting {
+                    break 'run;
+                }
+            }
+            next = match input.try_recv() {
+                Ok(Ok(event)) => event_action(&state, event),
+                Ok(Err(err)) => return Err(err).context("cannot read terminal input"),
+                Err(_) => match receiver.try_recv() {
+                    Ok(action) => Some(action),
+                    Err(_) => break,
+                },
+            };
         }
     }
+    input_task.abort();
     drop(guard);
     Ok(())
 }
