@@ -220,7 +220,17 @@ impl VaultCredentials {
         write: &[&str],
     ) -> Result<Credentials, String> {
         let location = format!("{mount}/{path}");
-        let secret = match self.read_secret(mount, path).await {
+        let admin_path = format!("{path}/admin");
+        // The admin sibling is read in the same round trip, in case the secret lacks the write
+        // fields (a read-only policy's 403 on it is an answer, not an error).
+        let (secret, admin) = tokio::join!(self.read_secret(mount, path), async {
+            if write.is_empty() {
+                None
+            } else {
+                Some(self.read_secret(mount, &admin_path).await)
+            }
+        });
+        let secret = match secret {
             Ok(secret) => secret,
             // A 403 is a policy or a dead token: ask Vault which, so the message says what to do.
             Err(failure) if failure.status == Some(403) => {
@@ -272,9 +282,12 @@ impl VaultCredentials {
                 write_denied: None,
             });
         }
-        let admin_path = format!("{path}/admin");
         let admin_location = format!("{mount}/{admin_path}");
-        let admin = match self.read_secret(mount, &admin_path).await {
+        // (`admin` is None only when there are no write fields, handled above.)
+        let admin = match admin.unwrap_or(Err(Failure {
+            status: Some(404),
+            cause: String::new(),
+        })) {
             Ok(admin) => admin,
             Err(Failure {
                 status: Some(403), ..

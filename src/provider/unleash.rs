@@ -341,9 +341,15 @@ impl UnleashApi {
         self.scope
             .get_or_try_init(|| async {
                 let what = format!("{}: check Unleash project and environment", self.env);
-                let projects: ProjectList = self
-                    .get_json(&what, "/api/admin/projects", &self.read_token)
-                    .await?;
+                let (projects, environments) = tokio::join!(
+                    self.get_json::<ProjectList>(&what, "/api/admin/projects", &self.read_token),
+                    self.get_json::<EnvironmentList>(
+                        &what,
+                        "/api/admin/environments",
+                        &self.read_token
+                    )
+                );
+                let projects = projects?;
                 if !projects.projects.iter().any(|p| p.id == self.project) {
                     let known: Vec<&str> =
                         projects.projects.iter().map(|p| p.id.as_str()).collect();
@@ -358,9 +364,7 @@ impl UnleashApi {
                         ),
                     ));
                 }
-                let environments: EnvironmentList = self
-                    .get_json(&what, "/api/admin/environments", &self.read_token)
-                    .await?;
+                let environments = environments?;
                 if !environments
                     .environments
                     .iter()
@@ -447,13 +451,19 @@ impl FlagSource for UnleashApi {
     }
 
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
-        self.check_scope().await?;
         let what = format!(
             "{}: list flags of Unleash project `{}`",
             self.env, self.project
         );
         let path = format!("/api/admin/projects/{}/features", segment(&self.project));
-        let list: FeatureList = self.get_json(&what, &path, &self.read_token).await?;
+        // The scope check (first load only) and the list in the same round trip; a scope error
+        // wins, it says more than the list's 404.
+        let (scope, list) = tokio::join!(
+            self.check_scope(),
+            self.get_json::<FeatureList>(&what, &path, &self.read_token)
+        );
+        scope?;
+        let list = list?;
         let names: Vec<String> = list.features.into_iter().map(|f| f.name).collect();
         let reads: Vec<_> = names
             .iter()
@@ -615,8 +625,12 @@ impl FlagWriter for UnleashWriter {
         seen: &FlagState,
     ) -> Result<WriteResult, ProviderError> {
         let api = &self.api;
-        // No conditional toggle in Unleash: compare versions right before writing.
-        let detail = api.feature(key, &self.admin_token).await?;
+        // No conditional toggle in Unleash: compare versions right before writing. The tag type
+        // the note needs is checked in the same round trip (creating it is harmless if the
+        // version check then refuses the write).
+        let (detail, tag_type) =
+            tokio::join!(api.feature(key, &self.admin_token), self.ensure_tag_type());
+        let detail = detail?;
         let current = detail.environment(&api.unleash_env).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::NotFound,
@@ -640,7 +654,7 @@ impl FlagWriter for UnleashWriter {
         }
 
         // The note first, like the audit log: the toggle event then carries it in its tags.
-        self.ensure_tag_type().await?;
+        tag_type?;
         let what = format!("{}: attach the note to flag `{key}` as tags", api.env);
         let path = format!("/api/admin/features/{}/tags", segment(key));
         let body = json!({
