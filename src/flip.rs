@@ -339,7 +339,10 @@ pub async fn reconcile(
 }
 
 /// Finds intents without an outcome (a crash mid-flip) and records what actually happened.
-pub async fn reconcile_pending(session: &Session) -> Vec<String> {
+///
+/// `only` limits it to one environment: a runbook's `kill --env prod` must not wait on another
+/// environment's unreachable vendor to reconcile a flip there.
+pub async fn reconcile_pending(session: &Session, only: Option<&str>) -> Vec<String> {
     let audit = session.audit.clone();
     let pending = match tokio::task::spawn_blocking(move || audit.pending()).await {
         Ok(Ok(pending)) => pending,
@@ -347,7 +350,10 @@ pub async fn reconcile_pending(session: &Session) -> Vec<String> {
         Err(err) => return vec![format!("cannot check for interrupted flips: {err}")],
     };
     let mut lines = Vec::new();
-    for record in pending {
+    for record in pending
+        .into_iter()
+        .filter(|record| only.is_none_or(|env| env == record.env))
+    {
         let line = match session.connection(&record.env).await {
             Ok(connection) => {
                 match reconcile(&record, &connection, &session.audit, session.clock.as_ref()).await

@@ -452,3 +452,56 @@ fn completions_and_man_page_come_from_the_same_definition() {
     assert_eq!(code(&man), 0);
     assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH killswitch"));
 }
+
+/// `kill --env prod` reconciles an interrupted flip in prod first, and leaves one in another
+/// environment alone (its vendor may be the thing that is down).
+#[test]
+fn kill_reconciles_only_its_own_environment() {
+    let home = Home::new();
+    seeded(&home);
+    let intent = |env: &str, id: &str| {
+        serde_json::json!({
+            "id": id, "phase": "intent", "at": "2026-11-25T06:16:38.413Z",
+            "operator": "alice@bastion", "env": env, "provider": "flagd",
+            "flag": "kill_switch_recommendations", "action": "kill",
+            "from": "SERVING", "to": "KILLED", "enabled": false, "note": "INC-0 crashed"
+        })
+        .to_string()
+    };
+    std::fs::create_dir_all(home.audit_log().parent().expect("dir")).expect("state dir");
+    std::fs::write(
+        home.audit_log(),
+        format!(
+            "{}\n{}\n",
+            intent("prod", "20261125T061638.413Z-999999-0"),
+            intent("staging", "20261125T061638.413Z-999999-1")
+        ),
+    )
+    .expect("audit log");
+    let output = run(
+        &home,
+        &[
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-3",
+            "--yes",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted kill of kill_switch_recommendations in prod"),
+        "{}",
+        stderr(&output)
+    );
+    let records = audit_lines(&home);
+    let reconciled: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["phase"] == "reconciled")
+        .collect();
+    assert_eq!(reconciled.len(), 1, "{records:?}");
+    assert_eq!(reconciled[0]["env"], "prod");
+    assert_eq!(reconciled[0]["result"], "not_applied");
+}

@@ -130,7 +130,7 @@ async fn decide(
                 .into(),
         );
     }
-    for line in flip::reconcile_pending(session).await {
+    for line in flip::reconcile_pending(session, Some(env)).await {
         eprintln!("killswitch: {line}");
     }
     let connection = match session.connection(env).await {

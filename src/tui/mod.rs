@@ -217,7 +217,7 @@ impl Runner {
         let sender = self.sender.clone();
         tokio::spawn(async move {
             let _ = sender.send(Action::Operator(session.operator().await));
-            let lines = flip::reconcile_pending(&session).await;
+            let lines = flip::reconcile_pending(&session, None).await;
             let _ = sender.send(Action::Reconciled(lines));
         });
     }
