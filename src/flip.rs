@@ -56,8 +56,8 @@ pub enum Verification {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlipError {
-    #[error("an audit note is required: say why (incident, ticket, symptom)")]
-    EmptyNote,
+    #[error("{0}")]
+    Note(#[from] crate::text::NoteError),
     #[error("{env} is read-only: {reason}")]
     ReadOnly { env: String, reason: String },
     #[error(
@@ -141,10 +141,8 @@ pub async fn execute(
     clock: &dyn Clock,
     verify_timeout: Duration,
 ) -> Result<FlipOutcome, FlipError> {
-    let note = request.note.trim();
-    if note.is_empty() {
-        return Err(FlipError::EmptyNote);
-    }
+    let note = crate::text::validate_note(&request.note)?;
+    let note = note.as_str();
     let Some(writer) = connection.writer.as_ref() else {
         return Err(FlipError::ReadOnly {
             env: request.env.clone(),

@@ -16,6 +16,7 @@ pub mod model;
 pub mod provider;
 pub mod secret;
 pub mod session;
+pub mod text;
 pub mod tui;
 pub mod vault;
 pub mod workspace;

@@ -121,13 +121,12 @@ async fn decide(
             session.config.unknown_environment(env),
         );
     };
-    if args.note.trim().is_empty() {
+    if let Err(problem) = crate::text::validate_note(&args.note) {
         return finish(
             report,
             "refused",
             exit::REFUSED,
-            "an audit note is required (--note): say why (incident, ticket, symptom); nothing was changed"
-                .into(),
+            format!("--note: {problem}; nothing was changed"),
         );
     }
     for line in flip::reconcile_pending(session, Some(env)).await {
@@ -313,7 +312,7 @@ async fn decide(
         ),
         Err(error) => {
             let (result, code) = match &error {
-                FlipError::EmptyNote | FlipError::ReadOnly { .. } => ("refused", exit::REFUSED),
+                FlipError::Note(_) | FlipError::ReadOnly { .. } => ("refused", exit::REFUSED),
                 FlipError::Changed { .. } => ("changed", exit::CHANGED),
                 FlipError::Audit(_) => ("failed", exit::FAILURE),
                 FlipError::Provider { error, .. } => provider_code(error.kind),

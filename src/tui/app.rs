@@ -641,10 +641,8 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
         DialogStage::Note => match key.code {
             KeyCode::Esc => close(),
             KeyCode::Enter => {
-                if dialog.note.value().trim().is_empty() {
-                    dialog.error = Some(
-                        "an audit note is required: say why (incident, ticket, symptom)".into(),
-                    );
+                if let Err(problem) = crate::text::validate_note(dialog.note.value()) {
+                    dialog.error = Some(problem.to_string());
                 } else {
                     dialog.error = None;
                     dialog.stage = DialogStage::Confirm;
