@@ -1,7 +1,7 @@
 //! Runs what the command line asked for and turns every failure into a message and an exit code.
 
 use crate::cli::{Cli, Command};
-use crate::commands::{self, exit};
+use crate::commands::{self, exit, print_error};
 use crate::provider::Access;
 use crate::tui::keymap::Keymap;
 use crate::tui::{self, TuiOptions};
@@ -16,7 +16,7 @@ pub fn run(cli: Cli) -> i32 {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("killswitch: cannot start the async runtime: {err}");
+            print_error(format!("cannot start the async runtime: {err}"));
             return exit::FAILURE;
         }
     };
@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("killswitch: {err:#}");
+            print_error(format!("{err:#}"));
             exit::FAILURE
         }
     }
@@ -80,7 +80,7 @@ async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i3
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!("killswitch: {}", session.config.unknown_environment(env));
+        print_error(session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let dirs = Dirs::discover()?;
@@ -103,7 +103,7 @@ async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i3
     };
     let focus = focus.or_else(|| cli.env.clone().map(|env| (env, String::new())));
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-        eprintln!("killswitch: the dashboard needs a terminal; use `killswitch status` in scripts");
+        print_error("the dashboard needs a terminal; use `killswitch status` in scripts");
         return Ok(exit::USAGE);
     }
     tui::run(

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -87,8 +87,23 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating with mode 0600, and the directory with 0700) the log at `path`.
+    /// Opens (creating with mode 0600, and the directory with 0700) the log at `path`, for a
+    /// session that may write: a log with looser permissions is tightened to 0600 when it is a
+    /// regular file of this user.
     pub fn open(path: &Path) -> std::result::Result<AuditLog, AuditError> {
+        AuditLog::open_as(path, true)
+    }
+
+    /// Opens the log for a read-only command: like [`AuditLog::open`], but an existing file's
+    /// mode is never changed.
+    pub fn open_read_only(path: &Path) -> std::result::Result<AuditLog, AuditError> {
+        AuditLog::open_as(path, false)
+    }
+
+    /// A symbolic link at `path` is refused, never followed (another file could be appended to
+    /// or have its mode changed); the file is opened with `O_NOFOLLOW`, so a link put there
+    /// after the check is refused too.
+    fn open_as(path: &Path, tighten: bool) -> std::result::Result<AuditLog, AuditError> {
         let log = AuditLog {
             path: path.to_path_buf(),
             lock: Mutex::new(()),
@@ -100,6 +115,7 @@ impl AuditLog {
                 .create(dir)
                 .map_err(|err| log.error(format!("cannot create its directory: {err}")))?;
         }
+        log.refuse_symlink()?;
         let file = log.open_append()?;
         let metadata = file
             .metadata()
@@ -107,13 +123,32 @@ impl AuditLog {
         if !metadata.is_file() {
             return Err(log.error("is not a regular file".to_string()));
         }
-        // Tighten a file someone created with looser permissions.
+        // Tighten a file someone created with looser permissions, only when it is this user's
+        // own regular file, and only for a session that may write.
         let mode = metadata.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if tighten && mode & 0o077 != 0 && metadata.uid() == me {
             file.set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(|err| log.error(format!("cannot set mode 0600: {err}")))?;
         }
         Ok(log)
+    }
+
+    /// A clear refusal when the log's path is a symbolic link (dangling or not).
+    fn refuse_symlink(&self) -> std::result::Result<(), AuditError> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = std::fs::read_link(&self.path)
+                    .map(|target| format!(" (to {})", target.display()))
+                    .unwrap_or_default();
+                Err(self.error(format!(
+                    "is a symbolic link{target}: killswitch does not follow it; set `audit_log` \
+                     in the config (or --audit-log) to the real file"
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -133,13 +168,33 @@ impl AuditLog {
             .read(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&self.path)
-            .map_err(|err| self.error(format!("cannot open for appending: {err}")))
+            .map_err(|err| self.open_error("cannot open for appending", err))
+    }
+
+    /// An open failure in words; `O_NOFOLLOW` on a symbolic link fails with ELOOP.
+    fn open_error(&self, what: &str, err: std::io::Error) -> AuditError {
+        if err.raw_os_error() == Some(libc::ELOOP) {
+            return self
+                .refuse_symlink()
+                .err()
+                .unwrap_or_else(|| self.error(format!("{what}: {err}")));
+        }
+        self.error(format!("{what}: {err}"))
     }
 
     /// Appends one record and fsyncs it. Returns only once the record is on disk.
     pub fn append(&self, record: &AuditRecord) -> std::result::Result<(), AuditError> {
-        let mut line = serde_json::to_vec(record)
+        // The outcome's error and reference come from vendor text, the note from the operator:
+        // none of them may put a credential in the log.
+        let mut record = record.clone();
+        record.note = crate::redact::text(&record.note);
+        record.error = record.error.map(|error| crate::redact::text(&error));
+        record.reference = record
+            .reference
+            .map(|reference| crate::redact::text(&reference));
+        let mut line = serde_json::to_vec(&record)
             .map_err(|err| self.error(format!("cannot encode record: {err}")))?;
         line.push(b'\n');
         let _guard = self
@@ -168,10 +223,14 @@ impl AuditLog {
     /// Every record in the log, oldest first. A torn record (a crash mid-write) is skipped;
     /// any other unreadable line is an error naming its line number.
     pub fn records(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
-        let file = match File::open(&self.path) {
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+        {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(self.error(format!("cannot read: {err}"))),
+            Err(err) => return Err(self.open_error("cannot read", err)),
         };
         let lines: Vec<String> = BufReader::new(file)
             .lines()
@@ -352,6 +411,73 @@ mod tests {
             pending,
             vec!["20261125T000000.000Z-999999999-0".to_string()]
         );
+    }
+
+    #[test]
+    fn a_symlinked_log_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("elsewhere.txt");
+        std::fs::write(&target, "precious\n").expect("write");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let link = dir.path().join("audit.jsonl");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        for open in [AuditLog::open, AuditLog::open_read_only] {
+            let err = open(&link).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.starts_with(&format!(
+                    "audit log {}: is a symbolic link (to {})",
+                    link.display(),
+                    target.display()
+                )),
+                "{err}"
+            );
+        }
+        let mode = std::fs::metadata(&target)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "the target's mode is untouched");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read"),
+            "precious\n"
+        );
+        // A dangling link creates nothing where it points.
+        let dangling = dir.path().join("dangling.jsonl");
+        let nowhere = dir.path().join("nowhere.jsonl");
+        std::os::unix::fs::symlink(&nowhere, &dangling).expect("symlink");
+        assert!(AuditLog::open(&dangling).is_err());
+        assert!(!nowhere.exists(), "no file created through a dangling link");
+    }
+
+    #[test]
+    fn a_link_swapped_in_after_opening_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).expect("open");
+        let target = dir.path().join("elsewhere.txt");
+        std::fs::write(&target, "").expect("write");
+        std::fs::remove_file(&path).expect("remove");
+        std::os::unix::fs::symlink(&target, &path).expect("symlink");
+        let err = log
+            .append(&record("1", Phase::Intent))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(log.records().is_err());
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "");
+    }
+
+    #[test]
+    fn read_only_opening_never_changes_the_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("audit.jsonl");
+        std::fs::write(&path, "").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        AuditLog::open_read_only(&path).expect("open");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

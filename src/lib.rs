@@ -14,6 +14,7 @@ pub mod flip;
 mod fuzz_support;
 pub mod model;
 pub mod provider;
+pub mod redact;
 pub mod secret;
 pub mod session;
 pub mod text;

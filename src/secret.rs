@@ -15,8 +15,12 @@ pub const REDACTED: &str = "[redacted]";
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// A secret value. It is registered with the redactor ([`crate::redact`]), so any message
+    /// that later carries it (a vendor echoing its request headers) shows `[redacted]`.
     pub fn new(value: impl Into<String>) -> Secret {
-        Secret(SecretString::from(value.into()))
+        let value = value.into();
+        crate::redact::register(&value);
+        Secret(SecretString::from(value))
     }
 
     /// The secret text, for building a request header. Never format it into a message.

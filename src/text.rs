@@ -158,6 +158,35 @@ pub fn markdown_inline(s: &str) -> String {
     out
 }
 
+/// Whether `s` is made only of characters that mean nothing to Markdown or a terminal in the
+/// middle of a line (letters, digits, `_ - . : / @` and spaces): shown as it is.
+fn markdown_plain(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/' | '@' | ' '))
+        && !s.starts_with(['-', ' '])
+}
+
+/// A name (flag key, environment) inside Markdown: a code span (`` `kill_switch_checkout` ``)
+/// when it is plain, else [`markdown_inline`] (a code span cannot escape a backtick).
+pub fn markdown_code(s: &str) -> String {
+    if markdown_plain(s) {
+        format!("`{s}`")
+    } else {
+        markdown_inline(s)
+    }
+}
+
+/// Text inside Markdown: unchanged when plain (so `team-checkout` stays readable in the
+/// source), else [`markdown_inline`].
+pub fn markdown_text(s: &str) -> String {
+    if markdown_plain(s) {
+        s.to_string()
+    } else {
+        markdown_inline(s)
+    }
+}
+
 /// Why a note was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoteError {
@@ -323,6 +352,18 @@ mod tests {
         assert!(!shown.contains("``"));
         assert!(!shown.contains('\n'));
         assert!(shown.starts_with("\\`\\`\\`⏎\\#"), "{shown}");
+    }
+
+    #[test]
+    fn markdown_names_stay_readable_when_plain() {
+        assert_eq!(
+            markdown_code("kill_switch_checkout"),
+            "`kill_switch_checkout`"
+        );
+        assert_eq!(markdown_text("team-checkout"), "team-checkout");
+        assert_eq!(markdown_code("a`b"), "a\\`b");
+        assert_eq!(markdown_text("- item"), "\\- item");
+        assert_eq!(markdown_text("## x\ny"), "\\#\\# x⏎y");
     }
 
     #[test]

@@ -453,7 +453,15 @@ impl CredentialSource for VaultCredentials {
                 wanted.write,
             )
             .await;
-        read.map_err(ConnectError::Credentials)
+        // The one way out of this module for Vault's text: redacted here, so an error body
+        // that echoes the request (with `X-Vault-Token`) or a field value shows neither.
+        read.map(|mut credentials| {
+            credentials.write_denied = credentials
+                .write_denied
+                .map(|reason| crate::redact::text(&reason));
+            credentials
+        })
+        .map_err(|message| ConnectError::Credentials(crate::redact::text(&message)))
     }
 
     async fn operator(&self) -> Option<String> {

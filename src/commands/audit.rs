@@ -7,9 +7,10 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::exit;
+use super::{exit, print_error};
 use crate::audit::{self, AuditRecord, Phase};
 use crate::cli::{AuditArgs, Output};
+use crate::redact;
 use crate::session::Session;
 
 /// One line of the joined history.
@@ -50,7 +51,7 @@ pub async fn run(session: &Session, args: &AuditArgs, out: &mut dyn Write) -> Re
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!("killswitch: {}", session.config.unknown_environment(env));
+        print_error(session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let since = args.since.map(|age| session.clock.now() - age);
@@ -168,7 +169,10 @@ fn local_entry(record: &AuditRecord) -> AuditEntry {
 }
 
 fn write_table(out: &mut dyn Write, report: &AuditReport) -> std::io::Result<()> {
-    writeln!(out, "audit log: {}", report.audit_log)?;
+    // One entry, one line: every field (vendor text, operator names, notes, errors) is made an
+    // inert line, so a note or a vendor comment with a line break cannot forge a row.
+    let shown = |s: &str| redact::line(s);
+    writeln!(out, "audit log: {}", shown(&report.audit_log))?;
     if report.entries.is_empty() {
         writeln!(out, "no entries")?;
     }
@@ -176,22 +180,27 @@ fn write_table(out: &mut dyn Write, report: &AuditReport) -> std::io::Result<()>
         let mut line = format!(
             "{}  {}  {}  {}  {}  {}",
             entry.at.format("%Y-%m-%d %H:%M:%S"),
-            entry.env,
-            entry.flag,
-            entry.source,
-            entry.who.as_deref().unwrap_or("-"),
-            entry.what
+            shown(&entry.env),
+            shown(&entry.flag),
+            shown(&entry.source),
+            shown(entry.who.as_deref().unwrap_or("-")),
+            shown(&entry.what)
         );
         if let Some(note) = entry.note.as_deref().filter(|n| !n.is_empty()) {
-            line.push_str(&format!("  \"{note}\""));
+            line.push_str(&format!("  \"{}\"", shown(note)));
         }
         if let Some(error) = &entry.error {
-            line.push_str(&format!("  ({error})"));
+            line.push_str(&format!("  ({})", shown(error)));
         }
         writeln!(out, "{line}")?;
     }
     for error in &report.history_errors {
-        writeln!(out, "no vendor history for {}: {}", error.env, error.error)?;
+        writeln!(
+            out,
+            "no vendor history for {}: {}",
+            shown(&error.env),
+            shown(&error.error)
+        )?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::exit;
+use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
 use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
 use crate::model::cell_text;
@@ -90,9 +90,9 @@ pub async fn run(
             writeln!(out)?;
         }
         FlipOutput::Text if code == exit::OK || code == exit::NOTHING_TO_DO => {
-            writeln!(out, "{}", report.message)?;
+            writeln!(out, "{}", crate::text::line(&report.message))?;
         }
-        FlipOutput::Text => eprintln!("killswitch: {}", report.message),
+        FlipOutput::Text => print_error(&report.message),
     }
     Ok(code)
 }
@@ -130,7 +130,7 @@ async fn decide(
         );
     }
     for line in flip::reconcile_pending(session, Some(env)).await {
-        eprintln!("killswitch: {line}");
+        print_error(line);
     }
     let connection = match session.connection(env).await {
         Ok(connection) => connection,
@@ -247,7 +247,7 @@ async fn decide(
             served_via,
         }) => {
             if let Some(warning) = audit_warning {
-                eprintln!("killswitch: WARNING: {warning}");
+                print_error(format!("WARNING: {warning}"));
             }
             let mut after = current.state.clone();
             after.enabled = enabled;
@@ -286,7 +286,7 @@ async fn decide(
             audit_warning,
         }) => {
             if let Some(warning) = audit_warning {
-                eprintln!("killswitch: WARNING: {warning}");
+                print_error(format!("WARNING: {warning}"));
             }
             report.audit_id = Some(audit_id.clone());
             report.reference = Some(reference.clone());
@@ -325,7 +325,8 @@ async fn decide(
 /// Records how it ended and returns the exit code.
 fn finish(report: &mut FlipReport, result: &'static str, code: i32, message: String) -> i32 {
     report.result = result;
-    report.message = message;
+    // Vendor and Vault text is in most messages: redacted for the text line and the JSON alike.
+    report.message = crate::redact::text(&message);
     code
 }
 

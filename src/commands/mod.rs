@@ -47,6 +47,12 @@ pub mod exit {
     pub const PENDING_APPROVAL: i32 = 10;
 }
 
+/// Prints `killswitch: MESSAGE` on stderr, the message redacted ([`crate::redact`]) and made
+/// one inert line ([`crate::text::line`]): every error and warning the CLI prints goes here.
+pub fn print_error(message: impl std::fmt::Display) {
+    eprintln!("killswitch: {}", crate::redact::line(&message.to_string()));
+}
+
 /// Builds the session every command and the TUI run on.
 pub fn build_session(global: &GlobalArgs, access: Access) -> Result<Session> {
     let dirs = Dirs::discover()?;
@@ -65,8 +71,14 @@ pub fn build_session_in(
         .clone()
         .or_else(|| config.audit_log.clone())
         .unwrap_or_else(|| dirs.audit_log());
-    let audit =
-        AuditLog::open(&audit_path).context("killswitch refuses to run without its audit log")?;
+    // Read-only commands never change the log's mode; only a session that may write tightens it.
+    let writes = access == Access::ReadWrite && !global.read_only;
+    let audit = if writes {
+        AuditLog::open(&audit_path)
+    } else {
+        AuditLog::open_read_only(&audit_path)
+    }
+    .context("killswitch refuses to run without its audit log")?;
     let vault_env = VaultEnv::from_process();
     let credentials: Arc<dyn CredentialSource> = if vault_env.configured() {
         Arc::new(VaultCredentials::new(&vault_env, &config.network))
@@ -74,7 +86,7 @@ pub fn build_session_in(
         Arc::new(NoCredentials)
     };
     for warning in credentials.warnings() {
-        eprintln!("killswitch: {warning}");
+        print_error(warning);
     }
     let access = if global.read_only {
         Access::ReadOnly

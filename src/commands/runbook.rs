@@ -6,11 +6,12 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use super::exit;
+use super::{exit, print_error};
 use crate::cli::RunbookArgs;
 use crate::flip;
 use crate::model::{Flag, FlagKind, cell_text};
 use crate::session::Session;
+use crate::text;
 
 pub async fn run(
     session: &Session,
@@ -30,19 +31,19 @@ pub async fn run(
             .unwrap_or_default(),
     };
     let Some(env_config) = session.config.environment(&env) else {
-        eprintln!("killswitch: {}", session.config.unknown_environment(&env));
+        print_error(session.config.unknown_environment(&env));
         return Ok(exit::NOT_FOUND);
     };
     let flag = match session.load(&env).await {
         Ok(snapshot) => match snapshot.flag(&args.flag) {
             Some(flag) => flag.clone(),
             None => {
-                eprintln!("killswitch: no flag `{}` in {env}", args.flag);
+                print_error(format!("no flag `{}` in {env}", args.flag));
                 return Ok(exit::NOT_FOUND);
             }
         },
         Err(error) => {
-            eprintln!("killswitch: cannot read {env}: {error}");
+            print_error(format!("cannot read {env}: {error}"));
             return Ok(exit::PROVIDER);
         }
     };
@@ -64,8 +65,12 @@ fn write_step(
     protected: bool,
     flag: &Flag,
 ) -> std::io::Result<()> {
-    let key = flag.meta.key.as_str();
-    let quoted_key = shell_quote(key);
+    // Vendor text (key, owner, description, runbook link) is rendered so it cannot open or
+    // close a code block, a list item or a heading, nor drive a terminal; commands quote the key
+    // for the shell on one line.
+    let key = text::markdown_code(&flag.meta.key);
+    let shown_env = text::markdown_text(env);
+    let quoted_key = shell_quote(&flag.meta.key);
     let quoted_env = shell_quote(env);
     let kind = flag.meta.kind;
     let kill_word = flip::action_word(kind, false);
@@ -74,23 +79,26 @@ fn write_step(
         FlagKind::KillSwitch => ("SERVING", "KILLED"),
         _ => ("ON…", "OFF"),
     };
-    writeln!(out, "### {kill_word} `{key}` in {env}")?;
+    writeln!(out, "### {kill_word} {key} in {shown_env}")?;
     writeln!(out)?;
     let mut facts = vec![format!("kind: {}", kind.label())];
     if let Some(owner) = &flag.meta.owner {
-        facts.push(format!("owner: {owner}"));
+        facts.push(format!("owner: {}", text::markdown_text(owner)));
     }
-    facts.push(format!("now: {}", cell_text(kind, &flag.state)));
+    facts.push(format!(
+        "now: {}",
+        text::markdown_text(&cell_text(kind, &flag.state))
+    ));
     if let Some(runbook) = &flag.meta.runbook {
-        facts.push(format!("runbook: {runbook}"));
+        facts.push(format!("runbook: {}", text::markdown_text(runbook)));
     }
     writeln!(out, "{}", facts.join(" · "))?;
     if let Some(description) = &flag.meta.description {
         writeln!(out)?;
-        writeln!(out, "> {description}")?;
+        writeln!(out, "> {}", text::markdown_inline(description))?;
     }
     writeln!(out)?;
-    writeln!(out, "1. Check what {env} serves now:")?;
+    writeln!(out, "1. Check what {shown_env} serves now:")?;
     writeln!(out)?;
     writeln!(out, "   ```sh")?;
     writeln!(
@@ -104,7 +112,7 @@ fn write_step(
     )?;
     writeln!(out)?;
     let confirm = if protected {
-        format!("it asks you to type `{env}`")
+        format!("it asks you to type {}", text::markdown_code(env))
     } else {
         "it asks `y`".to_string()
     };
@@ -143,8 +151,29 @@ fn write_step(
     Ok(())
 }
 
-/// Quotes a word for a POSIX shell when it needs it.
+/// Quotes a word for a POSIX shell when it needs it. A word with control characters or line
+/// breaks is written in bash's `$'…'` form with every such character escaped, so the command
+/// stays on one line and nothing in it can close the code block it is shown in.
 pub fn shell_quote(word: &str) -> String {
+    if text::line(word) != word {
+        let mut quoted = String::from("$'");
+        for c in word.chars() {
+            match c {
+                '\\' => quoted.push_str("\\\\"),
+                '\'' => quoted.push_str("\\'"),
+                '\n' => quoted.push_str("\\n"),
+                '\r' => quoted.push_str("\\r"),
+                '\t' => quoted.push_str("\\t"),
+                '\x1b' => quoted.push_str("\\e"),
+                c if text::line(&c.to_string()) != c.to_string() => {
+                    quoted.push_str(&format!("\\U{:08x}", u32::from(c)));
+                }
+                c => quoted.push(c),
+            }
+        }
+        quoted.push('\'');
+        return quoted;
+    }
     let safe = !word.is_empty()
         && word
             .chars()
@@ -166,5 +195,7 @@ mod tests {
         assert_eq!(shell_quote("my flag"), "'my flag'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("a\n```\u{1b}[2J'"), r"$'a\n```\e[2J\''");
+        assert_eq!(shell_quote("x\u{202e}"), r"$'x\U0000202e'");
     }
 }

@@ -16,6 +16,7 @@ use super::{exit, load_all};
 use crate::cli::{ReportOutput, StaleArgs};
 use crate::model::{EnvSnapshot, FlagKind, FlagMeta, STALE_AFTER_DAYS};
 use crate::session::Session;
+use crate::text;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaleReport {
@@ -156,6 +157,18 @@ pub fn build(loaded: &[(String, Result<EnvSnapshot, String>)], as_of: NaiveDate)
     }
 }
 
+/// Names joined for a table cell, each rendered so it cannot end the cell or the row.
+fn markdown_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|name| text::markdown_text(name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every vendor string (flag keys, owners, environment names, errors) is rendered with the
+/// sanitiser's Markdown forms: nothing can open a heading, a list item, a code block or a new
+/// table row.
 fn write_markdown(out: &mut dyn Write, report: &StaleReport) -> std::io::Result<()> {
     writeln!(out, "# Stale feature flags — {}", report.as_of)?;
     writeln!(out)?;
@@ -180,7 +193,7 @@ fn write_markdown(out: &mut dyn Write, report: &StaleReport) -> std::io::Result<
     )?;
     for owner in &report.owners {
         writeln!(out)?;
-        writeln!(out, "## {}", owner.owner)?;
+        writeln!(out, "## {}", text::markdown_text(&owner.owner))?;
         writeln!(out)?;
         writeln!(
             out,
@@ -198,13 +211,13 @@ fn write_markdown(out: &mut dyn Write, report: &StaleReport) -> std::io::Result<
             };
             writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} |",
-                flag.flag,
+                "| {} | {} | {} | {} | {} | {} |",
+                text::markdown_code(&flag.flag),
                 flag.kind.label(),
                 flag.expected_removal_date,
                 flag.days_overdue,
                 action,
-                flag.environments.join(", ")
+                markdown_list(&flag.environments)
             )?;
         }
     }
@@ -222,11 +235,11 @@ fn write_markdown(out: &mut dyn Write, report: &StaleReport) -> std::io::Result<
         for violation in &report.violations {
             writeln!(
                 out,
-                "| `{}` | {} | {} | {} |",
-                violation.flag,
+                "| {} | {} | {} | {} |",
+                text::markdown_code(&violation.flag),
                 violation.kind.label(),
                 violation.missing.join(", "),
-                violation.environments.join(", ")
+                markdown_list(&violation.environments)
             )?;
         }
     }
@@ -235,7 +248,12 @@ fn write_markdown(out: &mut dyn Write, report: &StaleReport) -> std::io::Result<
         writeln!(out, "## Incomplete: environments not read")?;
         writeln!(out)?;
         for error in &report.errors {
-            writeln!(out, "- {}: {}", error.env, error.error)?;
+            writeln!(
+                out,
+                "- {}: {}",
+                text::markdown_text(&error.env),
+                text::markdown_inline(&crate::redact::text(&error.error))
+            )?;
         }
     }
     Ok(())

@@ -7,10 +7,11 @@ use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{exit, load_all};
+use super::{exit, load_all, print_error};
 use crate::cli::{Output, StatusArgs};
 use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
 use crate::session::Session;
+use crate::{redact, text};
 
 /// One flag in one environment: the stable JSON shape documented in the README.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +57,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         .as_ref()
         .filter(|env| session.config.environment(env).is_none())
     {
-        eprintln!("killswitch: {}", session.config.unknown_environment(env));
+        print_error(session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
     let loaded = load_all(session, args.env.as_deref()).await;
@@ -108,7 +109,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
     }
     if not_found {
         if let Some(flag) = &args.flag {
-            eprintln!("killswitch: no flag `{flag}` in any environment read");
+            print_error(format!("no flag `{flag}` in any environment read"));
         }
         return Ok(exit::NOT_FOUND);
     }
@@ -165,6 +166,8 @@ fn write_table(
     report: &StatusReport,
     loaded: &[(String, Result<EnvSnapshot, String>)],
 ) -> Result<()> {
+    // Every cell is vendor text: one inert line each (no escape can move the cursor or rewrite
+    // another row), padded by its shown width.
     let envs: Vec<&str> = loaded.iter().map(|(env, _)| env.as_str()).collect();
     let mut keys: Vec<&str> = Vec::new();
     for status in &report.flags {
@@ -177,7 +180,7 @@ fn write_table(
             .flags
             .iter()
             .find(|s| s.flag == flag && s.env == env)
-            .map(|s| s.state.clone())
+            .map(|s| text::line(&s.state))
             .unwrap_or_else(|| {
                 if report.errors.iter().any(|e| e.env == env) {
                     "ERROR".into()
@@ -186,40 +189,51 @@ fn write_table(
                 }
             })
     };
-    let flag_width = keys.iter().map(|k| k.len()).max().unwrap_or(4).max(4);
+    let width = |s: &str| s.chars().count();
+    let pad = |s: &str, to: usize| format!("{s}{}", " ".repeat(to.saturating_sub(width(s))));
+    let shown_keys: Vec<String> = keys.iter().map(|k| text::line(k)).collect();
+    let flag_width = shown_keys
+        .iter()
+        .map(|k| width(k))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let shown_envs: Vec<String> = envs.iter().map(|e| text::line(&e.to_uppercase())).collect();
     let widths: Vec<usize> = envs
         .iter()
-        .map(|env| {
+        .zip(&shown_envs)
+        .map(|(env, shown)| {
             keys.iter()
-                .map(|k| cell(k, env).len())
+                .map(|k| width(&cell(k, env)))
                 .max()
                 .unwrap_or(0)
-                .max(env.len())
+                .max(width(shown))
         })
         .collect();
-    write!(out, "{:<flag_width$}", "FLAG")?;
-    for (env, width) in envs.iter().zip(&widths) {
-        write!(out, "  {:<width$}", env.to_uppercase())?;
+    write!(out, "{}", pad("FLAG", flag_width))?;
+    for (env, width) in shown_envs.iter().zip(&widths) {
+        write!(out, "  {}", pad(env, *width))?;
     }
     writeln!(out, "  OWNER")?;
-    for key in &keys {
-        write!(out, "{key:<flag_width$}")?;
+    for (key, shown_key) in keys.iter().zip(&shown_keys) {
+        write!(out, "{}", pad(shown_key, flag_width))?;
         for (env, width) in envs.iter().zip(&widths) {
-            write!(out, "  {:<width$}", cell(key, env))?;
+            write!(out, "  {}", pad(&cell(key, env), *width))?;
         }
         let owner = report
             .flags
             .iter()
             .find(|s| s.flag == *key)
-            .and_then(|s| s.owner.clone());
+            .and_then(|s| s.owner.as_deref().map(text::line));
         writeln!(out, "  {}", owner.unwrap_or_else(|| "-".into()))?;
     }
     for error in &report.errors {
-        if error.error.starts_with(&format!("{}: ", error.env)) {
-            writeln!(out, "error: {}", error.error)?;
+        let message = if error.error.starts_with(&format!("{}: ", error.env)) {
+            error.error.clone()
         } else {
-            writeln!(out, "error: {}: {}", error.env, error.error)?;
-        }
+            format!("{}: {}", error.env, error.error)
+        };
+        writeln!(out, "error: {}", redact::line(&message))?;
     }
     Ok(())
 }

@@ -625,6 +625,11 @@ struct FileLock {
 }
 
 impl FileLock {
+    /// Opens (creating, mode 0600) the lock file with `O_NOFOLLOW`: a symbolic link put at its
+    /// path is refused, so no file elsewhere is created or opened for writing through it. The
+    /// lock file's mode is never changed. (The temporary file of [`write_atomically`] is made
+    /// by `tempfile` with `O_CREAT | O_EXCL` under a random name, which never follows a link,
+    /// and only that file of ours is chmod-ed.)
     fn acquire(path: &Path) -> std::io::Result<FileLock> {
         use std::os::fd::AsRawFd;
         let file = OpenOptions::new()
@@ -632,7 +637,18 @@ impl FileLock {
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(path)?;
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|err| {
+                if err.raw_os_error() == Some(libc::ELOOP) {
+                    std::io::Error::other(format!(
+                        "{} is a symbolic link: killswitch does not follow it (remove it)",
+                        path.display()
+                    ))
+                } else {
+                    err
+                }
+            })?;
         // SAFETY: flock on a file descriptor we own; released when the file closes.
         let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if result != 0 {
@@ -802,6 +818,40 @@ mod tests {
         assert_eq!(flag["state"], "DISABLED");
         turn_on(&mut flag, "catalog_per_tenant_pagination_size").expect("on");
         assert_eq!(flag["state"], "ENABLED");
+    }
+
+    #[tokio::test]
+    async fn a_symlinked_lock_file_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("prod.flagd.json");
+        std::fs::write(&path, PROD).expect("write");
+        let elsewhere = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, lock_path(&path)).expect("symlink");
+        let env = EnvironmentConfig {
+            name: "prod".into(),
+            provider: crate::config::ProviderKind::Flagd,
+            protected: true,
+            file: Some(path.clone()),
+            vault_mount: "kv".into(),
+            vault_path: "x".into(),
+            options: Default::default(),
+        };
+        let connection = connect(&env, Access::ReadWrite).expect("connect");
+        let seen = connection
+            .source
+            .read_flag("kill_switch_checkout")
+            .await
+            .expect("read");
+        let writer = connection.writer.clone().expect("writable");
+        let err = writer
+            .set_enabled("kill_switch_checkout", false, &note(), &seen.state)
+            .await
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(!elsewhere.exists(), "nothing created through the link");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), PROD);
     }
 
     #[tokio::test]

@@ -60,10 +60,12 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// The message passes through the redactor here, so no vendor error can carry a credential
+    /// (an error body echoing the request headers) to any output or the audit log.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ProviderError {
         ProviderError {
             kind,
-            message: message.into(),
+            message: crate::redact::text(&message.into()),
         }
     }
 }

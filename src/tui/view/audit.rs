@@ -9,13 +9,16 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::centered;
 use crate::tui::app::AuditView;
+use crate::{redact, text};
 
 pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut lines = vec![Line::styled("killswitch audit log (newest first)", bold)];
     match &view.records {
         None => lines.push(Line::from("loading…")),
-        Some(Err(error)) => lines.push(Line::from(format!("cannot read the audit log: {error}"))),
+        Some(Err(error)) => lines.push(Line::from(redact::line(&format!(
+            "cannot read the audit log: {error}"
+        )))),
         Some(Ok(records)) if records.is_empty() => lines.push(Line::from("no records")),
         Some(Ok(records)) => {
             for record in records.iter().rev() {
@@ -23,7 +26,8 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
                     .result
                     .map(|r| format!("{r:?}").to_lowercase())
                     .unwrap_or_else(|| "intent".into());
-                lines.push(Line::from(format!(
+                // One record, one line: a note cannot start a forged record.
+                lines.push(Line::from(redact::line(&format!(
                     "{} {} {} {} {}->{} [{}] {} — {}",
                     record.at.format("%Y-%m-%d %H:%M:%S"),
                     record.operator,
@@ -34,7 +38,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
                     result,
                     record.flag,
                     record.note
-                )));
+                ))));
             }
         }
     }
@@ -42,11 +46,11 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
         lines.push(Line::from(""));
         lines.push(Line::styled("vendor history", bold));
         match history {
-            Err(error) => lines.push(Line::from(format!("unavailable: {error}"))),
+            Err(error) => lines.push(Line::from(redact::line(&format!("unavailable: {error}")))),
             Ok(entries) if entries.is_empty() => lines.push(Line::from("no entries")),
             Ok(entries) => {
                 for entry in entries {
-                    lines.push(Line::from(format!(
+                    lines.push(Line::from(redact::line(&format!(
                         "{} {} {}{}",
                         entry.at.format("%Y-%m-%d %H:%M:%S"),
                         entry.who.clone().unwrap_or_else(|| "?".into()),
@@ -56,7 +60,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
                             .as_ref()
                             .map(|c| format!(" — {c}"))
                             .unwrap_or_default()
-                    )));
+                    ))));
                 }
             }
         }
@@ -72,7 +76,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
         Paragraph::new(lines)
             .block(Block::new().borders(Borders::ALL).title(format!(
                 " {} · j/k scroll · any other key closes ",
-                view.title
+                text::line(&view.title)
             )))
             .wrap(Wrap { trim: false })
             .scroll((scroll, 0)),

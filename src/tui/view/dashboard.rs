@@ -4,6 +4,8 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
+
+use crate::{redact, text};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
 use crate::model::FlagKind;
@@ -73,7 +75,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         };
         let selected_row = position == state.row;
         let marker = if selected_row { "▶" } else { " " };
-        let name = format!("{marker}{}", row.meta.key);
+        let name = format!("{marker}{}", text::line(&row.meta.key));
         let mut cells = vec![Cell::from(name).style(if selected_row {
             Style::new().add_modifier(Modifier::BOLD)
         } else {
@@ -95,13 +97,13 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);
             }
-            cells.push(Cell::from(text).style(style));
+            cells.push(Cell::from(text::line(&text)).style(style));
         }
         rows.push(Row::new(cells));
     }
     let header_cells = std::iter::once(Cell::from(" FLAG")).chain(
         state.envs.iter().enumerate().map(|(col, env)| {
-            let mut title = env.name.to_uppercase();
+            let mut title = text::line(&env.name.to_uppercase());
             if env.protected {
                 title.push('*');
             }
@@ -144,7 +146,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                 .envs
                 .iter()
                 .filter_map(|env| match &env.load {
-                    LoadState::Failed(error) => Some(format!("{}: {error}", env.name)),
+                    LoadState::Failed(error) => {
+                        Some(redact::line(&format!("{}: {error}", env.name)))
+                    }
                     _ => None,
                 })
                 .collect();

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use crate::model::{Removal, cell_text};
 use crate::tui::app::State;
+use crate::{redact, text};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let block = Block::new().borders(Borders::ALL).title(" details ");
@@ -29,28 +30,30 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         }
         (Some(date), _) => Span::raw(date.to_string()),
     };
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(meta.key.clone(), bold),
-            Span::raw(format!("  ({})", meta.kind.label())),
-            Span::raw("  owner "),
-            Span::styled(
-                meta.owner
-                    .clone()
-                    .unwrap_or_else(|| "NONE (policy violation)".into()),
-                bold,
-            ),
-            Span::raw("  remove by "),
-            removal,
-        ]),
-        Line::from(
-            meta.description
-                .clone()
-                .unwrap_or_else(|| "(no description)".into()),
+    let mut lines = vec![Line::from(vec![
+        Span::styled(text::line(&meta.key), bold),
+        Span::raw(format!("  ({})", meta.kind.label())),
+        Span::raw("  owner "),
+        Span::styled(
+            meta.owner
+                .as_deref()
+                .map(text::line)
+                .unwrap_or_else(|| "NONE (policy violation)".into()),
+            bold,
         ),
-    ];
+        Span::raw("  remove by "),
+        removal,
+    ])];
+    // A description keeps its own lines (each made inert), so it cannot pose as another field.
+    match &meta.description {
+        Some(description) => lines.extend(text::lines(description).into_iter().map(Line::from)),
+        None => lines.push(Line::from("(no description)")),
+    }
     if !meta.tags.is_empty() {
-        lines.push(Line::from(format!("tags: {}", meta.tags.join(", "))));
+        lines.push(Line::from(text::line(&format!(
+            "tags: {}",
+            meta.tags.join(", ")
+        ))));
     }
     for (col, env) in state.envs.iter().enumerate() {
         let text = match state.flag_at(row, col) {
@@ -75,11 +78,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
             _ => text,
         };
-        lines.push(Line::from(text));
+        lines.push(Line::from(redact::line(&text)));
     }
     lines.push(Line::from(format!(
         "runbook: {}",
-        meta.runbook.clone().unwrap_or_else(|| "(none)".into())
+        meta.runbook
+            .as_deref()
+            .map(text::line)
+            .unwrap_or_else(|| "(none)".into())
     )));
     frame.render_widget(
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{SPINNER, centered};
 use crate::tui::app::{DialogStage, FlipDialog, State};
+use crate::{redact, text};
 
 pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State) {
     let danger = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
@@ -16,17 +17,17 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
         .borders(Borders::ALL)
         .title(Span::styled(" confirm change ", danger));
     let mut lines = vec![
-        Line::styled(dialog.sentence.clone(), danger),
+        Line::styled(text::line(&dialog.sentence), danger),
         Line::from(""),
     ];
     if let Some(warning) = &dialog.warning {
-        lines.push(Line::styled(format!("! {warning}"), bold));
+        lines.push(Line::styled(format!("! {}", redact::line(warning)), bold));
     }
     let field = |label: &str, value: &str, active: bool| {
         let cursor = if active { "█" } else { "" };
         Line::from(vec![
             Span::styled(format!("{label} "), bold),
-            Span::raw(format!("{value}{cursor}")),
+            Span::raw(format!("{}{cursor}", text::line(value))),
         ])
     };
     match &dialog.stage {
@@ -42,7 +43,8 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
                 lines.push(field(
                     &format!(
                         "{} is protected. Type `{}` to confirm:",
-                        dialog.request.env, dialog.request.env
+                        text::line(&dialog.request.env),
+                        text::line(&dialog.request.env)
                     ),
                     dialog.confirm.value(),
                     true,
@@ -65,9 +67,9 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
             };
             for (index, text) in result.iter().enumerate() {
                 lines.push(if index == 0 {
-                    Line::styled(text.clone(), style)
+                    Line::styled(redact::line(text), style)
                 } else {
-                    Line::from(text.clone())
+                    Line::from(redact::line(text))
                 });
             }
             lines.push(Line::from(""));
@@ -75,7 +77,7 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
         }
     }
     if let Some(error) = &dialog.error {
-        lines.push(Line::styled(format!("! {error}"), danger));
+        lines.push(Line::styled(format!("! {}", redact::line(error)), danger));
     }
     let width = 76u16;
     let text_width = usize::from(width - 2);

@@ -10,6 +10,7 @@ use ratatui::widgets::Paragraph;
 use super::SPINNER;
 use crate::tui::app::{Level, LoadState, Mode, State};
 use crate::tui::keymap::Command;
+use crate::{redact, text};
 
 pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
     let Some((level, text)) = &state.message else {
@@ -27,7 +28,10 @@ pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
         ),
     };
     frame.render_widget(
-        Paragraph::new(Line::styled(format!("{prefix}{text}"), style)),
+        Paragraph::new(Line::styled(
+            format!("{prefix}{}", redact::line(text)),
+            style,
+        )),
         area,
     );
 }
@@ -39,7 +43,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
             format!(" {mode} "),
             Style::new().add_modifier(Modifier::REVERSED),
         ),
-        Span::raw(format!(" {} ", state.operator)),
+        Span::raw(format!(" {} ", text::line(&state.operator))),
     ];
     if !state.warnings.is_empty() {
         spans.push(Span::styled(
@@ -86,7 +90,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
             style = style.add_modifier(Modifier::ITALIC);
         }
         spans.push(Span::raw("│ "));
-        spans.push(Span::styled(text, style));
+        spans.push(Span::styled(text::line(&text), style));
         if env.read_only_reason.is_some() && !state.read_only {
             spans.push(Span::raw("(read-only) "));
         }
