@@ -1,10 +1,12 @@
 //! The one redactor: every message built from vendor or Vault text passes through [`text`]
 //! before it reaches stdout, stderr, the TUI, JSON or the audit log.
 //!
-//! It knows every secret value of the process: each [`Secret`](crate::secret::Secret) registers
-//! its value when it is made (every field read from Vault, the Vault token, keys from a local
-//! config), so a vendor that echoes request headers or credentials in an error body cannot carry
-//! one to the operator. It also blanks header-shaped text (`Authorization: …`,
+//! It knows every secret value of the process: the Vault token (registered when the Vault client
+//! is built) and every credential field read from Vault (registered by the credential source;
+//! fields that only name things, like `api_url` or LaunchDarkly's `project_key`, are listed in
+//! [`CredentialFields::public`](crate::provider::CredentialFields) and stay readable), so a
+//! vendor that echoes request headers or credentials in an error body cannot carry one to the
+//! operator. It also blanks header-shaped text (`Authorization: …`,
 //! `X-Environment-Key: …`, `X-Vault-Token: …`, `"authorization":"…"`) whatever the value, for
 //! credentials killswitch never saw (another service's key echoed by a proxy).
 //!

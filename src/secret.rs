@@ -15,12 +15,8 @@ pub const REDACTED: &str = "[redacted]";
 pub struct Secret(SecretString);
 
 impl Secret {
-    /// A secret value. It is registered with the redactor ([`crate::redact`]), so any message
-    /// that later carries it (a vendor echoing its request headers) shows `[redacted]`.
     pub fn new(value: impl Into<String>) -> Secret {
-        let value = value.into();
-        crate::redact::register(&value);
-        Secret(SecretString::from(value))
+        Secret(SecretString::from(value.into()))
     }
 
     /// The secret text, for building a request header. Never format it into a message.
@@ -83,6 +79,13 @@ impl SecretFields {
             location: self.source.clone(),
             field: field.to_string(),
         })
+    }
+
+    /// Every field with its value, for the redactor.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        self.fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
     }
 
     pub fn field_names(&self) -> impl Iterator<Item = &str> {

@@ -456,6 +456,11 @@ impl CredentialSource for VaultCredentials {
         // The one way out of this module for Vault's text: redacted here, so an error body
         // that echoes the request (with `X-Vault-Token`) or a field value shows neither.
         read.map(|mut credentials| {
+            for (name, value) in credentials.fields.entries() {
+                if !wanted.public.contains(&name) {
+                    crate::redact::register(value.expose());
+                }
+            }
             credentials.write_denied = credentials
                 .write_denied
                 .map(|reason| crate::redact::text(&reason));
@@ -492,6 +497,7 @@ fn build_client(
         ));
     }
     let token = find_token(env)?;
+    crate::redact::register(token.expose());
     let mut ca_certs = Vec::new();
     if let Some(file) = &env.cacert {
         ca_certs.push(path_text(file, "VAULT_CACERT")?);
@@ -524,9 +530,60 @@ fn build_client(
     let settings = builder
         .build()
         .map_err(|err| format!("Vault {address}: bad client settings: {err}"))?;
-    VaultClient::new(settings).map_err(|err| {
+    let mut client = VaultClient::new(settings).map_err(|err| {
         // FileReadError / ParseCertificateError name the CA file; the cause is in source().
         format!("Vault {address}: cannot set up the client: {}", chain(&err))
+    })?;
+    // vaultrs takes no HTTP client and no redirect policy, and its own client follows
+    // redirects to any origin with `X-Vault-Token` attached. Its HTTP client is a public field:
+    // replaced here by one built the same way (timeout, TLS verification, CA certificates)
+    // that follows redirects only within the same origin.
+    client.http.http = vault_http_client(&client.settings)
+        .map_err(|err| format!("Vault {address}: cannot set up the client: {err}"))?;
+    Ok(client)
+}
+
+/// The HTTP client vaultrs would build from `settings`, with [`vault_redirect_policy`].
+fn vault_http_client(
+    settings: &vaultrs::client::VaultClientSettings,
+) -> Result<reqwest_vault::Client, String> {
+    let mut builder = reqwest_vault::Client::builder()
+        .tls_backend_rustls()
+        .redirect(vault_redirect_policy())
+        .tls_danger_accept_invalid_certs(!settings.verify);
+    if let Some(timeout) = settings.timeout {
+        builder = builder.timeout(timeout);
+    }
+    if settings.address.scheme() == "http" {
+        builder = builder.tls_certs_only(Vec::new());
+    } else {
+        for path in &settings.ca_certs {
+            let content =
+                std::fs::read(path).map_err(|err| format!("cannot read CA file {path}: {err}"))?;
+            let certs = reqwest_vault::Certificate::from_pem_bundle(&content)
+                .map_err(|err| format!("CA file {path}: not PEM certificates: {err}"))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+    }
+    builder.build().map_err(|err| chain(&err))
+}
+
+/// Redirects are followed within Vault's own origin (scheme, host, port) only: a redirect
+/// elsewhere (an HA standby pointing at the active node, or anything else) is not followed,
+/// so the token never leaves for another origin. The 3xx then shows as the error.
+fn vault_redirect_policy() -> reqwest_vault::redirect::Policy {
+    reqwest_vault::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else {
+            attempt.follow()
+        }
     })
 }
 
@@ -653,6 +710,10 @@ fn status_meaning(code: u16) -> &'static str {
         409 => "conflict",
         412 => "precondition failed (the server is catching up; retry)",
         429 => "rate limited",
+        300..=399 => {
+            "a redirect to another origin, not followed (the Vault token is never sent to another \
+             scheme, host or port: point VAULT_ADDR at the active node or its load balancer)"
+        }
         500..=599 => "server error",
         _ => "unexpected answer",
     }

@@ -7,9 +7,33 @@ use reqwest::StatusCode;
 use super::{ErrorKind, ProviderError};
 use crate::config::NetworkConfig;
 
-/// A client with connect and total timeouts, TLS verified, connections kept alive and reused.
+/// The most redirects followed within one origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// The redirect rule: a redirect within the same origin (scheme, host and port) is followed;
+/// one to another origin is not, so no credential header (`Authorization`,
+/// `X-Environment-Key`, …) is ever sent there. The 3xx answer then becomes an error saying so.
+pub fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// A client with connect and total timeouts, TLS verified, connections kept alive and reused,
+/// and [`redirect_policy`].
 pub fn client(network: &NetworkConfig) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()
+        .redirect(redirect_policy())
         .connect_timeout(network.connect_timeout)
         .timeout(network.request_timeout)
         .pool_idle_timeout(std::time::Duration::from_secs(90))
@@ -81,6 +105,10 @@ pub fn status_error(what: &str, url: &str, status: StatusCode, body: &str) -> Pr
         404 => "not found",
         409 => "conflict",
         429 => "rate limited",
+        300..=399 => {
+            "a redirect to another origin, not followed (killswitch never sends credentials to \
+             another scheme, host or port: check the configured URL)"
+        }
         500..=599 => "server error",
         _ => "rejected",
     };

@@ -216,6 +216,9 @@ pub fn connect(
 pub struct CredentialFields {
     pub required: &'static [&'static str],
     pub write: &'static [&'static str],
+    /// Fields that name or locate things (URLs, project and environment keys) and appear in
+    /// messages; every other field is a credential the redactor blanks wherever it shows up.
+    pub public: &'static [&'static str],
 }
 
 pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
@@ -223,19 +226,25 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
         ProviderKind::Flagd => CredentialFields {
             required: &[],
             write: &[],
+            public: &[],
         },
         ProviderKind::Flagsmith => CredentialFields {
             required: flagsmith::REQUIRED_FIELDS,
             write: flagsmith::WRITE_FIELDS,
+            // Flagsmith's `environment_key` is the server-side key: a credential.
+            public: &["api_url"],
         },
         ProviderKind::LaunchDarkly => CredentialFields {
             required: launchdarkly::REQUIRED_FIELDS,
             write: launchdarkly::WRITE_FIELDS,
+            // LaunchDarkly's project and environment keys are names, shown in messages.
+            public: &["api_url", "sdk_url", "project_key", "environment_key"],
         },
         // Reading also needs `read_token` or `admin_token`; `api_url` may come from options.
         ProviderKind::Unleash => CredentialFields {
             required: &["backend_token"],
             write: &["admin_token"],
+            public: &["api_url"],
         },
     }
 }

@@ -28,6 +28,12 @@ pub enum Fault {
         headers: Vec<(String, String)>,
         body: String,
     },
+    /// A server that echoes the request in its error body, as some proxies and frameworks do:
+    /// answers `status` with a JSON body whose `detail`, `message` and `errors` hold the
+    /// request's header values alone and its raw header lines. With `writes_only`, GET and HEAD
+    /// requests are forwarded (one request per connection, `Connection: close`), so reads work
+    /// and the write fails with the echo.
+    EchoHeaders { status: u16, writes_only: bool },
 }
 
 impl Fault {
@@ -182,6 +188,10 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
             })
             .await;
         }
+        Fault::EchoHeaders {
+            status,
+            writes_only,
+        } => echo_headers(client, upstream, status, writes_only).await,
         Fault::Respond {
             status,
             headers,
@@ -212,9 +222,72 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
     }
 }
 
+async fn echo_headers(mut client: TcpStream, upstream: SocketAddr, status: u16, writes_only: bool) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match client.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => request.extend_from_slice(&buffer[..read]),
+            }
+        }
+    })
+    .await;
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return;
+    };
+    let head = String::from_utf8_lossy(&request[..end]).to_string();
+    let method = head.split(' ').next().unwrap_or_default().to_string();
+    if writes_only && matches!(method.as_str(), "GET" | "HEAD") {
+        // Forward this one request, asking both sides to close after it, so the next request
+        // comes on a new connection and is looked at again.
+        let mut lines: Vec<&str> = head
+            .split("\r\n")
+            .filter(|line| !line.to_ascii_lowercase().starts_with("connection:"))
+            .collect();
+        lines.push("Connection: close");
+        let mut forwarded = lines.join("\r\n").into_bytes();
+        forwarded.extend_from_slice(&request[end..]);
+        let Ok(mut server) = TcpStream::connect(upstream).await else {
+            return;
+        };
+        if server.write_all(&forwarded).await.is_err() {
+            return;
+        }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+        return;
+    }
+    let header_lines: Vec<&str> = head.split("\r\n").skip(1).collect();
+    let values: Vec<&str> = header_lines
+        .iter()
+        .filter_map(|line| line.split_once(':').map(|(_, value)| value.trim()))
+        .collect();
+    let echo = format!(
+        "request rejected; it carried {}\n{}",
+        values.join(" "),
+        header_lines.join("\n")
+    );
+    let body = serde_json::json!({
+        "detail": echo,
+        "message": echo,
+        "errors": [echo],
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
+        body.len()
+    );
+    let _ = client.write_all(response.as_bytes()).await;
+    let _ = client.shutdown().await;
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
+        307 => "Temporary Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
