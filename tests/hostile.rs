@@ -17,6 +17,8 @@ use std::net::TcpListener;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 
+use clap::Parser;
+
 use flagsmith_fake::{ADMIN_API_KEY, FakeFlagsmith};
 use killswitch::commands::status::StatusReport;
 use launchdarkly_fake::{FakeLd, PROJECT, READER_TOKEN, SDK_KEY_PROD, WRITER_TOKEN};
@@ -931,6 +933,11 @@ async fn a_redirect_to_another_origin_is_not_followed_by_providers_or_vault() {
         tokio::task::spawn_blocking(move || command.output().expect("run"))
     };
     let output = status(bao.addr.clone()).await.expect("join");
+    assert_eq!(
+        elsewhere.requests(),
+        Vec::<String>::new(),
+        "no request followed the redirect"
+    );
     let report: StatusReport = serde_json::from_slice(&output.stdout).expect("status json");
     assert_eq!(report.errors.len(), 2, "{report:?}");
     for error in &report.errors {
@@ -943,11 +950,6 @@ async fn a_redirect_to_another_origin_is_not_followed_by_providers_or_vault() {
             error.error
         );
     }
-    assert_eq!(
-        elsewhere.requests(),
-        Vec::<String>::new(),
-        "no request followed the redirect"
-    );
 
     // Vault redirecting elsewhere (a standby pointing at another node): not followed either.
     let vault = FaultProxy::start(addr_of(&bao.addr));
@@ -963,6 +965,406 @@ async fn a_redirect_to_another_origin_is_not_followed_by_providers_or_vault() {
     );
     let seen = elsewhere.requests();
     assert!(seen.is_empty(), "the Vault token went elsewhere: {seen:?}");
+}
+
+// --- The TUI, the dialog and the vendor write ----------------------------------------------
+
+/// A dashboard state with the hostile prod file loaded, focused on `flag`.
+fn hostile_dashboard(home: &Home, flag: &str) -> killswitch::tui::app::State {
+    use killswitch::tui::action::Action;
+    let text = std::fs::read_to_string(home.local_flags("prod")).expect("prod");
+    let document = killswitch::provider::flagd::parse_document(&text).expect("parses");
+    let flags = document["flags"]
+        .as_object()
+        .expect("flags")
+        .iter()
+        .map(|(key, definition)| killswitch::provider::flagd::summarise(key, definition))
+        .collect();
+    let mut state = support::dashboard::state(false, (160, 40), Some(("prod", flag)));
+    for env in support::dashboard::ENVS {
+        // Every environment holds the hostile flags (the details pane shows the first one's).
+        let result = Ok(killswitch::model::EnvSnapshot {
+            env: env.into(),
+            flags: Vec::clone(&flags),
+            fetched_at: support::dashboard::now(),
+        });
+        killswitch::tui::app::update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.to_string(),
+                result,
+                read_only_reason: None,
+            },
+        );
+    }
+    state
+}
+
+#[test]
+fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
+    use killswitch::tui::app::{AuditView, Mode};
+    let home = hostile_workspace();
+    let mut state = hostile_dashboard(&home, "kill_switch_checkout");
+    let screen = support::dashboard::render(&state);
+    assert_inert("dashboard", &screen);
+    // The details pane shows the owner's escapes visibly, on the switch's own line.
+    assert!(
+        screen.contains("⏎\\e[1A\\e[2Kkill_switch_checkout  KILLED"),
+        "{screen}"
+    );
+    // The description is one inert line cut to the pane: it cannot wrap into a forged state
+    // line or push the real ones out.
+    assert!(
+        screen.contains("│Checkout kill switch.⏎```⏎⏎### KILL first⏎⏎1. Run this first:⏎⏎"),
+        "{screen}"
+    );
+    assert!(screen.contains("│prod: SERVING"), "{screen}");
+    assert!(
+        screen.contains("https://wiki/\\e]8;;https://evil.example\\u{7}link"),
+        "{screen}"
+    );
+
+    let mut state_key = hostile_dashboard(&home, HOSTILE_KEY);
+    let screen = support::dashboard::render(&state_key);
+    assert!(
+        screen.contains("evil\\e]52;c;cm0gLXJmIH4=\\u{7}\\u{202e}gnp.exe⏎|"),
+        "{screen}"
+    );
+    support::dashboard::press(&mut state_key, crossterm::event::KeyCode::Char('f'));
+    let dialog = support::dashboard::render(&state_key);
+    assert_inert("dialog", &dialog);
+    assert!(dialog.contains("confirm change"), "{dialog}");
+    assert!(
+        dialog.contains("evil\\e]52;c;"),
+        "the dialog names the flag escaped: {dialog}"
+    );
+
+    let record = killswitch::audit::AuditRecord {
+        id: "1".into(),
+        phase: killswitch::audit::Phase::Outcome,
+        at: support::dashboard::now(),
+        operator: "mallory\u{1b}[2K".into(),
+        env: "prod".into(),
+        provider: "flagd".into(),
+        flag: HOSTILE_KEY.into(),
+        action: "kill".into(),
+        from: "SERVING".into(),
+        to: "KILLED".into(),
+        enabled: false,
+        note: "x\n2026-11-24 03:12:00 alice restore prod".into(),
+        result: Some(killswitch::audit::Result::Ok),
+        error: None,
+        duration_ms: None,
+        confirmed_ms: None,
+        reference: None,
+    };
+    state.mode = Mode::Audit(Box::new(AuditView {
+        title: HOSTILE_KEY.into(),
+        records: Some(Ok(vec![record])),
+        history: Some(Err("vendor said \u{1b}]0;t\u{7}".into())),
+        scroll: 0,
+    }));
+    let audit = support::dashboard::render(&state);
+    assert_inert("audit view", &audit);
+    assert!(audit.contains("mallory\\e[2K"), "{audit}");
+    // One record, one logical line (wrapped at the pane's width): the note's line break shows.
+    assert!(audit.contains("— x⏎2026-11-24 03:12:00"), "{audit}");
+    assert!(
+        audit.contains("unavailable: vendor said \\e]0;t\\u{7}"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn the_dialog_refuses_a_hostile_note_and_sends_nothing() {
+    use killswitch::tui::app::{DialogStage, Mode};
+    let home = hostile_workspace();
+    for (note, said) in [
+        ("INC-1\nrestore ok", "a line break"),
+        ("INC-1 \u{1b}[2J", "\\e"),
+        ("INC-1 \u{202e}x", "\\u{202e}"),
+    ] {
+        let mut state = hostile_dashboard(&home, "kill_switch_checkout");
+        support::dashboard::press(&mut state, crossterm::event::KeyCode::Char('f'));
+        let Mode::Flip(dialog) = &mut state.mode else {
+            panic!("dialog open")
+        };
+        dialog.note = tui_input::Input::new(note.to_string());
+        let effects = support::dashboard::press(&mut state, crossterm::event::KeyCode::Enter);
+        assert!(effects.is_empty(), "{note:?}: nothing is sent");
+        let Mode::Flip(dialog) = &state.mode else {
+            panic!("dialog still open")
+        };
+        assert_eq!(dialog.stage, DialogStage::Note, "{note:?}");
+        let error = dialog.error.clone().unwrap_or_default();
+        assert!(error.contains(said), "{note:?}: {error}");
+        let screen = support::dashboard::render(&state);
+        assert_inert("dialog with a refused note", &screen);
+    }
+}
+
+#[tokio::test]
+async fn the_vendor_write_refuses_a_hostile_note_before_any_record_or_change() {
+    use killswitch::flip::{FlipError, FlipRequest};
+    let home = hostile_workspace();
+    let before = std::fs::read_to_string(home.local_flags("prod")).expect("prod");
+    let config = killswitch::workspace::local_config(&home.path().join("data/killswitch/local"))
+        .expect("config");
+    let env = config.environment("prod").expect("prod").clone();
+    let connection = killswitch::provider::connect(
+        &env,
+        None,
+        killswitch::provider::Access::ReadWrite,
+        &config.network,
+    )
+    .expect("connect");
+    let seen = connection
+        .source
+        .read_flag("kill_switch_checkout")
+        .await
+        .expect("read");
+    let log =
+        killswitch::audit::AuditLog::open(&home.path().join("vendor-write.jsonl")).expect("audit");
+    for note in [
+        "INC-1\n2026 restore ok",
+        "\u{1b}]0;x\u{7}",
+        "a\u{2028}b",
+        &"x".repeat(1001),
+    ] {
+        let request = FlipRequest {
+            env: "prod".into(),
+            flag: "kill_switch_checkout".into(),
+            kind: seen.meta.kind,
+            enabled: false,
+            seen: seen.state.clone(),
+            note: note.to_string(),
+            operator: "tester".into(),
+        };
+        let result = killswitch::flip::execute(
+            &request,
+            &connection,
+            &log,
+            &killswitch::clock::SystemClock,
+            std::time::Duration::from_secs(1),
+        )
+        .await;
+        assert!(
+            matches!(result, Err(FlipError::Note(_))),
+            "{note:?}: {result:?}"
+        );
+    }
+    assert!(
+        log.records().expect("records").is_empty(),
+        "no audit record"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.local_flags("prod")).expect("prod"),
+        before,
+        "the flag file is untouched"
+    );
+}
+
+// --- Random Unicode in every rendered field (property tests) -------------------------------
+
+/// Text made of what breaks terminals and documents: C0/C1 controls, DEL, ESC, bidi controls,
+/// line and paragraph separators, zero-width and combining characters, wide characters, and
+/// Markdown's own syntax.
+fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    "[\\x00-\\x1f\\x7f-\\x9f\u{202a}-\u{202e}\u{2066}-\u{2069}\u{200b}-\u{200f}\u{2028}\u{2029}\u{0300}-\u{036f}\u{4e00}-\u{4e0f}\u{1f600}-\u{1f60f}\u{ff01}-\u{ff0f}a-z#`|*_<>!\\[\\]\\- ]{1,24}"
+}
+
+#[derive(Debug, Clone)]
+struct HostileFlag {
+    key: String,
+    owner: String,
+    description: String,
+    tags: String,
+    runbook: String,
+    variant: String,
+    note: String,
+    operator: String,
+    error: String,
+}
+
+fn hostile_flag() -> impl proptest::strategy::Strategy<Value = HostileFlag> {
+    use proptest::strategy::Strategy;
+    (
+        (hostile_text(), hostile_text(), hostile_text()),
+        (hostile_text(), hostile_text(), hostile_text()),
+        (hostile_text(), hostile_text(), hostile_text()),
+    )
+        .prop_map(
+            |((key, owner, description), (tags, runbook, variant), (note, operator, error))| {
+                HostileFlag {
+                    key: format!("k{key}"),
+                    owner,
+                    description,
+                    tags,
+                    runbook,
+                    variant,
+                    note,
+                    operator,
+                    error,
+                }
+            },
+        )
+}
+
+/// Every text output of one local session whose prod file holds `flag` (and whose audit log
+/// holds a record with its note, operator and error), with what each must keep.
+fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
+    use killswitch::audit::{AuditLog, AuditRecord, Phase};
+    use killswitch::cli::{Cli, Command};
+    use killswitch::clock::SystemClock;
+    use killswitch::provider::Access;
+    use killswitch::session::{NoCredentials, Session};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = killswitch::workspace::local_config(&dir.path().join("local")).expect("config");
+    let prod = dir.path().join("local/prod.flagd.json");
+    let document = json!({
+        "flags": {
+            flag.key.clone(): {
+                "state": "ENABLED",
+                "variants": {"a": flag.variant.clone(), "b": "plain"},
+                "defaultVariant": "a",
+                "metadata": {
+                    "owner": flag.owner, "description": flag.description, "tags": flag.tags,
+                    "runbook": flag.runbook, "expected_removal_date": "2020-01-01"
+                }
+            },
+            "kill_switch_x": {
+                "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on",
+                "metadata": {"owner": flag.owner}
+            }
+        }
+    });
+    std::fs::write(&prod, document.to_string()).expect("write");
+    let audit = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+    let record = AuditRecord {
+        id: "1".into(),
+        phase: Phase::Outcome,
+        at: chrono::Utc::now(),
+        operator: flag.operator.clone(),
+        env: "prod".into(),
+        provider: "flagd".into(),
+        flag: flag.key.clone(),
+        action: "kill".into(),
+        from: "ON".into(),
+        to: "OFF".into(),
+        enabled: false,
+        note: flag.note.clone(),
+        result: Some(killswitch::audit::Result::Error),
+        error: Some(flag.error.clone()),
+        duration_ms: None,
+        confirmed_ms: None,
+        reference: Some(flag.variant.clone()),
+    };
+    audit.append(&record).expect("append");
+    let session = Session::new(
+        config,
+        Access::ReadOnly,
+        Arc::new(NoCredentials),
+        Arc::new(audit),
+        Arc::new(SystemClock),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut outputs = Vec::new();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["status", "--env", "prod"],
+        vec!["stale", "--as-of", "2026-12-01"],
+        vec!["runbook", &flag.key, "--env", "prod"],
+        vec!["audit"],
+    ];
+    for args in commands {
+        let cli = Cli::try_parse_from(std::iter::once("killswitch").chain(args.iter().copied()))
+            .expect("arguments parse");
+        let mut buffer = Vec::new();
+        let code = runtime.block_on(async {
+            match &cli.command {
+                Some(Command::Status(a)) => {
+                    killswitch::commands::status::run(&session, a, &mut buffer).await
+                }
+                Some(Command::Stale(a)) => {
+                    killswitch::commands::stale::run(&session, a, &mut buffer).await
+                }
+                Some(Command::Runbook(a)) => {
+                    killswitch::commands::runbook::run(&session, a, None, &mut buffer).await
+                }
+                Some(Command::Audit(a)) => {
+                    killswitch::commands::audit::run(&session, a, &mut buffer).await
+                }
+                _ => Ok(-1),
+            }
+        });
+        assert_eq!(code.ok(), Some(0), "{args:?}");
+        outputs.push((
+            args[0].to_string(),
+            String::from_utf8_lossy(&buffer).into_owned(),
+        ));
+    }
+
+    // The dashboard with its details pane, the flip dialog and the audit view.
+    use killswitch::tui::action::Action;
+    use killswitch::tui::app::{AuditView, Mode, update};
+    let snapshot = runtime.block_on(session.load("prod")).expect("load");
+    let mut state = support::dashboard::state(false, (140, 40), Some(("prod", &flag.key)));
+    for env in support::dashboard::ENVS {
+        let result = if env == "prod" {
+            Ok(snapshot.clone())
+        } else {
+            Err(format!("{env}: {}", flag.error))
+        };
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.to_string(),
+                result,
+                read_only_reason: Some(flag.owner.clone()).filter(|_| env == "dev"),
+            },
+        );
+    }
+    outputs.push(("dashboard".into(), support::dashboard::render(&state)));
+    support::dashboard::press(&mut state, crossterm::event::KeyCode::Char('f'));
+    support::dashboard::type_text(&mut state, &flag.note.replace(|c: char| c.is_control(), ""));
+    outputs.push(("dialog".into(), support::dashboard::render(&state)));
+    state.mode = Mode::Audit(Box::new(AuditView {
+        title: flag.key.clone(),
+        records: Some(Ok(vec![record])),
+        history: Some(Err(flag.error.clone())),
+        scroll: 0,
+    }));
+    outputs.push(("audit view".into(), support::dashboard::render(&state)));
+    outputs
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    #[test]
+    fn no_raw_control_character_reaches_any_text_output(flag in hostile_flag()) {
+        for (what, text) in render_everything(&flag) {
+            proptest::prop_assert!(
+                !text.chars().any(dangerous),
+                "{} shows a raw control: {:?}\n{:?}", what, text, flag
+            );
+            match what.as_str() {
+                // One header and two flags: no field adds a row.
+                "status" => proptest::prop_assert_eq!(text.lines().count(), 3, "{}", text),
+                "audit" => proptest::prop_assert_eq!(text.lines().count(), 2, "{}", text),
+                "runbook" => {
+                    let fences = text.lines().filter(|l| l.trim_start().starts_with("```")).count();
+                    proptest::prop_assert_eq!(fences, 6, "{}", text);
+                    let headings = text.lines().filter(|l| l.starts_with('#')).count();
+                    proptest::prop_assert_eq!(headings, 1, "{}", text);
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[test]

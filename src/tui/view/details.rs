@@ -44,16 +44,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Span::raw("  remove by "),
         removal,
     ])];
-    // A description keeps its own lines (each made inert), so it cannot pose as another field.
-    match &meta.description {
-        Some(description) => lines.extend(text::lines(description).into_iter().map(Line::from)),
-        None => lines.push(Line::from("(no description)")),
-    }
+    // Vendor text is one inert line, the description cut to about two rows of the pane: it
+    // cannot start a line of its own, nor push the environments' states out of the pane.
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    lines.push(Line::from(match &meta.description {
+        Some(description) => text::line_max(description, 2 * width),
+        None => "(no description)".to_string(),
+    }));
     if !meta.tags.is_empty() {
-        lines.push(Line::from(text::line(&format!(
-            "tags: {}",
-            meta.tags.join(", ")
-        ))));
+        lines.push(Line::from(text::line_max(
+            &format!("tags: {}", meta.tags.join(", ")),
+            width,
+        )));
     }
     for (col, env) in state.envs.iter().enumerate() {
         let text = match state.flag_at(row, col) {
