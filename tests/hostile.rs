@@ -967,6 +967,55 @@ async fn a_redirect_to_another_origin_is_not_followed_by_providers_or_vault() {
     assert!(seen.is_empty(), "the Vault token went elsewhere: {seen:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_within_the_same_origin_is_followed() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let flagsmith = FakeFlagsmith::open_source().await;
+    let proxy = FaultProxy::start(addr_of(&flagsmith.url));
+    bao.put(
+        "/v1/kv/data/feature-flags/hostile-same-origin/flagsmith/fs",
+        json!({
+            "api_url": format!("{}/api/v1/", proxy.url()),
+            "environment_key": flagsmith.env("prod").server_key,
+        }),
+    );
+    let home = Home::new();
+    let config = format!(
+        "{}[vault]\npath_template = \"feature-flags/hostile-same-origin/{{provider}}/{{env}}\"\n\
+         [[environment]]\nname = \"fs\"\nprovider = \"flagsmith\"\n",
+        network_config()
+    );
+    let config_path = home.path().join("same-origin.toml");
+    std::fs::write(&config_path, config).expect("config");
+    // The first connection is redirected to the same origin (another path there, then back).
+    proxy.set_next(
+        redirect_to(
+            &format!("{}/api/v1/environment-document/", proxy.url()),
+            302,
+        ),
+        1,
+    );
+    let token = bao.token("oncall-ivy", &["kill-reader"], "30m");
+    let mut command = home.command();
+    command
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &token)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["status", "--output", "json"])
+        .stdin(std::process::Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output().expect("run"))
+        .await
+        .expect("join");
+    assert_eq!(output.status.code(), Some(0), "{}", err(&output));
+    let report: StatusReport = serde_json::from_slice(&output.stdout).expect("status json");
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(!report.flags.is_empty());
+}
+
 // --- The TUI, the dialog and the vendor write ----------------------------------------------
 
 /// A dashboard state with the hostile prod file loaded, focused on `flag`.

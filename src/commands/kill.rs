@@ -35,7 +35,9 @@ impl Confirm for TerminalConfirm {
 
     fn ask(&mut self, question: &str) -> std::io::Result<String> {
         let mut stderr = std::io::stderr().lock();
-        write!(stderr, "{question}")?;
+        // The question names the flag: each of its lines is made inert.
+        let shown: Vec<String> = question.split('\n').map(crate::text::line).collect();
+        write!(stderr, "{}", shown.join("\n"))?;
         stderr.flush()?;
         let mut line = String::new();
         std::io::stdin().read_line(&mut line)?;
