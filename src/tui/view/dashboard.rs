@@ -129,7 +129,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         .skip(state.offset)
         .take(page)
         .filter_map(|i| state.rows.get(*i))
-        .map(|row| row.meta.key.chars().count() + 1)
+        .map(|row| text::line(&row.meta.key).chars().count() + 1)
         .max()
         .unwrap_or(10)
         .clamp(10, 48) as u16;
