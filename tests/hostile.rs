@@ -1415,18 +1415,3 @@ proptest::proptest! {
         }
     }
 }
-
-#[test]
-#[ignore = "prints the outputs for a human to look at"]
-fn show_outputs() {
-    let home = hostile_workspace();
-    for args in [
-        vec!["status", "--env", "prod"],
-        vec!["runbook", HOSTILE_KEY, "--env", "prod"],
-        vec!["runbook", "kill_switch_checkout", "--env", "prod"],
-        vec!["stale", "--as-of", "2026-12-01"],
-    ] {
-        let output = run(&home, &args);
-        println!("$ {args:?}\n{}{}", out(&output), err(&output));
-    }
-}
