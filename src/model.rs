@@ -119,6 +119,11 @@ pub enum Rollout {
     Percentage { percent: f64 },
     /// A split across variants; weights are percentages summing to about 100.
     Split { variants: Vec<VariantWeight> },
+    /// Services get the flag as missing and serve their own code default (flagd `DISABLED`,
+    /// or no default variant). For a kill switch the code default is "feature enabled".
+    CodeDefault,
+    /// A rule killswitch cannot summarise decides who gets what: it cannot tell from here.
+    Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,10 +150,12 @@ impl Rollout {
         Rollout::Split { variants }
     }
 
-    /// "10%", "33/33/34" or "" for everyone.
+    /// "10%", "33/33/34", "code default", "unknown rule" or "" for everyone.
     pub fn summary(&self) -> String {
         match self {
             Rollout::Everyone => String::new(),
+            Rollout::CodeDefault => "code default".to_string(),
+            Rollout::Unknown => "unknown rule".to_string(),
             Rollout::Percentage { percent } => format!("{}%", format_percent(*percent)),
             Rollout::Split { variants } => {
                 let percents: Vec<f64> = variants.iter().map(|v| v.percent).collect();
@@ -276,37 +283,49 @@ pub fn value_text(value: &serde_json::Value) -> String {
     }
 }
 
-/// How one cell of the dashboard words a flag's state: "KILLED", "SERVING", "ON 10%",
-/// "ON 33/33/34", "OFF", "20 +2 seg".
+/// How one cell of the dashboard words a flag's state: what services are served, one wording
+/// per situation whatever the vendor (the README's list):
+/// - kill switches: `SERVING`, `SERVING 10%`, `SERVING 2 seg only` (off by default, on for
+///   segments), `SERVING (code default)`, `KILLED`;
+/// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `20 +2 seg`, `OFF`,
+///   `code default`;
+/// - either: `UNKNOWN (rule)` when a rule decides what killswitch cannot read.
 pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
+    let kill_switch = kind == FlagKind::KillSwitch;
+    let on = if kill_switch { "SERVING" } else { "ON" };
+    match state.rollout {
+        Rollout::CodeDefault if kill_switch => return "SERVING (code default)".to_string(),
+        Rollout::CodeDefault => return "code default".to_string(),
+        Rollout::Unknown => return "UNKNOWN (rule)".to_string(),
+        _ => {}
+    }
     let rollout = state.rollout.summary();
     let overrides = match state.overrides.len() {
         0 => String::new(),
         n => format!(" +{n} seg"),
     };
-    // Overrides that still serve the feature while the flag is off (a Flagsmith segment
-    // override with its own `enabled`): an on-call engineer must see that a kill is partial.
-    let still_on = match state.overrides.iter().filter(|o| o.enabled).count() {
-        0 => String::new(),
-        n => format!(", {n} seg ON"),
-    };
-    if kind == FlagKind::KillSwitch {
+    // Segments that get the feature while everyone else does not: the same situation whether
+    // the vendor's toggle is off with a segment override on (Flagsmith) or the default is off
+    // with targeting on (flagd, Unleash): an on-call engineer must see it still serves.
+    let serving_segments = state.overrides.iter().filter(|o| o.enabled).count();
+    let default_off = !state.enabled
+        || (rollout.is_empty() && state.value == Some(serde_json::Value::Bool(false)));
+    if default_off && serving_segments > 0 {
+        return format!("{on} {serving_segments} seg only");
+    }
+    if kill_switch {
         return if state.enabled {
             format!("SERVING{}", prefixed(&rollout))
         } else {
-            format!("KILLED{still_on}")
+            "KILLED".to_string()
         };
     }
     if !state.enabled {
-        return format!("OFF{still_on}");
+        return "OFF".to_string();
     }
     match (&state.value, rollout.is_empty()) {
         (_, false) => format!("ON {rollout}{overrides}"),
         (Some(serde_json::Value::Bool(true)) | None, true) => format!("ON{overrides}"),
-        // Off by default, on for some segments: a dark launch.
-        (Some(serde_json::Value::Bool(false)), true) if !state.overrides.is_empty() => {
-            format!("ON {} seg only", state.overrides.len())
-        }
         (Some(serde_json::Value::Bool(false)), true) => "ON false".to_string(),
         (Some(value), true) => format!("{}{overrides}", value_text(value)),
     }
@@ -336,11 +355,40 @@ mod tests {
             }],
             ..FlagState::default()
         };
-        assert_eq!(cell_text(FlagKind::KillSwitch, &state), "KILLED, 1 seg ON");
-        assert_eq!(cell_text(FlagKind::Release, &state), "OFF, 1 seg ON");
+        assert_eq!(cell_text(FlagKind::KillSwitch, &state), "SERVING 1 seg only");
+        assert_eq!(cell_text(FlagKind::Release, &state), "ON 1 seg only");
+        // Off by default with targeting on for a segment reads the same.
+        let targeted = FlagState {
+            enabled: true,
+            value: Some(false.into()),
+            ..state.clone()
+        };
+        assert_eq!(cell_text(FlagKind::KillSwitch, &targeted), "SERVING 1 seg only");
+        assert_eq!(cell_text(FlagKind::Release, &targeted), "ON 1 seg only");
         let mut all_off = state.clone();
         all_off.overrides[0].enabled = false;
         assert_eq!(cell_text(FlagKind::KillSwitch, &all_off), "KILLED");
+    }
+
+    #[test]
+    fn code_defaults_and_unread_rules_are_said_not_guessed() {
+        let disabled = FlagState {
+            enabled: true,
+            rollout: Rollout::CodeDefault,
+            ..FlagState::default()
+        };
+        assert_eq!(
+            cell_text(FlagKind::KillSwitch, &disabled),
+            "SERVING (code default)"
+        );
+        assert_eq!(cell_text(FlagKind::Config, &disabled), "code default");
+        let unread = FlagState {
+            enabled: true,
+            value: Some(false.into()),
+            rollout: Rollout::Unknown,
+            ..FlagState::default()
+        };
+        assert_eq!(cell_text(FlagKind::KillSwitch, &unread), "UNKNOWN (rule)");
     }
 
     #[test]

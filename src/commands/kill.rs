@@ -337,6 +337,7 @@ fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
     match kind {
         ErrorKind::NotFound => ("not_found", exit::NOT_FOUND),
         ErrorKind::Conflict => ("changed", exit::CHANGED),
+        ErrorKind::Refused => ("refused", exit::REFUSED),
         _ => ("provider_error", exit::PROVIDER),
     }
 }

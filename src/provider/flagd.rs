@@ -224,8 +224,11 @@ fn write_flag(
             format!("{}: cannot {what} {}: {err}", file.env, file.path.display()),
         )
     };
-    // Two killswitch processes on one file must not interleave read-modify-write.
-    let _lock = FileLock::acquire(&lock_path(&file.path)).map_err(|err| io_error("lock", err))?;
+    // Two killswitch processes on one file must not interleave read-modify-write; the lock
+    // sits next to the file the path resolves to, so two links to one file share it.
+    let target = resolve(&file.path).map_err(|err| io_error("resolve", err))?;
+    let _lock = FileLock::acquire(&lock_path(&target)).map_err(|err| io_error("lock", err))?;
+    remove_orphan_temps(&target).map_err(|err| io_error("clean temp files next to", err))?;
     let mut document = file.read_document()?;
     let definition = document
         .get_mut("flags")
@@ -250,35 +253,77 @@ fn write_flag(
             format!("{}: flag `{key}` is not a JSON object", file.env),
         )
     })?;
-    if enabled {
+    let changed = if enabled {
         turn_on(object, key)
-            .map_err(|m| ProviderError::new(ErrorKind::Io, format!("{}: {m}", file.env)))?;
     } else {
         turn_off(object, key, note)
-            .map_err(|m| ProviderError::new(ErrorKind::Io, format!("{}: {m}", file.env)))?;
-    }
+    };
+    changed.map_err(|(kind, m)| ProviderError::new(kind, format!("{}: {m}", file.env)))?;
     let mut text = serde_json::to_string_pretty(&document).map_err(|err| {
         ProviderError::new(ErrorKind::Io, format!("{}: cannot encode: {err}", file.env))
     })?;
     text.push('\n');
-    write_atomically(&file.path, text.as_bytes()).map_err(|err| io_error("write", err))?;
+    write_atomically(&file.path, text.as_bytes()).map_err(|err| {
+        match err.get_ref().and_then(|e| e.downcast_ref::<OwnerNotKept>()) {
+            Some(owner) => ProviderError::new(
+                ErrorKind::Refused,
+                format!("{}: refused to write flag `{key}`: {owner}", file.env),
+            ),
+            None => io_error("write", err),
+        }
+    })?;
     Ok(WriteResult::Applied)
 }
 
-/// Kill: serve the `false` variant to everyone. Non-boolean flags go `DISABLED` (services use
-/// their code default), which is the only "off" flagd has for them.
-fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Result<(), String> {
+/// Why a flag definition could not be changed: the kind decides the exit code.
+type Refusal = (ErrorKind, String);
+
+fn io(message: String) -> Refusal {
+    (ErrorKind::Io, message)
+}
+
+fn kind_of(key: &str, flag: &Map<String, Value>) -> FlagKind {
+    summarise(key, &Value::Object(flag.clone())).meta.kind
+}
+
+/// Kill: serve the `false` variant to everyone. A kill switch without a boolean `false`
+/// variant is refused: the only other "off" flagd has is `DISABLED`, which serves each
+/// service's code default, and for a kill switch that is "feature enabled". Other non-boolean
+/// flags (config values) turn off as `DISABLED`, under the words TURN OFF.
+fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Result<(), Refusal> {
     let variants = flag
         .get("variants")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    if !is_boolean(&variants) {
-        flag.insert("state".into(), Value::String("DISABLED".into()));
+    let kind = kind_of(key, flag);
+    if !switch_like(&variants, kind) {
+        if kind == FlagKind::KillSwitch {
+            let listed: Vec<String> = variants
+                .iter()
+                .map(|(name, value)| format!("{name} = {value}"))
+                .collect();
+            return Err((
+                ErrorKind::Refused,
+                format!(
+                    "kill switch `{key}` has no variant whose value is the boolean false (variants: {}): \
+                     disabling it would make services serve their code default, which for a kill switch is \
+                     \"feature enabled\". Add a variant with the value false (e.g. \"off\": false); nothing was changed",
+                    if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                ),
+            ));
+        }
+        let previous_state = flag
+            .get("state")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if previous_state.as_deref() != Some("DISABLED") {
+            flag.insert("state".into(), Value::String("DISABLED".into()));
+        }
         return Ok(());
     }
     let off = variant_with(&variants, false)
-        .ok_or_else(|| format!("flag `{key}` has no variant that serves false"))?;
+        .ok_or_else(|| io(format!("flag `{key}` has no variant that serves false")))?;
     let previous_default = flag_default(flag);
     let previous_state = flag
         .get("state")
@@ -289,9 +334,11 @@ fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Resu
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
-        .ok_or_else(|| format!("flag `{key}`: `metadata` is not an object"))?;
+        .ok_or_else(|| io(format!("flag `{key}`: `metadata` is not an object")))?;
     // Killing twice must not overwrite what the first kill set aside.
-    let already_saved = metadata.contains_key(SAVED_DEFAULT);
+    let already_saved = metadata.contains_key(SAVED_DEFAULT)
+        || metadata.contains_key(SAVED_TARGETING)
+        || metadata.contains_key(SAVED_STATE);
     if !already_saved {
         if let Some(default) = previous_default {
             metadata.insert(SAVED_DEFAULT.into(), Value::String(default));
@@ -313,19 +360,23 @@ fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Resu
     Ok(())
 }
 
-/// Restore: put back exactly what the kill set aside; with nothing set aside, serve `true`.
-fn turn_on(flag: &mut Map<String, Value>, key: &str) -> Result<(), String> {
+/// Restore: put back exactly what the kill set aside (default variant, targeting and state, so
+/// every key gets what it got before: same buckets); with nothing set aside, serve `true`.
+fn turn_on(flag: &mut Map<String, Value>, key: &str) -> Result<(), Refusal> {
     let variants = flag
         .get("variants")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    if !is_boolean(&variants) {
+    let kind = kind_of(key, flag);
+    if !switch_like(&variants, kind) {
         flag.insert("state".into(), Value::String("ENABLED".into()));
         return Ok(());
     }
     let mut saved_default = None;
     let mut saved_targeting = None;
+    let mut saved_state = None;
+    let mut had_saved = false;
     if let Some(metadata) = flag.get_mut("metadata").and_then(Value::as_object_mut) {
         saved_default = metadata
             .shift_remove(SAVED_DEFAULT)
@@ -333,27 +384,49 @@ fn turn_on(flag: &mut Map<String, Value>, key: &str) -> Result<(), String> {
         saved_targeting = metadata
             .shift_remove(SAVED_TARGETING)
             .and_then(|v| v.as_str().map(str::to_string));
-        metadata.shift_remove(SAVED_STATE);
+        saved_state = metadata
+            .shift_remove(SAVED_STATE)
+            .and_then(|v| v.as_str().map(str::to_string));
+        had_saved = saved_default.is_some() || saved_targeting.is_some() || saved_state.is_some();
         metadata.shift_remove(KILLED_BY);
     }
-    let restored_default = match saved_default {
-        Some(default) if variants.contains_key(&default) => default,
-        _ => variant_with(&variants, true)
-            .ok_or_else(|| format!("flag `{key}` has no variant that serves true"))?,
-    };
-    flag.insert("state".into(), Value::String("ENABLED".into()));
-    flag.insert("defaultVariant".into(), Value::String(restored_default));
+    // The kill added `metadata` to a flag that had none: take it away again.
+    if flag
+        .get("metadata")
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        flag.shift_remove("metadata");
+    }
+    match saved_default {
+        Some(default) if variants.contains_key(&default) => {
+            flag.insert("defaultVariant".into(), Value::String(default));
+        }
+        // Killed from a flag without a default variant: services got their code default.
+        None if had_saved => {
+            flag.shift_remove("defaultVariant");
+        }
+        _ => {
+            let on = variant_with(&variants, true)
+                .ok_or_else(|| io(format!("flag `{key}` has no variant that serves true")))?;
+            flag.insert("defaultVariant".into(), Value::String(on));
+        }
+    }
+    flag.insert(
+        "state".into(),
+        Value::String(saved_state.unwrap_or_else(|| "ENABLED".to_string())),
+    );
     if let Some(targeting) = saved_targeting {
         let targeting: Value = serde_json::from_str(&targeting)
-            .map_err(|err| format!("flag `{key}`: saved targeting is not JSON: {err}"))?;
+            .map_err(|err| io(format!("flag `{key}`: saved targeting is not JSON: {err}")))?;
         flag.insert("targeting".into(), targeting);
     }
     // A restore that still serves nobody `true` would be a silent no-op: refuse it.
     let after = summarise(key, &Value::Object(flag.clone()));
     if !after.state.enabled {
-        return Err(format!(
+        return Err(io(format!(
             "flag `{key}` would still serve false to everyone after a restore"
-        ));
+        )));
     }
     Ok(())
 }
@@ -362,6 +435,13 @@ fn flag_default(flag: &Map<String, Value>) -> Option<String> {
     flag.get("defaultVariant")
         .and_then(Value::as_str)
         .map(str::to_string)
+}
+
+/// Flags killed and restored by switching variants: boolean flags, and kill switches that have
+/// a boolean `false` variant (a kill serves it whatever else the variants hold).
+fn switch_like(variants: &Map<String, Value>, kind: FlagKind) -> bool {
+    is_boolean(variants)
+        || (kind == FlagKind::KillSwitch && variant_with(variants, false).is_some())
 }
 
 fn is_boolean(variants: &Map<String, Value>) -> bool {
@@ -424,28 +504,34 @@ pub fn summarise(key: &str, definition: &Value) -> Flag {
             .unwrap_or_default(),
         runbook: text("runbook"),
     };
+    let state = summarise_state(definition, meta.kind);
     Flag {
         meta: std::sync::Arc::new(meta),
-        state: summarise_state(definition),
+        state,
     }
 }
 
-fn summarise_state(definition: &Value) -> FlagState {
+/// What the flagd evaluator serves, summarised. A kill switch is asked for as a boolean with
+/// the code default "feature enabled", so whatever makes the evaluator fall back to the code
+/// default (`DISABLED`, no default variant, a variant that is not a boolean) reads as serving.
+fn summarise_state(definition: &Value, kind: FlagKind) -> FlagState {
     let version = Some(version_of(definition));
     let variants = definition
         .get("variants")
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let disabled = definition.get("state").and_then(Value::as_str) == Some("DISABLED");
-    if disabled {
-        // Missing to the SDK: services serve their code default.
-        return FlagState {
-            enabled: false,
-            value: None,
-            version,
-            ..Default::default()
-        };
+    let kill_switch = kind == FlagKind::KillSwitch;
+    // Missing to the SDK: services serve their code default (for a kill switch: serving).
+    let code_default = |version: Option<String>| FlagState {
+        enabled: kill_switch,
+        value: None,
+        rollout: Rollout::CodeDefault,
+        version,
+        ..Default::default()
+    };
+    if definition.get("state").and_then(Value::as_str) == Some("DISABLED") {
+        return code_default(version);
     }
     let default_variant = definition
         .get("defaultVariant")
@@ -455,18 +541,40 @@ fn summarise_state(definition: &Value) -> FlagState {
     let targeting = definition
         .get("targeting")
         .filter(|t| !is_empty_targeting(t));
-    let boolean = is_boolean(&variants);
+    let boolean = switch_like(&variants, kind);
     let (rollout, overrides, fallback) = match targeting {
         Some(targeting) => read_targeting(targeting, &variants, boolean),
         None => (Rollout::Everyone, Vec::new(), None),
     };
-    // The value everyone outside the overrides gets.
-    let value = fallback
-        .and_then(|variant| variants.get(&variant).cloned())
-        .or(default_value);
+    if rollout == Rollout::Unknown {
+        // A rule killswitch cannot read: say so rather than guess (and let a kill through).
+        return FlagState {
+            enabled: true,
+            value: default_value,
+            rollout,
+            overrides,
+            version,
+        };
+    }
+    // The value everyone outside the overrides gets (None: the evaluator errs or has no
+    // default variant, and services serve their code default).
+    let value = match fallback {
+        Some(variant) => variants.get(&variant).cloned(),
+        None => default_value,
+    };
+    let everyone_gets_code_default = rollout == Rollout::Everyone
+        && overrides.is_empty()
+        && match &value {
+            None => true,
+            // Asked for as a boolean, a non-boolean value is a type mismatch: code default.
+            Some(value) => kill_switch && !value.is_boolean(),
+        };
+    if everyone_gets_code_default {
+        return code_default(version);
+    }
     let enabled = if boolean {
         // ON while someone can get `true`.
-        value.as_ref().and_then(Value::as_bool) == Some(true)
+        value.as_ref().is_none_or(|v| v.as_bool() != Some(false))
             || overrides.iter().any(|o| o.enabled)
             || matches!(&rollout, Rollout::Percentage { percent } if *percent > 0.0)
     } else {
@@ -492,11 +600,22 @@ fn read_targeting(
         return (fractional(split, variants, boolean), Vec::new(), None);
     }
     let Some(branches) = targeting.get("if").and_then(Value::as_array) else {
-        return (Rollout::Everyone, Vec::new(), None);
+        // Any other JSON Logic (`var`, `cat`, a bare value...) may return any variant.
+        return (Rollout::Unknown, Vec::new(), None);
     };
     let mut overrides = Vec::new();
     let mut index = 0;
     while index + 1 < branches.len() {
+        if branches[index] == Value::Bool(true) {
+            // `if true`: everyone reaching this branch gets its outcome.
+            return match &branches[index + 1] {
+                Value::String(variant) => (Rollout::Everyone, overrides, Some(variant.clone())),
+                other => match other.get("fractional") {
+                    Some(split) => (fractional(split, variants, boolean), overrides, None),
+                    None => (Rollout::Unknown, overrides, None),
+                },
+            };
+        }
         let target = condition_name(&branches[index]);
         let outcome = &branches[index + 1];
         let (value, rollout) = branch_outcome(outcome, variants, boolean);
@@ -519,7 +638,10 @@ fn read_targeting(
         Some(other) if other.get("fractional").is_some() => {
             (fractional(&other["fractional"], variants, boolean), None)
         }
-        _ => (Rollout::Everyone, None),
+        // No else branch: the evaluator falls back to the default variant.
+        None => (Rollout::Everyone, None),
+        // A nested rule or an expression as the else branch: cannot tell.
+        Some(_) => (Rollout::Unknown, None),
     };
     (rollout, overrides, fallback)
 }
@@ -589,25 +711,146 @@ fn condition_name(condition: &Value) -> String {
     "rule".to_string()
 }
 
-/// Replaces `path` with `bytes` so a reader sees the old file or the new one, never a mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
+/// The ownership of the file could not be kept: the write was refused before the file changed.
+#[derive(Debug)]
+pub struct OwnerNotKept {
+    pub path: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub cause: std::io::Error,
+}
+
+impl std::fmt::Display for OwnerNotKept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} belongs to uid {} gid {} and this process cannot give a new file that owner ({}); run killswitch as that user (or root). Nothing was changed",
+            self.path.display(),
+            self.uid,
+            self.gid,
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for OwnerNotKept {}
+
+/// The file `path` names, symlinks followed (flagd reads through the link, so a write must
+/// replace the target, not the link). A path that does not exist yet is itself.
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+    match std::fs::canonicalize(path) {
+        Ok(target) => Ok(target),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !is_symlink(path) => {
+            Ok(path.to_path_buf())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Temp files killswitch writes next to `target`: `.NAME.killswitch-XXXXXX.tmp`.
+fn temp_prefix(target: &Path) -> String {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    format!(".{name}.killswitch-")
+}
+
+/// Removes temp files a crashed write of `target` left behind. Call with the file's lock held:
+/// every writer of the file takes it first, so any temp file of the file is an orphan.
+pub fn remove_orphan_temps(target: &Path) -> std::io::Result<usize> {
+    let dir = parent_dir(target);
+    let prefix = temp_prefix(target);
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(&prefix)
+            && name.ends_with(".tmp")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions().mode())
+        .unwrap_or(Path::new("."))
+}
+
+/// Replaces the file `path` resolves to with `bytes` so a reader sees the old file or the new
+/// one, never a mix: a temp file in the target's directory with the target's owner, group and
+/// mode, fsync, rename over the target, fsync the directory. A symlink stays a symlink. When
+/// the owner or group cannot be kept (another user's file, not root), it refuses with an
+/// [`OwnerNotKept`] inside a `PermissionDenied` error before the file changes.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let target = resolve(path)?;
+    let dir = parent_dir(&target);
+    let existing = std::fs::metadata(&target).ok();
+    let mode = existing
+        .as_ref()
+        .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
     let mut temp = tempfile::Builder::new()
-        .prefix(".killswitch-")
+        .prefix(&temp_prefix(&target))
         .suffix(".tmp")
         .tempfile_in(dir)?;
+    if let Some(existing) = &existing {
+        let written = temp.as_file().metadata()?;
+        if (written.uid(), written.gid()) != (existing.uid(), existing.gid()) {
+            // SAFETY: fchown on a descriptor we own.
+            let result = unsafe {
+                libc::fchown(temp.as_file().as_raw_fd(), existing.uid(), existing.gid())
+            };
+            if result != 0 {
+                let cause = std::io::Error::last_os_error();
+                // Dropping `temp` removes it: the flag file was never touched.
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    OwnerNotKept {
+                        path: target.clone(),
+                        uid: existing.uid(),
+                        gid: existing.gid(),
+                        cause,
+                    },
+                ));
+            }
+        }
+    }
     temp.write_all(bytes)?;
+    // After the chown, which may clear set-id bits.
     temp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
+    temp.persist(&target).map_err(|err| err.error)?;
     File::open(dir)?.sync_all()?;
+    // What flagd opens is the configured path: it must now be the new file, as it was owned.
+    let now = std::fs::metadata(path)?;
+    if let Some(existing) = &existing
+        && ((now.uid(), now.gid()) != (existing.uid(), existing.gid())
+            || now.permissions().mode() & 0o7777 != mode)
+    {
+        return Err(std::io::Error::other(format!(
+            "{} now has owner {}:{} mode {:o}, not {}:{} mode {:o}",
+            path.display(),
+            now.uid(),
+            now.gid(),
+            now.permissions().mode() & 0o7777,
+            existing.uid(),
+            existing.gid(),
+            mode
+        )));
+    }
     Ok(())
 }
 
@@ -792,19 +1035,86 @@ mod tests {
     }
 
     #[test]
-    fn killing_a_disabled_switch_makes_it_serve_false() {
-        let mut flag: Map<String, Value> = serde_json::from_str(
+    fn a_disabled_switch_serves_the_code_default_and_a_kill_makes_it_serve_false() {
+        let original: Map<String, Value> = serde_json::from_str(
             r#"{"state":"DISABLED","variants":{"on":true,"off":false},"defaultVariant":"on"}"#,
         )
         .expect("json");
-        assert!(
-            !summarise("kill_switch_x", &Value::Object(flag.clone()))
-                .state
-                .enabled
+        let mut flag = original.clone();
+        let before = summarise("kill_switch_x", &Value::Object(flag.clone()));
+        assert!(before.state.enabled, "the code default of a kill switch serves");
+        assert_eq!(
+            crate::model::cell_text(before.meta.kind, &before.state),
+            "SERVING (code default)"
         );
         turn_off(&mut flag, "kill_switch_x", &note()).expect("kill");
         assert_eq!(flag["state"], "ENABLED");
         assert_eq!(flag["defaultVariant"], "off");
+        turn_on(&mut flag, "kill_switch_x").expect("restore");
+        assert_eq!(Value::Object(flag), Value::Object(original), "DISABLED again");
+    }
+
+    #[test]
+    fn a_kill_switch_without_a_boolean_off_variant_is_refused() {
+        let original: Map<String, Value> = serde_json::from_str(
+            r#"{"state":"ENABLED","variants":{"on":"true","off":"false"},"defaultVariant":"on"}"#,
+        )
+        .expect("json");
+        let mut flag = original.clone();
+        let refused = turn_off(&mut flag, "kill_switch_x", &note());
+        let (kind, message) = refused.err().expect("refused");
+        assert_eq!(kind, ErrorKind::Refused);
+        assert!(message.contains("kill switch `kill_switch_x`"), "{message}");
+        assert!(message.contains("no variant whose value is the boolean false"), "{message}");
+        assert_eq!(flag, original, "nothing changed");
+        // With a boolean off variant among strings, the kill serves it.
+        let mut mixed: Map<String, Value> = serde_json::from_str(
+            r#"{"state":"ENABLED","variants":{"on":"true","off":false},"defaultVariant":"on"}"#,
+        )
+        .expect("json");
+        turn_off(&mut mixed, "kill_switch_x", &note()).expect("kill");
+        assert_eq!(mixed["defaultVariant"], "off");
+    }
+
+    #[test]
+    fn targeting_that_serves_on_reads_serving_and_unread_rules_say_so() {
+        let cell = |definition: &str| {
+            let value: Value = serde_json::from_str(definition).expect("json");
+            let flag = summarise("kill_switch_x", &value);
+            (
+                crate::model::cell_text(flag.meta.kind, &flag.state),
+                flag.state.enabled,
+            )
+        };
+        let off_on = r#""variants":{"on":true,"off":false},"defaultVariant":"off""#;
+        assert_eq!(
+            cell(&format!(
+                r#"{{{off_on},"targeting":{{"if":[{{"$ref":"beta"}},"on","off"]}}}}"#
+            )),
+            ("SERVING 1 seg only".to_string(), true)
+        );
+        assert_eq!(
+            cell(&format!(r#"{{{off_on},"targeting":{{"if":[true,"on","off"]}}}}"#)),
+            ("SERVING".to_string(), true)
+        );
+        assert_eq!(
+            cell(&format!(r#"{{{off_on},"targeting":{{"var":"variant"}}}}"#)),
+            ("UNKNOWN (rule)".to_string(), true)
+        );
+        assert_eq!(
+            cell(&format!(
+                r#"{{{off_on},"targeting":{{"if":[{{"$ref":"a"}},"off",{{"var":"v"}}]}}}}"#
+            )),
+            ("UNKNOWN (rule)".to_string(), true)
+        );
+        assert_eq!(
+            cell(r#"{"variants":{"on":true,"off":false},"defaultVariant":null}"#),
+            ("SERVING (code default)".to_string(), true)
+        );
+        assert_eq!(
+            cell(&format!(r#"{{{off_on}}}"#)),
+            ("KILLED".to_string(), false)
+        );
     }
 
     #[test]

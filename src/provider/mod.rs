@@ -49,6 +49,9 @@ pub enum ErrorKind {
     Api,
     /// Local file problems (flagd): unreadable, malformed, cannot write.
     Io,
+    /// killswitch will not make the change: it could not make services get what was asked
+    /// (a kill switch with no off value, a file whose owner cannot be kept). Nothing changed.
+    Refused,
 }
 
 /// An error that already names the environment, the flag or URL, and the cause.
