@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod faults;
 pub mod openbao;
 pub mod pty;
+pub mod sdk;
 
 use std::path::PathBuf;
 

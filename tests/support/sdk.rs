@@ -1,0 +1,135 @@
+//! The real evaluators and SDKs, installed by `tests/servers/install-sdks.sh` into
+//! `.test-servers/sdks/venv` and driven by the scripts in `tests/sdk/`: what services see is
+//! checked with what services run, not with killswitch's own reading of the vendor's JSON.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::support::{server_available, servers_dir};
+
+const HOW: &str = "bash tests/servers/install-sdks.sh";
+
+/// Targeting keys (each with its own context) every flagd check evaluates.
+pub const KEYS: usize = 1000;
+
+pub fn python() -> PathBuf {
+    servers_dir().join("sdks/venv/bin/python")
+}
+
+/// `false` (after printing why) when the SDKs are not installed outside CI; panics under CI.
+pub fn available() -> bool {
+    server_available(
+        "the SDKs (OpenFeature flagd evaluator, UnleashClient, flagsmith-python)",
+        python().exists() && servers_dir().join("sdks/version").exists(),
+        HOW,
+    )
+}
+
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sdk")
+        .join(name)
+}
+
+/// Runs a driver script and parses the JSON it prints.
+fn run<T: for<'de> Deserialize<'de>>(name: &str, args: &[String]) -> T {
+    let output = Command::new(python())
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{name} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// One evaluation by the OpenFeature flagd provider: value, reason, variant, error code.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Evaluation(
+    pub Value,
+    pub Option<String>,
+    pub Option<String>,
+    pub Option<String>,
+);
+
+impl Evaluation {
+    pub fn value(&self) -> &Value {
+        &self.0
+    }
+    pub fn reason(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
+}
+
+/// What the flagd evaluator (FILE mode) serves for each flag to [`KEYS`] targeting keys, each
+/// asked for as a boolean with the code default `true` (a kill switch's "feature enabled").
+pub fn flagd_evaluate(file: &Path, flags: &[&str]) -> BTreeMap<String, Vec<Evaluation>> {
+    let mut args = vec![file.display().to_string(), KEYS.to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    run("flagd_eval.py", &args)
+}
+
+/// Panics unless every key gets the boolean `false` (a kill serves off to all).
+pub fn assert_flagd_serves_off(results: &BTreeMap<String, Vec<Evaluation>>, flag: &str) {
+    let rows = results
+        .get(flag)
+        .unwrap_or_else(|| panic!("no evaluation of {flag}"));
+    assert_eq!(rows.len(), KEYS);
+    let serving: Vec<&Evaluation> = rows
+        .iter()
+        .filter(|e| e.value() != &Value::Bool(false))
+        .collect();
+    assert!(
+        serving.is_empty(),
+        "{flag}: {} of {KEYS} keys still get something other than false, e.g. {:?}",
+        serving.len(),
+        serving.first()
+    );
+}
+
+/// Panics unless each key gets the same value as before (same percentage bucket, segment).
+pub fn assert_flagd_same_values(
+    before: &BTreeMap<String, Vec<Evaluation>>,
+    after: &BTreeMap<String, Vec<Evaluation>>,
+    flag: &str,
+) {
+    let values = |results: &BTreeMap<String, Vec<Evaluation>>| -> Vec<Value> {
+        results
+            .get(flag)
+            .unwrap_or_else(|| panic!("no evaluation of {flag}"))
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
+    };
+    let (before, after) = (values(before), values(after));
+    let differ = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        differ, 0,
+        "{flag}: {differ} of {KEYS} keys get a different value than before the kill"
+    );
+}
+
+/// How many keys get `true`.
+pub fn count_true(results: &BTreeMap<String, Vec<Evaluation>>, flag: &str) -> usize {
+    results
+        .get(flag)
+        .map(|rows| {
+            rows.iter()
+                .filter(|e| e.value() == &Value::Bool(true))
+                .count()
+        })
+        .unwrap_or(0)
+}
