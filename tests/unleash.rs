@@ -387,6 +387,60 @@ async fn kill_in_production_is_confirmed_by_the_client_api_and_the_note_lands_in
     assert!(client_enabled(server, "kill_switch_checkout").await);
 }
 
+/// "Confirmed" must mean what an SDK gets: right after each confirmation, the Unleash Python
+/// SDK's next poll (its own request, with its cached ETag) serves the new state. Unleash caches
+/// the list SDKs poll for up to about a second, so a confirmation read elsewhere (the per-flag
+/// endpoint) comes before SDKs can see the change and this fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn confirmed_means_the_sdks_next_poll_serves_the_new_state() {
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    if !support::sdk::available() {
+        return;
+    }
+    let flag = "kill_switch_sdk";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let audit = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+    let connection = prod(server, Access::ReadWrite);
+    let mut sdk = support::sdk::UnleashSdk::start(&server.url, BACKEND_TOKEN);
+    assert!(sdk.poll(flag), "the SDK starts seeing it ON");
+    for round in 0..3 {
+        for enabled in [false, true] {
+            let seen = connection.source.read_flag(flag).await.expect("read");
+            let mut request = kill_request(flag, &seen, "INC-12 SDK poll check");
+            request.enabled = enabled;
+            let outcome = flip::execute(
+                &request,
+                &connection,
+                &audit,
+                &SystemClock,
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("flip");
+            let confirmed = match outcome {
+                FlipOutcome::Applied {
+                    verification: Verification::Confirmed { after },
+                    ..
+                } => after,
+                other => panic!("round {round}: not confirmed: {other:?}"),
+            };
+            let polled = tokio::task::block_in_place(|| sdk.poll(flag));
+            eprintln!(
+                "round {round}: {} confirmed after {} ms; the SDK's next poll serves {}",
+                if enabled { "restore" } else { "kill" },
+                confirmed.as_millis(),
+                if polled { "ON" } else { "OFF" }
+            );
+            assert_eq!(
+                polled, enabled,
+                "round {round}: confirmed, but the SDK's next poll still serves the old state"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_flag_changed_by_someone_else_between_read_and_flip_is_not_written() {
     let Some(server) = unleash_server::server() else {

@@ -11,15 +11,17 @@
 //! - Conflicts: Unleash offers no conditional toggle (an `If-Match` is ignored), so the writer
 //!   re-reads the environment right before the toggle and refuses when its version (a hash of
 //!   the environment's `enabled`, strategies and variants) differs from the one the operator saw.
-//! - What services see: `GET /api/client/features/{flag}` with the backend token (uncached,
-//!   unlike the full client list).
+//! - What services see: the list SDKs poll, `GET /api/client/features` with the backend token,
+//!   sending the last ETag in `If-None-Match` as SDKs do. Unleash caches that list for up to
+//!   about a second after a change, so a change is confirmed only once the list shows it: the
+//!   per-flag endpoint is fresh at once and would confirm before any SDK can see the change.
 //! - History: `GET /api/admin/search/events?feature=IS:{flag}`.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -140,6 +142,7 @@ pub fn connect(
         read_token,
         backend_token,
         scope: OnceCell::new(),
+        polled: std::sync::Mutex::new(None),
     });
     Ok(match (access, admin_token) {
         (Access::ReadWrite, Some(admin_token)) => Connection {
@@ -245,6 +248,15 @@ pub struct UnleashApi {
     backend_token: Secret,
     /// Set once the project and environment were found to exist.
     scope: OnceCell<()>,
+    /// The last client list polled (ETag, flag -> enabled), for `If-None-Match`.
+    polled: std::sync::Mutex<Option<PolledList>>,
+}
+
+/// The client feature list as last polled: its ETag and each flag's `enabled`.
+#[derive(Clone)]
+struct PolledList {
+    etag: String,
+    enabled: Arc<std::collections::HashMap<String, bool>>,
 }
 
 /// What an answer was: status and body text.
@@ -488,18 +500,87 @@ impl FlagSource for UnleashApi {
         })
     }
 
-    /// The client API as an SDK with the backend token reads it. The per-flag endpoint is not
-    /// cached (the full list is, for up to about a second).
+    /// What SDKs get on their next poll: the client list `GET /api/client/features` with the
+    /// backend token, as an SDK polls it (with `If-None-Match`: a 304 keeps the last list).
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
         let what = format!(
             "{}: read flag `{key}` from the Unleash client API",
             self.env
         );
-        let path = format!("/api/client/features/{}", segment(key));
-        let served: ClientFeature = self.get_json(&what, &path, &self.backend_token).await?;
+        let url = self.url("/api/client/features");
+        let last = self
+            .polled
+            .lock()
+            .map(|polled| polled.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        let mut request = self
+            .client
+            .get(&url)
+            .header(AUTHORIZATION, auth_header(&self.backend_token)?)
+            .header(ACCEPT, "application/json");
+        if let Some(last) = &last {
+            request = request.header(IF_NONE_MATCH, last.etag.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| http::transport_error(&what, &url, &err))?;
+        let status = response.status();
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let enabled = match (status, last) {
+            (StatusCode::NOT_MODIFIED, Some(last)) => last.enabled,
+            _ => {
+                let body = response
+                    .text()
+                    .await
+                    .map_err(|err| http::transport_error(&what, &url, &err))?;
+                if !status.is_success() {
+                    return Err(http::status_error(&what, &url, status, &body));
+                }
+                let list: ClientFeatureList = serde_json::from_str(&body).map_err(|err| {
+                    ProviderError::new(
+                        ErrorKind::Api,
+                        format!(
+                            "{what}: {} answered JSON killswitch cannot read: {err}",
+                            display_url(&url)
+                        ),
+                    )
+                })?;
+                let enabled = Arc::new(
+                    list.features
+                        .into_iter()
+                        .map(|feature| (feature.name, feature.enabled))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                );
+                if let Some(etag) = etag {
+                    let polled = PolledList {
+                        etag,
+                        enabled: enabled.clone(),
+                    };
+                    match self.polled.lock() {
+                        Ok(mut slot) => *slot = Some(polled),
+                        Err(poisoned) => *poisoned.into_inner() = Some(polled),
+                    }
+                }
+                enabled
+            }
+        };
+        let enabled = enabled.get(key).copied().ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{what}: the client list for Unleash environment `{}` has no flag `{key}`",
+                    self.unleash_env
+                ),
+            )
+        })?;
         Ok(ServedState {
-            enabled: served.enabled,
-            value: Some(Value::Bool(served.enabled)),
+            enabled,
+            value: Some(Value::Bool(enabled)),
         })
     }
 
@@ -627,9 +708,16 @@ impl FlagWriter for UnleashWriter {
         let api = &self.api;
         // No conditional toggle in Unleash: compare versions right before writing. The tag type
         // the note needs is checked in the same round trip (creating it is harmless if the
-        // version check then refuses the write).
-        let (detail, tag_type) =
-            tokio::join!(api.feature(key, &self.admin_token), self.ensure_tag_type());
+        // version check then refuses the write). So is the client list SDKs poll, as an SDK
+        // polled it just before the change: the verification then asks with its ETag in
+        // `If-None-Match`, and Unleash answers 304 until SDKs can get the change. (A list
+        // computed fresh can carry the old revision's ETag: without this baseline it would
+        // confirm while every SDK still gets 304.) Its failure only weakens the baseline.
+        let (detail, tag_type, _baseline) = tokio::join!(
+            api.feature(key, &self.admin_token),
+            self.ensure_tag_type(),
+            api.served(key)
+        );
         let detail = detail?;
         let current = detail.environment(&api.unleash_env).ok_or_else(|| {
             ProviderError::new(
@@ -841,7 +929,14 @@ struct Segment {
 }
 
 #[derive(Deserialize)]
+struct ClientFeatureList {
+    #[serde(default)]
+    features: Vec<ClientFeature>,
+}
+
+#[derive(Deserialize)]
 struct ClientFeature {
+    name: String,
     enabled: bool,
 }
 

@@ -133,3 +133,64 @@ pub fn count_true(results: &BTreeMap<String, Vec<Evaluation>>, flag: &str) -> us
         })
         .unwrap_or(0)
 }
+
+/// A running Unleash Python SDK (`tests/sdk/unleash_sdk.py`) whose polls the test triggers.
+/// Stopped (by its own PID) when dropped.
+pub struct UnleashSdk {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    _cache: tempfile::TempDir,
+}
+
+impl UnleashSdk {
+    /// Starts the SDK against `base_url` (the server, without `/api`) with a backend token;
+    /// returns once its first poll is done.
+    pub fn start(base_url: &str, token: &str) -> UnleashSdk {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let cache = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(python())
+            .arg(script("unleash_sdk.py"))
+            .arg(format!("{base_url}/api"))
+            .arg(token)
+            .arg(cache.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Unleash SDK");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), "ready", "the Unleash SDK did not start");
+        UnleashSdk {
+            child,
+            stdin,
+            stdout,
+            _cache: cache,
+        }
+    }
+
+    /// Runs the SDK's next poll now and returns whether it then serves `flag` as enabled.
+    pub fn poll(&mut self, flag: &str) -> bool {
+        use std::io::{BufRead, Write};
+        writeln!(self.stdin, "poll {flag}").expect("write");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read");
+        let answer: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the Unleash SDK said {line:?}: {e}"));
+        answer["enabled"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("the Unleash SDK said {line:?}"))
+    }
+}
+
+impl Drop for UnleashSdk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

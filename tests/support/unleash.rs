@@ -461,7 +461,9 @@ fn rollout(flag: &str, percent: u32) -> Value {
 /// - `legacy_off` (release), a strategy but OFF in production;
 /// - `kill_switch_race` (kill-switch), ON in production: the conflict test changes it;
 /// - `kill_switch_quiet` (kill-switch), ON in production: error-path tests (never changed);
-/// - `kill_switch_payments` (kill-switch), ON in production: the binary end-to-end test.
+/// - `kill_switch_payments` (kill-switch), ON in production: the binary end-to-end test;
+/// - `kill_switch_sdk` (kill-switch), ON in production: killed and restored with the Unleash
+///   SDK polling.
 async fn seed(server: &Unleash) -> Result<(), String> {
     let switches = [
         "kill_switch_checkout",
@@ -469,6 +471,7 @@ async fn seed(server: &Unleash) -> Result<(), String> {
         "kill_switch_race",
         "kill_switch_quiet",
         "kill_switch_payments",
+        "kill_switch_sdk",
     ];
     for name in switches {
         create_flag(server, name, "kill-switch").await?;
