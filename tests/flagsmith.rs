@@ -5,6 +5,7 @@
 
 #[path = "support/flagsmith_fake.rs"]
 mod flagsmith_fake;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -299,7 +300,7 @@ async fn six_sample_flags_per_environment_with_the_server_side_key_alone() {
                 ("kill_switch_recommendations", "KILLED"),
                 ("catalog_v2_search_engine", "opensearch"),
                 ("recommendations_ab_test_model_v3", "ON 25/25/25/25"),
-                ("checkout_stripe_payment_intents_v2024_11", "OFF, 1 seg ON"),
+                ("checkout_stripe_payment_intents_v2024_11", "ON 1 seg only"),
                 ("catalog_per_tenant_pagination_size", "30"),
             ],
         ),
@@ -310,7 +311,7 @@ async fn six_sample_flags_per_environment_with_the_server_side_key_alone() {
                 ("kill_switch_recommendations", "SERVING"),
                 ("catalog_v2_search_engine", "opensearch"),
                 ("recommendations_ab_test_model_v3", "ON 33/33/34"),
-                ("checkout_stripe_payment_intents_v2024_11", "OFF, 1 seg ON"),
+                ("checkout_stripe_payment_intents_v2024_11", "ON 1 seg only"),
                 ("catalog_per_tenant_pagination_size", "30 +2 seg"),
             ],
         ),
@@ -504,6 +505,93 @@ async fn kill_in_classic_prod_applies_is_verified_and_audited() {
         "{}",
         err.message
     );
+}
+
+/// What flagsmith-python gets, remote (`/api/v1/flags/`) and local (the environment document).
+async fn sdk_sees(fake: &FakeFlagsmith, env: &str, mode: &'static str, flags: &[&str]) -> Value {
+    let url = format!("{}/api/v1/", fake.url);
+    let key = fake.env(env).server_key;
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        support::sdk::flagsmith_evaluate(&url, &key, mode, &flags)
+    })
+    .await
+    .expect("SDK task")
+}
+
+/// Every place the SDK says whether `flag` is on: the environment, and (local) each identity.
+fn sdk_enabled(seen: &Value, flag: &str) -> Vec<bool> {
+    let mut all = vec![seen["environment"][flag]["enabled"].as_bool().expect("enabled")];
+    if let Some(identities) = seen["identities"].as_object() {
+        for flags in identities.values() {
+            all.push(flags[flag]["enabled"].as_bool().expect("enabled"));
+        }
+    }
+    all
+}
+
+/// "Confirmed" against the fake means what flagsmith-python gets, remote and local evaluation,
+/// in a classic and a versioned (v2) environment: kill serves off, restore serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
+    if !support::sdk::available() {
+        return;
+    }
+    let fake = FakeFlagsmith::open_source().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let flag = "kill_switch_checkout";
+    for (env, admin) in [("prod", Admin::Token), ("staging", Admin::ApiKey)] {
+        let connection = connect(&fake, env, admin);
+        for mode in ["remote", "local"] {
+            let seen = sdk_sees(&fake, env, mode, &[flag]).await;
+            assert!(
+                sdk_enabled(&seen, flag).iter().all(|on| *on),
+                "{env} {mode} before: {seen}"
+            );
+        }
+        for enabled in [false, true] {
+            let current = read(&connection, flag).await;
+            let outcome = flip::execute(
+                &request(env, &current, enabled, "INC-12 SDK check"),
+                &connection,
+                &log,
+                &SystemClock,
+                network().verify_timeout,
+            )
+            .await
+            .expect("flip");
+            assert!(
+                matches!(
+                    outcome,
+                    FlipOutcome::Applied {
+                        verification: Verification::Confirmed { .. },
+                        ..
+                    }
+                ),
+                "{env}: {outcome:?}"
+            );
+            for mode in ["remote", "local"] {
+                let seen = sdk_sees(&fake, env, mode, &[flag]).await;
+                assert!(
+                    sdk_enabled(&seen, flag).iter().all(|on| *on == enabled),
+                    "{env} {mode} after a confirmed {}: {seen}",
+                    if enabled { "restore" } else { "kill" }
+                );
+            }
+        }
+    }
+    // The SDK read what it reads from a real Flagsmith, with the server-side key.
+    let requests = fake.requests();
+    for path in ["/api/v1/flags/", "/api/v1/environment-document/"] {
+        assert!(
+            requests
+                .iter()
+                .any(|(method, p, auth)| method == "GET" && p == path && auth == "environment"),
+            "the SDK never read {path}: {requests:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -194,3 +194,11 @@ impl Drop for UnleashSdk {
         let _ = self.child.wait();
     }
 }
+
+/// What flagsmith-python gets: `mode` "remote" (`/api/v1/flags/`) or "local" (the environment
+/// document, evaluated by the SDK, identities included). `api_url` ends in `/api/v1/`.
+pub fn flagsmith_evaluate(api_url: &str, key: &str, mode: &str, flags: &[&str]) -> Value {
+    let mut args = vec![api_url.to_string(), key.to_string(), mode.to_string()];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    run("flagsmith_sdk.py", &args)
+}
