@@ -355,7 +355,10 @@ mod tests {
             }],
             ..FlagState::default()
         };
-        assert_eq!(cell_text(FlagKind::KillSwitch, &state), "SERVING 1 seg only");
+        assert_eq!(
+            cell_text(FlagKind::KillSwitch, &state),
+            "SERVING 1 seg only"
+        );
         assert_eq!(cell_text(FlagKind::Release, &state), "ON 1 seg only");
         // Off by default with targeting on for a segment reads the same.
         let targeted = FlagState {
@@ -363,7 +366,10 @@ mod tests {
             value: Some(false.into()),
             ..state.clone()
         };
-        assert_eq!(cell_text(FlagKind::KillSwitch, &targeted), "SERVING 1 seg only");
+        assert_eq!(
+            cell_text(FlagKind::KillSwitch, &targeted),
+            "SERVING 1 seg only"
+        );
         assert_eq!(cell_text(FlagKind::Release, &targeted), "ON 1 seg only");
         let mut all_off = state.clone();
         all_off.overrides[0].enabled = false;

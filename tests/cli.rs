@@ -60,6 +60,12 @@ fn audit_lines(home: &Home) -> Vec<serde_json::Value> {
 fn kill_then_restore_from_a_script_with_trustworthy_exit_codes() {
     let home = Home::new();
     let original = seeded(&home);
+    let evaluate = || {
+        support::sdk::available().then(|| {
+            support::sdk::flagd_evaluate(&home.local_flags("prod"), &["kill_switch_checkout"])
+        })
+    };
+    let served_before = evaluate();
     let kill = [
         "kill",
         "kill_switch_checkout",
@@ -80,6 +86,9 @@ fn kill_then_restore_from_a_script_with_trustworthy_exit_codes() {
     assert!(stdout(&killed).contains("Confirmed by what services see"));
     assert!(!enabled_in(&home, "prod", "kill_switch_checkout"));
     assert!(enabled_in(&home, "staging", "kill_switch_checkout"));
+    if let Some(served) = evaluate() {
+        support::sdk::assert_flagd_serves_off(&served, "kill_switch_checkout");
+    }
     let records = audit_lines(&home);
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["phase"], "intent");
@@ -120,6 +129,9 @@ fn kill_then_restore_from_a_script_with_trustworthy_exit_codes() {
         before["flags"]["kill_switch_checkout"], after["flags"]["kill_switch_checkout"],
         "a restore puts the flag back exactly"
     );
+    if let (Some(before), Some(after)) = (served_before, evaluate()) {
+        support::sdk::assert_flagd_same_values(&before, &after, "kill_switch_checkout");
+    }
 }
 
 #[test]

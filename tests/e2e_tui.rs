@@ -71,6 +71,12 @@ fn runbook_link_kill_lands_in_the_flag_file_and_the_audit_log() {
         document["flags"]["kill_switch_checkout"]["state"], "ENABLED",
         "not DISABLED"
     );
+    // What services get: the flagd evaluator serves false to every key.
+    if let Some(served) =
+        support::sdk::flagd_serves_all(&home.local_flags("prod"), "kill_switch_checkout")
+    {
+        assert!(!served, "the evaluator serves the killed switch as off");
+    }
 
     let audit = std::fs::read_to_string(home.audit_log()).expect("audit log");
     let records: Vec<serde_json::Value> = audit

@@ -53,7 +53,11 @@ fn set_flag(path: &Path, key: &str, definition: Value) {
     let mut document: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
     document["flags"][key] = definition;
-    std::fs::write(path, serde_json::to_string_pretty(&document).expect("encode")).expect("write");
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&document).expect("encode"),
+    )
+    .expect("write");
 }
 
 fn flag_definition(path: &Path, key: &str) -> Value {
@@ -66,8 +70,7 @@ fn flag_definition(path: &Path, key: &str) -> Value {
 fn cell(home: &Home, flag: &str) -> String {
     let output = run(home, &["status", "--env", "prod", "--output", "json"]);
     assert_eq!(code(&output), 0, "{}", text(&output));
-    let report: StatusReport =
-        serde_json::from_slice(&output.stdout).expect("status report JSON");
+    let report: StatusReport = serde_json::from_slice(&output.stdout).expect("status report JSON");
     report
         .flags
         .iter()
@@ -155,7 +158,10 @@ fn a_disabled_kill_switch_reads_serving_and_a_kill_makes_it_serve_off() {
             .all(|e| e.reason() == Some("DISABLED")),
         "the evaluator serves the code default"
     );
-    assert_eq!(cell(&home, "kill_switch_checkout"), "SERVING (code default)");
+    assert_eq!(
+        cell(&home, "kill_switch_checkout"),
+        "SERVING (code default)"
+    );
 
     kill_and_restore_checked(&home, &path, "kill_switch_checkout");
     assert_eq!(
@@ -198,7 +204,10 @@ fn default_off_with_targeting_that_serves_on_reads_serving_never_killed() {
         definition["targeting"] = targeting;
         set_flag(&path, &flag, definition);
         let served = count_true(&evaluate(&path, &flag), &flag);
-        assert!(served > 0, "{flag}: the evaluator serves it to {served} keys");
+        assert!(
+            served > 0,
+            "{flag}: the evaluator serves it to {served} keys"
+        );
         assert_eq!(cell(&home, &flag), expected, "{flag}");
         kill_and_restore_checked(&home, &path, &flag);
     }
@@ -223,7 +232,10 @@ fn a_kill_switch_whose_variants_are_not_booleans_is_refused_and_nothing_changes(
     let file_before = std::fs::read_to_string(&path).expect("read");
     // Asked for as a boolean, the evaluator serves the code default: the feature is on.
     assert_eq!(
-        count_true(&evaluate(&path, "kill_switch_payments"), "kill_switch_payments"),
+        count_true(
+            &evaluate(&path, "kill_switch_payments"),
+            "kill_switch_payments"
+        ),
         KEYS
     );
     assert!(cell(&home, "kill_switch_payments").starts_with("SERVING"));
@@ -239,7 +251,10 @@ fn a_kill_switch_whose_variants_are_not_booleans_is_refused_and_nothing_changes(
     assert!(!message.contains("Confirmed"), "{message}");
     assert_eq!(std::fs::read_to_string(&path).expect("read"), file_before);
     assert_eq!(
-        count_true(&evaluate(&path, "kill_switch_payments"), "kill_switch_payments"),
+        count_true(
+            &evaluate(&path, "kill_switch_payments"),
+            "kill_switch_payments"
+        ),
         KEYS
     );
 }
@@ -269,10 +284,19 @@ fn a_symlinked_flag_file_is_written_through_and_stays_a_link() {
     );
     assert_ne!(std::fs::read_to_string(&real).expect("read"), before);
     // What flagd (configured with the link) serves: off to everyone.
-    assert_flagd_serves_off(&evaluate(&link, "kill_switch_checkout"), "kill_switch_checkout");
+    assert_flagd_serves_off(
+        &evaluate(&link, "kill_switch_checkout"),
+        "kill_switch_checkout",
+    );
     let restored = flip(&home, "restore", "kill_switch_checkout");
     assert_eq!(code(&restored), 0, "{}", text(&restored));
-    assert_eq!(count_true(&evaluate(&link, "kill_switch_checkout"), "kill_switch_checkout"), KEYS);
+    assert_eq!(
+        count_true(
+            &evaluate(&link, "kill_switch_checkout"),
+            "kill_switch_checkout"
+        ),
+        KEYS
+    );
 }
 
 fn chown(path: &Path, uid: u32) {
@@ -305,7 +329,11 @@ fn a_file_owned_by_the_flagd_account_keeps_owner_group_and_mode() {
     let killed = flip(&home, "kill", "kill_switch_checkout");
     assert_eq!(code(&killed), 0, "{}", text(&killed));
     let meta = std::fs::metadata(&path).expect("stat");
-    assert_eq!((meta.uid(), meta.gid()), (FLAGD_UID, FLAGD_UID), "owner kept");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (FLAGD_UID, FLAGD_UID),
+        "owner kept"
+    );
     assert_eq!(meta.permissions().mode() & 0o777, 0o640, "mode kept");
     // flagd's account can read what the evaluator reads (the Python the evaluator runs on
     // lives where that account cannot go, so the read itself is checked with `cat`).
@@ -321,7 +349,10 @@ fn a_file_owned_by_the_flagd_account_keeps_owner_group_and_mode() {
         String::from_utf8_lossy(&read.stderr)
     );
     assert_eq!(read.stdout, std::fs::read(&path).expect("read"));
-    assert_flagd_serves_off(&evaluate(&path, "kill_switch_checkout"), "kill_switch_checkout");
+    assert_flagd_serves_off(
+        &evaluate(&path, "kill_switch_checkout"),
+        "kill_switch_checkout",
+    );
 }
 
 #[test]
@@ -362,13 +393,20 @@ fn a_file_whose_owner_cannot_be_kept_is_refused_before_writing() {
         .expect("run killswitch");
     assert_eq!(code(&output), 4, "refused: {}", text(&output));
     assert!(text(&output).contains("uid 0 gid 0"), "{}", text(&output));
-    assert!(text(&output).contains("Nothing was changed"), "{}", text(&output));
+    assert!(
+        text(&output).contains("Nothing was changed"),
+        "{}",
+        text(&output)
+    );
     let meta = std::fs::metadata(&path).expect("stat");
     assert_eq!((meta.uid(), meta.gid()), (0, 0), "still root's file");
     assert_eq!(std::fs::read_to_string(&path).expect("read"), before);
     assert!(temp_files(&path).is_empty(), "no temp file left");
     assert_eq!(
-        count_true(&evaluate(&path, "kill_switch_checkout"), "kill_switch_checkout"),
+        count_true(
+            &evaluate(&path, "kill_switch_checkout"),
+            "kill_switch_checkout"
+        ),
         KEYS
     );
 }

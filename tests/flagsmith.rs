@@ -522,7 +522,11 @@ async fn sdk_sees(fake: &FakeFlagsmith, env: &str, mode: &'static str, flags: &[
 
 /// Every place the SDK says whether `flag` is on: the environment, and (local) each identity.
 fn sdk_enabled(seen: &Value, flag: &str) -> Vec<bool> {
-    let mut all = vec![seen["environment"][flag]["enabled"].as_bool().expect("enabled")];
+    let mut all = vec![
+        seen["environment"][flag]["enabled"]
+            .as_bool()
+            .expect("enabled"),
+    ];
     if let Some(identities) = seen["identities"].as_object() {
         for flags in identities.values() {
             all.push(flags[flag]["enabled"].as_bool().expect("enabled"));

@@ -42,15 +42,23 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Whether the switch serves, as killswitch reads the file and as the flagd evaluator serves
+/// it to 1,000 keys (the two must agree).
 fn switch_enabled(home: &Home) -> bool {
     let text = std::fs::read_to_string(home.local_flags("prod")).expect("prod file");
     let document = flagd::parse_document(&text).expect("valid flagd file");
-    flagd::summarise(
+    let enabled = flagd::summarise(
         "kill_switch_checkout",
         &document["flags"]["kill_switch_checkout"],
     )
     .state
-    .enabled
+    .enabled;
+    if let Some(served) =
+        support::sdk::flagd_serves_all(&home.local_flags("prod"), "kill_switch_checkout")
+    {
+        assert_eq!(served, enabled, "what the evaluator serves");
+    }
+    enabled
 }
 
 fn start_kill(home: &Home) -> PtySession {

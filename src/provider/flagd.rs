@@ -309,7 +309,11 @@ fn turn_off(flag: &mut Map<String, Value>, key: &str, note: &ChangeNote) -> Resu
                     "kill switch `{key}` has no variant whose value is the boolean false (variants: {}): \
                      disabling it would make services serve their code default, which for a kill switch is \
                      \"feature enabled\". Add a variant with the value false (e.g. \"off\": false); nothing was changed",
-                    if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+                    if listed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        listed.join(", ")
+                    }
                 ),
             ));
         }
@@ -809,9 +813,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let written = temp.as_file().metadata()?;
         if (written.uid(), written.gid()) != (existing.uid(), existing.gid()) {
             // SAFETY: fchown on a descriptor we own.
-            let result = unsafe {
-                libc::fchown(temp.as_file().as_raw_fd(), existing.uid(), existing.gid())
-            };
+            let result =
+                unsafe { libc::fchown(temp.as_file().as_raw_fd(), existing.uid(), existing.gid()) };
             if result != 0 {
                 let cause = std::io::Error::last_os_error();
                 // Dropping `temp` removes it: the flag file was never touched.
@@ -1042,7 +1045,10 @@ mod tests {
         .expect("json");
         let mut flag = original.clone();
         let before = summarise("kill_switch_x", &Value::Object(flag.clone()));
-        assert!(before.state.enabled, "the code default of a kill switch serves");
+        assert!(
+            before.state.enabled,
+            "the code default of a kill switch serves"
+        );
         assert_eq!(
             crate::model::cell_text(before.meta.kind, &before.state),
             "SERVING (code default)"
@@ -1051,7 +1057,11 @@ mod tests {
         assert_eq!(flag["state"], "ENABLED");
         assert_eq!(flag["defaultVariant"], "off");
         turn_on(&mut flag, "kill_switch_x").expect("restore");
-        assert_eq!(Value::Object(flag), Value::Object(original), "DISABLED again");
+        assert_eq!(
+            Value::Object(flag),
+            Value::Object(original),
+            "DISABLED again"
+        );
     }
 
     #[test]
@@ -1062,10 +1072,13 @@ mod tests {
         .expect("json");
         let mut flag = original.clone();
         let refused = turn_off(&mut flag, "kill_switch_x", &note());
-        let (kind, message) = refused.err().expect("refused");
+        let (kind, message) = refused.expect_err("refused");
         assert_eq!(kind, ErrorKind::Refused);
         assert!(message.contains("kill switch `kill_switch_x`"), "{message}");
-        assert!(message.contains("no variant whose value is the boolean false"), "{message}");
+        assert!(
+            message.contains("no variant whose value is the boolean false"),
+            "{message}"
+        );
         assert_eq!(flag, original, "nothing changed");
         // With a boolean off variant among strings, the kill serves it.
         let mut mixed: Map<String, Value> = serde_json::from_str(
@@ -1094,7 +1107,9 @@ mod tests {
             ("SERVING 1 seg only".to_string(), true)
         );
         assert_eq!(
-            cell(&format!(r#"{{{off_on},"targeting":{{"if":[true,"on","off"]}}}}"#)),
+            cell(&format!(
+                r#"{{{off_on},"targeting":{{"if":[true,"on","off"]}}}}"#
+            )),
             ("SERVING".to_string(), true)
         );
         assert_eq!(

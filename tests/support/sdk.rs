@@ -202,3 +202,18 @@ pub fn flagsmith_evaluate(api_url: &str, key: &str, mode: &str, flags: &[&str]) 
     args.extend(flags.iter().map(|f| f.to_string()));
     run("flagsmith_sdk.py", &args)
 }
+
+/// Whether the flagd evaluator serves `flag` from `file` as `true` to every one of [`KEYS`]
+/// keys (`Some(true)`) or `false` to every one (`Some(false)`); panics when keys differ.
+/// `None` when the evaluator is not installed outside CI (under CI that panics).
+pub fn flagd_serves_all(file: &Path, flag: &str) -> Option<bool> {
+    if !available() {
+        return None;
+    }
+    let results = flagd_evaluate(file, &[flag]);
+    match count_true(&results, flag) {
+        0 => Some(false),
+        n if n == KEYS => Some(true),
+        n => panic!("{flag}: the evaluator serves true to {n} of {KEYS} keys"),
+    }
+}

@@ -58,6 +58,10 @@ fn cell_style(kind: FlagKind, text: &str) -> Style {
         (FlagKind::KillSwitch, "KILLED") => {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         }
+        // killswitch cannot tell what a rule serves: neither the serving nor the killed colour.
+        (_, text) if text.starts_with("UNKNOWN") => {
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        }
         (FlagKind::KillSwitch, _) => Style::new().fg(Color::Green),
         (_, "OFF") => Style::new().fg(Color::DarkGray),
         _ => Style::new(),
