@@ -586,6 +586,21 @@ async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
             }
         }
     }
+    // A flag off by default and on for a 10% segment reads `ON 1 seg only`: the SDK serves it
+    // off to the environment and on to some identities, not to all.
+    let connection = connect(&fake, "prod", Admin::None);
+    let canary = "checkout_stripe_payment_intents_v2024_11";
+    let flag = read(&connection, canary).await;
+    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 1 seg only");
+    let seen = sdk_sees(&fake, "prod", "local", &[canary]).await;
+    assert_eq!(seen["environment"][canary]["enabled"], false, "{seen}");
+    let identities = sdk_enabled(&seen, canary).len() - 1;
+    let on = sdk_enabled(&seen, canary).iter().filter(|on| **on).count();
+    eprintln!("flagsmith-python, local evaluation: {on} of {identities} identities get {canary}");
+    assert!(
+        on > 0 && on < identities / 2,
+        "{on} of {identities} identities get {canary}"
+    );
     // The SDK read what it reads from a real Flagsmith, with the server-side key.
     let requests = fake.requests();
     for path in ["/api/v1/flags/", "/api/v1/environment-document/"] {

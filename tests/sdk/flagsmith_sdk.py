@@ -4,7 +4,8 @@ Usage: flagsmith_sdk.py API_URL ENVIRONMENT_KEY MODE FLAG [FLAG ...]
 
 MODE `remote`: remote evaluation (the SDK reads `/api/v1/flags/`). MODE `local`: local
 evaluation (the SDK reads `/api/v1/environment-document/` with a server-side key and evaluates
-segments itself); each flag is also evaluated for a few identities with traits.
+segments itself); each flag is also evaluated for a few identities with traits and for 200
+plain identities `id-0` ... `id-199` (percentage segments split those).
 Prints {"environment": {FLAG: {"enabled": bool, "value": ...}}, "identities": {ID: {FLAG: ...}}}.
 """
 
@@ -18,6 +19,7 @@ IDENTITIES = {
     "user-2": {"email": "bob@example.com", "plan": "free"},
     "user-3": {},
 }
+IDENTITIES.update({f"id-{i}": {} for i in range(200)})
 
 
 def state(flags, name):
@@ -42,7 +44,6 @@ def main():
             flags = client.get_identity_flags(identity, traits=traits)
             out["identities"][identity] = {name: state(flags, name) for name in names}
     json.dump(out, sys.stdout)
-    client.__del__() if hasattr(client, "__del__") else None
 
 
 if __name__ == "__main__":
