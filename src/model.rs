@@ -293,10 +293,14 @@ pub fn value_text(value: &serde_json::Value) -> String {
 pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
     let kill_switch = kind == FlagKind::KillSwitch;
     let on = if kill_switch { "SERVING" } else { "ON" };
+    // (A kill switch on its code default serves; `enabled: false` next to it is a state being
+    // predicted for after a kill, which serves off.)
     match state.rollout {
-        Rollout::CodeDefault if kill_switch => return "SERVING (code default)".to_string(),
-        Rollout::CodeDefault => return "code default".to_string(),
-        Rollout::Unknown => return "UNKNOWN (rule)".to_string(),
+        Rollout::CodeDefault if kill_switch && state.enabled => {
+            return "SERVING (code default)".to_string();
+        }
+        Rollout::CodeDefault if !kill_switch => return "code default".to_string(),
+        Rollout::Unknown if state.enabled => return "UNKNOWN (rule)".to_string(),
         _ => {}
     }
     let rollout = state.rollout.summary();
@@ -395,6 +399,14 @@ mod tests {
             ..FlagState::default()
         };
         assert_eq!(cell_text(FlagKind::KillSwitch, &unread), "UNKNOWN (rule)");
+        // Either, predicted after a kill: killed.
+        for state in [disabled, unread] {
+            let killed = FlagState {
+                enabled: false,
+                ..state
+            };
+            assert_eq!(cell_text(FlagKind::KillSwitch, &killed), "KILLED");
+        }
     }
 
     #[test]

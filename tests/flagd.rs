@@ -169,6 +169,30 @@ fn a_disabled_kill_switch_reads_serving_and_a_kill_makes_it_serve_off() {
         definition,
         "restored exactly: DISABLED again"
     );
+
+    // The script's view of the same kill: from serving on the code default to killed.
+    let killed = run(
+        &home,
+        &[
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-7 json",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&killed), 0, "{}", text(&killed));
+    let report: Value = serde_json::from_slice(&killed.stdout).expect("json report");
+    assert_eq!(report["from"], "SERVING (code default)");
+    assert_eq!(report["to"], "KILLED");
+    assert_flagd_serves_off(
+        &evaluate(&path, "kill_switch_checkout"),
+        "kill_switch_checkout",
+    );
 }
 
 #[test]
