@@ -36,6 +36,9 @@ pub enum Result {
     NotApplied,
     /// The vendor call failed.
     Error,
+    /// The vendor's answer was lost and the flag could not be read again: whether the change
+    /// is live is unknown. The next start reconciles it like an intent without an outcome.
+    Unknown,
 }
 
 /// One line of the audit log.
@@ -262,9 +265,10 @@ impl AuditLog {
     /// killswitch process is still running (another operator's flip in flight) is not pending.
     pub fn pending(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
         let records = self.records()?;
+        // An outcome "unknown" does not finish a flip: the next start reads the flag again.
         let finished: HashSet<&str> = records
             .iter()
-            .filter(|r| r.phase != Phase::Intent)
+            .filter(|r| r.phase != Phase::Intent && r.result != Some(Result::Unknown))
             .map(|r| r.id.as_str())
             .collect();
         Ok(records

@@ -36,6 +36,13 @@ pub enum FlipOutcome {
         audit_warning: Option<String>,
         /// What was read to confirm ("the Unleash client API").
         served_via: &'static str,
+        /// The cell before the change (from the re-read guard) and after it (from the re-read
+        /// after the write): what the result line, `--output json` and the audit outcome say.
+        from: String,
+        to: String,
+        /// Set when the vendor's answer to the write was lost and a re-read showed the change
+        /// live: what was lost, in words.
+        lost_answer: Option<String>,
     },
     /// The vendor requires approval: a request exists, nothing is live yet.
     PendingApproval {
@@ -76,6 +83,17 @@ pub enum FlipError {
         stage: &'static str,
         error: ProviderError,
     },
+    /// The vendor's answer to the write was lost and the flag could not be read again.
+    #[error(
+        "OUTCOME UNKNOWN: {flag} in {env} may or may not have changed: the answer to the write was lost ({lost}) and reading the flag again failed too ({reread}). Check it (`killswitch status --env {env} --flag {flag}`) before doing anything else. Audit {audit_id}"
+    )]
+    OutcomeUnknown {
+        env: String,
+        flag: String,
+        lost: String,
+        reread: String,
+        audit_id: String,
+    },
 }
 
 impl FlipError {
@@ -104,14 +122,11 @@ pub fn action_name(kind: FlagKind, enabled: bool) -> String {
         .replace(' ', "_")
 }
 
-/// The sentence the confirmation dialog shows:
-/// "KILL checkout in prod: kill_switch_checkout ON -> OFF".
-pub fn describe(kind: FlagKind, flag: &str, env: &str, enabled: bool) -> String {
-    let (from, to) = if enabled {
-        ("OFF", "ON")
-    } else {
-        ("ON", "OFF")
-    };
+/// The sentence the confirmation dialog (and the `kill` prompt) shows, with the flag's cell
+/// now and the state asked for: "KILL checkout in prod: kill_switch_checkout SERVING -> KILLED".
+pub fn describe(kind: FlagKind, flag: &str, env: &str, now: &FlagState, enabled: bool) -> String {
+    let from = cell(kind, now);
+    let to = requested_cell(kind, enabled);
     let word = action_word(kind, enabled);
     match flag
         .strip_prefix(KILL_SWITCH_PREFIX)
@@ -122,15 +137,24 @@ pub fn describe(kind: FlagKind, flag: &str, env: &str, enabled: bool) -> String 
     }
 }
 
-/// What the cell will read after the flip.
-fn target_cell(kind: FlagKind, seen: &FlagState, enabled: bool) -> String {
-    let mut after = seen.clone();
-    after.enabled = enabled;
-    if !enabled {
-        after.rollout = crate::model::Rollout::Everyone;
-        after.overrides.clear();
-    }
-    cell_text(kind, &after)
+/// The start of [`FlipError::OutcomeUnknown`]'s message, for views that get it as text.
+pub const OUTCOME_UNKNOWN: &str = "OUTCOME UNKNOWN";
+
+/// The before/after cell of a flip: the one wording the dialog, the result line, `kill
+/// --output json` (`from`/`to`) and the audit records use. Always computed from a state read
+/// from the vendor: "before" from the re-read guard, "after" from the re-read after the write.
+pub fn cell(kind: FlagKind, state: &FlagState) -> String {
+    cell_text(kind, state)
+}
+
+/// What the intent record names as the target before anything is written: the state asked for
+/// ("KILLED", "SERVING", "OFF", "ON"). The outcome record then holds what the flag serves.
+pub fn requested_cell(kind: FlagKind, enabled: bool) -> String {
+    let asked = FlagState {
+        enabled,
+        ..FlagState::default()
+    };
+    cell(kind, &asked)
 }
 
 /// Runs the whole transaction. Every record it writes carries the same audit id.
@@ -173,6 +197,7 @@ pub async fn execute(
     }
 
     let audit_id = audit::new_id(clock.now());
+    let from = cell(request.kind, &current.state);
     let mut record = AuditRecord {
         id: audit_id.clone(),
         phase: Phase::Intent,
@@ -182,8 +207,8 @@ pub async fn execute(
         provider: source.info().vendor.to_string(),
         flag: request.flag.clone(),
         action: action_name(request.kind, request.enabled),
-        from: cell_text(request.kind, &current.state),
-        to: target_cell(request.kind, &current.state, request.enabled),
+        from: from.clone(),
+        to: requested_cell(request.kind, request.enabled),
         enabled: request.enabled,
         note: note.to_string(),
         result: None,
@@ -206,6 +231,58 @@ pub async fn execute(
     let took = started.elapsed();
     record.phase = Phase::Outcome;
     record.duration_ms = Some(millis(took));
+    // The write's answer was lost (timeout, reset, 5xx after sending): what is true is what
+    // the vendor holds now, so read the flag again before saying anything.
+    let mut lost_answer = None;
+    let written = match written {
+        Err(error) if error.outcome_unknown => match reread(connection, &request.flag).await {
+            Ok(now) if now.state.enabled == request.enabled => {
+                lost_answer = Some(error.message);
+                Ok(WriteResult::Applied)
+            }
+            Ok(now) => {
+                record.at = clock.now();
+                record.result = Some(audit::Result::NotApplied);
+                record.to = cell(request.kind, &now.state);
+                let message = format!(
+                    "{}; read again, the flag is unchanged ({}): nothing was changed",
+                    error.message, record.to
+                );
+                record.error = Some(message.clone());
+                let message = match audit_log.append(&record) {
+                    Ok(()) => message,
+                    Err(audit_error) => {
+                        format!("{message} (and the outcome could not be audited: {audit_error})")
+                    }
+                };
+                return Err(FlipError::Provider {
+                    stage: "apply the change",
+                    error: ProviderError::new(error.kind, message),
+                });
+            }
+            Err(reread_error) => {
+                record.at = clock.now();
+                record.result = Some(audit::Result::Unknown);
+                record.error = Some(format!(
+                    "outcome unknown: the answer to the write was lost ({}) and reading the flag again failed ({})",
+                    error.message, reread_error.message
+                ));
+                let audit_note = audit_log
+                    .append(&record)
+                    .err()
+                    .map(|e| format!(" (and the outcome could not be audited: {e})"))
+                    .unwrap_or_default();
+                return Err(FlipError::OutcomeUnknown {
+                    env: request.env.clone(),
+                    flag: request.flag.clone(),
+                    lost: error.message,
+                    reread: format!("{}{audit_note}", reread_error.message),
+                    audit_id,
+                });
+            }
+        },
+        other => other,
+    };
     match written {
         Err(error) => {
             record.at = clock.now();
@@ -230,6 +307,8 @@ pub async fn execute(
             record.at = clock.now();
             record.result = Some(audit::Result::PendingApproval);
             record.reference = Some(reference.clone());
+            // Nothing is live: the flag still is what it was.
+            record.to = from.clone();
             let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
             Ok(FlipOutcome::PendingApproval {
                 audit_id,
@@ -238,15 +317,39 @@ pub async fn execute(
             })
         }
         Ok(WriteResult::Applied) => {
-            let verification =
-                verify(connection, &request.flag, request.enabled, verify_timeout).await;
+            // What services see, and what the flag now is at the vendor, read side by side:
+            // the "after" cell comes from the vendor, not from a guess.
+            let (verification, after) = tokio::join!(
+                verify(connection, &request.flag, request.enabled, verify_timeout),
+                reread(connection, &request.flag)
+            );
+            let to = match &after {
+                Ok(flag) => cell(request.kind, &flag.state),
+                Err(_) => record.to.clone(),
+            };
             record.at = clock.now();
             record.result = Some(audit::Result::Ok);
+            record.to = to.clone();
+            let mut notes = Vec::new();
+            if let Some(lost) = &lost_answer {
+                notes.push(format!(
+                    "the answer to the write was lost ({lost}); read again, the change is live"
+                ));
+            }
             match &verification {
                 Verification::Confirmed { after } => record.confirmed_ms = Some(millis(*after)),
                 Verification::NotConfirmed { reason, .. } => {
-                    record.error = Some(format!("applied, not confirmed: {reason}"));
+                    notes.push(format!("applied, not confirmed: {reason}"));
                 }
+            }
+            if let Err(error) = &after {
+                notes.push(format!(
+                    "the flag could not be read after the change: {}",
+                    error.message
+                ));
+            }
+            if !notes.is_empty() {
+                record.error = Some(notes.join("; "));
             }
             let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
             Ok(FlipOutcome::Applied {
@@ -255,7 +358,23 @@ pub async fn execute(
                 verification,
                 audit_warning,
                 served_via: source.info().served_via,
+                from,
+                to,
+                lost_answer,
             })
+        }
+    }
+}
+
+/// Reads one flag again, once more after a short pause if the first read fails: used after a
+/// write, when a blip must not turn a known outcome into an unknown one.
+async fn reread(connection: &Connection, flag: &str) -> Result<Flag, ProviderError> {
+    match connection.source.read_flag(flag).await {
+        Ok(flag) => Ok(flag),
+        Err(error) if error.kind == ErrorKind::NotFound => Err(error),
+        Err(_) => {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            connection.source.read_flag(flag).await
         }
     }
 }
@@ -394,17 +513,44 @@ mod tests {
 
     #[test]
     fn dialog_sentence_names_feature_env_and_change() {
+        let serving = FlagState {
+            enabled: true,
+            rollout: crate::model::Rollout::Percentage { percent: 10.0 },
+            ..FlagState::default()
+        };
+        let killed = FlagState {
+            enabled: false,
+            ..FlagState::default()
+        };
         assert_eq!(
-            describe(FlagKind::KillSwitch, "kill_switch_checkout", "prod", false),
-            "KILL checkout in prod: kill_switch_checkout ON -> OFF"
+            describe(
+                FlagKind::KillSwitch,
+                "kill_switch_checkout",
+                "prod",
+                &serving,
+                false
+            ),
+            "KILL checkout in prod: kill_switch_checkout SERVING 10% -> KILLED"
         );
         assert_eq!(
-            describe(FlagKind::KillSwitch, "kill_switch_checkout", "prod", true),
-            "RESTORE checkout in prod: kill_switch_checkout OFF -> ON"
+            describe(
+                FlagKind::KillSwitch,
+                "kill_switch_checkout",
+                "prod",
+                &killed,
+                true
+            ),
+            "RESTORE checkout in prod: kill_switch_checkout KILLED -> SERVING"
         );
         assert_eq!(
-            describe(FlagKind::Release, "catalog_v2_search_engine", "dev", false),
-            "TURN OFF catalog_v2_search_engine in dev: ON -> OFF"
+            describe(
+                FlagKind::Release,
+                "catalog_v2_search_engine",
+                "dev",
+                &serving,
+                false
+            ),
+            "TURN OFF catalog_v2_search_engine in dev: ON 10% -> OFF"
         );
         assert_eq!(action_name(FlagKind::Release, true), "turn_on");
     }

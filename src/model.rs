@@ -69,6 +69,42 @@ pub struct FlagMeta {
 }
 
 impl FlagMeta {
+    /// Fills the fields this copy lacks from `other`: owner, removal date, description, tags,
+    /// runbook, and a kind other than [`FlagKind::Other`].
+    pub fn fill_from(&mut self, other: &FlagMeta) {
+        if self.kind == FlagKind::Other {
+            self.kind = other.kind;
+        }
+        let blank = |text: &Option<String>| text.as_deref().is_none_or(|t| t.trim().is_empty());
+        if blank(&self.owner) && !blank(&other.owner) {
+            self.owner = other.owner.clone();
+        }
+        if self.expected_removal.is_none() {
+            self.expected_removal = other.expected_removal;
+        }
+        if blank(&self.description) && !blank(&other.description) {
+            self.description = other.description.clone();
+        }
+        if self.tags.is_empty() {
+            self.tags = other.tags.clone();
+        }
+        if blank(&self.runbook) && !blank(&other.runbook) {
+            self.runbook = other.runbook.clone();
+        }
+    }
+
+    /// One flag's metadata from several environments, in config order: each field from the
+    /// first environment that has it (a read-only environment without the admin credential
+    /// has no owner; another environment's owner is still the flag's owner).
+    pub fn merged<'a>(metas: impl IntoIterator<Item = &'a FlagMeta>) -> FlagMeta {
+        let mut metas = metas.into_iter();
+        let mut merged = metas.next().cloned().unwrap_or_default();
+        for other in metas {
+            merged.fill_from(other);
+        }
+        merged
+    }
+
     pub fn is_kill_switch(&self) -> bool {
         self.kind == FlagKind::KillSwitch
     }

@@ -75,8 +75,15 @@ pub struct Session {
     connections: Mutex<HashMap<String, Connection>>,
     /// Environments whose last load failed on credentials (Vault), for exit code 6.
     credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// One copy of each flag's metadata, shared by every environment that holds it unchanged.
-    shared_meta: std::sync::Mutex<HashMap<String, Arc<FlagMeta>>>,
+    /// Each flag's metadata: what each environment holds, and the copy merged across them that
+    /// every snapshot shares.
+    shared_meta: std::sync::Mutex<HashMap<String, MetaEntry>>,
+}
+
+/// One flag's metadata as each environment (by config index) holds it, and merged.
+struct MetaEntry {
+    by_env: std::collections::BTreeMap<usize, Arc<FlagMeta>>,
+    merged: Arc<FlagMeta>,
 }
 
 impl Session {
@@ -177,29 +184,69 @@ impl Session {
             }
             Err(err) => return Err(err.message),
         };
+        let index = self
+            .config
+            .environment_names()
+            .iter()
+            .position(|name| name == env)
+            .unwrap_or(usize::MAX);
         Ok(EnvSnapshot {
             env: env.to_string(),
-            flags: self.share_metadata(flags),
+            flags: self.share_metadata(index, flags),
             fetched_at: self.clock.now(),
         })
     }
 
-    /// Replaces each flag's metadata by the copy another environment already holds when they
-    /// are equal, so N environments of the same flags keep one copy, not N. The fresh copy is
-    /// dropped here, in the loading task, before the snapshot reaches the dashboard.
-    fn share_metadata(&self, mut flags: Vec<Flag>) -> Vec<Flag> {
+    /// Replaces each flag's metadata by the copy merged across every environment loaded so far
+    /// (each field from the first environment, in config order, that has it), shared by all of
+    /// them: N environments of the same flags keep one copy, not N, and an environment read
+    /// without the credential that gives owners (Flagsmith's admin key) still shows the owner
+    /// another environment has. Environments loaded earlier get the merge of later ones
+    /// through [`Session::merge_metadata`].
+    fn share_metadata(&self, env_index: usize, mut flags: Vec<Flag>) -> Vec<Flag> {
         let Ok(mut known) = self.shared_meta.lock() else {
             return flags;
         };
         for flag in &mut flags {
-            match known.get(&flag.meta.key) {
-                Some(shared) if **shared == *flag.meta => flag.meta = shared.clone(),
-                _ => {
-                    known.insert(flag.meta.key.clone(), flag.meta.clone());
-                }
+            let entry = known
+                .entry(flag.meta.key.clone())
+                .or_insert_with(|| MetaEntry {
+                    by_env: std::collections::BTreeMap::new(),
+                    merged: flag.meta.clone(),
+                });
+            // Keep one copy of equal metadata across environments.
+            let own = entry
+                .by_env
+                .values()
+                .find(|other| ***other == *flag.meta)
+                .cloned()
+                .unwrap_or_else(|| flag.meta.clone());
+            entry.by_env.insert(env_index, own);
+            let merged = FlagMeta::merged(entry.by_env.values().map(|meta| meta.as_ref()));
+            if merged != *entry.merged {
+                entry.merged = entry
+                    .by_env
+                    .values()
+                    .find(|other| ***other == merged)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(merged));
             }
+            flag.meta = entry.merged.clone();
         }
         flags
+    }
+
+    /// Points every flag of `snapshot` at the metadata merged across all environments loaded
+    /// so far (for snapshots loaded before the others).
+    pub fn merge_metadata(&self, snapshot: &mut EnvSnapshot) {
+        let Ok(known) = self.shared_meta.lock() else {
+            return;
+        };
+        for flag in &mut snapshot.flags {
+            if let Some(entry) = known.get(&flag.meta.key) {
+                flag.meta = entry.merged.clone();
+            }
+        }
     }
 }
 
@@ -237,44 +284,81 @@ mod tests {
     use super::*;
     use crate::clock::SystemClock;
 
-    #[tokio::test]
-    async fn environments_share_equal_metadata_and_keep_their_own_when_it_differs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = crate::workspace::local_config(&dir.path().join("local")).expect("config");
-        // staging's owner of one flag differs from the others'.
-        let staging = dir.path().join("local/staging.flagd.json");
-        let text = std::fs::read_to_string(&staging).expect("staging");
-        std::fs::write(
-            &staging,
-            text.replacen(
-                "\"owner\": \"team-checkout\"",
-                "\"owner\": \"team-payments\"",
-                1,
-            ),
-        )
-        .expect("write");
-        let audit = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
-        let session = Session::new(
+    fn local_session(dir: &std::path::Path) -> Session {
+        let config = crate::workspace::local_config(&dir.join("local")).expect("config");
+        let audit = AuditLog::open(&dir.join("audit.jsonl")).expect("audit");
+        Session::new(
             config,
             Access::ReadOnly,
             Arc::new(NoCredentials),
             Arc::new(audit),
             Arc::new(SystemClock),
+        )
+    }
+
+    fn edit(dir: &std::path::Path, env: &str, from: &str, to: &str) {
+        let path = dir.join(format!("local/{env}.flagd.json"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{from} in {env}");
+        std::fs::write(&path, text.replace(from, to)).expect("write");
+    }
+
+    #[tokio::test]
+    async fn environments_share_one_merged_copy_of_the_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = local_session(dir.path());
+        // staging's owner of one flag differs: the first environment's owner is the flag's.
+        edit(
+            dir.path(),
+            "staging",
+            "\"owner\": \"team-checkout\"",
+            "\"owner\": \"team-payments\"",
         );
         let dev = session.load("dev").await.expect("dev");
-        let prod = session.load("prod").await.expect("prod");
         let staging = session.load("staging").await.expect("staging");
+        let prod = session.load("prod").await.expect("prod");
         for flag in &prod.flags {
-            let twin = dev.flag(&flag.meta.key).expect("same flags");
-            assert!(Arc::ptr_eq(&flag.meta, &twin.meta), "{}", flag.meta.key);
+            for other in [&dev, &staging] {
+                let twin = other.flag(&flag.meta.key).expect("same flags");
+                assert!(Arc::ptr_eq(&flag.meta, &twin.meta), "{}", flag.meta.key);
+            }
         }
-        let changed = staging
-            .flags
-            .iter()
-            .find(|f| f.meta.owner.as_deref() == Some("team-payments"))
-            .expect("the changed owner is kept");
-        let original = dev.flag(&changed.meta.key).expect("in dev");
-        assert_eq!(original.meta.owner.as_deref(), Some("team-checkout"));
-        assert!(!Arc::ptr_eq(&changed.meta, &original.meta));
+        assert!(
+            staging
+                .flags
+                .iter()
+                .all(|f| f.meta.owner.as_deref() != Some("team-payments"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_environment_without_metadata_gets_the_other_environments_fields() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = local_session(dir.path());
+        // dev, the first environment, has no owner, date or description for any flag (as a
+        // Flagsmith environment read without the admin credential).
+        let path = dir.path().join("local/dev.flagd.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        if let Some(flags) = json.get_mut("flags").and_then(|f| f.as_object_mut()) {
+            for flag in flags.values_mut() {
+                if let Some(flag) = flag.as_object_mut() {
+                    flag.remove("metadata");
+                }
+            }
+        }
+        std::fs::write(&path, json.to_string()).expect("write");
+        let mut dev = session.load("dev").await.expect("dev");
+        assert!(dev.flags.iter().all(|f| f.meta.owner.is_none()));
+        let prod = session.load("prod").await.expect("prod");
+        session.merge_metadata(&mut dev);
+        for flag in &dev.flags {
+            let in_prod = prod.flag(&flag.meta.key).expect("same flags");
+            assert!(flag.meta.owner.is_some(), "{}", flag.meta.key);
+            assert_eq!(flag.meta.owner, in_prod.meta.owner);
+            assert_eq!(flag.meta.expected_removal, in_prod.meta.expected_removal);
+            assert_eq!(flag.meta.kind, in_prod.meta.kind);
+            assert!(Arc::ptr_eq(&flag.meta, &in_prod.meta));
+        }
     }
 }

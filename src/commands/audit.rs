@@ -140,6 +140,7 @@ fn local_entry(record: &AuditRecord) -> AuditEntry {
                 Some(audit::Result::PendingApproval) => "pending approval",
                 Some(audit::Result::NotApplied) => "not applied",
                 Some(audit::Result::Error) => "error",
+                Some(audit::Result::Unknown) => "OUTCOME UNKNOWN",
                 None => "?",
             };
             let mut text = format!("{} {result}", record.action);

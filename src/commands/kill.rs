@@ -13,7 +13,6 @@ use serde::Serialize;
 use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
 use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
-use crate::model::cell_text;
 use crate::provider::{Access, ErrorKind};
 use crate::session::{ConnectError, Session};
 
@@ -49,7 +48,7 @@ impl Confirm for TerminalConfirm {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FlipReport {
     /// applied, not_verified, pending_approval, nothing_to_do, refused, not_found,
-    /// credentials, provider_error, changed, failed.
+    /// credentials, provider_error, changed, outcome_unknown, failed.
     pub result: &'static str,
     pub exit_code: i32,
     pub env: String,
@@ -164,7 +163,7 @@ async fn decide(
         }
     };
     let kind = current.meta.kind;
-    let from = cell_text(kind, &current.state);
+    let from = flip::cell(kind, &current.state);
     report.action = flip::action_name(kind, enabled);
     report.from = Some(from.clone());
     if current.state.enabled == enabled {
@@ -176,7 +175,7 @@ async fn decide(
             format!("{} in {env} already is {from}: nothing to do", args.flag),
         );
     }
-    let sentence = flip::describe(kind, &args.flag, env, enabled);
+    let sentence = flip::describe(kind, &args.flag, env, &current.state, enabled);
     if !args.yes {
         if !confirm.interactive() {
             return finish(
@@ -247,14 +246,24 @@ async fn decide(
             verification,
             audit_warning,
             served_via,
+            from,
+            to,
+            lost_answer,
         }) => {
             if let Some(warning) = audit_warning {
                 print_error(format!("WARNING: {warning}"));
             }
-            let mut after = current.state.clone();
-            after.enabled = enabled;
-            report.to = Some(cell_text(kind, &after));
+            let change = format!("{from} -> {to}");
+            report.from = Some(from);
+            report.to = Some(to);
             report.audit_id = Some(audit_id.clone());
+            let lost = lost_answer
+                .map(|lost| {
+                    format!(
+                        " The answer to the write was lost ({lost}); read again, the change is live."
+                    )
+                })
+                .unwrap_or_default();
             match verification {
                 Verification::Confirmed { after } => {
                     let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
@@ -264,7 +273,7 @@ async fn decide(
                         "applied",
                         exit::OK,
                         format!(
-                            "{word} applied: {} in {env} ({} ms). Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}",
+                            "{word} applied: {} in {env} ({} ms): {change}.{lost} Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}",
                             args.flag,
                             took.as_millis()
                         ),
@@ -275,7 +284,7 @@ async fn decide(
                     "not_verified",
                     exit::NOT_VERIFIED,
                     format!(
-                        "{word} applied: {} in {env}, but what services see did not agree within {} ms: {reason}. Audit {audit_id}",
+                        "{word} applied: {} in {env}: {change}.{lost} But what services see did not agree within {} ms: {reason}. Audit {audit_id}",
                         args.flag,
                         waited.as_millis()
                     ),
@@ -309,7 +318,7 @@ async fn decide(
             format!(
                 "{} in {env} already is {}: nothing to do",
                 args.flag,
-                cell_text(current.meta.kind, &current.state)
+                flip::cell(current.meta.kind, &current.state)
             ),
         ),
         Err(error) => {
@@ -318,6 +327,11 @@ async fn decide(
                 FlipError::Changed { .. } => ("changed", exit::CHANGED),
                 FlipError::Audit(_) => ("failed", exit::FAILURE),
                 FlipError::Provider { error, .. } => provider_code(error.kind),
+                FlipError::OutcomeUnknown { audit_id, .. } => {
+                    report.audit_id = Some(audit_id.clone());
+                    report.to = None;
+                    ("outcome_unknown", exit::OUTCOME_UNKNOWN)
+                }
             };
             finish(report, result, code, error.to_string())
         }

@@ -45,6 +45,9 @@ pub mod exit {
     pub const CHANGED: i32 = 9;
     /// The vendor requires approval: a request was created, nothing is live yet.
     pub const PENDING_APPROVAL: i32 = 10;
+    /// The vendor's answer to the write was lost and the flag could not be read again: the
+    /// change may or may not be live. Check the flag before anything else.
+    pub const OUTCOME_UNKNOWN: i32 = 11;
 }
 
 /// Prints `killswitch: MESSAGE` on stderr, the message redacted ([`crate::redact`]) and made
@@ -115,7 +118,11 @@ pub async fn load_all(
         .filter(|name| only.is_none_or(|wanted| wanted == name))
         .collect();
     let loads = names.iter().map(|name| session.load(name));
-    let results = futures::future::join_all(loads).await;
+    let mut results = futures::future::join_all(loads).await;
+    // Every environment now contributed its metadata: give each snapshot the merged copy.
+    for snapshot in results.iter_mut().flatten() {
+        session.merge_metadata(snapshot);
+    }
     names.into_iter().zip(results).collect()
 }
 

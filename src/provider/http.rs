@@ -87,7 +87,14 @@ pub fn transport_error(what: &str, url: &str, err: &reqwest::Error) -> ProviderE
     } else {
         ErrorKind::Unreachable
     };
-    ProviderError::new(kind, format!("{what}: {} {cause}", display_url(url)))
+    let error = ProviderError::new(kind, format!("{what}: {} {cause}", display_url(url)));
+    // A failed connect never sent the request; anything later (a timeout while waiting for
+    // the answer, a reset, a closed connection, a torn body) may have reached the vendor.
+    if err.is_connect() {
+        error
+    } else {
+        error.with_outcome_unknown()
+    }
 }
 
 /// An HTTP error status in words, with the vendor's message from the body when it has one.
@@ -118,14 +125,20 @@ pub fn status_error(what: &str, url: &str, status: StatusCode, body: &str) -> Pr
     } else {
         format!(": {detail}")
     };
-    ProviderError::new(
+    let error = ProviderError::new(
         kind,
         format!(
             "{what}: {} answered {} {meaning}{detail}",
             display_url(url),
             status.as_u16()
         ),
-    )
+    );
+    // A 5xx (a proxy's 502/504 included) says nothing about whether the change was made.
+    if status.is_server_error() {
+        error.with_outcome_unknown()
+    } else {
+        error
+    }
 }
 
 /// The human part of a JSON error body (`detail`, `message`, `error`, `errors`), cut short.

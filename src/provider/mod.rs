@@ -60,6 +60,11 @@ pub enum ErrorKind {
 pub struct ProviderError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The request may have reached the vendor and its answer was lost (a timeout, a reset or
+    /// a closed connection after it was sent, a 5xx): whether a write took effect is unknown
+    /// until the flag is read again. `false` when the request surely changed nothing
+    /// (refused connection, 4xx).
+    pub outcome_unknown: bool,
 }
 
 impl ProviderError {
@@ -69,7 +74,14 @@ impl ProviderError {
         ProviderError {
             kind,
             message: crate::redact::text(&message.into()),
+            outcome_unknown: false,
         }
+    }
+
+    /// Marks the error as one after which a write may or may not have taken effect.
+    pub fn with_outcome_unknown(mut self) -> ProviderError {
+        self.outcome_unknown = true;
+        self
     }
 }
 

@@ -91,7 +91,7 @@ pub enum DialogStage {
 #[derive(Debug, Clone)]
 pub struct FlipDialog {
     pub request: FlipRequest,
-    /// "KILL checkout in prod: kill_switch_checkout ON -> OFF".
+    /// "KILL checkout in prod: kill_switch_checkout SERVING -> KILLED".
     pub sentence: String,
     pub protected: bool,
     pub stage: DialogStage,
@@ -247,7 +247,7 @@ impl State {
 
     pub fn cell_text(&self, row: &Row, col: usize) -> Option<String> {
         self.flag_at(row, col)
-            .map(|flag| cell_text(flag.meta.kind, &flag.state))
+            .map(|flag| cell_text(row.meta.kind, &flag.state))
     }
 
     pub fn any_loading(&self) -> bool {
@@ -283,6 +283,35 @@ impl State {
                 });
                 if let Some(cell) = rows[row_index].cells.get_mut(col) {
                     *cell = Some(index);
+                }
+            }
+        }
+        // One row's metadata, merged across environments in config order (first that has each
+        // field): an environment read without the admin credential has no owner, and must not
+        // hide the one another environment holds.
+        for row in &mut rows {
+            let metas: Vec<&std::sync::Arc<FlagMeta>> = row
+                .cells
+                .iter()
+                .enumerate()
+                .filter_map(|(col, index)| {
+                    let flag = self
+                        .envs
+                        .get(col)?
+                        .snapshot
+                        .as_ref()?
+                        .flags
+                        .get((*index)?)?;
+                    Some(&flag.meta)
+                })
+                .collect();
+            if metas
+                .iter()
+                .any(|meta| !std::sync::Arc::ptr_eq(meta, &row.meta))
+            {
+                let merged = FlagMeta::merged(metas.iter().map(|meta| meta.as_ref()));
+                if merged != *row.meta {
+                    row.meta = std::sync::Arc::new(merged);
                 }
             }
         }
@@ -566,7 +595,8 @@ fn open_flip(state: &mut State) {
     let request = FlipRequest {
         env: env.name.clone(),
         flag: flag.meta.key.clone(),
-        kind: flag.meta.kind,
+        // The row's metadata is merged across environments (see `rebuild_rows`).
+        kind: row.meta.kind,
         enabled,
         seen: flag.state.clone(),
         note: String::new(),
@@ -579,7 +609,13 @@ fn open_flip(state: &mut State) {
         )
     });
     state.mode = Mode::Flip(Box::new(FlipDialog {
-        sentence: flip::describe(flag.meta.kind, &flag.meta.key, &env.name, enabled),
+        sentence: flip::describe(
+            row.meta.kind,
+            &flag.meta.key,
+            &env.name,
+            &flag.state,
+            enabled,
+        ),
         protected: env.protected,
         stage: DialogStage::Note,
         note: Input::default(),
@@ -717,11 +753,19 @@ fn finish_flip(
             verification,
             audit_warning,
             served_via,
+            from,
+            to,
+            lost_answer,
         }) => {
             let mut lines = vec![format!(
-                "{word} applied: {target} ({} ms)",
+                "{word} applied: {target} ({} ms): {from} -> {to}",
                 took.as_millis()
             )];
+            if let Some(lost) = lost_answer {
+                lines.push(format!(
+                    "The answer to the write was lost ({lost}); read again, the change is live"
+                ));
+            }
             lines.push(match verification {
                 Verification::Confirmed { after } => {
                     format!(
@@ -764,9 +808,12 @@ fn finish_flip(
             true,
             vec![format!(
                 "Nothing to do: {target} already is {}",
-                cell_text(current.meta.kind, &current.state)
+                flip::cell(current.meta.kind, &current.state)
             )],
         ),
+        Err(error) if error.starts_with(flip::OUTCOME_UNKNOWN) => {
+            (false, vec![format!("{word}: {error}")])
+        }
         Err(error) => (false, vec![format!("{word} FAILED: {error}")]),
     };
     let summary = lines.first().cloned().unwrap_or_default();

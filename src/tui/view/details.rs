@@ -60,7 +60,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     for (col, env) in state.envs.iter().enumerate() {
         let text = match state.flag_at(row, col) {
             Some(flag) => {
-                let mut text = format!("{}: {}", env.name, cell_text(flag.meta.kind, &flag.state));
+                let mut text = format!("{}: {}", env.name, cell_text(meta.kind, &flag.state));
                 let overrides: Vec<String> =
                     flag.state.overrides.iter().map(|o| o.summary()).collect();
                 if !overrides.is_empty() {
