@@ -34,7 +34,7 @@ struct Rig {
     ld_proxy: FaultProxy,
     token: String,
     flagsmith: FakeFlagsmith,
-    _ld: FakeLd,
+    ld: FakeLd,
 }
 
 fn addr_of(url: &str) -> std::net::SocketAddr {
@@ -94,7 +94,7 @@ async fn rig(bao: &OpenBao, prefix: &str) -> Rig {
         ld_proxy,
         token,
         flagsmith,
-        _ld: ld,
+        ld,
     }
 }
 
@@ -276,7 +276,15 @@ async fn a_failed_write_is_audited_and_changes_nothing() {
         .collect();
     assert_eq!(records.len(), 2, "{audit}");
     assert_eq!(records[0]["phase"], "intent");
-    assert_eq!(records[1]["result"], "error");
+    // A 500 says nothing about the change: the flag was read again and found unchanged.
+    assert_eq!(records[1]["result"], "not_applied");
+    assert!(
+        records[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500") && e.contains("unchanged")),
+        "{audit}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert_eq!(records[1]["note"], "INC-8 under fire");
 
     // The vendor healthy again: the same command goes through.
@@ -321,5 +329,224 @@ async fn a_single_blip_on_a_read_is_retried_once() {
         assert_eq!(output.status.code(), Some(0), "{name}: {report:?}");
         assert!(report.flags.iter().any(|f| f.env == "ld"), "{name}");
         assert!(report.flags.iter().any(|f| f.env == "fs"), "{name}");
+    }
+}
+
+fn audit_records(rig: &Rig) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(rig.home.audit_log())
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line"))
+        .collect()
+}
+
+fn ld_on(rig: &Rig, flag: &str) -> bool {
+    rig.ld.env_config(flag, "production")["on"] == json!(true)
+}
+
+/// The vendor got the write and made the change, but its answer never came back (held past
+/// the request timeout). killswitch reads the flag again and reports what is true: applied,
+/// confirmed, exit 0 — not "provider error, nothing was changed" (exit 7) while the flag is off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_that_landed_but_lost_its_answer_is_reported_applied() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let rig = rig(bao, "faults-lost-applied").await;
+    for (env, flag, request) in [
+        ("fs", "kill_switch_checkout", "PATCH /api/v1/environments/"),
+        ("ld", "kill_switch_payments", "PATCH /api/v2/flags/"),
+    ] {
+        rig.proxy(if env == "fs" {
+            "flagsmith"
+        } else {
+            "launchdarkly"
+        })
+        .set(Fault::lose_answer(request));
+        let before = audit_records(&rig).len();
+        let (output, _) = rig
+            .run(&[
+                "kill",
+                flag,
+                "--env",
+                env,
+                "--note",
+                "INC-12 lost",
+                "--yes",
+                "--output",
+                "json",
+            ])
+            .await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{env}: {stdout} {stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+        assert_eq!(report["result"], "applied", "{env}: {report}");
+        assert_eq!(report["to"], "KILLED", "{env}: {report}");
+        assert!(
+            report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("answer to the write was lost")),
+            "{env}: {report}"
+        );
+        let off = if env == "fs" {
+            !rig.flagsmith.enabled("prod", flag)
+        } else {
+            !ld_on(&rig, flag)
+        };
+        assert!(off, "{env}: the change landed");
+        let records = audit_records(&rig);
+        let outcome = &records[records.len() - 1];
+        assert_eq!(records.len(), before + 2, "{env}");
+        assert_eq!(outcome["phase"], "outcome", "{env}");
+        assert_eq!(outcome["result"], "ok", "{env}: {outcome}");
+        assert_eq!(outcome["to"], "KILLED", "{env}: {outcome}");
+        assert!(outcome["confirmed_ms"].is_u64(), "{env}: {outcome}");
+        assert!(
+            outcome["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("lost")),
+            "{env}: {outcome}"
+        );
+    }
+}
+
+/// The connection closed after the write was sent but before the vendor got it: the re-read
+/// shows nothing changed, exit 7 and an audit outcome `not_applied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_lost_before_it_landed_is_reported_not_applied() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let rig = rig(bao, "faults-lost-not-applied").await;
+    for (env, flag, request) in [
+        ("fs", "kill_switch_checkout", "PATCH /api/v1/environments/"),
+        ("ld", "kill_switch_payments", "PATCH /api/v2/flags/"),
+    ] {
+        rig.proxy(if env == "fs" {
+            "flagsmith"
+        } else {
+            "launchdarkly"
+        })
+        .set(Fault::LoseAnswer {
+            request: request.into(),
+            forward: false,
+            then: Box::new(Fault::None),
+        });
+        let (output, _) = rig
+            .run(&[
+                "kill",
+                flag,
+                "--env",
+                env,
+                "--note",
+                "INC-12 dropped",
+                "--yes",
+            ])
+            .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(7), "{env}: {stderr}");
+        assert!(stderr.contains("nothing was changed"), "{env}: {stderr}");
+        let on = if env == "fs" {
+            rig.flagsmith.enabled("prod", flag)
+        } else {
+            ld_on(&rig, flag)
+        };
+        assert!(on, "{env}: nothing landed");
+        let records = audit_records(&rig);
+        let outcome = &records[records.len() - 1];
+        assert_eq!(outcome["result"], "not_applied", "{env}: {outcome}");
+    }
+}
+
+/// The answer was lost and the vendor stayed unreachable for the re-read: the outcome is
+/// unknown, said so (exit 11, audit `unknown`), and the next run reconciles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_answer_and_a_failed_re_read_is_outcome_unknown_then_reconciled() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let rig = rig(bao, "faults-lost-unknown").await;
+    for (env, target, flag, request) in [
+        (
+            "fs",
+            "flagsmith",
+            "kill_switch_checkout",
+            "PATCH /api/v1/environments/",
+        ),
+        (
+            "ld",
+            "launchdarkly",
+            "kill_switch_payments",
+            "PATCH /api/v2/flags/",
+        ),
+    ] {
+        rig.proxy(target).set(Fault::LoseAnswer {
+            request: request.into(),
+            forward: true,
+            then: Box::new(Fault::Reset),
+        });
+        let (output, _) = rig
+            .run(&[
+                "kill",
+                flag,
+                "--env",
+                env,
+                "--note",
+                "INC-12 dark",
+                "--yes",
+                "--output",
+                "json",
+            ])
+            .await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(11), "{env}: {stdout}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+        assert_eq!(report["result"], "outcome_unknown", "{env}: {report}");
+        assert!(
+            report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("OUTCOME UNKNOWN") && m.contains("status --env")),
+            "{env}: {report}"
+        );
+        let records = audit_records(&rig);
+        let outcome = &records[records.len() - 1];
+        assert_eq!(outcome["result"], "unknown", "{env}: {outcome}");
+
+        // The vendor reachable again: the next run reads the flag and records what happened.
+        rig.proxy(target).set(Fault::None);
+        let (output, _) = rig
+            .run(&[
+                "kill",
+                flag,
+                "--env",
+                env,
+                "--note",
+                "INC-12 again",
+                "--yes",
+            ])
+            .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{env}: already off: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("interrupted kill of {flag} in {env}"))
+                && stderr.contains("was applied"),
+            "{env}: {stderr}"
+        );
+        let records = audit_records(&rig);
+        let reconciled = records
+            .iter()
+            .rev()
+            .find(|r| r["phase"] == "reconciled")
+            .expect("a reconciled record");
+        assert_eq!(reconciled["result"], "ok", "{env}: {reconciled}");
+        assert_eq!(reconciled["flag"], flag);
     }
 }

@@ -34,6 +34,28 @@ pub enum Fault {
     /// requests are forwarded (one request per connection, `Connection: close`), so reads work
     /// and the write fails with the echo.
     EchoHeaders { status: u16, writes_only: bool },
+    /// Forward untouched until a request whose first line contains `request` (e.g.
+    /// `"PATCH /api/v2/flags/"`): then, with `forward`, send it on to the server (the change
+    /// lands) but hold its answer back until the client gives up (at most 60 s); without
+    /// `forward`, close the connection without sending it (nothing lands). The connections
+    /// accepted after that get `then`; open ones close at their next request unless `then` is
+    /// `Fault::None`.
+    LoseAnswer {
+        request: String,
+        forward: bool,
+        then: Box<Fault>,
+    },
+}
+
+impl Fault {
+    /// The answer to the first `request` is lost after the server got it; nothing else fails.
+    pub fn lose_answer(request: &str) -> Fault {
+        Fault::LoseAnswer {
+            request: request.into(),
+            forward: true,
+            then: Box::new(Fault::None),
+        }
+    }
 }
 
 impl Fault {
@@ -88,7 +110,7 @@ impl FaultProxy {
                                 },
                                 Err(_) => Fault::None,
                             };
-                            tokio::spawn(handle(client, upstream, fault));
+                            tokio::spawn(handle(client, upstream, fault, shared.clone()));
                         }
                     }
                 }
@@ -136,8 +158,15 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault) {
+type Shared = Arc<Mutex<(Fault, Option<usize>)>>;
+
+async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault, shared: Shared) {
     match fault {
+        Fault::LoseAnswer {
+            request,
+            forward,
+            then,
+        } => lose_answer(client, upstream, &request, forward, *then, shared).await,
         Fault::None => {
             if let Ok(mut server) = TcpStream::connect(upstream).await {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -281,6 +310,80 @@ async fn echo_headers(mut client: TcpStream, upstream: SocketAddr, status: u16, 
     );
     let _ = client.write_all(response.as_bytes()).await;
     let _ = client.shutdown().await;
+}
+
+/// See [`Fault::LoseAnswer`].
+async fn lose_answer(
+    client: TcpStream,
+    upstream: SocketAddr,
+    request: &str,
+    forward: bool,
+    then: Fault,
+    shared: Shared,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let held = AtomicBool::new(false);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let upstream_leg = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let read = match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            let chunk = &buffer[..read];
+            // Another connection lost its answer already and the fault became `then`: an open
+            // connection (a pooled one, accepted before) fails too rather than pass through.
+            let tripped_elsewhere = !held.load(Ordering::SeqCst)
+                && shared.lock().is_ok_and(|current| {
+                    !matches!(current.0, Fault::LoseAnswer { .. } | Fault::None)
+                });
+            if tripped_elsewhere {
+                break;
+            }
+            let first_line = chunk.split(|b| *b == b'\r').next().unwrap_or_default();
+            if !held.load(Ordering::SeqCst) && String::from_utf8_lossy(first_line).contains(request)
+            {
+                held.store(true, Ordering::SeqCst);
+                if let Ok(mut current) = shared.lock() {
+                    *current = (then.clone(), None);
+                }
+                if !forward {
+                    break;
+                }
+            }
+            if server_write.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let downstream_leg = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let read = match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            if held.load(Ordering::SeqCst) {
+                continue;
+            }
+            if client_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+    };
+    // The client gives up on the held answer (its timeout) and closes: both legs end.
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::select! {
+            _ = upstream_leg => {},
+            _ = downstream_leg => {},
+        }
+    })
+    .await;
 }
 
 fn reason(status: u16) -> &'static str {
