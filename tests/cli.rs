@@ -369,6 +369,75 @@ fn stale_report_for_the_sample_flags() {
     assert!(!text.contains("kill_switch_checkout"), "{text}");
 }
 
+/// The "after" of every flip is what the flag then serves: the JSON `to`, the audit outcome's
+/// `to` and `status` agree, for a kill and for a restore of a flag with a rollout (a restore
+/// once recorded `ON` where the flag served `ON 10%` or `ON 33/33/34`).
+#[test]
+fn kill_and_restore_report_the_cell_status_then_shows() {
+    let home = Home::new();
+    seeded(&home);
+    let state = |flag: &str| -> String {
+        let output = run(
+            &home,
+            &[
+                "status", "--env", "prod", "--flag", flag, "--output", "json",
+            ],
+        );
+        let report: StatusReport = serde_json::from_str(&stdout(&output)).expect("status json");
+        report.flags[0].state.clone()
+    };
+    let output = run(&home, &["status", "--env", "prod", "--output", "json"]);
+    let report: StatusReport = serde_json::from_str(&stdout(&output)).expect("status json");
+    let mut with_rollout = 0;
+    for flag in &report.flags {
+        if !flag.enabled {
+            continue;
+        }
+        with_rollout += usize::from(!flag.rollout_summary.is_empty());
+        for (command, note) in [("kill", "INC-12 off"), ("restore", "INC-12 back")] {
+            let output = run(
+                &home,
+                &[
+                    command, &flag.flag, "--env", "prod", "--note", note, "--yes", "--output",
+                    "json",
+                ],
+            );
+            assert_eq!(
+                code(&output),
+                0,
+                "{command} {}: {}",
+                flag.flag,
+                stderr(&output)
+            );
+            let result: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("json");
+            let now = state(&flag.flag);
+            assert_eq!(result["to"], now.as_str(), "{command} {}", flag.flag);
+            let records = audit_lines(&home);
+            let outcome = &records[records.len() - 1];
+            assert_eq!(outcome["to"], now.as_str(), "{command} {}", flag.flag);
+            assert_eq!(outcome["from"], result["from"], "{command} {}", flag.flag);
+            assert!(
+                stdout(&run(
+                    &home,
+                    &[
+                        command, &flag.flag, "--env", "prod", "--note", note, "--yes"
+                    ]
+                ))
+                .contains(&format!("already is {now}")),
+                "{command} {}",
+                flag.flag
+            );
+        }
+        assert_eq!(
+            state(&flag.flag),
+            flag.state,
+            "{} back as it was",
+            flag.flag
+        );
+    }
+    assert!(with_rollout >= 2, "the seed has flags with rollouts");
+}
+
 #[test]
 fn runbook_step_has_the_exact_commands_and_the_flags_runbook() {
     let home = Home::new();
@@ -383,6 +452,7 @@ fn runbook_step_has_the_exact_commands_and_the_flags_runbook() {
         "killswitch --env prod --flag kill_switch_checkout",
         "runbook: ../runbooks/runbook-api-latency-p99.md",
         "owner: team-checkout",
+        "11: OUTCOME UNKNOWN",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

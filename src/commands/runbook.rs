@@ -129,10 +129,13 @@ fn write_step(
     writeln!(out, "   ```")?;
     writeln!(
         out,
-        "   Exit 0: applied and confirmed by what services see. 3: already off. 8: applied but \
-         not confirmed yet (re-run step 1). 9: someone changed it meanwhile (re-run step 1). \
-         10: approval required, nothing live yet. 4/5/6/7: refused / not found / Vault / provider \
-         error: nothing was changed."
+        "   Exit 0: applied and confirmed by what services see (also when the vendor's answer \
+         was lost and a re-read found the change live). 3: already off. 8: applied but not \
+         confirmed yet (re-run step 1). 9: someone changed it meanwhile (re-run step 1). 10: \
+         approval required, nothing live yet. 4/5/6/7: refused / not found / Vault / provider \
+         error: nothing was changed (after a lost answer, the flag was read again and is \
+         unchanged). 11: OUTCOME UNKNOWN: the answer was lost and the flag could not be read \
+         again; it may or may not be off: re-run step 1 before anything else."
     )?;
     writeln!(out)?;
     writeln!(
