@@ -237,11 +237,26 @@ pub fn round_to_hundred(percents: &[f64]) -> Vec<i64> {
     rounded
 }
 
+/// Who an override is for: a group (segment, rule, strategy) or named individuals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverrideKind {
+    /// A segment, rule, tenant or strategy: counted as `seg` in a cell.
+    #[default]
+    Segment,
+    /// One or a few named identities (a Flagsmith identity override, LaunchDarkly individual
+    /// targets): counted as `id` in a cell.
+    Identity,
+}
+
 /// A segment, tenant or rule that gets something other than the default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Override {
     /// Segment, rule or tenant name as the vendor names it.
     pub target: String,
+    /// A group or named identities.
+    #[serde(default)]
+    pub kind: OverrideKind,
     /// Whether the flag is on for this target (vendors that can switch per segment).
     pub enabled: bool,
     /// The value served to this target, when it is not plain on/off.
@@ -340,18 +355,19 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
         _ => {}
     }
     let rollout = state.rollout.summary();
-    let overrides = match state.overrides.len() {
-        0 => String::new(),
-        n => format!(" +{n} seg"),
+    let overrides = match counted(state.overrides.iter()) {
+        text if text.is_empty() => String::new(),
+        text => format!(" +{}", text.replace(", ", " +")),
     };
     // Segments that get the feature while everyone else does not: the same situation whether
     // the vendor's toggle is off with a segment override on (Flagsmith) or the default is off
     // with targeting on (flagd, Unleash): an on-call engineer must see it still serves.
-    let serving_segments = state.overrides.iter().filter(|o| o.enabled).count();
+    // Named identities count as `id`, groups as `seg`.
+    let serving = counted(state.overrides.iter().filter(|o| o.enabled));
     let default_off = !state.enabled
         || (rollout.is_empty() && state.value == Some(serde_json::Value::Bool(false)));
-    if default_off && serving_segments > 0 {
-        return format!("{on} {serving_segments} seg only");
+    if default_off && !serving.is_empty() {
+        return format!("{on} {serving} only");
     }
     if kill_switch {
         return if state.enabled {
@@ -369,6 +385,25 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
         (Some(serde_json::Value::Bool(false)), true) => "ON false".to_string(),
         (Some(value), true) => format!("{}{overrides}", value_text(value)),
     }
+}
+
+/// "2 seg", "1 id", "1 seg, 1 id", or "" for none.
+fn counted<'a>(overrides: impl Iterator<Item = &'a Override>) -> String {
+    let (mut segments, mut identities) = (0, 0);
+    for o in overrides {
+        match o.kind {
+            OverrideKind::Segment => segments += 1,
+            OverrideKind::Identity => identities += 1,
+        }
+    }
+    let mut parts = Vec::new();
+    if segments > 0 {
+        parts.push(format!("{segments} seg"));
+    }
+    if identities > 0 {
+        parts.push(format!("{identities} id"));
+    }
+    parts.join(", ")
 }
 
 fn prefixed(text: &str) -> String {
@@ -389,6 +424,7 @@ mod tests {
             enabled: false,
             overrides: vec![Override {
                 target: "segment beta".into(),
+                kind: OverrideKind::Segment,
                 enabled: true,
                 value: None,
                 rollout: Rollout::Percentage { percent: 10.0 },
@@ -443,6 +479,45 @@ mod tests {
             };
             assert_eq!(cell_text(FlagKind::KillSwitch, &killed), "KILLED");
         }
+    }
+
+    #[test]
+    fn identity_overrides_count_as_id_not_seg() {
+        let identity = Override {
+            target: "identity alice".into(),
+            kind: OverrideKind::Identity,
+            enabled: true,
+            value: None,
+            rollout: Rollout::Everyone,
+        };
+        let segment = Override {
+            target: "segment beta".into(),
+            kind: OverrideKind::Segment,
+            ..identity.clone()
+        };
+        let on = |overrides: Vec<Override>| FlagState {
+            enabled: true,
+            value: Some(true.into()),
+            overrides,
+            ..FlagState::default()
+        };
+        assert_eq!(
+            cell_text(FlagKind::Release, &on(vec![identity.clone()])),
+            "ON +1 id"
+        );
+        assert_eq!(
+            cell_text(
+                FlagKind::Release,
+                &on(vec![segment.clone(), identity.clone()])
+            ),
+            "ON +1 seg +1 id"
+        );
+        let mut off = on(vec![identity.clone()]);
+        off.enabled = false;
+        assert_eq!(cell_text(FlagKind::KillSwitch, &off), "SERVING 1 id only");
+        let mut dark = on(vec![segment, identity]);
+        dark.value = Some(false.into());
+        assert_eq!(cell_text(FlagKind::Release, &dark), "ON 1 seg, 1 id only");
     }
 
     #[test]
@@ -515,6 +590,7 @@ mod tests {
             value: Some(20.into()),
             overrides: vec![Override {
                 target: "eu_tenants".into(),
+                kind: OverrideKind::Segment,
                 enabled: true,
                 value: Some(50.into()),
                 rollout: Rollout::Everyone,

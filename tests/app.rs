@@ -190,6 +190,9 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
         },
         audit_warning: None,
         served_via: "the flag file as flagd reads it",
+        from: "SERVING".into(),
+        to: "KILLED, 1 seg ON".into(),
+        lost_answer: None,
     };
     let effects = update(
         &mut state,
@@ -208,6 +211,10 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
         panic!("done")
     };
     assert!(*ok);
+    assert!(
+        lines[0].ends_with("SERVING -> KILLED, 1 seg ON"),
+        "{lines:?}"
+    );
     assert!(lines[1].contains("30 ms"), "{lines:?}");
     assert!(
         lines[2].starts_with("8.4 s since killswitch started"),
@@ -343,4 +350,56 @@ fn a_hung_and_a_failed_environment_do_not_hold_back_the_loaded_one() {
         .map(|(_, text)| text)
         .unwrap_or_default();
     assert!(message.contains("staging is still loading"), "{message}");
+}
+
+/// A first environment read without metadata (a Flagsmith environment without the admin
+/// credential) must not hide the owner, date and kind the other environments hold.
+#[test]
+fn a_row_takes_each_metadata_field_from_the_first_environment_that_has_it() {
+    let mut state = state(false, (110, 30), None);
+    for env in ["dev", "staging", "prod"] {
+        let mut snapshot = snapshot(env);
+        if env == "dev" {
+            for flag in &mut snapshot.flags {
+                flag.meta = std::sync::Arc::new(killswitch::model::FlagMeta {
+                    key: flag.meta.key.clone(),
+                    ..Default::default()
+                });
+            }
+        }
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(snapshot),
+                read_only_reason: None,
+            },
+        );
+    }
+    let prod = snapshot("prod");
+    for row in &state.rows {
+        let Some(in_prod) = prod.flag(&row.meta.key) else {
+            continue;
+        };
+        assert_eq!(row.meta.owner, in_prod.meta.owner, "{}", row.meta.key);
+        assert!(row.meta.owner.is_some(), "{}", row.meta.key);
+        assert_eq!(row.meta.kind, in_prod.meta.kind, "{}", row.meta.key);
+        assert_eq!(
+            row.meta.expected_removal, in_prod.meta.expected_removal,
+            "{}",
+            row.meta.key
+        );
+        // dev's cell is worded with the merged kind too.
+        let dev = state.cell_text(row, 0);
+        let prod_cell = state.cell_text(row, 2);
+        if row.meta.is_kill_switch() {
+            assert!(
+                dev.iter()
+                    .chain(&prod_cell)
+                    .all(|c| c.starts_with("SERVING") || c.starts_with("KILLED")),
+                "{}: {dev:?} {prod_cell:?}",
+                row.meta.key
+            );
+        }
+    }
 }

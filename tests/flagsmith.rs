@@ -312,7 +312,7 @@ async fn six_sample_flags_per_environment_with_the_server_side_key_alone() {
                 ("catalog_v2_search_engine", "opensearch"),
                 ("recommendations_ab_test_model_v3", "ON 33/33/34"),
                 ("checkout_stripe_payment_intents_v2024_11", "ON 1 seg only"),
-                ("catalog_per_tenant_pagination_size", "30 +2 seg"),
+                ("catalog_per_tenant_pagination_size", "30 +1 seg +1 id"),
             ],
         ),
     ];

@@ -113,7 +113,7 @@ async fn summaries_match_what_launchdarkly_serves() {
     assert_eq!(flags.len(), 6);
     assert_eq!(cell("kill_switch_payments"), "SERVING");
     // 10000/90000 thousandths of a percent on a boolean flag, plus 1 target + 1 rule.
-    assert_eq!(cell("checkout_redesign"), "ON 10% +2 seg");
+    assert_eq!(cell("checkout_redesign"), "ON 10% +1 seg +1 id");
     assert_eq!(cell("search_ranking"), "ON 33/33/34");
     // LaunchDarkly's kill-switch template tag marks a kill switch without the key prefix.
     assert_eq!(cell("recommendations_circuit"), "SERVING");
@@ -1272,4 +1272,58 @@ async fn launchdarkly_flags_appear_beside_other_environments_on_the_dashboard() 
     assert!(line("search_ranking").contains("ON 33/33/34"), "{screen}");
     assert!(line("kill_switch_payments").contains("SERVING"), "{screen}");
     assert!(line("dark_mode").contains("OFF"), "{screen}");
+}
+
+/// The spec says two things about when a flag list carries `environments`: the endpoint's text
+/// says `env=`, the `FeatureFlag` schema and the 20240415 changelog say the `filterEnv` filter.
+/// killswitch sends both, so the dashboard reads either way.
+#[tokio::test]
+async fn environments_come_back_under_either_reading_of_the_spec() {
+    let fake = FakeLd::start().await;
+    let connection = connect(&fake, false);
+    for need_filter_env in [false, true] {
+        fake.with(|s| s.environments_need_filter_env = need_filter_env);
+        let flags = connection
+            .source
+            .list_flags()
+            .await
+            .unwrap_or_else(|err| panic!("filterEnv reading {need_filter_env}: {err}"));
+        let payments = flags
+            .iter()
+            .find(|f| f.meta.key == "kill_switch_payments")
+            .expect("listed");
+        assert_eq!(cell_text(payments.meta.kind, &payments.state), "SERVING");
+    }
+}
+
+/// A change that would make a pending scheduled change or approval request fail is refused
+/// with a 400 (the API reference's "Conflicts"): the message says so in words, nothing changes.
+#[tokio::test]
+async fn a_patch_refused_for_a_pending_scheduled_change_says_so() {
+    let fake = FakeLd::start().await;
+    let connection = connect(&fake, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = audit_log(&dir);
+    let request = kill_request(&connection, "kill_switch_payments", false).await;
+    fake.with(|s| s.pending_conflict_next_patch = true);
+    let err = flip::execute(
+        &request,
+        &connection,
+        &log,
+        &SystemClock,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect_err("400");
+    let text = err.to_string();
+    assert!(
+        text.contains("conflicts with a pending scheduled change or approval request")
+            && text.contains("ignoreConflicts")
+            && text.contains("Nothing was changed"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.env_config("kill_switch_payments", "production")["on"],
+        serde_json::json!(true)
+    );
 }

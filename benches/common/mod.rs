@@ -55,6 +55,7 @@ pub fn flag(index: usize, env: usize) -> Flag {
             value: Some(json!(20)),
             overrides: vec![Override {
                 target: "enterprise_tenants".into(),
+                kind: killswitch::model::OverrideKind::Segment,
                 enabled: true,
                 value: Some(json!(100)),
                 rollout: Rollout::Everyone,
@@ -66,6 +67,7 @@ pub fn flag(index: usize, env: usize) -> Flag {
             value: Some(json!(false)),
             overrides: vec![Override {
                 target: "internal_staff".into(),
+                kind: killswitch::model::OverrideKind::Segment,
                 enabled: true,
                 value: None,
                 rollout: Rollout::Everyone,

@@ -631,6 +631,7 @@ fn read_targeting(
         let value = if boolean { None } else { value };
         overrides.push(Override {
             target,
+            kind: crate::model::OverrideKind::Segment,
             enabled,
             value,
             rollout,

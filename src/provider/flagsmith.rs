@@ -32,7 +32,7 @@ use super::{
 };
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
-    Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState, value_text,
+    Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
 use crate::secret::{Secret, SecretFields};
 
@@ -680,12 +680,19 @@ struct AdminFeature {
 impl AdminFeature {
     fn parse(value: &Value, tags: &[(u64, String)]) -> Option<AdminFeature> {
         let id = value.get("id")?.as_u64()?;
-        let description = value
+        let raw_description = value
             .get("description")
             .and_then(Value::as_str)
             .map(str::trim)
-            .filter(|text| !text.is_empty())
-            .map(str::to_string);
+            .filter(|text| !text.is_empty());
+        // A description is shown on one line: its lines joined with a space, not run together.
+        let description = raw_description.map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let owners: Vec<String> = value
             .get("owners")
             .and_then(Value::as_array)
@@ -728,11 +735,7 @@ impl AdminFeature {
         let expected_removal = labels
             .iter()
             .find_map(|label| removal_date(label))
-            .or_else(|| {
-                description
-                    .as_deref()
-                    .and_then(|text| text.lines().find_map(removal_date))
-            });
+            .or_else(|| raw_description.and_then(|text| text.lines().find_map(removal_date)));
         Some(AdminFeature {
             id,
             description,
@@ -800,6 +803,7 @@ fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFe
                 override_state.priority.unwrap_or(i64::MAX),
                 Override {
                     target: format!("segment {}", segment.name),
+                    kind: OverrideKind::Segment,
                     enabled: override_state.enabled,
                     value: non_null(&override_state.value),
                     rollout: segment
@@ -820,6 +824,7 @@ fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFe
                 let fs = states.iter().find(|fs| fs.feature_id == state.feature_id)?;
                 Some(Override {
                     target: format!("identity {identifier}"),
+                    kind: OverrideKind::Identity,
                     enabled: fs.enabled,
                     value: non_null(&fs.value),
                     rollout: Rollout::Everyone,
@@ -1226,15 +1231,13 @@ impl FlagWriter for FlagsmithWriter {
                     "multivariate_feature_state_values": multivariate,
                 }],
             });
-            let version = client
-                .call_json(
-                    &format!("publish a version to {action} `{key}`"),
-                    Method::POST,
-                    &path,
-                    Auth::Admin,
-                    Some(&body),
-                )
+            let what = format!("publish a version to {action} `{key}`");
+            let answer = client
+                .call(&what, Method::POST, &path, Auth::Admin, Some(&body))
                 .await?;
+            // A 2xx whose body cannot be read: the version may well be live.
+            let version = parse_json(env, &what, &client.url(&path), &answer.body)
+                .map_err(ProviderError::with_outcome_unknown)?;
             if version.get("published").and_then(Value::as_bool) != Some(true) {
                 return Err(ProviderError::new(
                     ErrorKind::Api,
@@ -1273,7 +1276,8 @@ impl FlagWriter for FlagsmithWriter {
             "read the PATCH answer",
             &client.url(&path),
             &answer.body,
-        )?;
+        )
+        .map_err(ProviderError::with_outcome_unknown)?;
         if changed.get("enabled").and_then(Value::as_bool) != Some(enabled) {
             return Err(ProviderError::new(
                 ErrorKind::Api,
@@ -1283,7 +1287,8 @@ impl FlagWriter for FlagsmithWriter {
                     display_url(&client.url(&path)),
                     if enabled { "on" } else { "off" }
                 ),
-            ));
+            )
+            .with_outcome_unknown());
         }
         Ok(WriteResult::Applied)
     }
@@ -1346,6 +1351,29 @@ mod tests {
         assert_eq!(
             summaries,
             vec!["200 (segment tenant_bigcorp)", "50 (identity tenant-acme)"]
+        );
+        // An identity override is one named identity, not a segment.
+        assert_eq!(
+            crate::model::cell_text(page.meta.kind, &page.state),
+            "30 +1 seg +1 id"
+        );
+    }
+
+    #[test]
+    fn a_multi_line_description_reads_as_one_line_with_spaces() {
+        let feature = json!({
+            "id": 7,
+            "description": "Kill switch for checkout.\nOwned by payments.\r\n\nremove-by: 2027-01-15",
+            "tags": [],
+        });
+        let parsed = AdminFeature::parse(&feature, &[]).expect("parses");
+        assert_eq!(
+            parsed.description.as_deref(),
+            Some("Kill switch for checkout. Owned by payments. remove-by: 2027-01-15")
+        );
+        assert_eq!(
+            parsed.expected_removal,
+            NaiveDate::from_ymd_opt(2027, 1, 15)
         );
     }
 

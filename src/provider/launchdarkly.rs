@@ -48,7 +48,7 @@ use super::{
 };
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
-    Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState, value_text,
+    Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
 use crate::secret::{Secret, SecretFields};
 
@@ -392,9 +392,14 @@ impl FlagSource for LdApi {
         let mut flags = Vec::new();
         let mut offset = 0usize;
         for _ in 0..MAX_PAGES {
+            // `environments` per the list endpoint's text comes with `env`; per the schema and the
+            // 20240415 changelog, with the `filterEnv` filter: both are sent so either reading
+            // returns it. `summary` is a boolean in the schema (the text's `summary=0` is the
+            // same value to LaunchDarkly's boolean parsing); `false` is valid in both.
+            let env = path_segment(&self.ld_env);
+            let filter = path_segment(&format!("filterEnv:{}", self.ld_env));
             let url = format!(
-                "{base}?env={}&summary=0&limit={PAGE_SIZE}&offset={offset}",
-                path_segment(&self.ld_env)
+                "{base}?env={env}&filter={filter}&summary=false&limit={PAGE_SIZE}&offset={offset}"
             );
             let page: LdPage =
                 serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
@@ -584,9 +589,27 @@ impl FlagWriter for LdWriter {
             200..=299 => Ok(WriteResult::Applied),
             // The environment requires approvals: the API refuses direct changes.
             405 => self.request_approval(key, kind, note).await,
+            400 if is_pending_conflict(&answer.body) => Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: LaunchDarkly refused it because it conflicts with a pending scheduled change or approval request on this flag in `{}` ({} answered 400: {}). Nothing was changed. killswitch does not override them (LaunchDarkly's `ignoreConflicts=true` would make them fail): review the flag's scheduled changes and approval requests in LaunchDarkly, then retry",
+                    api.ld_env,
+                    display_url(&url),
+                    http::body_message(&answer.body)
+                ),
+            )),
             _ => Err(http::status_error(&what, &url, answer.status, &answer.body)),
         }
     }
+}
+
+/// Whether a 400 to a flag PATCH is LaunchDarkly's "would make a pending scheduled change or
+/// approval request fail" refusal (the API reference's "Conflicts", `ignoreConflicts`).
+fn is_pending_conflict(body: &str) -> bool {
+    let text = body.to_ascii_lowercase();
+    text.contains("conflict")
+        || text.contains("ignoreconflicts")
+        || (text.contains("pending") && (text.contains("scheduled") || text.contains("approval")))
 }
 
 impl LdWriter {
@@ -768,6 +791,9 @@ struct LdWeighted {
 
 #[derive(Deserialize)]
 struct LdRule {
+    /// A disabled rule is kept in the flag but not evaluated (`Rule.disabled` in the spec).
+    #[serde(default)]
+    disabled: bool,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -968,6 +994,7 @@ fn override_for(
     if let Some(rollout) = rollout {
         return Ok(Override {
             target,
+            kind: OverrideKind::Segment,
             enabled: true,
             value: None,
             rollout: rollout_of(flag, rollout)?,
@@ -983,6 +1010,7 @@ fn override_for(
     Ok(if is_boolean(flag) {
         Override {
             target,
+            kind: OverrideKind::Segment,
             enabled: value == Value::Bool(true),
             value: None,
             rollout: Rollout::Everyone,
@@ -990,6 +1018,7 @@ fn override_for(
     } else {
         Override {
             target,
+            kind: OverrideKind::Segment,
             enabled: true,
             value: Some(value),
             rollout: Rollout::Everyone,
@@ -1065,9 +1094,15 @@ fn summarise_state(flag: &LdFlag, config: &LdEnvironment) -> Result<FlagState, S
         } else {
             format!("{kind} {}", shown.join(","))
         };
-        overrides.push(override_for(flag, label, Some(target.variation), None)?);
+        // Individual targets are named contexts, not a group.
+        let mut individual = override_for(flag, label, Some(target.variation), None)?;
+        individual.kind = OverrideKind::Identity;
+        overrides.push(individual);
     }
     for (index, rule) in config.rules.iter().enumerate() {
+        if rule.disabled {
+            continue;
+        }
         let label = match rule.description.as_deref().map(str::trim) {
             Some(description) if !description.is_empty() => description.to_string(),
             _ => match rule.clauses.first() {
@@ -1146,6 +1181,54 @@ mod tests {
         );
         let missing = summarise(&parsed, "staging").unwrap_err();
         assert!(missing.contains("staging"), "{missing}");
+    }
+
+    #[test]
+    fn a_disabled_rule_is_not_a_live_override() {
+        let flagged = flag(boolean(json!({
+            "on": true, "version": 4, "offVariation": 1,
+            "fallthrough": {"variation": 1},
+            "rules": [
+                {"_id": "r1", "disabled": true, "variation": 0, "trackEvents": false,
+                 "description": "beta testers", "clauses": []},
+                {"_id": "r2", "variation": 0, "trackEvents": false,
+                 "description": "staff", "clauses": []}
+            ]
+        })));
+        let targets: Vec<&str> = flagged
+            .state
+            .overrides
+            .iter()
+            .map(|o| o.target.as_str())
+            .collect();
+        assert_eq!(targets, vec!["staff"]);
+        assert_eq!(
+            cell_text(flagged.meta.kind, &flagged.state),
+            "ON 1 seg only"
+        );
+    }
+
+    #[test]
+    fn individual_targets_count_as_identities() {
+        let flagged = flag(boolean(json!({
+            "on": true, "offVariation": 1, "fallthrough": {"variation": 0},
+            "targets": [{"values": ["alice"], "variation": 1}],
+            "rules": [{"variation": 1, "trackEvents": false, "clauses": []}]
+        })));
+        assert_eq!(
+            cell_text(flagged.meta.kind, &flagged.state),
+            "ON +1 seg +1 id"
+        );
+    }
+
+    #[test]
+    fn a_pending_conflict_is_recognised() {
+        assert!(is_pending_conflict(
+            r#"{"code":"invalid_request","message":"this change conflicts with a pending scheduled change"}"#
+        ));
+        assert!(!is_pending_conflict(
+            r#"{"code":"invalid_request","message":"unknown instruction kind"}"#
+        ));
     }
 
     #[test]

@@ -1134,6 +1134,7 @@ fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> Flag
         };
         overrides.push(Override {
             target: target.join(" & "),
+            kind: crate::model::OverrideKind::Segment,
             enabled: true,
             value: None,
             rollout,

@@ -148,6 +148,13 @@ pub struct FakeState {
     pub patch_rate_limits: VecDeque<RateLimit>,
     /// The next PATCH answers 409, as when a concurrent request changed the flag.
     pub conflict_next_patch: bool,
+    /// The next PATCH answers 400 because it would make a pending scheduled change or approval
+    /// request fail (the API reference's "Conflicts"), unless `ignoreConflicts=true`.
+    pub pending_conflict_next_patch: bool,
+    /// Which reading of the spec the list endpoint follows for `environments`: `false` (the
+    /// endpoint's text) returns them with `env=`; `true` (the `FeatureFlag` schema and the
+    /// 20240415 changelog) only with the `filterEnv:` filter in `filter=`.
+    pub environments_need_filter_env: bool,
     /// After a change, this many SDK reads still see the old data (CDN propagation).
     pub sdk_lag_reads: u32,
     stale_sdk: Option<Vec<Value>>,
@@ -203,6 +210,8 @@ impl FakeLd {
             rate_limits: VecDeque::new(),
             patch_rate_limits: VecDeque::new(),
             conflict_next_patch: false,
+            pending_conflict_next_patch: false,
+            environments_need_filter_env: false,
             sdk_lag_reads: 0,
             stale_sdk: None,
             stale_left: 0,
@@ -683,8 +692,21 @@ fn list_flags(
             );
         }
     };
-    let env = query.get("env").map(String::as_str);
-    let summary = query.get("summary").map(String::as_str) != Some("0");
+    let filter_env = query.get("filter").and_then(|filter| {
+        filter
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("filterEnv:"))
+    });
+    let env = if state.environments_need_filter_env {
+        filter_env
+    } else {
+        query.get("env").map(String::as_str)
+    };
+    // A boolean in the schema; the endpoint's text says `summary=0`.
+    let summary = !matches!(
+        query.get("summary").map(String::as_str),
+        Some("0" | "false")
+    );
     let total = state.flags.len();
     let items: Vec<Value> = state
         .flags
@@ -848,6 +870,14 @@ fn patch_flag(
             "method_not_allowed",
             // The body LaunchDarkly answers, as reported in launchdarkly/ldcli#581.
             "Flag configuration updates require approval: action 'updateOn' not allowed",
+        );
+    }
+    if state.pending_conflict_next_patch {
+        state.pending_conflict_next_patch = false;
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "This change would cause a pending scheduled change or approval request to fail; set ignoreConflicts to apply it anyway",
         );
     }
     if state.conflict_next_patch {
