@@ -160,7 +160,12 @@ async fn summaries_match_what_launchdarkly_serves() {
     assert_eq!(list.authorization.as_deref(), Some(READER_TOKEN));
     assert_eq!(list.api_version.as_deref(), Some("20240415"));
     assert!(list.query.contains("env=production"), "{}", list.query);
-    assert!(list.query.contains("summary=0"), "{}", list.query);
+    assert!(
+        list.query.contains("filter=filterEnv%3Aproduction"),
+        "{}",
+        list.query
+    );
+    assert!(list.query.contains("summary=false"), "{}", list.query);
 }
 
 #[tokio::test]
