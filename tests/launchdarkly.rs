@@ -1332,3 +1332,168 @@ async fn a_patch_refused_for_a_pending_scheduled_change_says_so() {
         serde_json::json!(true)
     );
 }
+
+/// LaunchDarkly's generated Python client (PyPI `launchdarkly-api`, installed by
+/// tests/servers/install-launchdarkly-api.sh) carries its OpenAPI document's operations and
+/// schemas; tests/support/ld_spec_check.py checks requests against it.
+fn spec_checker() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let python = support::servers_dir().join("launchdarkly-api/venv/bin/python");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ld_spec_check.py");
+    support::server_available(
+        "LaunchDarkly's generated API client (the OpenAPI spec's schemas)",
+        python.is_file(),
+        "bash tests/servers/install-launchdarkly-api.sh",
+    )
+    .then_some((python, script))
+}
+
+/// Runs the checker over request lines; returns its exit success and its per-request results.
+fn check_against_spec(lines: &[serde_json::Value]) -> (bool, Vec<serde_json::Value>) {
+    let Some((python, script)) = spec_checker() else {
+        return (true, Vec::new());
+    };
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the spec checker");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write requests");
+    }
+    let output = child.wait_with_output().expect("spec checker output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.trim().is_empty(),
+        "the spec checker said nothing: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("checker line"))
+        .filter(|r: &serde_json::Value| r.get("request").is_some())
+        .collect();
+    (output.status.success(), results)
+}
+
+fn request_line(seen: &launchdarkly_fake::Seen) -> serde_json::Value {
+    serde_json::json!({
+        "method": seen.method,
+        "path": seen.path,
+        "query": seen.query,
+        "content_type": seen.content_type,
+        "body": seen.body,
+    })
+}
+
+/// Every request body and query killswitch sends to LaunchDarkly, across reads, verification,
+/// history, kill, restore, a refused write and an approval request, validates against the
+/// schemas of LaunchDarkly's published OpenAPI spec.
+#[tokio::test]
+async fn every_request_killswitch_sends_validates_against_the_openapi_spec() {
+    if spec_checker().is_none() {
+        return;
+    }
+    let fake = FakeLd::start().await;
+    let connection = connect(&fake, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = audit_log(&dir);
+    connection.source.list_flags().await.expect("list");
+    connection.source.served("dark_mode").await.expect("served");
+    let _ = connection.source.history("kill_switch_payments").await;
+    for enabled in [false, true] {
+        let request = kill_request(&connection, "kill_switch_payments", enabled).await;
+        let outcome = flip::execute(
+            &request,
+            &connection,
+            &log,
+            &SystemClock,
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("flip");
+        assert!(
+            matches!(outcome, FlipOutcome::Applied { .. }),
+            "{outcome:?}"
+        );
+    }
+    let request = kill_request(&connection, "kill_switch_payments", false).await;
+    fake.with(|s| s.pending_conflict_next_patch = true);
+    let _ = flip::execute(
+        &request,
+        &connection,
+        &log,
+        &SystemClock,
+        Duration::from_secs(1),
+    )
+    .await;
+    let regulated = provider::connect(
+        &env_config("prod", &fake.url),
+        Some(&fields("regulated", SDK_KEY_REGULATED, Some(WRITER_TOKEN))),
+        Access::ReadWrite,
+        &network(),
+    )
+    .expect("connect");
+    let request = kill_request(&regulated, "kill_switch_payments", false).await;
+    let outcome = flip::execute(
+        &request,
+        &regulated,
+        &log,
+        &SystemClock,
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("approval");
+    assert!(
+        matches!(outcome, FlipOutcome::PendingApproval { .. }),
+        "{outcome:?}"
+    );
+
+    let mut lines: Vec<serde_json::Value> = fake.requests().iter().map(request_line).collect();
+    let sent = lines.len();
+    // Controls that show the checker can fail (one run: importing the client takes seconds):
+    // what killswitch used to send, and a semantic patch with a stray field.
+    lines.push(
+        serde_json::json!({"method": "GET", "path": format!("/api/v2/flags/{PROJECT}"),
+        "query": "env=production&summary=0&limit=100&offset=0", "content_type": null, "body": ""}),
+    );
+    lines.push(serde_json::json!({"method": "PATCH",
+        "path": format!("/api/v2/flags/{PROJECT}/kill_switch_payments"), "query": "",
+        "content_type": killswitch::provider::launchdarkly::SEMANTIC_PATCH,
+        "body": r#"{"environmentKey":"production","note":"x","instructions":[{"kind":"turnFlagOff"}]}"#}));
+    let (ok, results) = check_against_spec(&lines);
+    assert_eq!(results.len(), lines.len());
+    assert!(!ok, "the controls fail");
+    let has_problems =
+        |r: &serde_json::Value| r["problems"].as_array().is_some_and(|p| !p.is_empty());
+    let problems: Vec<&serde_json::Value> =
+        results[..sent].iter().filter(|r| has_problems(r)).collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(
+        results[sent..].iter().all(has_problems),
+        "{:#?}",
+        &results[sent..]
+    );
+    let operations: std::collections::BTreeSet<&str> = results[..sent]
+        .iter()
+        .filter_map(|r| r["operation"].as_str())
+        .collect();
+    for expected in [
+        "get_feature_flags",
+        "get_feature_flag",
+        "patch_feature_flag",
+        "post_approval_request_for_flag",
+        "get_audit_log_entries",
+        "server-side SDK endpoint (not in the REST API spec)",
+    ] {
+        assert!(
+            operations.contains(expected),
+            "{expected} in {operations:?}"
+        );
+    }
+}
