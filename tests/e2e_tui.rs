@@ -35,7 +35,7 @@ fn runbook_link_kill_lands_in_the_flag_file_and_the_audit_log() {
 
     tui.send("f");
     tui.wait_for(
-        "KILL checkout in prod: kill_switch_checkout ON -> OFF",
+        "KILL checkout in prod: kill_switch_checkout SERVING -> KILLED",
         LIMIT,
     );
     tui.send("INC-4711 checkout p99 > 5s");
