@@ -438,6 +438,55 @@ fn kill_and_restore_report_the_cell_status_then_shows() {
     assert!(with_rollout >= 2, "the seed has flags with rollouts");
 }
 
+/// The first environment holds no owner, date, kind or description (as a Flagsmith
+/// environment read without the admin credential): `status` and `stale` take each from the
+/// first environment that has it, instead of showing `-` and reporting every flag.
+#[test]
+fn status_and_stale_merge_metadata_across_environments() {
+    let home = Home::new();
+    seeded(&home);
+    let as_seeded = run(
+        &home,
+        &["stale", "--as-of", "2026-11-24", "--output", "json"],
+    );
+    let as_seeded: StaleReport = serde_json::from_str(&stdout(&as_seeded)).expect("report");
+    let path = home.local_flags("dev");
+    let mut dev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dev")).expect("json");
+    for flag in dev["flags"].as_object_mut().expect("flags").values_mut() {
+        flag.as_object_mut().expect("flag").remove("metadata");
+    }
+    std::fs::write(&path, dev.to_string()).expect("write dev");
+
+    let output = run(
+        &home,
+        &["stale", "--as-of", "2026-11-24", "--output", "json"],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: StaleReport = serde_json::from_str(&stdout(&output)).expect("report");
+    assert_eq!(report.owners, as_seeded.owners);
+    assert_eq!(report.violations, as_seeded.violations);
+
+    let output = run(&home, &["status", "--output", "json"]);
+    let status: StatusReport = serde_json::from_str(&stdout(&output)).expect("status");
+    for flag in status.flags.iter().filter(|f| f.env == "dev") {
+        let prod = status
+            .flags
+            .iter()
+            .find(|f| f.env == "prod" && f.flag == flag.flag)
+            .expect("in prod");
+        assert_eq!(flag.owner, prod.owner, "{}", flag.flag);
+        assert_eq!(flag.kind, prod.kind, "{}", flag.flag);
+        assert_eq!(flag.expected_removal_date, prod.expected_removal_date);
+    }
+    let table = stdout(&run(&home, &["status"]));
+    let catalog = table
+        .lines()
+        .find(|l| l.starts_with("catalog_v2_search_engine"))
+        .expect("row");
+    assert!(catalog.ends_with("team-catalog"), "{catalog}");
+}
+
 #[test]
 fn runbook_step_has_the_exact_commands_and_the_flags_runbook() {
     let home = Home::new();
