@@ -1002,3 +1002,94 @@ fn the_binary_kills_an_unleash_flag_with_credentials_from_vault() {
     let (code, text) = run(&kill);
     assert_eq!(code, Some(3), "{text}");
 }
+
+/// Unleash got the toggle and made it, but its answer was held back past the request timeout:
+/// killswitch reads the flag again and reports the kill applied and confirmed, not a provider
+/// error.
+#[tokio::test]
+async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
+    use support::faults::{Fault, FaultProxy};
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    let flag = "kill_switch_lost_answer";
+    let project = "/api/admin/projects/default/features";
+    admin(
+        server,
+        "POST",
+        project,
+        Some(json!({"name": flag, "type": "kill-switch"})),
+    )
+    .await;
+    admin(
+        server,
+        "POST",
+        &format!("{project}/{flag}/environments/production/strategies"),
+        Some(json!({"name": "default"})),
+    )
+    .await;
+    admin(
+        server,
+        "POST",
+        &format!("{project}/{flag}/environments/production/on"),
+        None,
+    )
+    .await;
+    let upstream = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("127.0.0.1 address");
+    let proxy = FaultProxy::start(upstream);
+    let secrets = fields(
+        &proxy.url(),
+        &[
+            ("admin_token", ADMIN_TOKEN),
+            ("backend_token", BACKEND_TOKEN),
+        ],
+    );
+    let connection = provider::connect(
+        &env_config("prod", &[]),
+        Some(&secrets),
+        Access::ReadWrite,
+        &network(1000),
+    )
+    .expect("connect through the proxy");
+    let seen = connection.source.read_flag(flag).await.expect("read");
+    proxy.set(Fault::lose_answer(&format!(
+        "POST {project}/{flag}/environments/production/off"
+    )));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+    let outcome = flip::execute(
+        &kill_request(flag, &seen, "INC-12 lost answer"),
+        &connection,
+        &log,
+        &SystemClock,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("applied, not a provider error");
+    let FlipOutcome::Applied {
+        verification,
+        lost_answer,
+        to,
+        ..
+    } = outcome
+    else {
+        panic!("not applied: {outcome:?}");
+    };
+    assert!(lost_answer.is_some_and(|lost| lost.contains("timed out")));
+    assert!(
+        matches!(verification, Verification::Confirmed { .. }),
+        "{verification:?}"
+    );
+    assert_eq!(to, "KILLED");
+    assert!(!client_enabled(server, flag).await);
+    let records = log.records().expect("records");
+    assert_eq!(
+        records.last().and_then(|r| r.result),
+        Some(killswitch::audit::Result::Ok)
+    );
+}
