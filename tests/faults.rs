@@ -550,3 +550,57 @@ async fn a_lost_answer_and_a_failed_re_read_is_outcome_unknown_then_reconciled()
         assert_eq!(reconciled["flag"], flag);
     }
 }
+
+/// The "after" of a kill and of a restore is what the vendor then holds, the same text in the
+/// JSON result, the audit outcome and `status` (a Flagsmith kill once printed `KILLED, 1 seg
+/// ON` while the audit said `KILLED`; a restore recorded `ON` where the flag served `ON 10%`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vendor_flips_report_the_cell_status_then_shows() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let rig = rig(bao, "faults-cells").await;
+    let (output, _) = rig.run(&["status", "--output", "json"]).await;
+    let report: StatusReport = serde_json::from_slice(&output.stdout).expect("status");
+    let mut checked = 0;
+    for flag in report
+        .flags
+        .iter()
+        .filter(|f| f.env != "local" && f.enabled)
+        .filter(|f| !f.overrides.is_empty() || !f.rollout_summary.is_empty())
+    {
+        for (command, note) in [("kill", "INC-12 off"), ("restore", "INC-12 back")] {
+            let (output, _) = rig
+                .run(&[
+                    command, &flag.flag, "--env", &flag.env, "--note", note, "--yes", "--output",
+                    "json",
+                ])
+                .await;
+            let result: serde_json::Value =
+                serde_json::from_slice(&output.stdout).expect("json result");
+            assert_eq!(output.status.code(), Some(0), "{result}");
+            let (output, _) = rig
+                .run(&[
+                    "status", "--env", &flag.env, "--flag", &flag.flag, "--output", "json",
+                ])
+                .await;
+            let now: StatusReport = serde_json::from_slice(&output.stdout).expect("status");
+            let state = now.flags[0].state.clone();
+            assert_eq!(
+                result["to"],
+                state.as_str(),
+                "{command} {} {}",
+                flag.env,
+                flag.flag
+            );
+            let records = audit_records(&rig);
+            assert_eq!(records[records.len() - 1]["to"], state.as_str());
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "flags with overrides or rollouts in both vendors"
+    );
+}
