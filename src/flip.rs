@@ -236,14 +236,14 @@ pub async fn execute(
     let mut lost_answer = None;
     let written = match written {
         Err(error) if error.outcome_unknown => match reread(connection, &request.flag).await {
-            Ok(now) if now.state.enabled == request.enabled => {
+            Ok(now) if now.enabled == request.enabled => {
                 lost_answer = Some(error.message);
                 Ok(WriteResult::Applied)
             }
             Ok(now) => {
                 record.at = clock.now();
                 record.result = Some(audit::Result::NotApplied);
-                record.to = cell(request.kind, &now.state);
+                record.to = cell(request.kind, &now);
                 let message = format!(
                     "{}; read again, the flag is unchanged ({}): nothing was changed",
                     error.message, record.to
@@ -324,7 +324,7 @@ pub async fn execute(
                 reread(connection, &request.flag)
             );
             let to = match &after {
-                Ok(flag) => cell(request.kind, &flag.state),
+                Ok(state) => cell(request.kind, state),
                 Err(_) => record.to.clone(),
             };
             record.at = clock.now();
@@ -366,15 +366,15 @@ pub async fn execute(
     }
 }
 
-/// Reads one flag again, once more after a short pause if the first read fails: used after a
-/// write, when a blip must not turn a known outcome into an unknown one.
-async fn reread(connection: &Connection, flag: &str) -> Result<Flag, ProviderError> {
-    match connection.source.read_flag(flag).await {
-        Ok(flag) => Ok(flag),
+/// Reads one flag's state again, once more after a short pause if the first read fails: used
+/// after a write, when a blip must not turn a known outcome into an unknown one.
+async fn reread(connection: &Connection, flag: &str) -> Result<FlagState, ProviderError> {
+    match connection.source.read_state(flag).await {
+        Ok(state) => Ok(state),
         Err(error) if error.kind == ErrorKind::NotFound => Err(error),
         Err(_) => {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            connection.source.read_flag(flag).await
+            connection.source.read_state(flag).await
         }
     }
 }

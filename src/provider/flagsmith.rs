@@ -898,6 +898,14 @@ impl FlagSource for Flagsmith {
             .ok_or_else(|| self.not_found(key))
     }
 
+    /// The environment document alone (one call with the server-side key): the Admin API's
+    /// metadata is not needed to know what the flag serves.
+    async fn read_state(&self, key: &str) -> Result<FlagState, ProviderError> {
+        let document = self.document().await?;
+        let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
+        Ok(summarise(&document, state, None).state)
+    }
+
     /// `GET /api/v1/flags/` with the server-side key: the environment defaults services get.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
         let path = "/api/v1/flags/";

@@ -133,6 +133,12 @@ pub trait FlagSource: Send + Sync {
     /// One flag, fresh from the source.
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError>;
 
+    /// One flag's state, fresh from the source, without its metadata: what a flip reads after
+    /// its write. Providers whose metadata costs extra calls (Flagsmith's Admin API) skip them.
+    async fn read_state(&self, key: &str) -> Result<FlagState, ProviderError> {
+        Ok(self.read_flag(key).await?.state)
+    }
+
     /// What services get for this flag now, read the way an SDK reads it.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError>;
 
