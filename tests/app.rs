@@ -403,3 +403,38 @@ fn a_row_takes_each_metadata_field_from_the_first_environment_that_has_it() {
         }
     }
 }
+
+/// An unknown outcome is not worded as a failure: the change may be live.
+#[test]
+fn an_unknown_outcome_is_said_as_such_not_as_failed() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "note");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "prod");
+    let effects = press(&mut state, KeyCode::Enter);
+    let [Effect::Flip(request)] = effects.as_slice() else {
+        panic!("flip effect")
+    };
+    let error = killswitch::flip::FlipError::OutcomeUnknown {
+        env: "prod".into(),
+        flag: "kill_switch_checkout".into(),
+        lost: "timed out".into(),
+        reread: "connection reset".into(),
+        audit_id: "a1".into(),
+    };
+    update(
+        &mut state,
+        Action::flip_finished((**request).clone(), Err(error), Duration::from_millis(900)),
+    );
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("dialog shows the result")
+    };
+    let DialogStage::Done { ok, lines } = &dialog.stage else {
+        panic!("done")
+    };
+    assert!(!*ok);
+    assert!(lines[0].starts_with("KILL: OUTCOME UNKNOWN"), "{lines:?}");
+    assert!(!lines[0].contains("FAILED"), "{lines:?}");
+    assert!(lines[0].contains("status --env prod --flag kill_switch_checkout"));
+}
