@@ -1042,6 +1042,11 @@ async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
         .parse()
         .expect("127.0.0.1 address");
     let proxy = FaultProxy::start(upstream);
+    // Set before the first request: the fault is chosen when a connection is accepted, and the
+    // toggle may reuse a connection the reads opened.
+    proxy.set(Fault::lose_answer(&format!(
+        "POST {project}/{flag}/environments/production/off"
+    )));
     let secrets = fields(
         &proxy.url(),
         &[
@@ -1057,9 +1062,6 @@ async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
     )
     .expect("connect through the proxy");
     let seen = connection.source.read_flag(flag).await.expect("read");
-    proxy.set(Fault::lose_answer(&format!(
-        "POST {project}/{flag}/environments/production/off"
-    )));
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
     let outcome = flip::execute(
@@ -1080,7 +1082,12 @@ async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
     else {
         panic!("not applied: {outcome:?}");
     };
-    assert!(lost_answer.is_some_and(|lost| lost.contains("timed out")));
+    assert!(
+        lost_answer
+            .as_deref()
+            .is_some_and(|lost| lost.contains("timed out")),
+        "{lost_answer:?}"
+    );
     assert!(
         matches!(verification, Verification::Confirmed { .. }),
         "{verification:?}"
