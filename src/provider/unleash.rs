@@ -681,15 +681,22 @@ impl UnleashWriter {
                     .await?;
                 // 409: created meanwhile by another killswitch.
                 if answer.status.is_success() || answer.status == StatusCode::CONFLICT {
-                    Ok(())
-                } else {
-                    Err(http::status_error(
-                        &what,
-                        &api.url("/api/admin/tag-types"),
-                        answer.status,
-                        &answer.body,
-                    ))
+                    return Ok(());
                 }
+                // Two creations racing get a 500 (a duplicate key in Unleash's database), not a
+                // 409: the tag type exists if it can be read now.
+                let recheck = api
+                    .send(&what, Method::GET, &path, &self.admin_token, None)
+                    .await;
+                if recheck.is_ok_and(|again| again.status.is_success()) {
+                    return Ok(());
+                }
+                Err(http::status_error(
+                    &what,
+                    &api.url("/api/admin/tag-types"),
+                    answer.status,
+                    &answer.body,
+                ))
             })
             .await
             .map(|_| ())
