@@ -50,6 +50,10 @@ pub fn run(cli: Cli) -> i32 {
                 let mut stdout = std::io::stdout().lock();
                 commands::stale::run(&session, args, &mut stdout).await
             }
+            Some(Command::Serve(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+                crate::serve::run(std::sync::Arc::new(session), args).await
+            }
             Some(Command::Completions(args)) => {
                 let mut stdout = std::io::stdout().lock();
                 commands::completions(args.shell, &mut stdout);

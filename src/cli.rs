@@ -63,6 +63,8 @@ pub enum Command {
     Audit(AuditArgs),
     /// The weekly stale-flag report: flags past their expected removal date, by owner.
     Stale(StaleArgs),
+    /// Serve alert triggers (`POST /hooks/<name>`) and a read-only status page over HTTP.
+    Serve(ServeArgs),
     /// Print shell completions (generated from this command line).
     Completions(CompletionsArgs),
     /// Print the man page (roff, generated from this command line).
@@ -138,6 +140,13 @@ pub struct StaleArgs {
 pub enum ReportOutput {
     Markdown,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; loopback by default (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8686")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -99,6 +99,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// True when running on the embedded local flag files (the status bar says so).
     pub local_workspace: bool,
+    /// `killswitch serve`: the alert triggers (`[[trigger]]`) and the status page's auth.
+    pub serve: crate::serve::config::ServeConfig,
 }
 
 impl Config {
@@ -147,6 +149,9 @@ struct FileConfig {
     vault: FileVault,
     #[serde(default, rename = "environment")]
     environments: Vec<toml::Spanned<FileEnvironment>>,
+    #[serde(default, rename = "trigger")]
+    triggers: Vec<toml::Spanned<crate::serve::config::FileTrigger>>,
+    serve: Option<toml::Spanned<crate::serve::config::FileServe>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,6 +266,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message: "no environments: add at least one [[environment]] table".to_string(),
         });
     }
+    let serve = crate::serve::config::validate(
+        &shown,
+        text,
+        &file.triggers,
+        file.serve.as_ref(),
+        &environments,
+    )?;
     let defaults = NetworkConfig::default();
     let millis =
         |value: Option<u64>, default: Duration| value.map(Duration::from_millis).unwrap_or(default);
@@ -279,6 +291,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             verify_timeout: millis(file.network.verify_timeout_ms, defaults.verify_timeout),
         },
         local_workspace: false,
+        serve,
     })
 }
 

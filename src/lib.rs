@@ -16,6 +16,7 @@ pub mod model;
 pub mod provider;
 pub mod redact;
 pub mod secret;
+pub mod serve;
 pub mod session;
 pub mod text;
 pub mod tui;

@@ -103,6 +103,7 @@ pub fn local_config(dir: &Path) -> Result<Config> {
         refresh_interval: config::DEFAULT_REFRESH,
         network: NetworkConfig::default(),
         local_workspace: true,
+        serve: Default::default(),
     })
 }
 

@@ -1065,6 +1065,7 @@ async fn session_loads_and_flips_through_the_same_path() {
         refresh_interval: Duration::from_secs(30),
         network: network(),
         local_workspace: false,
+        serve: Default::default(),
     };
     let session = Session::new(
         config.clone(),

@@ -132,6 +132,7 @@ async fn dashboard_shows_seeded_states_and_percentages_per_environment() {
         refresh_interval: Duration::from_secs(30),
         network: network(5000),
         local_workspace: false,
+        serve: Default::default(),
     };
     let session = Session::new(
         config,

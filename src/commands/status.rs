@@ -61,44 +61,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         return Ok(exit::NOT_FOUND);
     }
     let loaded = load_all(session, args.env.as_deref()).await;
-    let today = session.clock.today();
-    let mut report = StatusReport {
-        generated_at: session.clock.now(),
-        flags: Vec::new(),
-        errors: Vec::new(),
-    };
-    let mut provider_names = std::collections::HashMap::new();
-    // Only environments that loaded: asking again for a failed one would repeat its
-    // (possibly slow) credential read.
-    for (env, _) in loaded.iter().filter(|(_, result)| result.is_ok()) {
-        if let Ok(connection) = session.connection(env).await {
-            provider_names.insert(env.clone(), connection.source.info().vendor.to_string());
-        }
-    }
-    for (env, result) in &loaded {
-        match result {
-            Ok(snapshot) => {
-                let provider = provider_names.get(env).cloned().unwrap_or_default();
-                report.flags.extend(
-                    snapshot
-                        .flags
-                        .iter()
-                        .filter(|flag| {
-                            args.flag
-                                .as_deref()
-                                .is_none_or(|wanted| wanted == flag.meta.key)
-                        })
-                        .filter(|flag| !args.kill_switches || flag.meta.is_kill_switch())
-                        .map(|flag| flag_status(snapshot, flag, &provider, today)),
-                );
-            }
-            Err(error) => report.errors.push(EnvError {
-                env: env.clone(),
-                error: error.clone(),
-            }),
-        }
-    }
-    sort_flags(&mut report.flags);
+    let report = collect(session, args, &loaded).await;
     let not_found = args.flag.is_some() && report.flags.is_empty() && report.errors.is_empty();
     match args.output {
         Output::Json => {
@@ -124,6 +87,54 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
     } else {
         exit::PROVIDER
     })
+}
+
+/// The status document (`status --output json`, `killswitch serve`'s `/api/status`) from
+/// environments already read.
+pub async fn collect(
+    session: &Session,
+    args: &StatusArgs,
+    loaded: &[(String, Result<EnvSnapshot, String>)],
+) -> StatusReport {
+    let today = session.clock.today();
+    let mut report = StatusReport {
+        generated_at: session.clock.now(),
+        flags: Vec::new(),
+        errors: Vec::new(),
+    };
+    let mut provider_names = std::collections::HashMap::new();
+    // Only environments that loaded: asking again for a failed one would repeat its
+    // (possibly slow) credential read.
+    for (env, _) in loaded.iter().filter(|(_, result)| result.is_ok()) {
+        if let Ok(connection) = session.connection(env).await {
+            provider_names.insert(env.clone(), connection.source.info().vendor.to_string());
+        }
+    }
+    for (env, result) in loaded {
+        match result {
+            Ok(snapshot) => {
+                let provider = provider_names.get(env).cloned().unwrap_or_default();
+                report.flags.extend(
+                    snapshot
+                        .flags
+                        .iter()
+                        .filter(|flag| {
+                            args.flag
+                                .as_deref()
+                                .is_none_or(|wanted| wanted == flag.meta.key)
+                        })
+                        .filter(|flag| !args.kill_switches || flag.meta.is_kill_switch())
+                        .map(|flag| flag_status(snapshot, flag, &provider, today)),
+                );
+            }
+            Err(error) => report.errors.push(EnvError {
+                env: env.clone(),
+                error: error.clone(),
+            }),
+        }
+    }
+    sort_flags(&mut report.flags);
+    report
 }
 
 fn flag_status(
