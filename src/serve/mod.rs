@@ -99,12 +99,15 @@ struct PageState {
     last_good: HashMap<String, EnvSnapshot>,
 }
 
+/// The lock a flip of one flag holds while it runs.
+type Flight = Arc<tokio::sync::Mutex<()>>;
+
 struct Server {
     session: Arc<Session>,
     triggers: HashMap<String, Trigger>,
     page_token: Option<Secret>,
     /// One lock per (env, flag): at most one flip in flight per flag in this instance.
-    flights: std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    flights: std::sync::Mutex<HashMap<(String, String), Flight>>,
     page: tokio::sync::RwLock<PageState>,
     refresh_now: tokio::sync::Notify,
     metrics: Metrics,
@@ -944,22 +947,23 @@ async fn flip_for(
             // conflict guard refused ours; if the flag now is what was asked, that is success.
             let raced = matches!(&error, FlipError::Changed { .. })
                 || error.provider_kind() == Some(ErrorKind::Conflict);
-            if raced {
-                if let Ok(now) = connection.source.read_flag(flag).await {
-                    if now.state.enabled == enabled {
-                        remember();
-                        server.metrics.flip("nothing_to_do");
-                        let shown = cell_text(now.meta.kind, &now.state);
-                        answer.to = Some(shown.clone());
-                        return answer.finish(
-                            "nothing_to_do",
-                            StatusCode::OK,
-                            format!(
-                                "{flag} in {env} was changed to {shown} by someone else at the same moment: nothing to do"
-                            ),
-                        );
-                    }
-                }
+            let now = if raced {
+                connection.source.read_flag(flag).await.ok()
+            } else {
+                None
+            };
+            if let Some(now) = now.filter(|now| now.state.enabled == enabled) {
+                remember();
+                server.metrics.flip("nothing_to_do");
+                let shown = cell_text(now.meta.kind, &now.state);
+                answer.to = Some(shown.clone());
+                return answer.finish(
+                    "nothing_to_do",
+                    StatusCode::OK,
+                    format!(
+                        "{flag} in {env} was changed to {shown} by someone else at the same moment: nothing to do"
+                    ),
+                );
             }
             let (outcome, status) = match &error {
                 FlipError::Note(_) | FlipError::ReadOnly { .. } => {
