@@ -26,11 +26,15 @@ struct Serve {
 
 impl Serve {
     fn start(home: &Home, config: &Path) -> Serve {
-        let mut child = home
-            .command()
-            .args(["--config"])
-            .arg(config)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        Serve::spawn(home.command().args(["--config"]).arg(config).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]))
+    }
+
+    fn spawn(command: &mut Command) -> Serve {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -782,4 +786,159 @@ async fn the_page_token_guards_the_page_and_the_document_but_not_health() {
     assert_eq!(status, 401);
     let log = serve.stop();
     assert!(!log.contains(page_token), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_token_read_from_openbao_opens_the_trigger_and_never_shows() {
+    use support::openbao::{self, OpenBao, ROOT_TOKEN};
+    if !openbao::available() {
+        return;
+    }
+    let mut bao = OpenBao::start();
+    let (status, answer) = bao.api(
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(ROOT_TOKEN),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!((200..300).contains(&status), "{status} {answer}");
+    let vault_token = "serve-test-token-from-openbao-9d8c7b6a";
+    bao.put(
+        "/v1/kv/data/killswitch/triggers/checkout",
+        json!({"token": vault_token}),
+    );
+    let home = Home::new();
+    seeded(&home);
+    let config = write_config(&home);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replacen(
+        &format!("token = \"{CHECKOUT_TOKEN}\""),
+        "token_vault_path = \"kv/killswitch/triggers/checkout\"",
+        1,
+    );
+    std::fs::write(&config, &text).expect("write");
+    let vault_env = |command: &mut Command| {
+        command.env("VAULT_ADDR", &bao.addr);
+        command.env("VAULT_TOKEN", ROOT_TOKEN);
+    };
+
+    // A path that holds no token stops the start, naming the path; nothing is served.
+    let missing = text.replace(
+        "kv/killswitch/triggers/checkout",
+        "kv/killswitch/triggers/nope",
+    );
+    let missing_config = home.path().join("missing.toml");
+    std::fs::write(&missing_config, missing).expect("write");
+    let mut command = home.command();
+    vault_env(&mut command);
+    let failed = command
+        .arg("--config")
+        .arg(&missing_config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run serve");
+    assert_eq!(failed.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&failed.stderr);
+    assert!(message.contains("kv/killswitch/triggers/nope"), "{message}");
+    assert!(message.contains("checkout-latency"), "{message}");
+    assert!(failed.stdout.is_empty());
+
+    let mut command = home.command();
+    vault_env(&mut command);
+    let serve = Serve::spawn(command.arg("--config").arg(&config).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let client = reqwest::Client::new();
+    let hook = serve.url("/hooks/checkout-latency");
+    let (status, _) = post(&client, &hook, Some(CHECKOUT_TOKEN), None).await;
+    assert_eq!(status, 401, "the config's old token no longer opens it");
+    let (status, body) = post(
+        &client,
+        &hook,
+        Some(vault_token),
+        Some(&alertmanager("firing")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    assert!(!enabled_in(&home, "prod", "kill_switch_checkout"));
+    let page = client
+        .get(serve.url("/"))
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    let log = serve.stop();
+    bao.stop();
+    for (what, text) in [
+        ("log", log),
+        ("page", page),
+        (
+            "audit",
+            std::fs::read_to_string(home.audit_log()).unwrap_or_default(),
+        ),
+    ] {
+        assert!(
+            !text.contains(vault_token),
+            "the token in the {what}:\n{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_resolved_restore_restores_and_the_rate_limit_holds() {
+    let home = Home::new();
+    seeded(&home);
+    let config = write_config(&home);
+    let text = std::fs::read_to_string(&config).expect("config");
+    let token = "serve-test-restore-token-31415926";
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[[trigger]]\nname = \"staging-checkout\"\nenv = \"staging\"\nflag = \"kill_switch_checkout\"\ntoken = \"{token}\"\non_resolved = \"restore\"\nrate_limit_per_minute = 3\n"
+        ),
+    )
+    .expect("write");
+    let serve = Serve::start(&home, &config);
+    let client = reqwest::Client::new();
+    let hook = serve.url("/hooks/staging-checkout");
+    let (_, body) = post(&client, &hook, Some(token), Some(&alertmanager("firing"))).await;
+    assert_eq!(body["outcome"], "applied", "{body}");
+    assert!(!enabled_in(&home, "staging", "kill_switch_checkout"));
+    let (_, body) = post(&client, &hook, Some(token), Some(&alertmanager("resolved"))).await;
+    assert_eq!(body["outcome"], "applied", "{body}");
+    assert_eq!(body["action"], "restore", "{body}");
+    assert!(enabled_in(&home, "staging", "kill_switch_checkout"));
+    let records = audit_lines(&home);
+    assert!(
+        records[2]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("CheckoutLatencyHigh resolved"),
+        "{records:?}"
+    );
+    // The alert fires again after it resolved: a new episode, it kills again.
+    let (_, body) = post(&client, &hook, Some(token), Some(&alertmanager("firing"))).await;
+    assert_eq!(body["outcome"], "applied", "{body}");
+    // The fourth authorised call within a minute is refused; nothing changes.
+    let before = std::fs::read(home.local_flags("staging")).expect("staging");
+    let (status, body) = post(&client, &hook, Some(token), Some(&alertmanager("firing"))).await;
+    assert_eq!(
+        (status, body["outcome"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read(home.local_flags("staging")).expect("staging"),
+        before
+    );
+    serve.stop();
 }
