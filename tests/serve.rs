@@ -742,7 +742,9 @@ async fn the_page_token_guards_the_page_and_the_document_but_not_health() {
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
         &config,
-        format!("{text}\n[serve]\npage_token = \"{page_token}\"\n"),
+        format!(
+            "{text}\n[[trigger]]\nname = \"typo\"\nenv = \"dev\"\nflag = \"kill_switch_chekout\"\ntoken = \"{STAGING_TOKEN}-typo\"\n\n[serve]\npage_token = \"{page_token}\"\n"
+        ),
     )
     .expect("write");
     let serve = Serve::start(&home, &config);
@@ -784,8 +786,29 @@ async fn the_page_token_guards_the_page_and_the_document_but_not_health() {
     )
     .await;
     assert_eq!(status, 401);
+    // Once the environments are read, a trigger whose flag is not there is reported.
+    for _ in 0..100 {
+        let report: StatusReport = client
+            .get(serve.url("/api/status"))
+            .bearer_auth(page_token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if !report.flags.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let log = serve.stop();
     assert!(!log.contains(page_token), "{log}");
+    assert!(
+        log.contains("WARNING: trigger `typo` (")
+            && log.contains("did you mean `kill_switch_checkout`"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -111,6 +111,8 @@ struct Server {
     page: tokio::sync::RwLock<PageState>,
     refresh_now: tokio::sync::Notify,
     metrics: Metrics,
+    /// Triggers already warned about (their flag is missing from their environment).
+    warned: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Runs the server until SIGINT/SIGTERM. Prints `listening on http://ADDR` on stdout once the
@@ -153,6 +155,7 @@ pub async fn run(session: Arc<Session>, args: &ServeArgs) -> Result<i32> {
         }),
         refresh_now: tokio::sync::Notify::new(),
         metrics: Metrics::default(),
+        warned: std::sync::Mutex::new(HashSet::new()),
         session,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -482,6 +485,9 @@ async fn refresh(server: &Server) {
                 last_ok: previous_ok,
             },
         };
+        if let Ok(snapshot) = &result {
+            warn_missing_flags(server, snapshot);
+        }
         if let Some(env) = state.envs.iter_mut().find(|env| env.name == name) {
             env.load = view;
         }
@@ -503,6 +509,30 @@ async fn refresh(server: &Server) {
         output: Output::Json,
     };
     state.report = crate::commands::status::collect(session, &args, &shown).await;
+}
+
+/// Logs once per trigger when its flag is not in its environment (a typo in the config would
+/// otherwise only show when the alert fires).
+fn warn_missing_flags(server: &Server, snapshot: &EnvSnapshot) {
+    let mut warned = server.warned.lock().unwrap_or_else(|p| p.into_inner());
+    for trigger in server.triggers.values() {
+        let config = &trigger.config;
+        if config.env != snapshot.env
+            || snapshot.flag(&config.flag).is_some()
+            || !warned.insert(config.name.clone())
+        {
+            continue;
+        }
+        let keys = snapshot.flags.iter().map(|flag| flag.meta.key.as_str());
+        log(&format!(
+            "WARNING: trigger `{}` ({}): a call will fail until flag `{}` exists in {}{}",
+            config.name,
+            config.location,
+            config.flag,
+            config.env,
+            crate::text::did_you_mean(&config.flag, keys)
+        ));
+    }
 }
 
 // ---- the triggers --------------------------------------------------------------------------
