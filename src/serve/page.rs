@@ -96,7 +96,7 @@ fn removal_mark(removal: Removal) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#111}\
 table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}\
-th{background:#eee}.killed{background:#fdd;font-weight:bold}.serving{color:#060}\
+th{background:#eee}td{white-space:nowrap}.killed{background:#fdd;font-weight:bold}.serving{color:#060}\
 .unknown{background:#ffd;font-weight:bold}.off{color:#666}.failed{color:#a00;font-weight:bold}\
 .stale{color:#a50}.muted{color:#666}";
 
