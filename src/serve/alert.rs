@@ -324,6 +324,32 @@ mod tests {
         assert!(parse(b"kill it").is_err());
     }
 
+    proptest::proptest! {
+        /// Any body, and any JSON with any text in the fields the note uses: no panic, and
+        /// every note passes the note rule (one inert line, at most 1,000 characters).
+        #[test]
+        fn any_body_parses_or_is_refused_and_every_note_is_valid(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            name in "\\PC{0,80}|[\u{0}-\u{1f}\u{7f}\u{202e}\u{2028}]{0,20}",
+            summary in proptest::prelude::any::<String>(),
+            status in "firing|resolved|alerting|ok|\\PC{0,8}",
+        ) {
+            if let Ok(payload) = parse(&bytes) {
+                proptest::prop_assert!(text::validate_note(&note("t", &payload)).is_ok());
+            }
+            let body = serde_json::json!({"status": status, "alerts": [{
+                "status": status, "labels": {"alertname": name},
+                "annotations": {"summary": summary}, "generatorURL": name, "fingerprint": name
+            }]});
+            let payload = parse(body.to_string().as_bytes());
+            proptest::prop_assert!(payload.is_ok());
+            if let Ok(payload) = payload {
+                let note = note("t", &payload);
+                proptest::prop_assert!(text::validate_note(&note).is_ok(), "{:?}", note);
+            }
+        }
+    }
+
     #[test]
     fn a_huge_summary_still_makes_a_valid_note() {
         let body = serde_json::json!({"summary": "x\n".repeat(5000), "alertname": "A"});
