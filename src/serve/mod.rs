@@ -912,16 +912,26 @@ async fn flip_for(
             verification,
             audit_warning,
             served_via,
+            from,
+            to,
+            lost_answer,
             ..
         }) => {
             remember();
             if let Some(warning) = audit_warning {
                 log(&format!("WARNING: {warning}"));
             }
-            let mut after = current.state.clone();
-            after.enabled = enabled;
-            answer.to = Some(cell_text(kind, &after));
+            let change = format!("{from} -> {to}");
+            answer.from = Some(from);
+            answer.to = Some(to);
             answer.audit_id = Some(audit_id.clone());
+            let lost = lost_answer
+                .map(|lost| {
+                    format!(
+                        " The answer to the write was lost ({lost}); read again, the change is live."
+                    )
+                })
+                .unwrap_or_default();
             match verification {
                 Verification::Confirmed { after } => {
                     let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
@@ -930,7 +940,7 @@ async fn flip_for(
                         "applied",
                         StatusCode::OK,
                         format!(
-                            "{word} applied: {flag} in {env}; confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}"
+                            "{word} applied: {flag} in {env}: {change}.{lost} Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}"
                         ),
                     )
                 }
@@ -938,7 +948,7 @@ async fn flip_for(
                     "applied_not_confirmed",
                     StatusCode::ACCEPTED,
                     format!(
-                        "{word} applied: {flag} in {env}, but what services see did not agree within {} ms: {reason}. Audit {audit_id}",
+                        "{word} applied: {flag} in {env}: {change}.{lost} But what services see did not agree within {} ms: {reason}. Audit {audit_id}",
                         waited.as_millis()
                     ),
                 ),
@@ -1001,15 +1011,16 @@ async fn flip_for(
                 }
                 FlipError::Changed { .. } => ("changed", StatusCode::CONFLICT),
                 FlipError::Audit(_) => ("failed", StatusCode::INTERNAL_SERVER_ERROR),
-                FlipError::Provider { stage, error } => match error.kind {
+                FlipError::Provider { error, .. } => match error.kind {
                     ErrorKind::Conflict => ("changed", StatusCode::CONFLICT),
                     ErrorKind::Refused => ("refused", StatusCode::FORBIDDEN),
-                    // The write was sent and no answer came: it may or may not be live.
-                    ErrorKind::Unreachable if *stage == "apply the change" => {
-                        ("outcome_unknown", StatusCode::GATEWAY_TIMEOUT)
-                    }
                     _ => ("failed", StatusCode::BAD_GATEWAY),
                 },
+                // The write's answer was lost and the flag could not be read again.
+                FlipError::OutcomeUnknown { audit_id, .. } => {
+                    answer.audit_id = Some(audit_id.clone());
+                    ("outcome_unknown", StatusCode::GATEWAY_TIMEOUT)
+                }
             };
             answer.finish(outcome, status, error.to_string())
         }
