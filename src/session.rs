@@ -66,6 +66,9 @@ impl CredentialSource for NoCredentials {
     }
 }
 
+/// One environment's metadata, read at most once per session.
+type MetadataCell = tokio::sync::OnceCell<Arc<Vec<FlagMeta>>>;
+
 pub struct Session {
     pub config: Config,
     pub access: Access,
@@ -73,11 +76,17 @@ pub struct Session {
     pub audit: Arc<AuditLog>,
     pub clock: Arc<dyn Clock>,
     connections: Mutex<HashMap<String, Connection>>,
+    /// One lock per environment while its connection is built, so the states' and the
+    /// metadata's first reads share one credential read.
+    connecting: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Environments whose last load failed on credentials (Vault), for exit code 6.
     credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Each flag's metadata: what each environment holds, and the copy merged across them that
     /// every snapshot shares.
     shared_meta: std::sync::Mutex<HashMap<String, MetaEntry>>,
+    /// Each environment's metadata (owners, tags, descriptions), read once per session; a
+    /// failed read is not kept, so the next load tries again.
+    metadata: std::sync::Mutex<HashMap<String, Arc<MetadataCell>>>,
 }
 
 /// One flag's metadata as each environment (by config index) holds it, and merged.
@@ -101,8 +110,10 @@ impl Session {
             audit,
             clock,
             connections: Mutex::new(HashMap::new()),
+            connecting: std::sync::Mutex::new(HashMap::new()),
             credential_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
             shared_meta: std::sync::Mutex::new(HashMap::new()),
+            metadata: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,6 +128,14 @@ impl Session {
 
     /// The environment's connection, built once (credentials read once) and reused.
     pub async fn connection(&self, env: &str) -> Result<Connection, ConnectError> {
+        if let Some(existing) = self.connections.lock().await.get(env) {
+            return Ok(existing.clone());
+        }
+        let building = match self.connecting.lock() {
+            Ok(mut locks) => locks.entry(env.to_string()).or_default().clone(),
+            Err(_) => Arc::new(Mutex::new(())),
+        };
+        let _building = building.lock().await;
         if let Some(existing) = self.connections.lock().await.get(env) {
             return Ok(existing.clone());
         }
@@ -154,8 +173,48 @@ impl Session {
         Ok(connection)
     }
 
-    /// Connects if needed and reads every flag of the environment.
+    /// Connects if needed and reads every flag of the environment with its metadata: the
+    /// states and the metadata are read at the same time (for `status`, `stale`, `runbook`,
+    /// which print once). A failed metadata read leaves the metadata out, never the states.
     pub async fn load(&self, env: &str) -> Result<EnvSnapshot, String> {
+        let (states, metadata) = tokio::join!(self.load_states(env), self.metadata(env));
+        let mut snapshot = states?;
+        if let Ok(metadata) = metadata {
+            provider::merge_metadata(&mut snapshot.flags, &metadata);
+            snapshot.flags = self.share_metadata(self.env_index(env), snapshot.flags);
+        }
+        Ok(snapshot)
+    }
+
+    /// The environment's metadata, read once per session: concurrent callers share one read.
+    pub async fn metadata(&self, env: &str) -> Result<Arc<Vec<FlagMeta>>, String> {
+        let cell = match self.metadata.lock() {
+            Ok(mut cells) => cells.entry(env.to_string()).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::OnceCell::new()),
+        };
+        cell.get_or_try_init(|| async {
+            let connection = self.connection(env).await.map_err(|err| err.to_string())?;
+            connection
+                .source
+                .metadata()
+                .await
+                .map(Arc::new)
+                .map_err(|err| err.message)
+        })
+        .await
+        .cloned()
+    }
+
+    /// The metadata this session already read for `env`, without reading anything.
+    pub fn known_metadata(&self, env: &str) -> Option<Arc<Vec<FlagMeta>>> {
+        let cells = self.metadata.lock().ok()?;
+        cells.get(env)?.get().cloned()
+    }
+
+    /// Connects if needed and reads the states of every flag of the environment: the one bulk
+    /// call per environment (plus the metadata this session already knows, which costs
+    /// nothing). The dashboard paints from this and fills metadata when it arrives.
+    pub async fn load_states(&self, env: &str) -> Result<EnvSnapshot, String> {
         let connected = self.connection(env).await;
         if let Ok(mut failed) = self.credential_failures.lock() {
             if matches!(connected, Err(ConnectError::Credentials(_))) {
@@ -184,17 +243,25 @@ impl Session {
             }
             Err(err) => return Err(err.message),
         };
-        let index = self
-            .config
-            .environment_names()
-            .iter()
-            .position(|name| name == env)
-            .unwrap_or(usize::MAX);
+        let mut flags = flags;
+        if let Some(metadata) = self.known_metadata(env) {
+            provider::merge_metadata(&mut flags, &metadata);
+        }
+        let index = self.env_index(env);
         Ok(EnvSnapshot {
             env: env.to_string(),
             flags: self.share_metadata(index, flags),
             fetched_at: self.clock.now(),
         })
+    }
+
+    /// The environment's position in the config (metadata merges in config order).
+    fn env_index(&self, env: &str) -> usize {
+        self.config
+            .environment_names()
+            .iter()
+            .position(|name| name == env)
+            .unwrap_or(usize::MAX)
     }
 
     /// Replaces each flag's metadata by the copy merged across every environment loaded so far

@@ -366,7 +366,21 @@ async fn admin_credential_adds_owner_tags_and_description() {
     let fake = FakeFlagsmith::open_source().await;
     for admin in [Admin::Token, Admin::ApiKey] {
         let connection = connect(&fake, "prod", admin);
-        let checkout = read(&connection, "kill_switch_checkout").await;
+        // The states come from the environment document alone; the metadata beside them.
+        let before = fake.admin_calls();
+        let mut flags = connection.source.list_flags().await.expect("list");
+        assert_eq!(fake.admin_calls(), before, "states need no Admin API call");
+        assert_eq!(flags[0].meta.owner, None);
+        let metadata = connection.source.metadata().await.expect("metadata");
+        provider::merge_metadata(&mut flags, &metadata);
+        let read = |key: &str| {
+            flags
+                .iter()
+                .find(|flag| flag.meta.key == key)
+                .cloned()
+                .expect("flag")
+        };
+        let checkout = read("kill_switch_checkout");
         assert_eq!(checkout.meta.owner.as_deref(), Some("admin@example.com"));
         assert_eq!(checkout.meta.tags, vec!["kill_switch"]);
         assert_eq!(
@@ -375,8 +389,13 @@ async fn admin_credential_adds_owner_tags_and_description() {
         );
         // The recorded data holds no expected removal date.
         assert_eq!(checkout.meta.expected_removal, None);
-        let search = read(&connection, "catalog_v2_search_engine").await;
+        let search = read("catalog_v2_search_engine");
         assert_eq!(search.meta.tags, vec!["team-catalog"]);
+        // The multivariate feature keeps the kind its state gave it (no tag says otherwise).
+        assert_eq!(
+            read("recommendations_ab_test_model_v3").meta.kind,
+            FlagKind::Experiment
+        );
     }
     let auths: Vec<String> = fake
         .requests()
@@ -399,6 +418,171 @@ async fn metadata_failure_does_not_break_reading() {
     let checkout = read(&connection, "kill_switch_checkout").await;
     assert!(checkout.state.enabled);
     assert_eq!(checkout.meta.owner, None);
+    let err = connection.source.metadata().await.expect_err("502");
+    assert!(err.message.contains("502"), "{}", err.message);
+    // The next read of the metadata tries again.
+    assert_eq!(
+        connection.source.metadata().await.expect("metadata").len(),
+        6
+    );
+}
+
+// ---- admin calls on the kill path (issue 15) --------------------------------------------------
+
+/// Kills and restores `flag` in `env` the way the dashboard does (the session learned the
+/// environment's settings beside the metadata) and returns the Admin API requests each made.
+async fn admin_requests_per_flip(
+    fake: &FakeFlagsmith,
+    env: &str,
+    flag: &str,
+    learn_first: bool,
+) -> Vec<Vec<(String, String)>> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let connection = connect(fake, env, Admin::ApiKey);
+    if learn_first {
+        connection.source.metadata().await.expect("metadata");
+    }
+    let mut made = Vec::new();
+    for enabled in [false, true] {
+        let current = read(&connection, flag).await;
+        let before = fake.admin_requests().len();
+        let outcome = flip::execute(
+            &request(env, &current, enabled, "INC-15 admin calls"),
+            &connection,
+            &log,
+            &SystemClock,
+            network().verify_timeout,
+        )
+        .await
+        .expect("flip");
+        assert!(
+            matches!(outcome, FlipOutcome::Applied { .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(fake.enabled(env, flag), enabled);
+        made.push(fake.admin_requests()[before..].to_vec());
+    }
+    made
+}
+
+#[tokio::test]
+async fn a_classic_kill_makes_one_admin_call_the_patch() {
+    let fake = FakeFlagsmith::open_source().await;
+    for made in admin_requests_per_flip(&fake, "prod", "kill_switch_checkout", true).await {
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made[0].0, "PATCH");
+        assert!(made[0].1.ends_with("/featurestates/3/"), "{made:?}");
+    }
+    // A session that has not learned the settings yet (`kill --yes`) reads them beside the
+    // re-read, once: the kill is the settings read and the PATCH, the restore the PATCH.
+    let fresh = FakeFlagsmith::open_source().await;
+    let made = admin_requests_per_flip(&fresh, "prod", "kill_switch_checkout", false).await;
+    let methods: Vec<Vec<&str>> = made
+        .iter()
+        .map(|calls| calls.iter().map(|(m, _)| m.as_str()).collect())
+        .collect();
+    assert_eq!(
+        methods,
+        vec![vec!["GET", "PATCH"], vec!["PATCH"]],
+        "{made:?}"
+    );
+    assert!(
+        made[0][0].1.starts_with("/api/v1/environments/"),
+        "{made:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_versioned_kill_makes_one_admin_call_the_version() {
+    let fake = FakeFlagsmith::open_source().await;
+    for made in admin_requests_per_flip(&fake, "staging", "kill_switch_checkout", true).await {
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made[0].0, "POST");
+        assert!(made[0].1.ends_with("/features/1/versions/"), "{made:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_patch_refused_because_the_environment_became_versioned_is_retried_as_a_version() {
+    let fake = FakeFlagsmith::open_source().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let connection = connect(&fake, "prod", Admin::Token);
+    // The session learns prod is classic, then an admin turns versioning on.
+    connection.source.metadata().await.expect("metadata");
+    fake.enable_versioning("prod");
+    let flag = read(&connection, "kill_switch_checkout").await;
+    let outcome = flip::execute(
+        &request("prod", &flag, false, "INC-15 versioned meanwhile"),
+        &connection,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await
+    .expect("flip");
+    let FlipOutcome::Applied { audit_id, .. } = outcome else {
+        panic!("not applied: {outcome:?}");
+    };
+    assert!(!fake.enabled("prod", "kill_switch_checkout"));
+    let calls: Vec<String> = fake
+        .admin_requests()
+        .into_iter()
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect();
+    let tail: Vec<&str> = calls
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert!(tail[0].starts_with("PATCH "), "{calls:?}");
+    assert!(
+        tail[1].starts_with("GET /api/v1/environments/"),
+        "{calls:?}"
+    );
+    assert!(
+        tail[2].starts_with("POST /api/v1/environments/3/features/1/versions/"),
+        "{calls:?}"
+    );
+    // One flip, one audit id: the version carries it, the log has intent and outcome only.
+    let version = fake.env("prod").versions[0].1.clone();
+    assert!(
+        version["description"]
+            .as_str()
+            .is_some_and(|text| text.contains(&audit_id)),
+        "{version}"
+    );
+    let records = log.records().expect("records");
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r.id == audit_id));
+    assert_eq!(records[1].result, Some(audit::Result::Ok));
+}
+
+#[tokio::test]
+async fn the_user_token_is_preferred_when_both_credentials_are_stored() {
+    let fake = FakeFlagsmith::open_source().await;
+    let prod = fake.env("prod");
+    let mut both = fields(&fake.url, &prod.server_key, Admin::ApiKey);
+    both.insert("admin_token", Secret::new(ADMIN_TOKEN));
+    let connection = provider::connect(
+        &env_config("prod"),
+        Some(&both),
+        Access::ReadWrite,
+        &network(),
+    )
+    .expect("connect");
+    connection.source.metadata().await.expect("metadata");
+    let auths: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|(_, _, auth)| auth != "environment")
+        .map(|(_, _, auth)| auth)
+        .collect();
+    assert!(!auths.is_empty());
+    assert!(auths.iter().all(|auth| auth == "token"), "{auths:?}");
 }
 
 // ---- flips ------------------------------------------------------------------------------------

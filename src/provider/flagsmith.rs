@@ -120,13 +120,15 @@ pub fn connect(
             ),
         ));
     }
+    // The user token when both are stored: Flagsmith checks an organisation API key with a
+    // slow password hash on every request (~0.6 s), a token costs ~25 ms.
     let admin = secrets
-        .get("admin_api_key")
-        .map(|key| AdminAuth::ApiKey(key.clone()))
+        .get("admin_token")
+        .map(|token| AdminAuth::Token(token.clone()))
         .or_else(|| {
             secrets
-                .get("admin_token")
-                .map(|token| AdminAuth::Token(token.clone()))
+                .get("admin_api_key")
+                .map(|key| AdminAuth::ApiKey(key.clone()))
         });
     let project = match env.option("project") {
         Some(text) => Some(text.trim().parse::<u64>().map_err(|_| {
@@ -152,6 +154,8 @@ pub fn connect(
         environment_key,
         admin: admin.clone(),
         project,
+        ids: std::sync::OnceLock::new(),
+        settings: tokio::sync::Mutex::new(None),
     });
     match (access, admin.is_some()) {
         (Access::ReadWrite, true) => Ok(Connection {
@@ -199,6 +203,22 @@ pub struct Flagsmith {
     admin: Option<AdminAuth>,
     /// The project id from the config; otherwise the environment document's.
     project: Option<u64>,
+    /// The environment's ids, from the first document read (they never change).
+    ids: std::sync::OnceLock<Ids>,
+    /// The environment's settings (versioning, approvals), learned once per session from the
+    /// Admin API and kept: a classic `PATCH` refused because the environment became versioned
+    /// learns them again.
+    settings: tokio::sync::Mutex<Option<Settings>>,
+}
+
+/// What Admin API paths need about the environment.
+#[derive(Clone)]
+struct Ids {
+    /// The numeric environment id.
+    env: u64,
+    /// The client-side key (not a secret).
+    api_key: String,
+    project: u64,
 }
 
 /// Which credential a call uses.
@@ -224,6 +244,27 @@ impl Flagsmith {
     /// Sends one request and returns the body of a 2xx answer; anything else is an error that
     /// names the environment, what was being done, the URL and the cause.
     async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<Answer, ProviderError> {
+        let answer = self.send(what, method, path, auth, body).await?;
+        if !answer.status.is_success() {
+            return Err(http::status_error(
+                &format!("{}: {what}", self.env),
+                &self.url(path),
+                answer.status,
+                &answer.body,
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// One request; any status is an answer (transport failures are errors).
+    async fn send(
         &self,
         what: &str,
         method: Method,
@@ -263,9 +304,6 @@ impl Flagsmith {
             .text()
             .await
             .map_err(|err| http::transport_error(&what, &url, &err))?;
-        if !status.is_success() {
-            return Err(http::status_error(&what, &url, status, &text));
-        }
         Ok(Answer { status, body: text })
     }
 
@@ -292,7 +330,7 @@ impl Flagsmith {
                 None,
             )
             .await?;
-        Document::parse(value).map_err(|message| {
+        let document = Document::parse(value).map_err(|message| {
             ProviderError::new(
                 ErrorKind::Api,
                 format!(
@@ -301,57 +339,65 @@ impl Flagsmith {
                     display_url(&self.url("/api/v1/environment-document/"))
                 ),
             )
+        })?;
+        let _ = self.ids.set(Ids {
+            env: document.id,
+            api_key: document.api_key.clone(),
+            project: self.project.unwrap_or(document.project_id),
+        });
+        Ok(document)
+    }
+
+    /// The environment's ids: known after the first document read, else read now.
+    async fn ids(&self) -> Result<Ids, ProviderError> {
+        if let Some(ids) = self.ids.get() {
+            return Ok(ids.clone());
+        }
+        let document = self.document().await?;
+        Ok(Ids {
+            env: document.id,
+            api_key: document.api_key,
+            project: self.project.unwrap_or(document.project_id),
         })
     }
 
-    /// Owners, tags and descriptions from the Admin API, when the credential allows. Any
-    /// failure here leaves the metadata empty: reading flags must not depend on it.
-    async fn admin_meta(&self, document: &Document) -> Vec<AdminFeature> {
+    /// Owners, tags and descriptions from the Admin API: the features list and the tags list,
+    /// read at the same time. With a writer credential the environment's settings are learned
+    /// in the same round trip, so a kill from the dashboard makes only the write.
+    async fn admin_meta(&self) -> Result<Vec<AdminFeature>, ProviderError> {
         if self.admin.is_none() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
-        let project = self.project.unwrap_or(document.project_id);
+        let ids = self.ids().await?;
         let path = format!(
-            "/api/v1/projects/{project}/features/?environment={}&page_size=999",
-            document.id
+            "/api/v1/projects/{}/features/?environment={}&page_size=999",
+            ids.project, ids.env
         );
-        let Ok(features) = self
-            .call_json(
+        let tags_path = format!("/api/v1/projects/{}/tags/", ids.project);
+        let (features, tags, _) = tokio::join!(
+            self.call_json(
                 "read feature metadata",
                 Method::GET,
                 &path,
                 Auth::Admin,
                 None,
-            )
-            .await
-        else {
-            return Vec::new();
-        };
-        let tags_path = format!("/api/v1/projects/{project}/tags/");
-        let tags = self
-            .call_json("read tags", Method::GET, &tags_path, Auth::Admin, None)
-            .await
-            .map(|value| tag_labels(&value))
-            .unwrap_or_default();
-        results(&features)
+            ),
+            self.call_json("read tags", Method::GET, &tags_path, Auth::Admin, None),
+            self.settings(&ids.api_key),
+        );
+        let tags = tags.map(|value| tag_labels(&value)).unwrap_or_default();
+        Ok(results(&features?)
             .iter()
             .filter_map(|feature| AdminFeature::parse(feature, &tags))
-            .collect()
+            .collect())
     }
 
     async fn flags(&self) -> Result<(Document, Vec<Flag>), ProviderError> {
         let document = self.document().await?;
-        let meta = self.admin_meta(&document).await;
         let flags = document
             .feature_states
             .iter()
-            .map(|state| {
-                summarise(
-                    &document,
-                    state,
-                    meta.iter().find(|m| m.id == state.feature_id),
-                )
-            })
+            .map(|state| summarise(&document, state))
             .collect();
         Ok((document, flags))
     }
@@ -367,8 +413,26 @@ impl Flagsmith {
         )
     }
 
-    /// The environment's settings from the Admin API: versioning and change requests.
+    /// The environment's settings (versioning, change requests), learned once per session.
     async fn settings(&self, api_key: &str) -> Result<Settings, ProviderError> {
+        let mut known = self.settings.lock().await;
+        if let Some(settings) = *known {
+            return Ok(settings);
+        }
+        let settings = self.fetch_settings(api_key).await?;
+        *known = Some(settings);
+        Ok(settings)
+    }
+
+    /// The settings read again (a write was refused): what the session knows is replaced.
+    async fn relearn_settings(&self, api_key: &str) -> Result<Settings, ProviderError> {
+        let mut known = self.settings.lock().await;
+        let settings = self.fetch_settings(api_key).await?;
+        *known = Some(settings);
+        Ok(settings)
+    }
+
+    async fn fetch_settings(&self, api_key: &str) -> Result<Settings, ProviderError> {
         let path = format!("/api/v1/environments/{api_key}/");
         let value = self
             .call_json(
@@ -391,6 +455,7 @@ impl Flagsmith {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Settings {
     versioned: bool,
     /// `Some(n)`: changes need a change request with n approvals.
@@ -670,7 +735,7 @@ fn collect_conditions(rules: Option<&Value>, into: &mut Vec<Value>) {
 // ---- Admin API metadata ---------------------------------------------------------------------
 
 struct AdminFeature {
-    id: u64,
+    name: String,
     description: Option<String>,
     owner: Option<String>,
     tags: Vec<String>,
@@ -678,8 +743,26 @@ struct AdminFeature {
 }
 
 impl AdminFeature {
+    /// The metadata part of the domain model; the kind from a tag (`kill_switch`), else the key.
+    fn meta(&self) -> FlagMeta {
+        let tag_kind = self
+            .tags
+            .iter()
+            .map(|tag| FlagKind::from_label(tag))
+            .find(|kind| *kind != FlagKind::Other);
+        FlagMeta {
+            key: self.name.clone(),
+            kind: FlagKind::classify(&self.name, tag_kind),
+            owner: self.owner.clone(),
+            expected_removal: self.expected_removal,
+            description: self.description.clone(),
+            tags: self.tags.clone(),
+            runbook: None,
+        }
+    }
+
     fn parse(value: &Value, tags: &[(u64, String)]) -> Option<AdminFeature> {
-        let id = value.get("id")?.as_u64()?;
+        let name = value.get("name")?.as_str()?.to_string();
         let raw_description = value
             .get("description")
             .and_then(Value::as_str)
@@ -737,7 +820,7 @@ impl AdminFeature {
             .find_map(|label| removal_date(label))
             .or_else(|| raw_description.and_then(|text| text.lines().find_map(removal_date)));
         Some(AdminFeature {
-            id,
+            name,
             description,
             owner,
             tags: labels,
@@ -761,15 +844,10 @@ fn removal_date(text: &str) -> Option<NaiveDate> {
 
 // ---- summary into the domain model ----------------------------------------------------------
 
-fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFeature>) -> Flag {
-    let vendor_kind = meta
-        .and_then(|meta| {
-            meta.tags
-                .iter()
-                .map(|tag| FlagKind::from_label(tag))
-                .find(|kind| *kind != FlagKind::Other)
-        })
-        .or_else(|| (state.feature_type == "MULTIVARIATE").then_some(FlagKind::Experiment));
+/// One feature state as the domain model, from the environment document alone (owners, tags
+/// and descriptions arrive separately, see [`AdminFeature::meta`]).
+fn summarise(document: &Document, state: &DocFeatureState) -> Flag {
+    let vendor_kind = (state.feature_type == "MULTIVARIATE").then_some(FlagKind::Experiment);
     let kind = FlagKind::classify(&state.name, vendor_kind);
 
     let rollout = if state.multivariate.is_empty() {
@@ -844,11 +922,7 @@ fn summarise(document: &Document, state: &DocFeatureState, meta: Option<&AdminFe
         meta: std::sync::Arc::new(FlagMeta {
             key: state.name.clone(),
             kind,
-            owner: meta.and_then(|m| m.owner.clone()),
-            expected_removal: meta.and_then(|m| m.expected_removal),
-            description: meta.and_then(|m| m.description.clone()),
-            tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
-            runbook: None,
+            ..FlagMeta::default()
         }),
         state: flag_state,
     }
@@ -890,12 +964,20 @@ impl FlagSource for Flagsmith {
         Ok(self.flags().await?.1)
     }
 
+    /// The environment document alone (server-side key): no Admin API call.
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
-        let (_, flags) = self.flags().await?;
-        flags
-            .into_iter()
-            .find(|flag| flag.meta.key == key)
-            .ok_or_else(|| self.not_found(key))
+        let document = self.document().await?;
+        let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
+        Ok(summarise(&document, state))
+    }
+
+    async fn metadata(&self) -> Result<Vec<FlagMeta>, ProviderError> {
+        Ok(self
+            .admin_meta()
+            .await?
+            .iter()
+            .map(AdminFeature::meta)
+            .collect())
     }
 
     /// The environment document alone (one call with the server-side key): the Admin API's
@@ -903,7 +985,7 @@ impl FlagSource for Flagsmith {
     async fn read_state(&self, key: &str) -> Result<FlagState, ProviderError> {
         let document = self.document().await?;
         let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
-        Ok(summarise(&document, state, None).state)
+        Ok(summarise(&document, state).state)
     }
 
     /// `GET /api/v1/flags/` with the server-side key: the environment defaults services get.
@@ -1115,6 +1197,9 @@ fn typed_value(value: &Value) -> Value {
 
 #[async_trait]
 impl FlagWriter for FlagsmithWriter {
+    /// Admin API calls on this path: the write alone once the session knows the environment's
+    /// settings (the dashboard learns them beside the metadata); otherwise the settings read
+    /// runs beside the re-read of the environment document (server-side key), then the write.
     async fn set_enabled(
         &self,
         key: &str,
@@ -1126,12 +1211,23 @@ impl FlagWriter for FlagsmithWriter {
         let env = &client.env;
         // Flagsmith has no conditional write on feature states: re-read right before writing
         // and refuse when the flag moved since `seen` (the window left is one round trip).
-        let document = client.document().await?;
+        let (document, settings) = match client.ids.get().map(|ids| ids.api_key.clone()) {
+            Some(api_key) => {
+                let (document, settings) =
+                    tokio::join!(client.document(), client.settings(&api_key));
+                (document?, settings)
+            }
+            None => {
+                let document = client.document().await?;
+                let settings = client.settings(&document.api_key).await;
+                (document, settings)
+            }
+        };
         let state = document
             .feature(key)
             .ok_or_else(|| client.not_found(key))?
             .clone();
-        let now = summarise(&document, &state, None);
+        let now = summarise(&document, &state);
         if seen.version.is_some() && now.state.version != seen.version {
             return Err(ProviderError::new(
                 ErrorKind::Conflict,
@@ -1142,7 +1238,53 @@ impl FlagWriter for FlagsmithWriter {
                 ),
             ));
         }
-        let settings = client.settings(&document.api_key).await?;
+        let settings = settings?;
+        match self
+            .write(key, enabled, note, &document, &state, settings)
+            .await?
+        {
+            Written::Done(result) => Ok(result),
+            // The environment changed under the session (it became versioned, or now wants
+            // approvals): learn its settings again and write on the right path, with the same
+            // note and audit id. A classic PATCH refused with 400 changed nothing.
+            Written::ClassicRefused(refusal) => {
+                let fresh = client.relearn_settings(&document.api_key).await?;
+                if !fresh.versioned && fresh.approvals.is_none() {
+                    return Err(refusal);
+                }
+                match self
+                    .write(key, enabled, note, &document, &state, fresh)
+                    .await?
+                {
+                    Written::Done(result) => Ok(result),
+                    Written::ClassicRefused(refusal) => Err(refusal),
+                }
+            }
+        }
+    }
+}
+
+/// What one write attempt did.
+enum Written {
+    Done(WriteResult),
+    /// Flagsmith answered 400 to a classic `PATCH` (nothing changed): in an environment that
+    /// became versioned it does.
+    ClassicRefused(ProviderError),
+}
+
+impl FlagsmithWriter {
+    /// The write on the path `settings` call for: change request, new version, or `PATCH`.
+    async fn write(
+        &self,
+        key: &str,
+        enabled: bool,
+        note: &ChangeNote,
+        document: &Document,
+        state: &DocFeatureState,
+        settings: Settings,
+    ) -> Result<Written, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
         let multivariate: Vec<Value> = state
             .multivariate
             .iter()
@@ -1213,7 +1355,7 @@ impl FlagWriter for FlagsmithWriter {
                 .and_then(Value::as_u64)
                 .map(|id| id.to_string())
                 .unwrap_or_else(|| "?".to_string());
-            return Ok(WriteResult::PendingApproval {
+            return Ok(Written::Done(WriteResult::PendingApproval {
                 reference: format!(
                     "Flagsmith change request #{id} \"{title}\" awaits {approvals} approval{} ({})",
                     if approvals == 1 { "" } else { "s" },
@@ -1221,7 +1363,7 @@ impl FlagWriter for FlagsmithWriter {
                         &client.url(&format!("/api/v1/features/workflows/change-requests/{id}/"))
                     )
                 ),
-            });
+            }));
         }
 
         if settings.versioned {
@@ -1255,7 +1397,7 @@ impl FlagWriter for FlagsmithWriter {
                     ),
                 ));
             }
-            return Ok(WriteResult::Applied);
+            return Ok(Written::Done(WriteResult::Applied));
         }
 
         let Some(feature_state_id) = state.django_id else {
@@ -1270,15 +1412,28 @@ impl FlagWriter for FlagsmithWriter {
             "/api/v1/environments/{}/featurestates/{feature_state_id}/",
             document.api_key
         );
+        let what = format!("{action} `{key}`");
         let answer = client
-            .call(
-                &format!("{action} `{key}`"),
+            .send(
+                &what,
                 Method::PATCH,
                 &path,
                 Auth::Admin,
                 Some(&json!({ "enabled": enabled })),
             )
             .await?;
+        if !answer.status.is_success() {
+            let error = http::status_error(
+                &format!("{env}: {what}"),
+                &client.url(&path),
+                answer.status,
+                &answer.body,
+            );
+            if answer.status == StatusCode::BAD_REQUEST {
+                return Ok(Written::ClassicRefused(error));
+            }
+            return Err(error);
+        }
         let changed = parse_json(
             env,
             "read the PATCH answer",
@@ -1298,7 +1453,7 @@ impl FlagWriter for FlagsmithWriter {
             )
             .with_outcome_unknown());
         }
-        Ok(WriteResult::Applied)
+        Ok(Written::Done(WriteResult::Applied))
     }
 }
 
@@ -1327,7 +1482,7 @@ mod tests {
         let Some(state) = state else {
             panic!("{key} not in the recorded document")
         };
-        summarise(document, &state, None)
+        summarise(document, &state)
     }
 
     #[test]
@@ -1371,6 +1526,7 @@ mod tests {
     fn a_multi_line_description_reads_as_one_line_with_spaces() {
         let feature = json!({
             "id": 7,
+            "name": "kill_switch_checkout",
             "description": "Kill switch for checkout.\nOwned by payments.\r\n\nremove-by: 2027-01-15",
             "tags": [],
         });
@@ -1487,7 +1643,7 @@ mod fuzz {
         fn mutated_environment_documents_never_panic(document in mutated(recorded())) {
             if let Ok(parsed) = Document::parse(document) {
                 for state in &parsed.feature_states {
-                    let flag = summarise(&parsed, state, None);
+                    let flag = summarise(&parsed, state);
                     let _ = crate::model::cell_text(flag.meta.kind, &flag.state);
                 }
             }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
-use crate::model::{Flag, FlagState, ServedState};
+use crate::model::{Flag, FlagKind, FlagMeta, FlagState, ServedState};
 use crate::secret::SecretFields;
 
 /// Who and where, for the status bar and error messages. Never holds a credential.
@@ -130,13 +130,21 @@ pub trait FlagSource: Send + Sync {
     /// Every flag of this environment, summarised into the domain model.
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError>;
 
-    /// One flag, fresh from the source.
+    /// One flag, fresh from the source. Like `list_flags`, it reads states only: the kill path
+    /// never waits on metadata.
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError>;
 
     /// One flag's state, fresh from the source, without its metadata: what a flip reads after
     /// its write. Providers whose metadata costs extra calls (Flagsmith's Admin API) skip them.
     async fn read_state(&self, key: &str) -> Result<FlagState, ProviderError> {
         Ok(self.read_flag(key).await?.state)
+    }
+
+    /// What the states' read lacks (owners, tags, descriptions, the vendor's kind label), read
+    /// from the vendor's admin API beside the states, never in front of them. Empty when the
+    /// states' read already carries everything this vendor has.
+    async fn metadata(&self) -> Result<Vec<FlagMeta>, ProviderError> {
+        Ok(Vec::new())
     }
 
     /// What services get for this flag now, read the way an SDK reads it.
@@ -267,5 +275,33 @@ pub fn credential_fields(kind: ProviderKind) -> CredentialFields {
             write: &["admin_token"],
             public: &["api_url"],
         },
+    }
+}
+
+/// Puts metadata read beside the states onto the flags. The kind the metadata brings wins only
+/// when it says more than the key does (a vendor tag), so a kind the states' read learned (a
+/// multivariate feature, an Unleash flag type) is not lost to a metadata read without tags.
+pub fn merge_metadata(flags: &mut [Flag], metadata: &[FlagMeta]) {
+    if metadata.is_empty() {
+        return;
+    }
+    let by_key: std::collections::HashMap<&str, &FlagMeta> = metadata
+        .iter()
+        .map(|meta| (meta.key.as_str(), meta))
+        .collect();
+    for flag in flags {
+        let Some(meta) = by_key.get(flag.meta.key.as_str()) else {
+            continue;
+        };
+        let mut merged = (*meta).clone();
+        if merged.kind == FlagKind::classify(&merged.key, None) {
+            merged.kind = flag.meta.kind;
+        }
+        if merged.runbook.is_none() {
+            merged.runbook = flag.meta.runbook.clone();
+        }
+        if merged != *flag.meta {
+            flag.meta = Arc::new(merged);
+        }
     }
 }

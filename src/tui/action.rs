@@ -31,6 +31,12 @@ pub enum Action {
         result: Result<EnvSnapshot, String>,
         read_only_reason: Option<String>,
     },
+    /// An environment's metadata (owners, tags, descriptions) arrived, after or before its
+    /// states: the states never wait for it.
+    MetadataLoaded {
+        env: String,
+        metadata: std::sync::Arc<Vec<crate::model::FlagMeta>>,
+    },
     /// A flip finished. `since_launch` is measured from the moment killswitch started.
     FlipFinished {
         request: Box<FlipRequest>,

@@ -157,6 +157,9 @@ pub struct State {
     /// `--env E --flag F`: where the cursor goes once that flag has loaded.
     pub focus: Option<(String, String)>,
     pub quitting: bool,
+    /// Metadata read beside the states, per environment: merged into each snapshot that
+    /// arrives, whichever comes first.
+    pub metadata: HashMap<String, std::sync::Arc<Vec<FlagMeta>>>,
     matcher: Matcher,
 }
 
@@ -216,6 +219,7 @@ impl State {
             refresh_interval: setup.refresh_interval,
             focus: setup.focus,
             quitting: false,
+            metadata: HashMap::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
         }
     }
@@ -434,7 +438,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             if let Some(column) = state.envs.iter_mut().find(|c| c.name == env) {
                 column.read_only_reason = read_only_reason;
                 match result {
-                    Ok(snapshot) => {
+                    Ok(mut snapshot) => {
+                        if let Some(metadata) = state.metadata.get(&env) {
+                            crate::provider::merge_metadata(&mut snapshot.flags, metadata);
+                        }
                         column.snapshot = Some(snapshot);
                         column.load = LoadState::Loaded;
                     }
@@ -449,6 +456,19 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                     }
                 }
             }
+            state.rebuild_rows();
+            Vec::new()
+        }
+        Action::MetadataLoaded { env, metadata } => {
+            if let Some(snapshot) = state
+                .envs
+                .iter_mut()
+                .find(|c| c.name == env)
+                .and_then(|column| column.snapshot.as_mut())
+            {
+                crate::provider::merge_metadata(&mut snapshot.flags, &metadata);
+            }
+            state.metadata.insert(env, metadata);
             state.rebuild_rows();
             Vec::new()
         }

@@ -228,8 +228,20 @@ impl Runner {
         match effect {
             Effect::Quit => {}
             Effect::Load(env) => {
+                // Metadata beside the states, once per session: a slow admin API never
+                // delays a cell.
+                if session.known_metadata(&env).is_none() {
+                    let session = session.clone();
+                    let sender = sender.clone();
+                    let env = env.clone();
+                    tokio::spawn(async move {
+                        if let Ok(metadata) = session.metadata(&env).await {
+                            let _ = sender.send(Action::MetadataLoaded { env, metadata });
+                        }
+                    });
+                }
                 tokio::spawn(async move {
-                    let result = session.load(&env).await;
+                    let result = session.load_states(&env).await;
                     // Not for a failed load: asking again would repeat a slow credential read.
                     let read_only_reason = match result.is_ok() {
                         true => match session.connection(&env).await {

@@ -78,6 +78,11 @@ pub struct Fake {
     pub faults: Vec<(String, u16, String, usize)>,
     /// Every answer waits this long first.
     pub delay: Option<Duration>,
+    /// Every request authenticated with `Api-Key` waits this long first (on top of `delay`):
+    /// what the real server spends checking an organisation key with PBKDF2 (~0.6 s).
+    pub api_key_delay: Option<Duration>,
+    /// Requests that reached the Admin API (`Api-Key` or `Token`), counted as they arrive.
+    pub admin_calls: usize,
     next_id: u64,
 }
 
@@ -159,6 +164,33 @@ impl FakeFlagsmith {
 
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.state.lock().expect("fake state").delay = delay;
+    }
+
+    /// Makes every `Api-Key` request wait `delay` (default: none).
+    pub fn set_api_key_delay(&self, delay: Option<Duration>) {
+        self.state.lock().expect("fake state").api_key_delay = delay;
+    }
+
+    /// Admin API requests so far.
+    pub fn admin_calls(&self) -> usize {
+        self.state.lock().expect("fake state").admin_calls
+    }
+
+    /// The Admin API requests so far: (method, path with query).
+    pub fn admin_requests(&self) -> Vec<(String, String)> {
+        self.requests()
+            .into_iter()
+            .filter(|(_, _, auth)| auth == "api-key" || auth == "token")
+            .map(|(method, path, _)| (method, path))
+            .collect()
+    }
+
+    /// Turns v2 feature versioning on in an environment (it cannot be turned off again).
+    pub fn enable_versioning(&self, name: &str) {
+        let mut state = self.state.lock().expect("fake state");
+        for env in state.envs.iter_mut().filter(|env| env.name == name) {
+            env.versioned = true;
+        }
     }
 
     /// The environment default of a feature as the fake holds it.
@@ -368,10 +400,18 @@ async fn handle(
         };
         fake.requests
             .push((method.to_string(), shown, auth.to_string()));
-        fake.delay
+        if matches!(auth, "api-key" | "token") {
+            fake.admin_calls += 1;
+        }
+        let key_delay = if auth == "api-key" {
+            fake.api_key_delay
+        } else {
+            None
+        };
+        (fake.delay, key_delay)
     };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
+    for pause in [delay.0, delay.1].into_iter().flatten() {
+        tokio::time::sleep(pause).await;
     }
     let mut fake = state.lock().expect("fake state");
     if let Some(fault) = fake
