@@ -630,7 +630,9 @@ async fn errors_are_clear_named_and_never_carry_a_token() {
         connection_wrong.read_only_reason.as_deref(),
         Some("no admin credential in vault kv/feature-flags/unleash/prod: read-only")
     );
-    let forbidden = read_error(&connection_wrong, "kill_switch_quiet").await;
+    // States come from the client API (backend token): the read token is refused where it is
+    // used, the first load's check of the project and environment.
+    let forbidden = connection_wrong.source.list_flags().await.expect_err("403");
     assert_eq!(forbidden.kind, ErrorKind::Auth);
     assert!(
         forbidden.message.contains("403 forbidden"),
@@ -1099,5 +1101,119 @@ async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
     assert_eq!(
         records.last().and_then(|r| r.result),
         Some(killswitch::audit::Result::Ok)
+    );
+}
+
+/// Issue 22: the dashboard's states are the client API's bulk list (what SDKs poll), flag for
+/// flag, including a strategy the summary cannot word as a percentage (shown as what it is).
+#[tokio::test]
+async fn dashboard_states_are_what_the_client_api_serves_for_every_flag() {
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    // A flag served only to some IPs: no percentage, no "everyone".
+    let name = "ip_allowlist_only";
+    admin(
+        server,
+        "POST",
+        "/api/admin/projects/default/features",
+        Some(json!({"name": name, "type": "operational"})),
+    )
+    .await;
+    admin(
+        server,
+        "POST",
+        &format!("/api/admin/projects/default/features/{name}/environments/production/strategies"),
+        Some(json!({"name": "remoteAddress", "parameters": {"IPs": "10.0.0.1"}})),
+    )
+    .await;
+    admin(
+        server,
+        "POST",
+        &format!("/api/admin/projects/default/features/{name}/environments/production/on"),
+        None,
+    )
+    .await;
+
+    let connection = prod(server, Access::ReadOnly);
+    // The bulk list may lag a change by about a second: wait until it shows the new flag.
+    let started = Instant::now();
+    let flags = loop {
+        let flags = connection.source.list_flags().await.expect("list");
+        if flags.iter().any(|f| f.meta.key == name) || started.elapsed() > Duration::from_secs(5) {
+            break flags;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let sdk: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}/api/client/features?project=default",
+            server.url
+        ))
+        .header("Authorization", BACKEND_TOKEN)
+        .header("Unleash-Client-Spec", "5.1.0")
+        .send()
+        .await
+        .expect("client API")
+        .json()
+        .await
+        .expect("json");
+    let served = sdk["features"].as_array().expect("features");
+    let mut shown: Vec<&str> = flags.iter().map(|f| f.meta.key.as_str()).collect();
+    let mut listed: Vec<&str> = served.iter().filter_map(|f| f["name"].as_str()).collect();
+    shown.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(shown, listed);
+    for feature in served {
+        let key = feature["name"].as_str().expect("name");
+        let flag = flags.iter().find(|f| f.meta.key == key).expect("shown");
+        assert_eq!(
+            Some(flag.state.enabled),
+            feature["enabled"].as_bool(),
+            "{key}"
+        );
+        // Every strategy that targets (constraints, segments, a non-rollout strategy) is an
+        // override on the dashboard; a flag that is off shows none.
+        let targeted = feature["strategies"]
+            .as_array()
+            .expect("strategies")
+            .iter()
+            .filter(|s| {
+                s["constraints"].as_array().is_some_and(|c| !c.is_empty())
+                    || s["segments"].as_array().is_some_and(|c| !c.is_empty())
+                    || !matches!(s["name"].as_str(), Some("default" | "flexibleRollout"))
+            })
+            .count();
+        let expected = if flag.state.enabled { targeted } else { 0 };
+        assert_eq!(flag.state.overrides.len(), expected, "{key}: {flag:?}");
+        // The same representation as the one-flag re-read: the versions agree.
+        let again = connection.source.read_flag(key).await.expect("read");
+        assert_eq!(again.state, flag.state, "{key}");
+    }
+    let ip = flags.iter().find(|f| f.meta.key == name).expect("new flag");
+    assert!(ip.state.enabled);
+    assert_eq!(
+        ip.state.value,
+        Some(json!(false)),
+        "not guessed as everyone"
+    );
+    assert_eq!(ip.state.overrides.len(), 1);
+    assert!(
+        ip.state.overrides[0].target.contains("remoteAddress"),
+        "{:?}",
+        ip.state.overrides
+    );
+    // Segments come by id and are named from the bulk read.
+    let beta = flags
+        .iter()
+        .find(|f| f.meta.key == "beta_banner")
+        .expect("beta");
+    assert!(
+        beta.state
+            .overrides
+            .iter()
+            .any(|o| o.target.contains("segment beta_users")),
+        "{:?}",
+        beta.state.overrides
     );
 }

@@ -1,16 +1,30 @@
-//! Unleash (open-source server 8.x) over its Admin API, verified through the client API.
+//! Unleash (open-source server 8.x): states from the client API, writes through the Admin API.
 //!
-//! - Read: `GET /api/admin/projects/{project}/features` for the flag list, then each flag's
-//!   detail `GET /api/admin/projects/{project}/features/{flag}` (at most [`READ_CONCURRENCY`]
-//!   at once) for the strategies of the mapped Unleash environment.
-//! - Write: `POST /api/admin/projects/{project}/features/{flag}/environments/{env}/on|off`.
-//!   Unleash has no comment field on a toggle, so the note goes first into two flag tags of
-//!   type `killswitch` (`PUT /api/admin/features/{flag}/tags`): the note (cut to Unleash's 50
-//!   characters) and `audit <id>`. The toggle event that follows carries the flag's tags, so the
-//!   note shows on the change in Unleash's event log.
+//! Calls per load (one environment): `GET /api/client/features?project={project}` with the
+//! backend token, what SDKs poll, one call for every flag's state, type and description
+//! (`Unleash-Client-Spec: 5.1.0`, so segments come by id with their definitions). The first
+//! load of a session also checks, in the same round trip, that the project and the environment
+//! exist (`GET /api/admin/projects`, `GET /api/admin/environments`, read token). Unleash keeps
+//! no owners; `metadata` has nothing to add. A segment the bulk read did not name is looked up
+//! in `GET /api/admin/segments`.
+//!
+//! Calls per kill (`kill --yes`): the re-read `GET /api/client/features/{flag}` (backend token,
+//! uncached; once by the command, once by the flip's guard, once by the writer right before the
+//! write), the tag-type check `GET /api/admin/tag-types/killswitch` (once per session, beside
+//! the writer's re-read), the note `PUT /api/admin/features/{flag}/tags`, the toggle
+//! `POST /api/admin/projects/{project}/features/{flag}/environments/{env}/on|off`, then the
+//! verification of what services see. No per-flag Admin API detail read.
+//!
+//! - Write: Unleash has no comment field on a toggle, so the note goes first into two flag tags
+//!   of type `killswitch`: the note (cut to Unleash's 50 characters) and `audit <id>`. The
+//!   toggle event that follows carries the flag's tags, so the note shows on the change in
+//!   Unleash's event log.
 //! - Conflicts: Unleash offers no conditional toggle (an `If-Match` is ignored), so the writer
-//!   re-reads the environment right before the toggle and refuses when its version (a hash of
-//!   the environment's `enabled`, strategies and variants) differs from the one the operator saw.
+//!   re-reads the flag right before the toggle and refuses when its version (a hash of what
+//!   the client API serves: `enabled`, strategies and variants) differs from the one the
+//!   operator saw. The list and the re-read are the same representation, so they compare.
+//! - The bulk list is cached by Unleash for up to about a second after a change: a load within
+//!   a few seconds of this session's own write reads the flags it wrote one by one (uncached).
 //! - What services see: the list SDKs poll, `GET /api/client/features` with the backend token,
 //!   sending the last ETag in `If-None-Match` as SDKs do. Unleash caches that list for up to
 //!   about a second after a change, so a change is confirmed only once the list shows it: the
@@ -20,7 +34,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderValue, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -36,8 +49,11 @@ use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
 use crate::secret::{Secret, SecretFields};
 
-/// Flag details read at once while listing a project.
-pub const READ_CONCURRENCY: usize = 8;
+/// The client specification killswitch reads the client API as (segments sent apart).
+const CLIENT_SPEC: &str = "5.1.0";
+/// How long after a write the flag is read uncached when listing (Unleash caches the bulk
+/// client list for up to about a second).
+const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 /// The tag type killswitch creates (once) to hold audit notes.
 pub const NOTE_TAG_TYPE: &str = "killswitch";
 /// Unleash refuses tag values shorter or longer than this (checked on 8.2.0).
@@ -143,6 +159,8 @@ pub fn connect(
         backend_token,
         scope: OnceCell::new(),
         polled: std::sync::Mutex::new(None),
+        segment_names: std::sync::Mutex::new(Vec::new()),
+        written: std::sync::Mutex::new(Vec::new()),
     });
     Ok(match (access, admin_token) {
         (Access::ReadWrite, Some(admin_token)) => Connection {
@@ -250,6 +268,11 @@ pub struct UnleashApi {
     scope: OnceCell<()>,
     /// The last client list polled (ETag, flag -> enabled), for `If-None-Match`.
     polled: std::sync::Mutex<Option<PolledList>>,
+    /// Segment names by id, from the last bulk read (the per-flag client read carries ids).
+    segment_names: std::sync::Mutex<Vec<Segment>>,
+    /// Flags this session wrote, and when: the bulk client list is cached by Unleash for up to
+    /// about a second, so a load right after a write reads those flags one by one (uncached).
+    written: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
 }
 
 /// The client feature list as last polled: its ETag and each flag's `enabled`.
@@ -292,6 +315,10 @@ impl UnleashApi {
             .request(method, &url)
             .header(AUTHORIZATION, auth_header(token)?)
             .header(ACCEPT, "application/json");
+        if path.starts_with("/api/client/") {
+            // As a current SDK: segments by id plus their definitions, not inlined.
+            request = request.header("Unleash-Client-Spec", CLIENT_SPEC);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -405,9 +432,30 @@ impl UnleashApi {
             .map(|_| ())
     }
 
-    async fn feature(&self, key: &str, token: &Secret) -> Result<FeatureDetail, ProviderError> {
+    /// One flag as SDKs get it, uncached: `GET /api/client/features/{flag}` (backend token).
+    async fn client_feature(&self, key: &str) -> Result<FeatureDetail, ProviderError> {
         let what = format!("{}: read flag `{key}`", self.env);
-        self.get_json(&what, &self.feature_path(key), token).await
+        let path = format!("/api/client/features/{}", segment(key));
+        let feature: ClientFeatureFull = self.get_json(&what, &path, &self.backend_token).await?;
+        Ok(feature.into_detail(&self.unleash_env))
+    }
+
+    /// Every flag of the project as SDKs get it, in one call: `GET /api/client/features?project=`
+    /// (backend token), with the segments' definitions.
+    async fn client_features(&self) -> Result<(Vec<FeatureDetail>, Vec<Segment>), ProviderError> {
+        let what = format!(
+            "{}: list flags of Unleash project `{}` from the client API",
+            self.env, self.project
+        );
+        let path = format!("/api/client/features?project={}", segment(&self.project));
+        let list: ClientFeatures = self.get_json(&what, &path, &self.backend_token).await?;
+        let details = list
+            .features
+            .into_iter()
+            .filter(|feature| feature.project.as_deref().is_none_or(|p| p == self.project))
+            .map(|feature| feature.into_detail(&self.unleash_env))
+            .collect();
+        Ok((details, list.segments))
     }
 
     async fn segments(&self) -> Result<Vec<Segment>, ProviderError> {
@@ -418,19 +466,33 @@ impl UnleashApi {
         Ok(list.segments)
     }
 
+    /// Summaries with segment names: from the bulk read, else (a segment this session has not
+    /// seen) from the Admin API.
     async fn summarise_with_segments(
         &self,
         details: Vec<FeatureDetail>,
     ) -> Result<Vec<Flag>, ProviderError> {
-        let uses_segments = details.iter().any(|detail| {
-            detail
-                .environment(&self.unleash_env)
-                .is_some_and(|env| env.strategies.iter().any(|s| !s.segments.is_empty()))
+        let known: Vec<Segment> = self
+            .segment_names
+            .lock()
+            .map(|names| names.clone())
+            .unwrap_or_default();
+        let unknown = details.iter().any(|detail| {
+            detail.environment(&self.unleash_env).is_some_and(|env| {
+                env.strategies
+                    .iter()
+                    .flat_map(|s| &s.segments)
+                    .any(|id| !known.iter().any(|segment| segment.id == *id))
+            })
         });
-        let segments = if uses_segments {
-            self.segments().await?
+        let segments = if unknown {
+            let fresh = self.segments().await?;
+            if let Ok(mut names) = self.segment_names.lock() {
+                names.clone_from(&fresh);
+            }
+            fresh
         } else {
-            Vec::new()
+            known
         };
         details
             .iter()
@@ -447,6 +509,15 @@ impl UnleashApi {
             })
             .collect()
     }
+
+    /// Flags written less than [`WRITE_SETTLE`] ago.
+    fn recently_written(&self) -> Vec<String> {
+        let Ok(mut written) = self.written.lock() else {
+            return Vec::new();
+        };
+        written.retain(|(_, at)| at.elapsed() < WRITE_SETTLE);
+        written.iter().map(|(key, _)| key.clone()).collect()
+    }
 }
 
 /// A path segment, percent-encoded (flag names are URL-friendly in Unleash, but be safe).
@@ -462,35 +533,34 @@ impl FlagSource for UnleashApi {
         &self.info
     }
 
+    /// One call for the states: the client API's bulk list, what SDKs poll.
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
-        let what = format!(
-            "{}: list flags of Unleash project `{}`",
-            self.env, self.project
-        );
-        let path = format!("/api/admin/projects/{}/features", segment(&self.project));
         // The scope check (first load only) and the list in the same round trip; a scope error
-        // wins, it says more than the list's 404.
-        let (scope, list) = tokio::join!(
-            self.check_scope(),
-            self.get_json::<FeatureList>(&what, &path, &self.read_token)
-        );
+        // wins, it says more than an empty list.
+        let (scope, list) = tokio::join!(self.check_scope(), self.client_features());
         scope?;
-        let list = list?;
-        let names: Vec<String> = list.features.into_iter().map(|f| f.name).collect();
-        let reads: Vec<_> = names
-            .iter()
-            .map(|name| self.feature(name, &self.read_token))
-            .collect();
-        let details: Vec<Result<FeatureDetail, ProviderError>> = futures::stream::iter(reads)
-            .buffered(READ_CONCURRENCY)
-            .collect()
-            .await;
-        let details = details.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let (mut details, segments) = list?;
+        if let Ok(mut names) = self.segment_names.lock() {
+            *names = segments;
+        }
+        // Flags this session just wrote: the list may be up to a second behind, read them fresh.
+        let recent = self.recently_written();
+        if !recent.is_empty() {
+            let fresh =
+                futures::future::join_all(recent.iter().map(|key| self.client_feature(key))).await;
+            for detail in fresh.into_iter().flatten() {
+                match details.iter_mut().find(|d| d.name == detail.name) {
+                    Some(slot) => *slot = detail,
+                    None => details.push(detail),
+                }
+            }
+        }
         self.summarise_with_segments(details).await
     }
 
+    /// The one flag from the client API (uncached, the same representation as the list).
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
-        let detail = self.feature(key, &self.read_token).await?;
+        let detail = self.client_feature(key).await?;
         let mut flags = self.summarise_with_segments(vec![detail]).await?;
         flags.pop().ok_or_else(|| {
             ProviderError::new(
@@ -721,7 +791,7 @@ impl FlagWriter for UnleashWriter {
         // computed fresh can carry the old revision's ETag: without this baseline it would
         // confirm while every SDK still gets 304.) Its failure only weakens the baseline.
         let (detail, tag_type, _baseline) = tokio::join!(
-            api.feature(key, &self.admin_token),
+            api.client_feature(key),
             self.ensure_tag_type(),
             api.served(key)
         );
@@ -777,6 +847,9 @@ impl FlagWriter for UnleashWriter {
             api.feature_path(key),
             segment(&api.unleash_env)
         );
+        if let Ok(mut written) = api.written.lock() {
+            written.push((key.to_string(), std::time::Instant::now()));
+        }
         api.call(&what, Method::POST, &path, &self.admin_token, None)
             .await?;
         Ok(WriteResult::Applied)
@@ -844,15 +917,48 @@ fn yes() -> bool {
     true
 }
 
+/// `GET /api/client/features`: the flags of the token's environment, as SDKs get them.
 #[derive(Deserialize)]
-struct FeatureList {
+struct ClientFeatures {
     #[serde(default)]
-    features: Vec<FeatureSummary>,
+    features: Vec<ClientFeatureFull>,
+    #[serde(default)]
+    segments: Vec<Segment>,
 }
 
+/// One flag in the client API: the environment is the token's.
 #[derive(Deserialize)]
-struct FeatureSummary {
+struct ClientFeatureFull {
     name: String,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    strategies: Vec<Strategy>,
+    #[serde(default)]
+    variants: Vec<Variant>,
+}
+
+impl ClientFeatureFull {
+    /// The flag with its one environment, named as killswitch maps it.
+    fn into_detail(self, unleash_env: &str) -> FeatureDetail {
+        FeatureDetail {
+            name: self.name,
+            kind: self.kind,
+            description: self.description,
+            environments: vec![FeatureEnvironment {
+                name: unleash_env.to_string(),
+                enabled: self.enabled,
+                strategies: self.strategies,
+                variants: self.variants,
+            }],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -929,7 +1035,7 @@ struct SegmentList {
     segments: Vec<Segment>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct Segment {
     id: i64,
     name: String,
