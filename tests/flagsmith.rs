@@ -1615,3 +1615,66 @@ async fn secrets_never_reach_messages_logs_or_debug_output() {
     );
     assert_no_secret(&fake, "output", &all);
 }
+
+/// Issue 22: the states are the environment document (what local-evaluation SDKs download),
+/// flag for flag: every segment override (a percentage split or rules no summary can word)
+/// and every identity override is shown, none guessed away.
+#[tokio::test]
+async fn dashboard_states_are_what_the_environment_document_serves_for_every_flag() {
+    let fake = FakeFlagsmith::open_source().await;
+    let connection = connect(&fake, "prod", Admin::None);
+    let flags = connection.source.list_flags().await.expect("list");
+    let document = fake.env("prod").document;
+    let states = document["feature_states"].as_array().expect("states");
+    assert_eq!(flags.len(), states.len());
+    for state in states {
+        let name = state["feature"]["name"].as_str().expect("name");
+        let id = &state["feature"]["id"];
+        let flag = flags.iter().find(|f| f.meta.key == name).expect("shown");
+        assert_eq!(
+            Some(flag.state.enabled),
+            state["enabled"].as_bool(),
+            "{name}"
+        );
+        let segments: Vec<String> = document["project"]["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .filter(|segment| {
+                segment["feature_states"]
+                    .as_array()
+                    .is_some_and(|fs| fs.iter().any(|fs| fs["feature"]["id"] == *id))
+            })
+            .map(|segment| format!("segment {}", segment["name"].as_str().unwrap_or("?")))
+            .collect();
+        let identities = document["identity_overrides"]
+            .as_array()
+            .expect("identities")
+            .iter()
+            .filter(|identity| {
+                identity["identity_features"]
+                    .as_array()
+                    .is_some_and(|fs| fs.iter().any(|fs| fs["feature"]["id"] == *id))
+            })
+            .count();
+        let targets: Vec<&str> = flag
+            .state
+            .overrides
+            .iter()
+            .map(|o| o.target.as_str())
+            .collect();
+        assert_eq!(
+            targets.len(),
+            segments.len() + identities,
+            "{name}: {targets:?}"
+        );
+        for segment in &segments {
+            assert!(targets.contains(&segment.as_str()), "{name}: {targets:?}");
+        }
+        // The re-read of one flag is the same document: equal when nothing changed.
+        let again = read(&connection, name).await;
+        assert_eq!(again.state, flag.state, "{name}");
+    }
+    // No Admin API call for any of it.
+    assert_eq!(fake.admin_calls(), 0);
+}

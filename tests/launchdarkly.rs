@@ -102,7 +102,17 @@ async fn kill_request(connection: &Connection, flag: &str, enabled: bool) -> Fli
 async fn summaries_match_what_launchdarkly_serves() {
     let fake = FakeLd::start().await;
     let connection = connect(&fake, true);
-    let flags = connection.source.list_flags().await.expect("list flags");
+    let mut flags = connection.source.list_flags().await.expect("list flags");
+    // States from the SDK endpoint alone; owners, tags and the kill-switch tag beside them.
+    assert_eq!(
+        flags
+            .iter()
+            .find(|f| f.meta.key == "recommendations_circuit")
+            .map(|f| f.meta.kind),
+        Some(FlagKind::Other)
+    );
+    let metadata = connection.source.metadata().await.expect("metadata");
+    provider::merge_metadata(&mut flags, &metadata);
     let cell = |key: &str| {
         let flag = flags
             .iter()
@@ -144,46 +154,150 @@ async fn summaries_match_what_launchdarkly_serves() {
         .iter()
         .find(|f| f.meta.key == "max_items")
         .expect("max");
-    assert_eq!(max_items.state.overrides[0].summary(), "50 (EU tenants)");
+    // The SDK data carries no rule descriptions: the rule is shown by its first clause.
+    assert_eq!(
+        max_items.state.overrides[0].summary(),
+        "50 (rule 1: region in eu)"
+    );
     let circuit = flags
         .iter()
         .find(|f| f.meta.key == "recommendations_circuit")
         .expect("circuit");
     assert_eq!(circuit.meta.kind, FlagKind::KillSwitch);
 
-    // Every request: token without a scheme, pinned API version, env + full representation.
+    // The states: one SDK request with the SDK key. The metadata: the REST list's summary
+    // representation with the reader token, pinned API version, no targeting asked for.
     let requests = fake.requests();
-    let list = requests
+    let sdk: Vec<_> = requests
         .iter()
-        .find(|r| r.path == format!("/api/v2/flags/{PROJECT}"))
-        .expect("list request");
-    assert_eq!(list.authorization.as_deref(), Some(READER_TOKEN));
-    assert_eq!(list.api_version.as_deref(), Some("20240415"));
-    assert!(list.query.contains("env=production"), "{}", list.query);
-    assert!(
-        list.query.contains("filter=filterEnv%3Aproduction"),
-        "{}",
-        list.query
+        .filter(|r| r.path == "/sdk/latest-all")
+        .collect();
+    assert_eq!(sdk.len(), 1);
+    assert_eq!(sdk[0].authorization.as_deref(), Some(SDK_KEY_PROD));
+    let lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == format!("/api/v2/flags/{PROJECT}"))
+        .collect();
+    assert_eq!(
+        lists.len(),
+        2,
+        "the first load's scope check, then the metadata"
     );
-    assert!(list.query.contains("summary=false"), "{}", list.query);
+    for list in &lists {
+        assert_eq!(list.authorization.as_deref(), Some(READER_TOKEN));
+        assert_eq!(list.api_version.as_deref(), Some("20240415"));
+        assert!(!list.query.contains("summary=0"), "{}", list.query);
+    }
+    // The scope check asks for the environment both ways LaunchDarkly documents.
+    assert!(
+        lists[0].query.contains("env=production"),
+        "{}",
+        lists[0].query
+    );
+    assert!(
+        lists[0].query.contains("filter=filterEnv%3Aproduction"),
+        "{}",
+        lists[0].query
+    );
+}
+
+/// Issue 22: the states are `/sdk/latest-all` itself, flag for flag; a prerequisite, a rule
+/// rollout and targets the summary words as overrides, and the version each flag has there.
+#[tokio::test]
+async fn dashboard_states_are_what_the_sdk_endpoint_serves_for_every_flag() {
+    let fake = FakeLd::start().await;
+    // A flag served only when another flag serves its first variation: no percentage or
+    // "everyone" can say that.
+    fake.with(|s| {
+        let mut gated = s.flags[0].clone();
+        gated["key"] = serde_json::json!("gated_checkout");
+        gated["environments"]["production"]["prerequisites"] =
+            serde_json::json!([{"key": "dark_mode", "variation": 0}]);
+        s.flags.push(gated);
+    });
+    let connection = connect(&fake, false);
+    let flags = connection.source.list_flags().await.expect("list flags");
+    let gated = flags
+        .iter()
+        .find(|f| f.meta.key == "gated_checkout")
+        .expect("gated");
+    let shown: Vec<String> = gated.state.overrides.iter().map(|o| o.summary()).collect();
+    assert_eq!(shown, vec!["OFF (prerequisite dark_mode not variation 0)"]);
+    let sdk: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/sdk/latest-all", fake.url))
+        .header("Authorization", SDK_KEY_PROD)
+        .send()
+        .await
+        .expect("sdk")
+        .json()
+        .await
+        .expect("json");
+    let served = sdk["flags"].as_object().expect("flags map");
+    assert!(sdk["segments"].is_object(), "{sdk}");
+    assert_eq!(flags.len(), served.len());
+    for (key, flag) in served {
+        let shown = flags.iter().find(|f| &f.meta.key == key).expect("shown");
+        assert_eq!(Some(shown.state.enabled), flag["on"].as_bool(), "{key}");
+        assert_eq!(
+            shown.state.version.as_deref(),
+            flag["version"].as_i64().map(|v| v.to_string()).as_deref(),
+            "{key}"
+        );
+        let targeting = flag["targets"].as_array().map_or(0, |t| {
+            t.iter()
+                .filter(|t| t["values"].as_array().is_some_and(|v| !v.is_empty()))
+                .count()
+        }) + flag["contextTargets"].as_array().map_or(0, |t| {
+            t.iter()
+                .filter(|t| t["values"].as_array().is_some_and(|v| !v.is_empty()))
+                .count()
+        }) + flag["rules"].as_array().map_or(0, Vec::len)
+            + flag["prerequisites"].as_array().map_or(0, Vec::len);
+        let expected = if shown.state.enabled { targeting } else { 0 };
+        assert_eq!(shown.state.overrides.len(), expected, "{key}: {shown:?}");
+        // The one-flag re-read (REST) compares equal to the SDK's view when nothing changed.
+        let again = connection.source.read_flag(key).await.expect("read");
+        assert_eq!(again.state, shown.state, "{key}");
+    }
 }
 
 #[tokio::test]
 async fn the_list_follows_pages_beyond_one_hundred_flags() {
     let fake = FakeLd::start().await;
-    fake.with(|s| s.flags.extend(launchdarkly_fake::filler_flags(150)));
+    fake.with(|s| s.flags.extend(launchdarkly_fake::filler_flags(450)));
     let connection = connect(&fake, false);
+    // The states: one call, however many flags.
     let flags = connection.source.list_flags().await.expect("list");
-    assert_eq!(flags.len(), 156);
-    let pages = fake
-        .requests()
+    assert_eq!(flags.len(), 456);
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.path == "/sdk/latest-all")
+            .count(),
+        1
+    );
+    // The metadata: the first page, then the other four at once.
+    let before = fake.requests().len();
+    let metadata = connection.source.metadata().await.expect("metadata");
+    let offsets: Vec<String> = fake.requests()[before..]
         .iter()
         .filter(|r| r.path == format!("/api/v2/flags/{PROJECT}"))
-        .count();
-    assert_eq!(pages, 2);
-    let mut keys: Vec<&str> = flags.iter().map(|f| f.meta.key.as_str()).collect();
+        .map(|r| r.query.clone())
+        .collect();
+    assert_eq!(offsets.len(), 5, "{offsets:?}");
+    for offset in [0, 100, 200, 300, 400] {
+        assert!(
+            offsets
+                .iter()
+                .any(|q| q.contains(&format!("offset={offset}&"))
+                    || q.ends_with(&format!("offset={offset}"))),
+            "{offsets:?}"
+        );
+    }
+    let mut keys: Vec<&str> = metadata.iter().map(|m| m.key.as_str()).collect();
+    keys.sort_unstable();
     keys.dedup();
-    assert_eq!(keys.len(), 156, "no flag twice");
+    assert_eq!(keys.len(), 456, "no flag twice, none missing");
 }
 
 #[tokio::test]
@@ -387,11 +501,7 @@ async fn a_short_rate_limit_on_a_read_is_waited_out() {
     });
     let connection = connect(&fake, false);
     let started = Instant::now();
-    let flags = connection
-        .source
-        .list_flags()
-        .await
-        .expect("list after wait");
+    let flags = connection.source.metadata().await.expect("list after wait");
     let took = started.elapsed();
     assert_eq!(flags.len(), 6);
     assert!(
@@ -414,7 +524,7 @@ async fn a_long_rate_limit_fails_fast_and_says_when_to_retry() {
     let started = Instant::now();
     let err = connection
         .source
-        .list_flags()
+        .metadata()
         .await
         .expect_err("rate limited");
     assert!(started.elapsed() < Duration::from_millis(500), "no hang");
@@ -906,7 +1016,7 @@ async fn secrets_never_reach_messages_logs_or_debug_output() {
         connection.source.read_flag("missing").await
     ));
     fake.with(|s| s.tokens.clear());
-    seen_text.push(format!("{:?}", connection.source.list_flags().await));
+    seen_text.push(format!("{:?}", connection.source.metadata().await));
     seen_text.push(format!("{:?}", connection.source.served("missing").await));
     let closed = format!("http://127.0.0.1:{}", support::free_port());
     let unreachable = provider::connect(

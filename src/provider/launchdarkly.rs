@@ -36,6 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -69,6 +70,8 @@ const PAGE_SIZE: usize = 100;
 const MIN_PAUSE: Duration = Duration::from_millis(50);
 /// Never more pages than this (50,000 flags): protects against a server that loops.
 const MAX_PAGES: usize = 500;
+/// Metadata pages read at once after the first (fewer when the rate-limit budget is lower).
+const METADATA_CONCURRENCY: usize = 8;
 
 pub fn connect(
     env: &EnvironmentConfig,
@@ -118,6 +121,7 @@ pub fn connect(
         api_token,
         sdk_key,
         read_wait_budget: network.request_timeout,
+        scope: tokio::sync::OnceCell::new(),
     });
     let writer_token = secrets.get(WRITE_FIELDS[0]).cloned();
     Ok(match (access, writer_token) {
@@ -205,12 +209,16 @@ pub struct LdApi {
     sdk_key: Secret,
     /// How long a read may wait out a 429 in total: never longer than one request timeout.
     read_wait_budget: Duration,
+    /// Set once the project, the reader token and the environment key were found right.
+    scope: tokio::sync::OnceCell<()>,
 }
 
 /// A finished HTTP exchange.
 struct Answer {
     status: StatusCode,
     body: String,
+    /// `X-Ratelimit-Route-Remaining`: requests this token may still make on the route.
+    remaining: Option<u64>,
 }
 
 /// Whether a 429 may be waited out (reads) or must be reported at once (writes).
@@ -266,7 +274,15 @@ impl LdApi {
                 .await
                 .map_err(|err| http::transport_error(what, url, &err))?;
             if status != StatusCode::TOO_MANY_REQUESTS {
-                return Ok(Answer { status, body: text });
+                let remaining = headers
+                    .get("x-ratelimit-route-remaining")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<u64>().ok());
+                return Ok(Answer {
+                    status,
+                    body: text,
+                    remaining,
+                });
             }
             let wait = retry_after(&headers, chrono::Utc::now());
             // At least a short pause, so a reset already past cannot make a busy loop, and
@@ -290,13 +306,24 @@ impl LdApi {
         url: &str,
         token: &Secret,
     ) -> Result<Value, ProviderError> {
+        Ok(self.get_json_budget(what, url, token).await?.0)
+    }
+
+    /// `get_json`, with the rate-limit budget the answer's headers give.
+    async fn get_json_budget(
+        &self,
+        what: &str,
+        url: &str,
+        token: &Secret,
+    ) -> Result<(Value, Option<u64>), ProviderError> {
         let answer = self
             .send(what, Method::GET, url, token, None, Retry::WaitBounded)
             .await?;
+        let remaining = answer.remaining;
         if !answer.status.is_success() {
             return Err(http::status_error(what, url, answer.status, &answer.body));
         }
-        serde_json::from_str(&answer.body).map_err(|err| {
+        let value = serde_json::from_str(&answer.body).map_err(|err| {
             ProviderError::new(
                 ErrorKind::Api,
                 format!(
@@ -304,7 +331,64 @@ impl LdApi {
                     display_url(url)
                 ),
             )
-        })
+        })?;
+        Ok((value, remaining))
+    }
+
+    /// One page of the REST flag list (`summary`: tags, maintainers, descriptions; no
+    /// targeting), with the rate-limit budget left.
+    async fn metadata_page(
+        &self,
+        what: &str,
+        offset: usize,
+    ) -> Result<(LdPage, Option<u64>), ProviderError> {
+        let url = format!(
+            "{}/api/v2/flags/{}?limit={PAGE_SIZE}&offset={offset}",
+            self.api_url,
+            path_segment(&self.project)
+        );
+        let (value, remaining) = self.get_json_budget(what, &url, &self.api_token).await?;
+        let page = serde_json::from_value(value).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected list representation: {err}"),
+            )
+        })?;
+        Ok((page, remaining))
+    }
+
+    /// Once per connection: one flag of the REST list with the environment's configuration.
+    async fn check_scope(&self) -> Result<(), ProviderError> {
+        self.scope
+            .get_or_try_init(|| async {
+                let what = format!(
+                    "{}: list flags of LaunchDarkly project `{}` environment `{}`",
+                    self.env, self.project, self.ld_env
+                );
+                // `env` per the list endpoint's text, `filterEnv` per its schema: both, so
+                // either reading returns the environment's configuration.
+                let url = format!(
+                    "{}/api/v2/flags/{}?env={}&filter={}&limit=1",
+                    self.api_url,
+                    path_segment(&self.project),
+                    path_segment(&self.ld_env),
+                    path_segment(&format!("filterEnv:{}", self.ld_env))
+                );
+                let page: LdPage =
+                    serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
+                        .map_err(|err| {
+                            ProviderError::new(
+                                ErrorKind::Api,
+                                format!("{what}: unexpected list representation: {err}"),
+                            )
+                        })?;
+                if let Some(item) = page.items.into_iter().next() {
+                    self.parse_flag(&what, item)?;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
     }
 
     fn parse_flag(&self, what: &str, item: Value) -> Result<Flag, ProviderError> {
@@ -314,8 +398,84 @@ impl LdApi {
                 format!("{what}: unexpected flag representation: {err}"),
             )
         })?;
-        summarise(&flag, &self.ld_env)
+        summarise(&sdk_view(flag), &self.ld_env)
             .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))
+    }
+}
+
+/// A REST flag reduced to what the server-side SDK endpoint carries: variation values without
+/// names, rules without descriptions, no tags or maintainers. The states the dashboard shows
+/// from `/sdk/latest-all` and the one-flag re-read from the REST API then compare equal when
+/// nothing changed; tags, owners and descriptions arrive as metadata.
+fn sdk_view(mut flag: LdFlag) -> LdFlag {
+    for variation in &mut flag.variations {
+        variation.name = None;
+    }
+    for config in flag.environments.values_mut() {
+        for rule in &mut config.rules {
+            rule.description = None;
+        }
+    }
+    flag.description = None;
+    flag.tags.clear();
+    flag.maintainer = None;
+    flag.maintainer_team = None;
+    flag.maintainer_team_key = None;
+    flag
+}
+
+/// A flag from `/sdk/latest-all` in the REST shape `summarise` reads: its configuration is the
+/// environment the SDK key belongs to.
+fn from_sdk(key: &str, flag: Value, ld_env: &str) -> Result<Option<LdFlag>, String> {
+    let sdk: SdkFlagFull =
+        serde_json::from_value(flag).map_err(|err| format!("flag `{key}`: {err}"))?;
+    if sdk.deleted {
+        return Ok(None);
+    }
+    let mut environments = BTreeMap::new();
+    environments.insert(ld_env.to_string(), sdk.config);
+    Ok(Some(LdFlag {
+        key: key.to_string(),
+        description: None,
+        kind: None,
+        variations: sdk
+            .variations
+            .into_iter()
+            .map(|value| LdVariation { value, name: None })
+            .collect(),
+        tags: Vec::new(),
+        maintainer: None,
+        maintainer_team: None,
+        maintainer_team_key: None,
+        environments,
+    }))
+}
+
+/// Owners, tags, descriptions and the kind a tag gives, from a REST flag.
+fn flag_meta(flag: &LdFlag) -> FlagMeta {
+    let vendor_kind = flag
+        .tags
+        .iter()
+        .map(|tag| FlagKind::from_label(tag))
+        .find(|kind| *kind == FlagKind::KillSwitch);
+    let owner = flag
+        .maintainer
+        .as_ref()
+        .and_then(LdMember::display)
+        .or_else(|| {
+            flag.maintainer_team
+                .as_ref()
+                .and_then(|team| team.name.clone().or_else(|| team.key.clone()))
+        })
+        .or_else(|| flag.maintainer_team_key.clone());
+    FlagMeta {
+        key: flag.key.clone(),
+        kind: FlagKind::classify(&flag.key, vendor_kind),
+        owner,
+        expected_removal: None,
+        description: flag.description.clone().filter(|d| !d.trim().is_empty()),
+        tags: flag.tags.clone(),
+        runbook: None,
     }
 }
 
@@ -379,53 +539,93 @@ impl FlagSource for LdApi {
         &self.info
     }
 
+    /// One call for the states: `/sdk/latest-all` with the SDK key, what server-side SDKs poll.
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
         let what = format!(
-            "{}: list flags of LaunchDarkly project `{}` environment `{}`",
-            self.env, self.project, self.ld_env
+            "{}: read the flags of LaunchDarkly environment `{}` as the server-side SDK sees them",
+            self.env, self.ld_env
         );
-        let base = format!(
-            "{}/api/v2/flags/{}",
-            self.api_url,
-            path_segment(&self.project)
+        let url = format!("{}/sdk/latest-all", self.sdk_url);
+        // The first load also checks, in the same round trip, that the project, the token and
+        // the environment key are right: the SDK key alone would show its own environment's
+        // flags even when `environment_key` (where writes go) is mistyped. A scope error wins.
+        let (scope, all) = tokio::join!(
+            self.check_scope(),
+            self.get_json(&what, &url, &self.sdk_key)
         );
-        let mut flags = Vec::new();
-        let mut offset = 0usize;
-        for _ in 0..MAX_PAGES {
-            // `environments` per the list endpoint's text comes with `env`; per the schema and the
-            // 20240415 changelog, with the `filterEnv` filter: both are sent so either reading
-            // returns it. `summary` is a boolean in the schema (the text's `summary=0` is the
-            // same value to LaunchDarkly's boolean parsing); `false` is valid in both.
-            let env = path_segment(&self.ld_env);
-            let filter = path_segment(&format!("filterEnv:{}", self.ld_env));
-            let url = format!(
-                "{base}?env={env}&filter={filter}&summary=false&limit={PAGE_SIZE}&offset={offset}"
-            );
-            let page: LdPage =
-                serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
-                    .map_err(|err| {
-                        ProviderError::new(
-                            ErrorKind::Api,
-                            format!("{what}: unexpected list representation: {err}"),
-                        )
-                    })?;
-            let count = page.items.len();
-            for item in page.items {
-                flags.push(self.parse_flag(&what, item)?);
-            }
-            offset += count;
-            let more = match page.total_count {
-                Some(total) => offset < total,
-                None => page.links.contains_key("next"),
-            };
-            if count == 0 || !more {
-                return Ok(flags);
+        scope?;
+        let all: SdkAll = serde_json::from_value(all?).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected SDK data representation: {err}"),
+            )
+        })?;
+        let mut flags = Vec::with_capacity(all.flags.len());
+        for (key, flag) in all.flags {
+            let parsed = from_sdk(&key, flag, &self.ld_env).map_err(|message| {
+                ProviderError::new(ErrorKind::Api, format!("{what}: {message}"))
+            })?;
+            if let Some(flag) = parsed {
+                flags.push(summarise(&flag, &self.ld_env).map_err(|message| {
+                    ProviderError::new(ErrorKind::Api, format!("{what}: {message}"))
+                })?);
             }
         }
-        Err(ProviderError::new(
-            ErrorKind::Api,
-            format!("{what}: more than {MAX_PAGES} pages of flags; stopped"),
-        ))
+        Ok(flags)
+    }
+
+    /// Tags, maintainers and descriptions from the REST list (summary representation): the
+    /// first page, then the rest at the same time, as many at once as the rate-limit budget
+    /// of the first answer allows (at most [`METADATA_CONCURRENCY`]).
+    async fn metadata(&self) -> Result<Vec<FlagMeta>, ProviderError> {
+        let what = format!(
+            "{}: list flags of LaunchDarkly project `{}` (metadata)",
+            self.env, self.project
+        );
+        let (first, remaining) = self.metadata_page(&what, 0).await?;
+        let Some(total) = first.total_count else {
+            // No total to plan with: follow `next` links one page after another.
+            let mut items = Vec::new();
+            let mut page = first;
+            for _ in 0..MAX_PAGES {
+                let more = page.links.contains_key("next") && !page.items.is_empty();
+                items.append(&mut page.items);
+                if !more {
+                    break;
+                }
+                page = self.metadata_page(&what, items.len()).await?.0;
+            }
+            return Ok(items
+                .into_iter()
+                .filter_map(|item| serde_json::from_value::<LdFlag>(item).ok())
+                .map(|flag| flag_meta(&flag))
+                .collect());
+        };
+        let mut items = first.items;
+        let fetched = items.len();
+        if fetched > 0 && total > fetched {
+            let pages = (total - fetched).div_ceil(PAGE_SIZE).min(MAX_PAGES);
+            let budget = remaining
+                .map(|left| usize::try_from(left).unwrap_or(usize::MAX).max(1))
+                .unwrap_or(METADATA_CONCURRENCY);
+            let at_once = budget.min(METADATA_CONCURRENCY);
+            let reads: Vec<_> = (0..pages)
+                .map(|page| self.metadata_page(&what, fetched + page * PAGE_SIZE))
+                .collect();
+            let results: Vec<Result<(LdPage, Option<u64>), ProviderError>> =
+                futures::stream::iter(reads)
+                    .buffered(at_once)
+                    .collect()
+                    .await;
+            for result in results {
+                items.extend(result?.0.items);
+            }
+        }
+        Ok(items
+            .into_iter()
+            .filter_map(|item| serde_json::from_value::<LdFlag>(item).ok())
+            .map(|flag| flag_meta(&flag))
+            .collect())
     }
 
     async fn read_flag(&self, key: &str) -> Result<Flag, ProviderError> {
@@ -764,6 +964,16 @@ struct LdEnvironment {
     targets: Vec<LdTarget>,
     #[serde(default, rename = "contextTargets")]
     context_targets: Vec<LdTarget>,
+    /// Flags that must serve a given variation first; otherwise the off variation is served.
+    #[serde(default)]
+    prerequisites: Vec<LdPrerequisite>,
+}
+
+#[derive(Deserialize)]
+struct LdPrerequisite {
+    key: String,
+    #[serde(default)]
+    variation: usize,
 }
 
 /// `VariationOrRolloutRep`: one variation index, or a percentage rollout.
@@ -832,6 +1042,19 @@ struct SdkAll {
     flags: BTreeMap<String, Value>,
 }
 
+/// A flag of `/sdk/latest-all` with its targeting: the environment configuration is the flag
+/// itself (`on`, `offVariation`, `fallthrough`, `rules`, `targets`, `contextTargets`,
+/// `version`), variations are plain values, and a deleted flag stays as a tombstone.
+#[derive(Deserialize)]
+struct SdkFlagFull {
+    #[serde(default)]
+    variations: Vec<Value>,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(flatten)]
+    config: LdEnvironment,
+}
+
 /// A flag as the server-side SDK endpoint returns it: variations are plain values.
 #[derive(Deserialize)]
 struct SdkFlag {
@@ -893,30 +1116,7 @@ fn summarise(flag: &LdFlag, ld_env: &str) -> Result<Flag, String> {
             flag.key
         )
     })?;
-    let vendor_kind = flag
-        .tags
-        .iter()
-        .map(|tag| FlagKind::from_label(tag))
-        .find(|kind| *kind == FlagKind::KillSwitch);
-    let owner = flag
-        .maintainer
-        .as_ref()
-        .and_then(LdMember::display)
-        .or_else(|| {
-            flag.maintainer_team
-                .as_ref()
-                .and_then(|team| team.name.clone().or_else(|| team.key.clone()))
-        })
-        .or_else(|| flag.maintainer_team_key.clone());
-    let meta = FlagMeta {
-        key: flag.key.clone(),
-        kind: FlagKind::classify(&flag.key, vendor_kind),
-        owner,
-        expected_removal: None,
-        description: flag.description.clone().filter(|d| !d.trim().is_empty()),
-        tags: flag.tags.clone(),
-        runbook: None,
-    };
+    let meta = flag_meta(flag);
     let state = summarise_state(flag, config)?;
     Ok(Flag {
         meta: std::sync::Arc::new(meta),
@@ -1081,6 +1281,34 @@ fn summarise_state(flag: &LdFlag, config: &LdEnvironment) -> Result<FlagState, S
         _ => (None, Rollout::Everyone),
     };
     let mut overrides = Vec::new();
+    // Evaluated first: an unmet prerequisite serves the off variation (no summary can say
+    // when it is met, so it is shown as what it is).
+    for prerequisite in &config.prerequisites {
+        let target = format!(
+            "prerequisite {} not variation {}",
+            prerequisite.key, prerequisite.variation
+        );
+        let off = match config.off_variation {
+            Some(index) => Some(variation_value(flag, index)?),
+            None => None,
+        };
+        overrides.push(match off {
+            Some(Value::Bool(on)) => Override {
+                target,
+                kind: OverrideKind::Segment,
+                enabled: on,
+                value: None,
+                rollout: Rollout::Everyone,
+            },
+            value => Override {
+                target,
+                kind: OverrideKind::Segment,
+                enabled: true,
+                value,
+                rollout: Rollout::Everyone,
+            },
+        });
+    }
     for target in config.targets.iter().chain(&config.context_targets) {
         // contextTargets for the user kind repeat `targets` with empty values.
         if target.values.is_empty() {

@@ -1082,7 +1082,7 @@ fn sdk_flags(state: &FakeState, env: &str) -> Vec<Value> {
                 "salt": config["salt"],
                 "targets": config["targets"],
                 "contextTargets": config["contextTargets"],
-                "rules": config["rules"],
+                "rules": sdk_rules(&config["rules"]),
                 "fallthrough": config["fallthrough"],
                 "offVariation": config["offVariation"],
                 "variations": variations,
@@ -1094,6 +1094,43 @@ fn sdk_flags(state: &FakeState, env: &str) -> Vec<Value> {
             }))
         })
         .collect()
+}
+
+/// Rules as the server SDKs' data model has them (`FlagRule`: `id`, `variation` or
+/// `rollout`, `clauses`, `trackEvents`; `Clause`: `contextKind`, `attribute`, `op`, `values`,
+/// `negate`): no rule `description`, no `_id`s, which stay in the REST API.
+fn sdk_rules(rules: &Value) -> Value {
+    let rules = rules.as_array().cloned().unwrap_or_default();
+    Value::Array(
+        rules
+            .iter()
+            .map(|rule| {
+                let mut out = json!({
+                    "id": rule["_id"],
+                    "trackEvents": rule["trackEvents"].as_bool().unwrap_or(false),
+                    "clauses": rule["clauses"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|clause| {
+                            let mut clause = clause.clone();
+                            if let Some(object) = clause.as_object_mut() {
+                                object.remove("_id");
+                            }
+                            clause
+                        })
+                        .collect::<Vec<_>>(),
+                });
+                for field in ["variation", "rollout"] {
+                    if !rule[field].is_null() {
+                        out[field] = rule[field].clone();
+                    }
+                }
+                out
+            })
+            .collect(),
+    )
 }
 
 fn sdk(state: &mut FakeState, method: &Method, rest: &[&str], auth: &str) -> Response<Body> {
