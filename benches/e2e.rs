@@ -10,6 +10,8 @@
 //! Only runs under `cargo bench` (cargo passes `--bench`); under `cargo test` it says so and
 //! returns, so the test suite stays fast.
 
+#[path = "../tests/support/flagsmith_fake.rs"]
+mod flagsmith_fake;
 #[path = "../tests/support/launchdarkly_fake.rs"]
 mod launchdarkly_fake;
 #[path = "../tests/support/mod.rs"]
@@ -32,6 +34,9 @@ use support::openbao::{OpenBao, ROOT_TOKEN};
 const LIMIT: Duration = Duration::from_secs(30);
 
 fn main() {
+    // Unleash OSS refuses more than 5,000 flags by default; the scale rows need 5,000 more
+    // than the seeded ones. Set before any thread exists (the server inherits it).
+    unsafe { std::env::set_var("UNLEASH_FEATURE_FLAGS_LIMIT", "20000") };
     if !std::env::args().any(|arg| arg == "--bench") {
         println!(
             "e2e: end-to-end benchmarks run under `cargo bench --bench e2e`; skipped in tests"
@@ -128,6 +133,76 @@ fn main() {
             "| (with 100 ms per call, the longest chain is Vault read + 3 pages of flags = 4 calls ≈ 400 ms; the sum over 3 environments would be ≈ 1,200 ms) | | | | |\n",
         );
         drop(latency);
+    }
+
+    // Issue 15: Flagsmith's kill path, with and without the cost of an organisation API key.
+    if support::openbao::installed() {
+        let flagsmith = runtime.block_on(FlagsmithSetup::new());
+        report.push_str("\n| Flagsmith fake + OpenBao, credential `admin_api_key` | median | min | max | runs |\n|---|---|---|---|---|\n");
+        for (name, delay) in [
+            ("no Api-Key delay", None),
+            ("600 ms per Api-Key request", Some(600)),
+        ] {
+            flagsmith
+                .fake
+                .set_api_key_delay(delay.map(Duration::from_millis));
+            add(
+                &mut report,
+                &format!("{name}: curl chain (Vault read, PATCH, GET /api/v1/flags/)"),
+                &measure(runs.min(5), || flagsmith.curl(false)),
+            );
+            add(
+                &mut report,
+                &format!("{name}: `kill --yes` (whole process)"),
+                &measure(runs.min(5), || flagsmith.flip(false)),
+            );
+            add(
+                &mut report,
+                &format!("{name}: `restore --yes` (whole process)"),
+                &measure(runs.min(5), || flagsmith.flip(true)),
+            );
+        }
+        flagsmith.fake.set_api_key_delay(None);
+        let (kill, restore) = (flagsmith.admin_calls(false), flagsmith.admin_calls(true));
+        report.push_str(&format!(
+            "| Admin API calls per `kill --yes` / `restore --yes` (a fresh process learns the settings) | {} / {} | | | 1 |\n",
+            kill.join(" + "),
+            restore.join(" + ")
+        ));
+        drop(flagsmith);
+    }
+
+    // Issue 22: loads at scale, states from each vendor's bulk endpoint.
+    if support::openbao::installed() {
+        report.push_str("\n| load at scale (1 environment, OpenBao for credentials) | median | min | max | runs |\n|---|---|---|---|---|\n");
+        let mut vendors = vec![Vendor::LaunchDarkly, Vendor::Flagsmith];
+        if unleash_server::installed() {
+            vendors.insert(0, Vendor::Unleash);
+        }
+        for vendor in vendors {
+            for flags in [1_000, 5_000] {
+                let setup = runtime.block_on(ScaleSetup::new(vendor, flags));
+                for (name, delay) in [("0 ms", None), ("100 ms per call", Some(100))] {
+                    setup.set_delay(delay);
+                    let label = format!("{}, {flags} flags, {name}", vendor.name());
+                    add(
+                        &mut report,
+                        &format!("{label}: curl, Vault read + the bulk call"),
+                        &measure(runs.min(3), || setup.curl()),
+                    );
+                    add(
+                        &mut report,
+                        &format!("{label}: `status --output json`"),
+                        &measure(runs.min(3), || setup.status()),
+                    );
+                    add(
+                        &mut report,
+                        &format!("{label}: dashboard cold start (launch → states shown)"),
+                        &measure(runs.min(3), || setup.cold_start()),
+                    );
+                }
+            }
+        }
     }
 
     println!("{report}");
@@ -661,4 +736,361 @@ impl LatencySetup {
         tui.wait_exit();
         elapsed
     }
+}
+
+/// Runs a bash script, returns its wall time; panics when it fails.
+fn timed_script(script: &str) -> Duration {
+    let started = Instant::now();
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("bash");
+    let elapsed = started.elapsed();
+    assert!(status.success(), "the curl chain failed:\n{script}");
+    elapsed
+}
+
+fn mount_kv(bao: &OpenBao) {
+    let (status, body) = bao.api(
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(ROOT_TOKEN),
+        Some(json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!((200..300).contains(&status), "{body}");
+}
+
+/// The Flagsmith fake (open-source mode, prod classic) with an organisation API key in OpenBao.
+struct FlagsmithSetup {
+    bao: OpenBao,
+    fake: flagsmith_fake::FakeFlagsmith,
+    home: Home,
+}
+
+impl FlagsmithSetup {
+    async fn new() -> FlagsmithSetup {
+        let bao = OpenBao::start();
+        mount_kv(&bao);
+        let fake = flagsmith_fake::FakeFlagsmith::open_source().await;
+        bao.put(
+            "/v1/kv/data/feature-flags/flagsmith/prod",
+            json!({"api_url": fake.url, "environment_key": fake.env("prod").server_key,
+                   "admin_api_key": flagsmith_fake::ADMIN_API_KEY}),
+        );
+        let home = Home::new();
+        let config_dir = home.path().join("config/killswitch");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(
+            config_dir.join("config.toml"),
+            "refresh_seconds = 3600\n[[environment]]\nname = \"prod\"\nprovider = \"flagsmith\"\n",
+        )
+        .expect("config");
+        FlagsmithSetup { bao, fake, home }
+    }
+
+    /// `kill --yes` (`enabled` false) or `restore --yes`, from the opposite state.
+    fn flip(&self, enabled: bool) -> Duration {
+        self.fake
+            .set_enabled("prod", "kill_switch_checkout", !enabled);
+        let started = Instant::now();
+        let output = self
+            .home
+            .command()
+            .env("VAULT_ADDR", &self.bao.addr)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args([
+                if enabled { "restore" } else { "kill" },
+                "kill_switch_checkout",
+                "--env",
+                "prod",
+                "--note",
+                "INC-15 bench",
+                "--yes",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("killswitch");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            self.fake.enabled("prod", "kill_switch_checkout"),
+            enabled,
+            "the flip took effect"
+        );
+        elapsed
+    }
+
+    /// The same write by hand: the Vault read, the classic PATCH, one read of what services see.
+    fn curl(&self, enabled: bool) -> Duration {
+        self.fake
+            .set_enabled("prod", "kill_switch_checkout", !enabled);
+        let prod = self.fake.env("prod");
+        let script = format!(
+            "set -e\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/flagsmith/prod >/dev/null\n\
+             curl -sf -X PATCH -H 'Authorization: Api-Key {key}' -H 'Content-Type: application/json' -d '{{\"enabled\": {enabled}}}' {url}/api/v1/environments/{client}/featurestates/3/ >/dev/null\n\
+             curl -sf -H 'X-Environment-Key: {server}' {url}/api/v1/flags/ >/dev/null\n",
+            root = ROOT_TOKEN,
+            vault = self.bao.addr,
+            key = flagsmith_fake::ADMIN_API_KEY,
+            url = self.fake.url,
+            client = prod.client_key,
+            server = prod.server_key,
+        );
+        let elapsed = timed_script(&script);
+        assert_eq!(self.fake.enabled("prod", "kill_switch_checkout"), enabled);
+        elapsed
+    }
+
+    /// The Admin API requests one whole `kill --yes` / `restore --yes` process makes.
+    fn admin_calls(&self, enabled: bool) -> Vec<String> {
+        let before = self.fake.admin_requests().len();
+        self.flip(enabled);
+        self.fake.admin_requests()[before..]
+            .iter()
+            .map(|(method, path)| {
+                let what = if path.contains("/featurestates/") {
+                    "featurestate"
+                } else {
+                    "settings"
+                };
+                format!("{method} {what}")
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Vendor {
+    Unleash,
+    LaunchDarkly,
+    Flagsmith,
+}
+
+impl Vendor {
+    fn name(self) -> &'static str {
+        match self {
+            Vendor::Unleash => "Unleash 8.2 (real)",
+            Vendor::LaunchDarkly => "LaunchDarkly fake",
+            Vendor::Flagsmith => "Flagsmith fake",
+        }
+    }
+}
+
+/// One environment of `flags` flags at a vendor, credentials in OpenBao, both behind proxies
+/// that can add latency to every call.
+struct ScaleSetup {
+    _bao: OpenBao,
+    _ld: Option<launchdarkly_fake::FakeLd>,
+    _flagsmith: Option<flagsmith_fake::FakeFlagsmith>,
+    vault_proxy: FaultProxy,
+    vendor_proxy: FaultProxy,
+    home: Home,
+    /// The bulk call by hand, with `{vendor}` for the vendor's proxied URL.
+    bulk: String,
+    provider: &'static str,
+}
+
+impl ScaleSetup {
+    async fn new(vendor: Vendor, flags: usize) -> ScaleSetup {
+        let bao = OpenBao::start();
+        mount_kv(&bao);
+        let vault_proxy = FaultProxy::start(
+            bao.addr
+                .trim_start_matches("http://")
+                .parse()
+                .expect("addr"),
+        );
+        let (mut ld, mut flagsmith) = (None, None);
+        let (upstream, provider, secret, bulk) = match vendor {
+            Vendor::Unleash => {
+                let server = unleash_server::server().expect("Unleash");
+                seed_unleash(server, flags).await;
+                (
+                    server.url.clone(),
+                    "unleash",
+                    json!({"backend_token": unleash_server::BACKEND_TOKEN,
+                           "read_token": unleash_server::ADMIN_TOKEN}),
+                    format!(
+                        "curl -sf -H 'Authorization: {}' -H 'Unleash-Client-Spec: 5.1.0' '{{vendor}}/api/client/features?project=default' >/dev/null",
+                        unleash_server::BACKEND_TOKEN
+                    ),
+                )
+            }
+            Vendor::LaunchDarkly => {
+                let fake = launchdarkly_fake::FakeLd::start().await;
+                fake.with(|state| {
+                    let have = state.flags.len();
+                    state
+                        .flags
+                        .extend(launchdarkly_fake::filler_flags(flags.saturating_sub(have)))
+                });
+                let url = fake.url.clone();
+                ld = Some(fake);
+                (
+                    url,
+                    "launchdarkly",
+                    json!({"api_token": launchdarkly_fake::READER_TOKEN,
+                           "project_key": launchdarkly_fake::PROJECT,
+                           "environment_key": "production",
+                           "sdk_key": launchdarkly_fake::SDK_KEY_PROD}),
+                    format!(
+                        "curl -sf -H 'Authorization: {}' '{{vendor}}/sdk/latest-all' >/dev/null",
+                        launchdarkly_fake::SDK_KEY_PROD
+                    ),
+                )
+            }
+            Vendor::Flagsmith => {
+                let fake = flagsmith_fake::FakeFlagsmith::open_source().await;
+                fake.add_features(flags.saturating_sub(6));
+                let server_key = fake.env("prod").server_key;
+                let url = fake.url.clone();
+                flagsmith = Some(fake);
+                (
+                    url,
+                    "flagsmith",
+                    json!({"environment_key": server_key,
+                           "admin_token": flagsmith_fake::ADMIN_TOKEN}),
+                    format!(
+                        "curl -sf -H 'X-Environment-Key: {server_key}' '{{vendor}}/api/v1/environment-document/' >/dev/null"
+                    ),
+                )
+            }
+        };
+        let vendor_proxy = FaultProxy::start(
+            upstream
+                .trim_start_matches("http://")
+                .parse()
+                .expect("addr"),
+        );
+        let mut secret = secret;
+        secret["api_url"] = json!(vendor_proxy.url());
+        if provider == "launchdarkly" {
+            secret["sdk_url"] = json!(vendor_proxy.url());
+        }
+        bao.put(
+            &format!("/v1/kv/data/feature-flags/{provider}/prod"),
+            secret,
+        );
+        let home = Home::new();
+        let config_dir = home.path().join("config/killswitch");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(
+            config_dir.join("config.toml"),
+            format!(
+                "refresh_seconds = 3600\n[[environment]]\nname = \"prod\"\nprovider = \"{provider}\"\n"
+            ),
+        )
+        .expect("config");
+        ScaleSetup {
+            _bao: bao,
+            _ld: ld,
+            _flagsmith: flagsmith,
+            vault_proxy,
+            vendor_proxy,
+            home,
+            bulk,
+            provider,
+        }
+    }
+
+    fn set_delay(&self, delay: Option<u64>) {
+        let fault = match delay {
+            Some(ms) => Fault::Delay(Duration::from_millis(ms)),
+            None => Fault::None,
+        };
+        self.vault_proxy.set(fault.clone());
+        self.vendor_proxy.set(fault);
+    }
+
+    fn envs(&self) -> Vec<(String, String)> {
+        vec![
+            ("VAULT_ADDR".to_string(), self.vault_proxy.url()),
+            ("VAULT_TOKEN".to_string(), ROOT_TOKEN.to_string()),
+        ]
+    }
+
+    fn curl(&self) -> Duration {
+        let script = format!(
+            "set -e\ncurl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/{provider}/prod >/dev/null\n{bulk}\n",
+            root = ROOT_TOKEN,
+            vault = self.vault_proxy.url(),
+            provider = self.provider,
+            bulk = self.bulk.replace("{vendor}", &self.vendor_proxy.url()),
+        );
+        timed_script(&script)
+    }
+
+    fn status(&self) -> Duration {
+        let started = Instant::now();
+        let output = self
+            .home
+            .command()
+            .envs(self.envs())
+            .args(["status", "--output", "json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("killswitch");
+        let elapsed = started.elapsed();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    }
+
+    fn cold_start(&self) -> Duration {
+        let started = Instant::now();
+        let mut tui = Pty::spawn_with(&self.home, &[], (200, 40), &self.envs());
+        tui.wait_for("prod ok");
+        let elapsed = started.elapsed();
+        tui.send("q");
+        tui.wait_exit();
+        elapsed
+    }
+}
+
+/// Creates flags `scale_00000`… in Unleash's default project until it holds `flags`.
+async fn seed_unleash(server: &unleash_server::Unleash, flags: usize) {
+    let existing = unleash_server::admin(
+        server,
+        "GET",
+        "/api/admin/projects/default/features",
+        None,
+    )
+    .await["features"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let client = reqwest::Client::new();
+    let creates = (existing..flags).map(|index| {
+        let client = client.clone();
+        let url = format!("{}/api/admin/projects/default/features", server.url);
+        async move {
+            let response = client
+                .post(url)
+                .header("Authorization", unleash_server::ADMIN_TOKEN)
+                .json(&json!({"name": format!("scale_{index:05}"), "type": "release"}))
+                .send()
+                .await
+                .expect("create flag");
+            assert!(
+                response.status().is_success() || response.status().as_u16() == 409,
+                "create scale_{index:05}: {}",
+                response.status()
+            );
+        }
+    });
+    futures::StreamExt::collect::<Vec<()>>(futures::StreamExt::buffer_unordered(
+        futures::stream::iter(creates),
+        8,
+    ))
+    .await;
 }

@@ -4,10 +4,16 @@
 //! OpenAPI document, as published with the generated `api-client-*` libraries):
 //! - Auth: `Authorization: <access token>`, no scheme. SDK keys are refused by the REST API and
 //!   only read the SDK endpoints, with the same header.
-//! - Reads: `GET /api/v2/flags/{project}?env={env}&summary=0&limit&offset` (paginated,
-//!   `{"items","totalCount","_links"}`; `summary=0` adds rules, targets and prerequisites;
-//!   `env` adds `environments.{env}`), and `GET /api/v2/flags/{project}/{flag}?env={env}`
-//!   (the detailed representation).
+//! - States (calls per load): `GET {sdk}/sdk/latest-all` with the SDK key, one call for every
+//!   flag with its targeting, what server-side SDKs poll; on a session's first load, beside it,
+//!   `GET /api/v2/flags/{project}?env={env}&limit=1` checks project, token and environment key.
+//! - Metadata (tags, maintainers, descriptions), beside the states, once per session:
+//!   `GET /api/v2/flags/{project}?limit&offset` (paginated, `{"items","totalCount","_links"}`,
+//!   summary representation): the first page, then the rest concurrently within the route's
+//!   remaining rate-limit budget.
+//! - Re-read (calls per kill: this twice, the PATCH, then the verification):
+//!   `GET /api/v2/flags/{project}/{flag}?env={env}` (the detailed representation), reduced to
+//!   what the SDK data carries so it compares with the dashboard's state.
 //!   `LD-API-Version: 20240415` pins the representation so a token's default version cannot
 //!   change it under us.
 //! - Per environment: `on`, `offVariation`, `fallthrough` (`variation` index or `rollout`

@@ -185,6 +185,44 @@ impl FakeFlagsmith {
             .collect()
     }
 
+    /// Sets a feature's environment default directly (benchmark setup, no request).
+    pub fn set_enabled(&self, name: &str, feature: &str, enabled: bool) {
+        let mut state = self.state.lock().expect("fake state");
+        for env in state.envs.iter_mut().filter(|env| env.name == name) {
+            feature_state_mut(&mut env.document, feature)["enabled"] = json!(enabled);
+        }
+    }
+
+    /// Adds `count` plain boolean features (`filler_00000`…) to the project and every
+    /// environment, half of them on: for loads at scale.
+    pub fn add_features(&self, count: usize) {
+        let mut state = self.state.lock().expect("fake state");
+        for index in 0..count {
+            let id = 100_000 + index as u64;
+            let name = format!("filler_{index:05}");
+            state.features.push(json!({
+                "id": id, "name": name, "type": "STANDARD", "default_enabled": false,
+                "initial_value": null, "created_date": "2026-11-24T23:39:03.504112Z",
+                "description": "filler", "tags": [], "multivariate_options": [],
+                "is_archived": false, "owners": [], "group_owners": [], "project": 1
+            }));
+            for env in state.envs.iter_mut() {
+                let django_id = env.id * 1_000_000 + id;
+                if let Some(states) = env.document["feature_states"].as_array_mut() {
+                    states.push(json!({
+                        "feature": {"id": id, "name": name, "type": "STANDARD"},
+                        "enabled": index % 2 == 0,
+                        "django_id": django_id,
+                        "feature_segment": null,
+                        "featurestate_uuid": format!("9e159c16-0284-44b0-92a5-{django_id:012}"),
+                        "feature_state_value": null,
+                        "multivariate_feature_state_values": []
+                    }));
+                }
+            }
+        }
+    }
+
     /// Turns v2 feature versioning on in an environment (it cannot be turned off again).
     pub fn enable_versioning(&self, name: &str) {
         let mut state = self.state.lock().expect("fake state");
