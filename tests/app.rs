@@ -438,3 +438,102 @@ fn an_unknown_outcome_is_said_as_such_not_as_failed() {
     assert!(!lines[0].contains("FAILED"), "{lines:?}");
     assert!(lines[0].contains("status --env prod --flag kill_switch_checkout"));
 }
+
+/// Issue 15: states paint first; owners, tags and descriptions fill in when the Admin API
+/// answers, whichever of the two arrives first, and later refreshes keep them.
+#[test]
+fn metadata_fills_in_beside_the_states_in_either_order() {
+    use killswitch::model::FlagMeta;
+    use std::sync::Arc;
+    let owner_of = |state: &killswitch::tui::app::State, key: &str| {
+        state
+            .rows
+            .iter()
+            .find(|row| row.meta.key == key)
+            .and_then(|row| row.meta.owner.clone())
+    };
+    let metadata = |env: &str| -> Arc<Vec<FlagMeta>> {
+        let mut metas: Vec<FlagMeta> = snapshot(env)
+            .flags
+            .iter()
+            .map(|flag| (*flag.meta).clone())
+            .collect();
+        for meta in &mut metas {
+            meta.owner = Some("team-incident".into());
+        }
+        Arc::new(metas)
+    };
+    let bare = |env: &str| {
+        let mut snap = snapshot(env);
+        for flag in &mut snap.flags {
+            let mut meta = (*flag.meta).clone();
+            meta.owner = None;
+            flag.meta = Arc::new(meta);
+        }
+        snap
+    };
+    // States first: cells are there at once, owners after.
+    let mut first = state(false, (110, 30), None);
+    for env in ["dev", "staging", "prod"] {
+        update(
+            &mut first,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(bare(env)),
+                read_only_reason: None,
+            },
+        );
+    }
+    assert!(!first.rows.is_empty());
+    assert_eq!(owner_of(&first, "kill_switch_checkout"), None);
+    for env in ["dev", "staging", "prod"] {
+        update(
+            &mut first,
+            Action::MetadataLoaded {
+                env: env.into(),
+                metadata: metadata(env),
+            },
+        );
+    }
+    assert_eq!(
+        owner_of(&first, "kill_switch_checkout").as_deref(),
+        Some("team-incident")
+    );
+    // A refresh brings bare states again: the metadata already known stays on them.
+    update(
+        &mut first,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(bare("prod")),
+            read_only_reason: None,
+        },
+    );
+    assert_eq!(
+        owner_of(&first, "kill_switch_checkout").as_deref(),
+        Some("team-incident")
+    );
+
+    // Metadata first: kept until the states arrive.
+    let mut second = state(false, (110, 30), None);
+    for env in ["dev", "staging", "prod"] {
+        update(
+            &mut second,
+            Action::MetadataLoaded {
+                env: env.into(),
+                metadata: metadata(env),
+            },
+        );
+        update(
+            &mut second,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(bare(env)),
+                read_only_reason: None,
+            },
+        );
+    }
+    assert_eq!(
+        owner_of(&second, "kill_switch_checkout").as_deref(),
+        Some("team-incident")
+    );
+}
