@@ -221,13 +221,16 @@ fn add(report: &mut String, name: &str, samples: &[Duration]) {
     let mut sorted = samples.to_vec();
     sorted.sort();
     let median = sorted[sorted.len() / 2];
-    report.push_str(&format!(
+    let row = format!(
         "| {name} | {} | {} | {} | {} |\n",
         ms(median),
         ms(sorted[0]),
         ms(sorted[sorted.len() - 1]),
         sorted.len()
-    ));
+    );
+    // Each row as it is measured, so a later failure does not lose the earlier ones.
+    eprint!("{row}");
+    report.push_str(&row);
 }
 
 fn ms(duration: Duration) -> String {

@@ -530,6 +530,11 @@ fn sdk_flags(fake: &Fake, headers: &HeaderMap) -> Response {
     };
     // "Hide disabled flags" (project setting): disabled flags are left out of what SDKs get.
     let hide_disabled = env.document["project"]["hide_disabled_flags"] == true;
+    let metas: std::collections::HashMap<u64, &Value> = fake
+        .features
+        .iter()
+        .filter_map(|f| Some((f["id"].as_u64()?, f)))
+        .collect();
     let flags: Vec<Value> = env.document["feature_states"]
         .as_array()
         .cloned()
@@ -538,7 +543,7 @@ fn sdk_flags(fake: &Fake, headers: &HeaderMap) -> Response {
         .filter(|fs| !(hide_disabled && fs["enabled"] == false))
         .map(|fs| {
             let id = fs["feature"]["id"].as_u64().unwrap_or_default();
-            let meta = feature_meta(fake, id).cloned().unwrap_or(Value::Null);
+            let meta = metas.get(&id).map(|m| (*m).clone()).unwrap_or(Value::Null);
             json!({
                 "id": fs["django_id"],
                 "feature": {
@@ -934,20 +939,26 @@ fn create_change_request(fake: &mut Fake, key: &str, body: &Bytes) -> Response {
 fn project_features(fake: &Fake, query: &str) -> Response {
     let env = query_param(query, "environment")
         .and_then(|id| fake.envs.iter().find(|e| e.id.to_string() == id));
+    // Indexed once: thousands of features must not cost thousands squared under the lock.
+    let states: std::collections::HashMap<u64, &Value> = env
+        .and_then(|env| env.document["feature_states"].as_array())
+        .map(|states| {
+            states
+                .iter()
+                .filter_map(|fs| Some((fs["feature"]["id"].as_u64()?, fs)))
+                .collect()
+        })
+        .unwrap_or_default();
     let features: Vec<Value> = fake
         .features
         .iter()
         .map(|feature| {
             let mut feature = feature.clone();
             if let Some(env) = env {
-                let fs = env.document["feature_states"]
-                    .as_array()
-                    .and_then(|states| {
-                        states
-                            .iter()
-                            .find(|fs| fs["feature"]["id"] == feature["id"])
-                    })
-                    .cloned()
+                let fs = feature["id"]
+                    .as_u64()
+                    .and_then(|id| states.get(&id))
+                    .map(|fs| (*fs).clone())
                     .unwrap_or(Value::Null);
                 feature["environment_feature_state"] = json!({
                     "id": fs["django_id"],
