@@ -83,6 +83,16 @@ pub enum FlipError {
         stage: &'static str,
         error: ProviderError,
     },
+    /// The vendor's toggle already is off, but overrides it keeps per segment or identity still
+    /// serve the flag: a kill cannot help, and "nothing to do" would be false.
+    #[error(
+        "{flag} in {env} is switched off but still serves through {targets} (the vendor keeps these overrides on their own switch): killswitch turns off the environment default only. Turn the overrides off in the vendor's console. Nothing was changed."
+    )]
+    OverridesServe {
+        env: String,
+        flag: String,
+        targets: String,
+    },
     /// The vendor's answer to the write was lost and the flag could not be read again.
     #[error(
         "OUTCOME UNKNOWN: {flag} in {env} may or may not have changed: the answer to the write was lost ({lost}) and reading the flag again failed too ({reread}). Check it (`killswitch status --env {env} --flag {flag}`) before doing anything else. Audit {audit_id}"
@@ -137,6 +147,43 @@ pub fn describe(kind: FlagKind, flag: &str, env: &str, now: &FlagState, enabled:
     }
 }
 
+/// Whether `current` already is what a flip to `enabled` asks for (`Ok(true)`: nothing to
+/// write). The one rule the dialog's transaction, `kill`/`restore` and `serve` share. A flag
+/// whose vendor toggle is off while overrides still serve it (Flagsmith keeps an `enabled` per
+/// segment and identity override) is not "already off": turning it off is refused with the
+/// overrides named, since the switch killswitch flips cannot stop them.
+pub fn already_there(
+    env: &str,
+    flag: &str,
+    current: &FlagState,
+    enabled: bool,
+) -> Result<bool, FlipError> {
+    if current.enabled != enabled {
+        return Ok(false);
+    }
+    if !enabled {
+        let serving: Vec<String> = current
+            .overrides
+            .iter()
+            .filter(|o| o.enabled)
+            .map(|o| o.target.clone())
+            .collect();
+        if !serving.is_empty() {
+            let noun = if serving.len() == 1 {
+                "override"
+            } else {
+                "overrides"
+            };
+            return Err(FlipError::OverridesServe {
+                env: env.to_string(),
+                flag: flag.to_string(),
+                targets: format!("{} {noun} ({})", serving.len(), serving.join(", ")),
+            });
+        }
+    }
+    Ok(true)
+}
+
 /// The start of [`FlipError::OutcomeUnknown`]'s message, for views that get it as text.
 pub const OUTCOME_UNKNOWN: &str = "OUTCOME UNKNOWN";
 
@@ -184,7 +231,7 @@ pub async fn execute(
             stage: "re-read before the change",
             error,
         })?;
-    if current.state.enabled == request.enabled {
+    if already_there(&request.env, &request.flag, &current.state, request.enabled)? {
         return Ok(FlipOutcome::AlreadyInState { current });
     }
     if current.state != request.seen {

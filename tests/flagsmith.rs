@@ -797,6 +797,50 @@ async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
     }
 }
 
+/// A flag whose environment toggle is off while a segment override still serves it (the canary:
+/// off by default, on for a 10% segment) is not "already off": turning it off is refused with
+/// the override named, nothing is written, and what the SDK serves is unchanged.
+#[tokio::test]
+async fn turning_off_a_flag_that_still_serves_through_an_override_is_refused_not_nothing_to_do() {
+    let fake = FakeFlagsmith::open_source().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let connection = connect(&fake, "prod", Admin::Token);
+    let canary = "checkout_stripe_payment_intents_v2024_11";
+    let flag = read(&connection, canary).await;
+    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 1 seg only");
+    let before = fake.requests().len();
+    let result = flip::execute(
+        &request("prod", &flag, false, "INC-12 stop the canary"),
+        &connection,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await;
+    let error = match result {
+        Err(error) => error,
+        Ok(outcome) => panic!("turning off a flag that still serves must be refused: {outcome:?}"),
+    };
+    assert!(matches!(error, FlipError::OverridesServe { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("still serves through 1 override (")
+            && message.contains("Nothing was changed"),
+        "{message}"
+    );
+    let writes: Vec<_> = fake.requests()[before..]
+        .iter()
+        .filter(|(method, ..)| method != "GET")
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "nothing may be written: {writes:?}");
+    let records = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap_or_default();
+    assert!(records.is_empty(), "no flip was started: {records}");
+    let again = read(&connection, canary).await;
+    assert_eq!(again.state, flag.state);
+}
+
 #[tokio::test]
 async fn kill_in_versioned_staging_publishes_a_version_with_the_note() {
     let fake = FakeFlagsmith::open_source().await;

@@ -166,7 +166,11 @@ async fn decide(
     let from = flip::cell(kind, &current.state);
     report.action = flip::action_name(kind, enabled);
     report.from = Some(from.clone());
-    if current.state.enabled == enabled {
+    let already = match flip::already_there(env, &args.flag, &current.state, enabled) {
+        Ok(already) => already,
+        Err(refusal) => return finish(report, "refused", exit::REFUSED, refusal.to_string()),
+    };
+    if already {
         report.to = Some(from.clone());
         return finish(
             report,
@@ -323,7 +327,9 @@ async fn decide(
         ),
         Err(error) => {
             let (result, code) = match &error {
-                FlipError::Note(_) | FlipError::ReadOnly { .. } => ("refused", exit::REFUSED),
+                FlipError::Note(_)
+                | FlipError::ReadOnly { .. }
+                | FlipError::OverridesServe { .. } => ("refused", exit::REFUSED),
                 FlipError::Changed { .. } => ("changed", exit::CHANGED),
                 FlipError::Audit(_) => ("failed", exit::FAILURE),
                 FlipError::Provider { error, .. } => provider_code(error.kind),

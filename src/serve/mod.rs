@@ -875,7 +875,14 @@ async fn flip_for(
         let mut acted = trigger.acted.lock().unwrap_or_else(|p| p.into_inner());
         acted.remember(fingerprints);
     };
-    if current.state.enabled == enabled {
+    let already = match flip::already_there(env, flag, &current.state, enabled) {
+        Ok(already) => already,
+        Err(refusal) => {
+            server.metrics.flip("refused");
+            return answer.finish("refused", StatusCode::FORBIDDEN, refusal.to_string());
+        }
+    };
+    if already {
         remember();
         server.metrics.flip("nothing_to_do");
         answer.to = Some(from.clone());
@@ -1006,9 +1013,9 @@ async fn flip_for(
                 );
             }
             let (outcome, status) = match &error {
-                FlipError::Note(_) | FlipError::ReadOnly { .. } => {
-                    ("refused", StatusCode::FORBIDDEN)
-                }
+                FlipError::Note(_)
+                | FlipError::ReadOnly { .. }
+                | FlipError::OverridesServe { .. } => ("refused", StatusCode::FORBIDDEN),
                 FlipError::Changed { .. } => ("changed", StatusCode::CONFLICT),
                 FlipError::Audit(_) => ("failed", StatusCode::INTERNAL_SERVER_ERROR),
                 FlipError::Provider { error, .. } => match error.kind {
