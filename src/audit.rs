@@ -4,9 +4,10 @@
 //! it, both carrying the same `id`. An intent with no outcome means killswitch died mid-flip;
 //! [`AuditLog::pending`] finds those so the next start can reconcile them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -89,6 +90,52 @@ pub struct AuditLog {
     lock: Mutex<()>,
 }
 
+/// Held by the process running a flip, from before its intent record until after its outcome
+/// record: an `flock` on `<log>.flips/<id>.lock`. While it is held the flip is in flight,
+/// whatever its process is called and however long the log takes to read; the lock dies with
+/// the process, so a crash leaves a lock anyone can take.
+#[derive(Debug)]
+pub struct FlipLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for FlipLock {
+    fn drop(&mut self) {
+        // Unlinked while still held (the outcome is already written), then released on close.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a flip's writer still holds its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    Running,
+    Gone,
+    /// No lock file: the flip finished (its lock is removed after the outcome), or it was
+    /// written by a version without flip locks.
+    NoLock,
+}
+
+/// Only what finding pending intents needs from a line: parsing the whole record of every
+/// line of a long log is what made it slow.
+#[derive(Deserialize)]
+struct IdPhase<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    phase: Phase,
+    #[serde(default)]
+    result: Option<Result>,
+}
+
+impl IdPhase<'_> {
+    /// An outcome or reconcile record that settles the flip; an outcome "unknown" does not:
+    /// the next start reads the flag again.
+    fn finishes(&self) -> bool {
+        self.phase != Phase::Intent && self.result != Some(Result::Unknown)
+    }
+}
+
 impl AuditLog {
     /// Opens (creating with mode 0600, and the directory with 0700) the log at `path`, for a
     /// session that may write: a log with looser permissions is tightened to 0600 when it is a
@@ -97,10 +144,23 @@ impl AuditLog {
         AuditLog::open_as(path, true)
     }
 
-    /// Opens the log for a read-only command: like [`AuditLog::open`], but an existing file's
-    /// mode is never changed.
+    /// Opens the log for a read-only session (`--read-only`, and the commands that only read):
+    /// no write of any kind. Nothing is created (a missing log reads as empty), an existing
+    /// file's mode is never changed, and a symbolic link is refused as for [`AuditLog::open`].
     pub fn open_read_only(path: &Path) -> std::result::Result<AuditLog, AuditError> {
-        AuditLog::open_as(path, false)
+        let log = AuditLog {
+            path: path.to_path_buf(),
+            lock: Mutex::new(()),
+        };
+        log.refuse_symlink()?;
+        match std::fs::metadata(path) {
+            Ok(metadata) if !metadata.is_file() => {
+                Err(log.error("is not a regular file".to_string()))
+            }
+            Ok(_) => Ok(log),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(log),
+            Err(err) => Err(log.error(format!("cannot inspect: {err}"))),
+        }
     }
 
     /// A symbolic link at `path` is refused, never followed (another file could be appended to
@@ -156,6 +216,77 @@ impl AuditLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory of the flip locks, next to the log.
+    fn locks_dir(&self) -> PathBuf {
+        let mut name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".flips");
+        self.path.with_file_name(name)
+    }
+
+    fn lock_path(&self, id: &str) -> Option<PathBuf> {
+        // Ids are ours ("<time>-<pid>-<n>"); anything else read from the log never names a path.
+        let safe = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            && !id.starts_with('.');
+        safe.then(|| self.locks_dir().join(format!("{id}.lock")))
+    }
+
+    /// Takes the lock of the flip `id`, before its intent record is written. Held until the
+    /// returned guard is dropped, after the outcome record.
+    pub fn lock_flip(&self, id: &str) -> std::result::Result<FlipLock, AuditError> {
+        let path = self
+            .lock_path(id)
+            .ok_or_else(|| self.error(format!("`{id}` is not a flip id")))?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(self.locks_dir())
+            .map_err(|err| self.error(format!("cannot create the flip lock directory: {err}")))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|err| self.error(format!("cannot create the flip lock: {err}")))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(self.error(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(FlipLock { path, _file: file })
+    }
+
+    /// Removes the lock file a crashed flip left behind, once its reconcile record is written.
+    pub fn forget_flip(&self, id: &str) {
+        if let Some(path) = self.lock_path(id) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Whether the writer of flip `id` still holds its lock. Never creates or writes anything,
+    /// so a read-only session can ask.
+    fn writer(&self, id: &str) -> Writer {
+        let Some(path) = self.lock_path(id) else {
+            return Writer::NoLock;
+        };
+        let Ok(file) = File::open(&path) else {
+            return Writer::NoLock;
+        };
+        // SAFETY: flock on a descriptor this function owns; released when `file` closes.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+        if taken { Writer::Gone } else { Writer::Running }
     }
 
     fn error(&self, message: String) -> AuditError {
@@ -261,22 +392,112 @@ impl AuditLog {
         Ok(records)
     }
 
-    /// Intents that never got an outcome: flips interrupted by a crash. An intent whose
-    /// killswitch process is still running (another operator's flip in flight) is not pending.
+    /// Intents that never got an outcome: flips interrupted by a crash. A flip still in flight
+    /// (its writer holds its lock, whatever the log's size) is not pending.
     pub fn pending(&self) -> std::result::Result<Vec<AuditRecord>, AuditError> {
-        let records = self.records()?;
-        // An outcome "unknown" does not finish a flip: the next start reads the flag again.
-        let finished: HashSet<&str> = records
-            .iter()
-            .filter(|r| r.phase != Phase::Intent && r.result != Some(Result::Unknown))
-            .map(|r| r.id.as_str())
+        self.pending_after(&mut || {})
+    }
+
+    /// [`AuditLog::pending`], with `after_scan` run between reading the log and asking the
+    /// writers: the window in which a flip can finish (the tests widen it on purpose).
+    fn pending_after(
+        &self,
+        after_scan: &mut dyn FnMut(),
+    ) -> std::result::Result<Vec<AuditRecord>, AuditError> {
+        let (candidates, scanned) = self.scan_unfinished(0)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        after_scan();
+        let mut pending: Vec<AuditRecord> = candidates
+            .into_values()
+            .filter(|record| match self.writer(&record.id) {
+                Writer::Running => false,
+                Writer::Gone => true,
+                Writer::NoLock => !writer_is_running(&record.id),
+            })
             .collect();
-        Ok(records
-            .iter()
-            .filter(|r| r.phase == Phase::Intent && !finished.contains(r.id.as_str()))
-            .filter(|r| !writer_is_running(&r.id))
-            .cloned()
-            .collect())
+        if pending.is_empty() {
+            return Ok(pending);
+        }
+        // A flip that finished after the scan wrote its outcome before giving up its lock:
+        // the part of the log written since the scan says so.
+        let finished = self.ids_finished_since(scanned)?;
+        pending.retain(|record| !finished.contains(&record.id));
+        pending.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+        Ok(pending)
+    }
+
+    /// Reads the log from byte `from`: the intents without a later outcome (parsed in full),
+    /// and the byte length read. Other lines are only parsed for their id and phase.
+    fn scan_unfinished(
+        &self,
+        from: u64,
+    ) -> std::result::Result<(HashMap<String, AuditRecord>, u64), AuditError> {
+        let mut open: HashMap<String, AuditRecord> = HashMap::new();
+        let scanned = self.for_each_line(from, &mut |line| {
+            let Ok(head) = serde_json::from_str::<IdPhase>(line) else {
+                // Torn or foreign lines are `records()`'s business.
+                return;
+            };
+            if head.phase == Phase::Intent {
+                if let Ok(record) = serde_json::from_str::<AuditRecord>(line) {
+                    open.insert(record.id.clone(), record);
+                }
+            } else if head.finishes() {
+                open.remove(head.id.as_ref());
+            }
+        })?;
+        Ok((open, scanned))
+    }
+
+    /// The ids with an outcome or reconcile record from byte `from` on.
+    fn ids_finished_since(&self, from: u64) -> std::result::Result<HashSet<String>, AuditError> {
+        let mut finished = HashSet::new();
+        self.for_each_line(from, &mut |line| {
+            if let Ok(head) = serde_json::from_str::<IdPhase>(line)
+                && head.finishes()
+            {
+                finished.insert(head.id.into_owned());
+            }
+        })?;
+        Ok(finished)
+    }
+
+    /// Calls `each` with every whole line from byte `from`; returns the offset after the last
+    /// whole line (a line still being written is left for the next read).
+    fn for_each_line(
+        &self,
+        from: u64,
+        each: &mut dyn FnMut(&str),
+    ) -> std::result::Result<u64, AuditError> {
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&self.path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(from),
+            Err(err) => return Err(self.open_error("cannot read", err)),
+        };
+        file.seek(SeekFrom::Start(from))
+            .map_err(|err| self.error(format!("cannot read: {err}")))?;
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut offset = from;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|err| self.error(format!("cannot read: {err}")))?;
+            if read == 0 || line.last() != Some(&b'\n') {
+                return Ok(offset);
+            }
+            offset += read as u64;
+            if let Ok(text) = std::str::from_utf8(&line) {
+                each(text.trim_end());
+            }
+        }
     }
 }
 
@@ -509,5 +730,84 @@ mod tests {
             err.starts_with("audit log /proc/killswitch/audit.jsonl: cannot"),
             "{err}"
         );
+    }
+
+    /// The reconcile race: a flip in flight when another process reads a long log, and
+    /// finishing (outcome written, process gone) before that read is over.
+    #[test]
+    fn a_flip_that_finishes_while_the_log_is_read_is_not_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        // A writer whose process is gone by the time the reader asks (no such pid).
+        let id = "20261125T000000.000Z-999999998-0";
+        let lock = log.lock_flip(id).expect("lock");
+        log.append(&record(id, Phase::Intent)).expect("intent");
+        let pending = log
+            .pending_after(&mut || {
+                log.append(&record(id, Phase::Outcome)).expect("outcome");
+            })
+            .expect("pending");
+        drop(lock);
+        assert!(pending.is_empty(), "{pending:?}");
+        assert!(log.pending().expect("pending").is_empty());
+    }
+
+    #[test]
+    fn a_held_flip_lock_means_in_flight_whatever_the_process_is_called() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        let id = "20261125T000000.000Z-999999997-0";
+        let lock = log.lock_flip(id).expect("lock");
+        log.append(&record(id, Phase::Intent)).expect("intent");
+        // Its pid names no live killswitch process: the lock, not the pid, says it is running.
+        assert!(log.pending().expect("pending").is_empty(), "in flight");
+        drop(lock);
+        assert_eq!(
+            log.pending().expect("pending").len(),
+            1,
+            "no outcome, no writer"
+        );
+    }
+
+    #[test]
+    fn a_crashed_flip_leaves_a_lock_anyone_can_take() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        let id = "20261125T000000.000Z-999999996-0";
+        log.append(&record(id, Phase::Intent)).expect("intent");
+        // What a SIGKILL leaves: the lock file, with nobody holding it.
+        std::fs::create_dir_all(log.locks_dir()).expect("dir");
+        std::fs::write(log.locks_dir().join(format!("{id}.lock")), "").expect("lock file");
+        let pending = log.pending().expect("pending");
+        assert_eq!(pending.len(), 1);
+        log.forget_flip(id);
+        assert!(!log.locks_dir().join(format!("{id}.lock")).exists());
+    }
+
+    #[test]
+    fn read_only_opening_creates_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state/audit.jsonl");
+        let log = AuditLog::open_read_only(&path).expect("a missing log reads as empty");
+        assert!(log.records().expect("records").is_empty());
+        assert!(log.pending().expect("pending").is_empty());
+        assert!(!dir.path().join("state").exists(), "no directory created");
+        std::fs::create_dir_all(dir.path().join("state")).expect("dir");
+        std::fs::write(&path, "").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        AuditLog::open_read_only(&path).expect("open");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "not chmodded");
+        assert!(AuditLog::open_read_only(Path::new("/dev/null")).is_err());
+    }
+
+    #[test]
+    fn ids_from_the_log_never_name_a_path_outside_the_lock_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        for id in ["../../etc/passwd", "", ".hidden", "a/b", "x\0"] {
+            assert!(log.lock_path(id).is_none(), "{id}");
+        }
+        assert!(log.lock_flip("../x").is_err());
     }
 }

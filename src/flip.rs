@@ -245,6 +245,9 @@ pub async fn execute(
 
     let audit_id = audit::new_id(clock.now());
     let from = cell(request.kind, &current.state);
+    // Held until this function returns, after the outcome record: while it is held, no other
+    // process takes this flip for an interrupted one, however long it reads the log.
+    let _in_flight = audit_log.lock_flip(&audit_id)?;
     let mut record = AuditRecord {
         id: audit_id.clone(),
         phase: Phase::Intent,
@@ -499,7 +502,31 @@ pub async fn reconcile(
         cell_text(current.meta.kind, &current.state)
     ));
     audit_log.append(&record)?;
+    audit_log.forget_flip(&pending.id);
     Ok(record)
+}
+
+/// Interrupted flips, described without touching anything (for a read-only session, which
+/// must not write a reconcile record): one line each, or why the log could not be read.
+pub async fn describe_pending(session: &Session) -> Vec<String> {
+    let audit = session.audit.clone();
+    match tokio::task::spawn_blocking(move || audit.pending()).await {
+        Ok(Ok(pending)) => pending
+            .iter()
+            .map(|record| {
+                format!(
+                    "PENDING: interrupted {} of {} in {} ({}) has no outcome; the next start \
+                     without --read-only checks whether it was applied",
+                    record.action,
+                    record.flag,
+                    record.env,
+                    record.at.format("%Y-%m-%d %H:%M:%S"),
+                )
+            })
+            .collect(),
+        Ok(Err(err)) => vec![format!("cannot check for interrupted flips: {err}")],
+        Err(err) => vec![format!("cannot check for interrupted flips: {err}")],
+    }
 }
 
 /// Finds intents without an outcome (a crash mid-flip) and records what actually happened.

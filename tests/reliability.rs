@@ -271,3 +271,91 @@ fn two_operators_flipping_the_same_switch_lose_no_update() {
         "every intent has its outcome: {records:?}"
     );
 }
+
+/// The reconcile race: with a long log (years of flips) and a slow flip in flight, a second
+/// flip in the same environment once took the first for an interrupted one ("… was applied")
+/// and appended a spurious `reconciled` record, although the first finished normally.
+#[test]
+fn a_second_flip_during_a_slow_one_does_not_reconcile_it() {
+    use std::io::Write;
+
+    let home = Home::new();
+    seed(&home);
+    // ~30 MB of finished flips in other environments' history.
+    {
+        std::fs::create_dir_all(home.audit_log().parent().expect("dir")).expect("state dir");
+        let file = File::create(home.audit_log()).expect("audit log");
+        let mut out = std::io::BufWriter::new(file);
+        for n in 0..45_000u32 {
+            for phase in ["intent", "outcome"] {
+                let mut record = serde_json::json!({
+                    "id": format!("20240101T000000.000Z-{}-{n}", 100 + n % 50), "phase": phase,
+                    "at": "2024-01-01T00:00:00.000Z", "operator": "old@host", "env": "prod",
+                    "provider": "flagd", "flag": "catalog_v2_search_engine", "action": "kill",
+                    "from": "SERVING", "to": "KILLED", "enabled": false,
+                    "note": format!("INC-{n} {}", "history ".repeat(30)),
+                });
+                if phase == "outcome" {
+                    record["result"] = serde_json::json!("ok");
+                }
+                writeln!(out, "{record}").expect("write");
+            }
+        }
+        out.flush().expect("flush");
+    }
+    let history_len = std::fs::metadata(home.audit_log()).expect("meta").len();
+    // The first flip stops right after its intent: the flag file's write lock is held.
+    let lock_path = home
+        .local_flags("prod")
+        .with_file_name(".prod.flagd.json.killswitch.lock");
+    let lock = File::create(&lock_path).expect("lock file");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let kill = |flag: &str, note: &str| {
+        home.command()
+            .args(["kill", flag, "--env", "prod", "--note", note, "--yes"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kill")
+    };
+    let first = kill("kill_switch_checkout", "INC-race slow one");
+    let tail = || {
+        let text = std::fs::read(home.audit_log()).unwrap_or_default();
+        let from = usize::try_from(history_len).unwrap_or(0).min(text.len());
+        String::from_utf8_lossy(&text[from..]).to_string()
+    };
+    wait_until("the first flip's intent", || {
+        tail().contains("INC-race slow one")
+    });
+    // The second flip starts reading the long log while the first is in flight; the first
+    // then finishes (its process ends) while that read is still going on.
+    let second = kill("kill_switch_recommendations", "INC-race second");
+    std::thread::sleep(Duration::from_millis(150));
+    drop(lock);
+    let first = first.wait_with_output().expect("first");
+    let second = second.wait_with_output().expect("second");
+    let first_err = String::from_utf8_lossy(&first.stderr).to_string();
+    let second_err = String::from_utf8_lossy(&second.stderr).to_string();
+    assert_eq!(first.status.code(), Some(0), "{first_err}");
+    assert_eq!(second.status.code(), Some(0), "{second_err}");
+    assert!(
+        !second_err.contains("interrupted"),
+        "the first flip was in flight, not interrupted: {second_err}"
+    );
+    let written = tail();
+    assert!(!written.contains("\"reconciled\""), "{written}");
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    let intents = lines.iter().filter(|r| r["phase"] == "intent").count();
+    let outcomes = lines.iter().filter(|r| r["phase"] == "outcome").count();
+    assert_eq!(intents, outcomes, "every intent has its outcome: {written}");
+    let locks = home.audit_log().with_file_name("audit.jsonl.flips");
+    let left: Vec<_> = std::fs::read_dir(&locks)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "finished flips leave no lock: {left:?}");
+}

@@ -74,7 +74,8 @@ pub fn build_session_in(
         .clone()
         .or_else(|| config.audit_log.clone())
         .unwrap_or_else(|| dirs.audit_log());
-    // Read-only commands never change the log's mode; only a session that may write tightens it.
+    // Read-only means no write of any kind: the log is not created and its mode is never
+    // changed; only a session that may write creates it or tightens it.
     let writes = access == Access::ReadWrite && !global.read_only;
     let audit = if writes {
         AuditLog::open(&audit_path)
