@@ -537,3 +537,156 @@ fn metadata_fills_in_beside_the_states_in_either_order() {
         Some("team-incident")
     );
 }
+
+fn dialog(state: &killswitch::tui::app::State) -> &killswitch::tui::app::FlipDialog {
+    match &state.mode {
+        Mode::Flip(dialog) => dialog,
+        other => panic!("the flip dialog is open, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_note_of_invisible_characters_only_is_refused_in_the_dialog() {
+    for invisible in ["\u{200b}\u{200b}", "\u{feff} \u{2060}", "\u{00ad}"] {
+        let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+        press(&mut state, KeyCode::Char('f'));
+        type_text(&mut state, invisible);
+        let effects = press(&mut state, KeyCode::Enter);
+        assert!(effects.is_empty(), "{invisible:?}");
+        let open = dialog(&state);
+        assert_eq!(open.stage, DialogStage::Note, "{invisible:?}");
+        assert!(
+            open.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("an audit note is required"),
+            "{:?}",
+            open.error
+        );
+        // Pasted, the same: refused at Enter.
+        let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+        press(&mut state, KeyCode::Char('f'));
+        update(&mut state, Action::Paste(format!("\u{1b}{invisible}\n")));
+        press(&mut state, KeyCode::Enter);
+        assert_eq!(dialog(&state).stage, DialogStage::Note, "{invisible:?}");
+    }
+}
+
+#[test]
+fn a_paste_fills_the_note_in_one_step_and_never_confirms() {
+    let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    // "INC-42\n\n" once confirmed a kill: the newlines are text inside a paste, not keys.
+    let effects = update(&mut state, Action::Paste("INC-42\n\n".into()));
+    assert!(effects.is_empty());
+    let dialog_now = dialog(&state);
+    assert_eq!(
+        dialog_now.stage,
+        DialogStage::Note,
+        "a paste never moves on"
+    );
+    assert_eq!(dialog_now.note.value(), "INC-42 ");
+    // The operator's own Enter asks the question; a paste there still does not answer it.
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+    let effects = update(&mut state, Action::Paste("y\n".into()));
+    assert!(effects.is_empty(), "a paste does not confirm");
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+    let effects = press(&mut state, KeyCode::Char('y'));
+    let [Effect::Flip(request)] = effects.as_slice() else {
+        panic!("the key press confirms: {effects:?}")
+    };
+    assert_eq!(request.note, "INC-42");
+}
+
+#[test]
+fn the_protected_confirmation_must_be_typed_not_pasted() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-43");
+    press(&mut state, KeyCode::Enter);
+    let effects = update(&mut state, Action::Paste("prod\n".into()));
+    assert!(effects.is_empty());
+    assert_eq!(dialog(&state).confirm.value(), "", "nothing pasted in");
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("type `prod`"),
+        "{:?}",
+        dialog(&state).error
+    );
+}
+
+#[test]
+fn a_huge_paste_is_cut_at_the_note_limit_and_the_dialog_says_so() {
+    let max = killswitch::text::NOTE_MAX_CHARS;
+    let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-44 ");
+    let paste = "é".repeat(1024 * 1024);
+    update(&mut state, Action::Paste(paste));
+    let note = dialog(&state).note.value().to_string();
+    assert_eq!(note.chars().count(), max);
+    assert!(note.starts_with("INC-44 é"));
+    let error = dialog(&state).error.clone().unwrap_or_default();
+    assert!(
+        error.contains("the paste was cut") && error.contains(&max.to_string()),
+        "{error}"
+    );
+    // Typing at the limit adds nothing and says why; the cut note is accepted.
+    type_text(&mut state, "x");
+    assert_eq!(dialog(&state).note.value().chars().count(), max);
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+}
+
+#[test]
+fn keys_that_came_with_the_note_do_not_answer_the_question() {
+    let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-45");
+    press(&mut state, KeyCode::Enter);
+    assert!(killswitch::tui::app::confirming(&state));
+    let effects = update(&mut state, Action::TypedAhead);
+    assert!(effects.is_empty());
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("press y"),
+        "{:?}",
+        dialog(&state).error
+    );
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+}
+
+#[test]
+fn a_paste_into_the_filter_is_one_line() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('/'));
+    update(&mut state, Action::Paste("checkout\n".into()));
+    assert_eq!(state.filter.value(), "checkout ");
+    assert!(!state.visible.is_empty());
+    update(&mut state, Action::Paste("x".repeat(10_000)));
+    assert_eq!(
+        state.filter.value().chars().count(),
+        killswitch::tui::app::FILTER_MAX_CHARS
+    );
+}
+
+#[test]
+fn a_read_only_start_reports_pending_flips_on_the_status_bar() {
+    let mut state = loaded(true, (140, 30), None);
+    update(
+        &mut state,
+        Action::Pending(vec![
+            "PENDING: interrupted kill of kill_switch_checkout in prod (2026-11-24 03:00:00) has no outcome".into(),
+        ]),
+    );
+    assert_eq!(state.pending_flips, 1);
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("1 INTERRUPTED FLIP PENDING"), "{screen}");
+}

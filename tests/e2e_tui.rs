@@ -133,3 +133,214 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_default()
 }
+
+/// The bytes of everything written after the dashboard last entered the alternate screen.
+fn after_last_enter(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw).to_string();
+    match text.rfind("\u{1b}[?1049h") {
+        Some(at) => text[at..].to_string(),
+        None => panic!("never entered the alternate screen"),
+    }
+}
+
+/// Left the alternate screen, mouse capture and bracketed paste, and showed the cursor.
+fn assert_restored(raw: &[u8], what: &str) {
+    let tail = after_last_enter(raw);
+    for (sequence, name) in [
+        ("\u{1b}[?1049l", "the alternate screen"),
+        ("\u{1b}[?1000l", "mouse capture"),
+        ("\u{1b}[?2004l", "bracketed paste"),
+        ("\u{1b}[?25h", "the hidden cursor"),
+    ] {
+        assert!(tail.contains(sequence), "{what}: {name} not restored");
+    }
+}
+
+#[test]
+fn every_signal_that_ends_the_dashboard_restores_the_terminal() {
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGALRM, "SIGALRM"),
+    ] {
+        let home = Home::new();
+        let mut tui = PtySession::spawn(&home, &[], (100, 30));
+        tui.wait_for("prod ok", LIMIT);
+        tui.signal(signal);
+        let code = tui.wait_exit(LIMIT);
+        assert_eq!(code, 128 + signal as u32, "{name}: exit 128 + signal");
+        assert_restored(&tui.raw_output(), name);
+    }
+}
+
+#[test]
+fn a_crash_signal_restores_the_terminal_and_still_ends_the_process() {
+    let home = Home::new();
+    let mut tui = PtySession::spawn(&home, &[], (100, 30));
+    tui.wait_for("prod ok", LIMIT);
+    tui.signal(libc::SIGSEGV);
+    let status = tui.wait_status(LIMIT);
+    assert!(!status.success(), "the crash still ends it: {status:?}");
+    assert!(status.signal().is_some(), "ended by the signal: {status:?}");
+    assert_restored(&tui.raw_output(), "SIGSEGV");
+}
+
+#[test]
+fn a_panic_restores_the_terminal_before_its_message() {
+    let home = Home::new();
+    let mut tui =
+        PtySession::spawn_with_env(&home, &[], (100, 30), &[("KILLSWITCH_DEBUG_PANIC", "1")]);
+    let code = tui.wait_exit(LIMIT);
+    assert_eq!(code, 1);
+    let tail = after_last_enter(&tui.raw_output());
+    let left = tail
+        .find("\u{1b}[?1049l")
+        .expect("left the alternate screen");
+    let message = tail
+        .find("KILLSWITCH_DEBUG_PANIC is set")
+        .expect("the panic message is printed");
+    assert!(left < message, "restored before the message:\n{tail:?}");
+    assert!(tail.contains("\u{1b}[?1000l") && tail.contains("\u{1b}[?25h"));
+}
+
+/// "INC-42\n\n" pasted into the note of an unprotected environment once confirmed the kill.
+#[test]
+fn a_pasted_note_with_newlines_never_confirms() {
+    let home = Home::new();
+    let before = std::fs::read(home.local_flags("dev")).ok();
+    for (paste, how) in [
+        (&b"\x1b[200~INC-42\n\n\x1b[201~"[..], "bracketed paste"),
+        (&b"INC-42\r\r"[..], "a terminal without bracketed paste"),
+        (&b"INC-42\ry"[..], "typed-ahead y"),
+    ] {
+        let mut tui = PtySession::spawn(
+            &home,
+            &["--env", "dev", "--flag", "kill_switch_checkout"],
+            (120, 32),
+        );
+        tui.wait_for("dev ok", LIMIT);
+        tui.send("f");
+        tui.wait_for("KILL checkout in dev", LIMIT);
+        tui.send_raw(paste);
+        std::thread::sleep(Duration::from_millis(300));
+        let screen = tui.screen();
+        assert!(
+            !screen.contains("applying") && !screen.contains("applied"),
+            "{how}: nothing applied:\n{screen}"
+        );
+        tui.send("\u{1b}");
+        tui.send("q");
+        assert_eq!(tui.wait_exit(LIMIT), 0, "{how}");
+        assert_eq!(
+            std::fs::read(home.local_flags("dev")).ok(),
+            before
+                .clone()
+                .or_else(|| std::fs::read(home.local_flags("dev")).ok()),
+            "{how}: the flag file is untouched"
+        );
+        let audit = std::fs::read_to_string(home.audit_log()).unwrap_or_default();
+        assert!(audit.is_empty(), "{how}: nothing audited: {audit}");
+    }
+    // The operator's own key press after the note still confirms.
+    let mut tui = PtySession::spawn(
+        &home,
+        &["--env", "dev", "--flag", "kill_switch_checkout"],
+        (120, 32),
+    );
+    tui.wait_for("dev ok", LIMIT);
+    tui.send("f");
+    tui.send_raw(b"\x1b[200~INC-42\n\x1b[201~");
+    tui.send("\r");
+    tui.wait_for("Apply now?", LIMIT);
+    tui.send("y");
+    tui.wait_for("KILL applied: kill_switch_checkout in dev", LIMIT);
+}
+
+/// A 1 MB paste once hung the dashboard for minutes: now the note is filled (cut at the limit,
+/// and the dialog says so) and Esc right after it is handled.
+#[test]
+fn a_megabyte_paste_fills_the_note_and_esc_still_answers() {
+    let home = Home::new();
+    let mut tui = PtySession::spawn(
+        &home,
+        &["--env", "prod", "--flag", "kill_switch_checkout"],
+        (120, 40),
+    );
+    tui.wait_for("prod ok", LIMIT);
+    tui.send("f");
+    tui.wait_for("KILL checkout in prod", LIMIT);
+    let mut paste = b"\x1b[200~".to_vec();
+    paste.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+    paste.extend_from_slice(b"\x1b[201~");
+    tui.send_raw(&paste);
+    let screen = tui.wait_for("the paste was cut", LIMIT);
+    assert!(screen.contains("at most 1000 characters"), "{screen}");
+    tui.send("\u{1b}");
+    tui.wait_for("prod ok", LIMIT);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !tui.screen().contains("KILL checkout in prod"),
+        "Esc closed the dialog"
+    );
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+}
+
+/// `--read-only` with an interrupted flip in the log: reported, never reconciled, nothing
+/// written; the next writable start reconciles it.
+#[test]
+fn a_read_only_dashboard_writes_nothing_and_reports_the_pending_flip() {
+    let home = Home::new();
+    let seeded = home.command().arg("status").output().expect("status");
+    assert_eq!(seeded.status.code(), Some(0));
+    let intent = serde_json::json!({
+        "id": "20261125T061638.413Z-999999-0", "phase": "intent",
+        "at": "2026-11-25T06:16:38.413Z", "operator": "alice@bastion", "env": "prod",
+        "provider": "flagd", "flag": "kill_switch_recommendations", "action": "kill",
+        "from": "SERVING", "to": "KILLED", "enabled": false, "note": "INC-0 crashed"
+    })
+    .to_string()
+        + "\n";
+    std::fs::create_dir_all(home.audit_log().parent().expect("dir")).expect("state dir");
+    std::fs::write(home.audit_log(), &intent).expect("audit log");
+    let state_dir = home.audit_log().parent().expect("dir").to_path_buf();
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = listing(&state_dir);
+
+    let mut tui = PtySession::spawn(&home, &["--read-only"], (160, 32));
+    let screen = tui.wait_for("1 INTERRUPTED FLIP PENDING", LIMIT);
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    std::thread::sleep(Duration::from_millis(300));
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+    assert_eq!(
+        std::fs::read_to_string(home.audit_log()).expect("audit"),
+        intent,
+        "not one byte written"
+    );
+    assert_eq!(listing(&state_dir), before, "no file created");
+
+    let mut tui = PtySession::spawn(&home, &[], (160, 32));
+    tui.wait_for(
+        "interrupted kill of kill_switch_recommendations in prod",
+        LIMIT,
+    );
+    tui.send("q");
+    tui.wait_exit(LIMIT);
+    let audit = std::fs::read_to_string(home.audit_log()).expect("audit");
+    assert!(audit.contains("\"phase\":\"reconciled\""), "{audit}");
+}

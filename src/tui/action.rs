@@ -18,6 +18,12 @@ pub enum Action {
     Command(Command),
     /// A key typed into the filter or a dialog.
     Input(KeyEvent),
+    /// Text pasted as one piece (bracketed paste): never a key press, so it can fill a field
+    /// but never confirm anything.
+    Paste(String),
+    /// A key that arrived together with the key that asked for the confirmation (a paste
+    /// without bracketed paste, typed-ahead text): ignored, and the dialog says so.
+    TypedAhead,
     /// Mouse wheel: +1 down, -1 up.
     Scroll(i32),
     /// Spinner frame and clock; `now` drives freshness marks.
@@ -51,6 +57,8 @@ pub enum Action {
     },
     /// Interrupted flips found and reconciled at start.
     Reconciled(Vec<String>),
+    /// Interrupted flips found at a read-only start, left for the next writable one.
+    Pending(Vec<String>),
     /// The operator's identity (from Vault when configured).
     Operator(String),
 }

@@ -149,6 +149,9 @@ pub struct State {
     pub operator: String,
     /// Setup warnings from the credential source (VAULT_SKIP_VERIFY), kept on the status bar.
     pub warnings: Vec<String>,
+    /// Interrupted flips a read-only session found and left for the next writable start,
+    /// kept on the status bar.
+    pub pending_flips: usize,
     pub show_details: bool,
     pub now: DateTime<Utc>,
     pub spinner: usize,
@@ -212,6 +215,7 @@ impl State {
             local_workspace: setup.local_workspace,
             operator: setup.operator,
             warnings: Vec::new(),
+            pending_flips: 0,
             show_details: true,
             now: setup.now,
             spinner: 0,
@@ -412,6 +416,23 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Command(command) => command_effects(state, command),
         Action::Input(key) => input(state, key),
+        Action::Paste(text) => {
+            paste(state, &text);
+            Vec::new()
+        }
+        Action::TypedAhead => {
+            if let Mode::Flip(dialog) = &mut state.mode {
+                dialog.error = Some(if dialog.protected {
+                    format!(
+                        "keys that arrived with the note were ignored: type `{}` yourself, then Enter",
+                        dialog.request.env
+                    )
+                } else {
+                    "keys that arrived with the note were ignored: press y to apply".to_string()
+                });
+            }
+            Vec::new()
+        }
         Action::Scroll(delta) => {
             if let Mode::Audit(view) = &mut state.mode {
                 view.scroll = (view.scroll as i64 + i64::from(delta)).max(0) as usize;
@@ -487,6 +508,13 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Operator(name) => {
             state.operator = name;
+            Vec::new()
+        }
+        Action::Pending(lines) => {
+            if !lines.is_empty() {
+                state.pending_flips = lines.iter().filter(|l| l.starts_with("PENDING")).count();
+                state.set_message(Level::Error, lines.join("; "));
+            }
             Vec::new()
         }
         Action::Reconciled(lines) => {
@@ -671,7 +699,10 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 KeyCode::Up => state.move_rows(-1),
                 KeyCode::Down => state.move_rows(1),
                 _ => {
-                    edit(&mut state.filter, key);
+                    if edit_capped(&mut state.filter, key, FILTER_MAX_CHARS) {
+                        // Full: nothing changed, so the (costly) filter is not recomputed.
+                        return Vec::new();
+                    }
                 }
             }
             state.apply_filter();
@@ -685,6 +716,97 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             }
             effects
         }
+    }
+}
+
+/// The longest filter accepted (a flag key is far shorter); keeps a pasted or typed flood cheap.
+pub const FILTER_MAX_CHARS: usize = 200;
+
+/// Whether the flip dialog is asking for its confirmation.
+pub fn confirming(state: &State) -> bool {
+    matches!(&state.mode, Mode::Flip(dialog) if dialog.stage == DialogStage::Confirm)
+}
+
+pub fn is_ctrl_c(key: &KeyEvent) -> bool {
+    key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL)
+}
+
+/// A pasted text as one line: each run of line breaks becomes one space, a tab a space. Any
+/// other control character is kept, so the note rule names it.
+fn paste_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(64 * 1024));
+    let mut in_break = false;
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        ) {
+            if !in_break {
+                out.push(' ');
+            }
+            in_break = true;
+            continue;
+        }
+        in_break = false;
+        out.push(if c == '\t' { ' ' } else { c });
+    }
+    out
+}
+
+/// Inserts `text` at the cursor in one step, keeping at most `max_chars` characters in the
+/// field. Returns how many characters of `text` did not fit.
+fn insert_capped(input: &mut Input, text: &str, max_chars: usize) -> usize {
+    let value = input.value();
+    let have = value.chars().count();
+    let room = max_chars.saturating_sub(have);
+    let offered = text.chars().count();
+    let taken: String = text.chars().take(room).collect();
+    let taken_chars = offered.min(room);
+    let cursor = input.cursor().min(have);
+    let byte = value
+        .char_indices()
+        .nth(cursor)
+        .map_or(value.len(), |(index, _)| index);
+    let mut joined = String::with_capacity(value.len() + taken.len());
+    joined.push_str(&value[..byte]);
+    joined.push_str(&taken);
+    joined.push_str(&value[byte..]);
+    *input = Input::new(joined).with_cursor(cursor + taken_chars);
+    offered - taken_chars
+}
+
+/// A paste (bracketed): into the note (cut at the note limit, and the dialog says so) or the
+/// filter, as one edit. Never into the protected confirmation: the name must be typed.
+fn paste(state: &mut State, text: &str) {
+    match &mut state.mode {
+        Mode::Flip(dialog) => match dialog.stage {
+            DialogStage::Note => {
+                let line = paste_line(text);
+                let left_out = insert_capped(&mut dialog.note, &line, crate::text::NOTE_MAX_CHARS);
+                dialog.error = (left_out > 0).then(|| {
+                    format!(
+                        "the paste was cut: a note holds at most {} characters ({left_out} left out)",
+                        crate::text::NOTE_MAX_CHARS
+                    )
+                });
+            }
+            DialogStage::Confirm if dialog.protected => {
+                dialog.error = Some(format!(
+                    "pasting is not accepted here: type `{}` to confirm",
+                    dialog.request.env
+                ));
+            }
+            DialogStage::Confirm => {
+                dialog.error = Some("a paste does not confirm: press y to apply".to_string());
+            }
+            _ => {}
+        },
+        Mode::Filter => {
+            insert_capped(&mut state.filter, &paste_line(text), FILTER_MAX_CHARS);
+            state.apply_filter();
+            state.clamp_cursor();
+        }
+        _ => {}
     }
 }
 
@@ -705,8 +827,13 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                 }
             }
             _ => {
-                edit(&mut dialog.note, key);
-                dialog.error = None;
+                dialog.error = edit_capped(&mut dialog.note, key, crate::text::NOTE_MAX_CHARS)
+                    .then(|| {
+                        format!(
+                            "a note holds at most {} characters",
+                            crate::text::NOTE_MAX_CHARS
+                        )
+                    });
             }
         },
         DialogStage::Confirm => {
@@ -723,7 +850,7 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                         ));
                     }
                     _ => {
-                        edit(&mut dialog.confirm, key);
+                        edit_capped(&mut dialog.confirm, key, FILTER_MAX_CHARS);
                         dialog.error = None;
                     }
                 }
@@ -852,6 +979,19 @@ fn finish_flip(
     }
 }
 
+/// [`edit`], refusing a typed character that would make the field longer than `max_chars`.
+/// Returns whether a character was refused.
+fn edit_capped(input: &mut Input, key: KeyEvent, max_chars: usize) -> bool {
+    let inserts =
+        matches!(key.code, KeyCode::Char(_)) && !key.modifiers.contains(KeyModifiers::CONTROL);
+    // Bytes bound characters from above: only a long field needs counting.
+    if inserts && input.value().len() >= max_chars && input.value().chars().count() >= max_chars {
+        return true;
+    }
+    edit(input, key);
+    false
+}
+
 /// Line editing shared by the filter and the dialog fields.
 fn edit(input: &mut Input, key: KeyEvent) {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -878,8 +1018,7 @@ fn edit(input: &mut Input, key: KeyEvent) {
 /// Which action a key means in the current mode: keymap commands in the dashboard, typed
 /// input in the filter and dialogs.
 pub fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
-    let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
-    if ctrl_c {
+    if is_ctrl_c(&key) {
         // Ctrl-C always quits, except while a flip is being applied: leaving then would leave
         // its outcome unrecorded until the next start.
         return match &state.mode {

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event, EventStream, KeyEventKind, MouseEventKind,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, KeyCode, KeyEventKind, MouseEventKind,
 };
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::{cursor, execute};
@@ -41,6 +42,48 @@ pub struct TuiOptions {
     pub launched: Instant,
 }
 
+/// Signals whose default action ends the process and that arrive from outside (a `kill`, a
+/// closed terminal, a timer, a resource limit): each ends the dashboard through the normal
+/// path, which restores the terminal. The exit code is 128 + the signal number.
+const ENDING_SIGNALS: &[libc::c_int] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGXCPU,
+    libc::SIGPWR,
+    libc::SIGIO,
+];
+
+/// Signals the program itself causes (a crash, `abort`): no normal path is left, so a handler
+/// restores the terminal with async-signal-safe calls, then lets the signal do what it did.
+const FATAL_SIGNALS: &[libc::c_int] = &[
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+    libc::SIGSYS,
+    libc::SIGTRAP,
+];
+
+/// Key events closer together than this came from one read of the terminal: a paste (from a
+/// terminal without bracketed paste) or typed-ahead text, not separate key presses.
+const BURST_GAP: Duration = Duration::from_millis(10);
+
+/// The longest the loop applies queued input before it draws again, so a flood of keys never
+/// freezes the screen.
+const FRAME_BUDGET: Duration = Duration::from_millis(50);
+
+/// Set by the panic hook: a task panicked after the terminal was restored, so the dashboard
+/// must end instead of drawing on a terminal that is no longer in its mode.
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Owns the terminal; restores it when dropped (normal exit, error, or unwinding panic).
 struct TerminalGuard {
     terminal: Terminal<CrosstermBackend<Stdout>>,
@@ -49,10 +92,16 @@ struct TerminalGuard {
 impl TerminalGuard {
     fn enter() -> Result<TerminalGuard> {
         install_panic_hook();
+        fatal::install();
         terminal::enable_raw_mode()
             .context("cannot switch the terminal to raw mode (is this a terminal?)")?;
         let mut stdout = io::stdout();
-        if let Err(err) = execute!(stdout, EnterAlternateScreen, EnableMouseCapture) {
+        if let Err(err) = execute!(
+            stdout,
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste
+        ) {
             restore_terminal();
             return Err(err).context("cannot set up the terminal");
         }
@@ -72,28 +121,111 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Leaves the alternate screen, disables raw mode and mouse capture, shows the cursor.
-/// Safe to call more than once.
+/// Leaves the alternate screen, disables raw mode, mouse capture and bracketed paste, shows
+/// the cursor. Safe to call more than once.
 pub fn restore_terminal() {
     let _ = terminal::disable_raw_mode();
     let _ = execute!(
         io::stdout(),
+        DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
         cursor::Show
     );
 }
 
+/// Restores the terminal before the panic message is printed, so the message lands on the
+/// normal screen where it can be read (and is not wiped by leaving the alternate screen).
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
+        PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
         previous(info);
     }));
 }
 
-/// Runs the dashboard until the operator quits.
-pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<()> {
+/// The handler for [`FATAL_SIGNALS`]: only async-signal-safe calls (`write`, `tcsetattr`,
+/// `sigaction`, `raise`).
+mod fatal {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The escape sequences of `restore_terminal`, as bytes.
+    const RESTORE: &[u8] =
+        b"\x1b[?2004l\x1b[?1006l\x1b[?1015l\x1b[?1003l\x1b[?1002l\x1b[?1000l\x1b[?1049l\x1b[?25h";
+
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    static HAVE_TERMIOS: AtomicBool = AtomicBool::new(false);
+    // Written once, before the handlers are installed; only read afterwards.
+    static mut TERMIOS: std::mem::MaybeUninit<libc::termios> = std::mem::MaybeUninit::uninit();
+    static mut PREVIOUS: [std::mem::MaybeUninit<libc::sigaction>; 32] =
+        [const { std::mem::MaybeUninit::uninit() }; 32];
+
+    pub fn install() {
+        if INSTALLED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // SAFETY: runs once (INSTALLED), before any handler that reads these statics exists;
+        // the pointers are to statics and valid for the calls.
+        unsafe {
+            let termios = &raw mut TERMIOS;
+            if libc::isatty(libc::STDIN_FILENO) == 1
+                && libc::tcgetattr(libc::STDIN_FILENO, (*termios).as_mut_ptr()) == 0
+            {
+                HAVE_TERMIOS.store(true, Ordering::SeqCst);
+            }
+            for &signal in super::FATAL_SIGNALS {
+                let Ok(slot) = usize::try_from(signal) else {
+                    continue;
+                };
+                if slot >= 32 {
+                    continue;
+                }
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = handler as *const () as libc::sighandler_t;
+                action.sa_flags = libc::SA_ONSTACK | libc::SA_SIGINFO;
+                libc::sigemptyset(&mut action.sa_mask);
+                let previous = &raw mut PREVIOUS;
+                libc::sigaction(signal, &action, (*previous)[slot].as_mut_ptr());
+            }
+        }
+    }
+
+    extern "C" fn handler(
+        signal: libc::c_int,
+        info: *mut libc::siginfo_t,
+        _context: *mut libc::c_void,
+    ) {
+        // SAFETY: async-signal-safe calls only; TERMIOS and PREVIOUS were written before this
+        // handler was installed and are never written again; `info` is the kernel's.
+        unsafe {
+            libc::write(libc::STDOUT_FILENO, RESTORE.as_ptr().cast(), RESTORE.len());
+            if HAVE_TERMIOS.load(Ordering::SeqCst) {
+                let termios = &raw const TERMIOS;
+                libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, (*termios).as_ptr());
+            }
+            // A real fault goes back to whoever had it (the runtime's stack-overflow report,
+            // else the default action) and re-runs its instruction. A signal that was sent
+            // (`kill`, `abort`) gets the default action, so it ends the process as it would
+            // have without this handler.
+            let sent = info.is_null() || (*info).si_code <= 0;
+            let previous = &raw const PREVIOUS;
+            match usize::try_from(signal) {
+                Ok(slot) if !sent => {
+                    libc::sigaction(signal, (*previous)[slot].as_ptr(), std::ptr::null_mut());
+                }
+                _ => {
+                    libc::signal(signal, libc::SIG_DFL);
+                    libc::raise(signal);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the dashboard until the operator quits. Returns the exit code: 0, or 128 + the number
+/// of the signal that ended it.
+pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
     let mut guard = TerminalGuard::enter()?;
     let size = guard
         .terminal
@@ -134,49 +266,93 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<()> {
     // that is already waiting before it draws again: a pasted note or fast typing costs one
     // frame, not one per key. (Polling the EventStream itself without waiting is not safe: a
     // poll that finds nothing parks crossterm's wake-up on a waker nobody listens to.)
-    let (input_sender, mut input) = unbounded_channel::<std::io::Result<Event>>();
+    let (input_sender, mut input) = unbounded_channel::<(Instant, std::io::Result<Event>)>();
     let input_task = tokio::spawn(async move {
         let mut events = EventStream::new();
         while let Some(event) = events.next().await {
-            if input_sender.send(event).is_err() {
+            if input_sender.send((Instant::now(), event)).is_err() {
                 break;
             }
         }
     });
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    // Every signal that would end the process ends the loop instead, so the terminal is
+    // restored on the way out (SIGKILL and SIGSTOP cannot be caught).
+    let (signal_sender, mut signals) = unbounded_channel::<libc::c_int>();
+    for &number in ENDING_SIGNALS {
+        let mut stream = signal(SignalKind::from_raw(number))
+            .with_context(|| format!("cannot watch signal {number}"))?;
+        let sender = signal_sender.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if sender.send(number).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // A file-size limit makes a write fail (EFBIG: "no audit, no change") instead of killing
+    // the dashboard mid-flip.
+    let _file_size = signal(SignalKind::from_raw(libc::SIGXFSZ)).context("cannot watch SIGXFSZ")?;
+    #[cfg(debug_assertions)]
+    if std::env::var_os("KILLSWITCH_DEBUG_PANIC").is_some() {
+        // For the tests of the panic hook: a panic with the dashboard on screen.
+        let _ = tokio::spawn(async { panic!("KILLSWITCH_DEBUG_PANIC is set") }).await;
+    }
 
+    let mut bursts = Bursts::default();
+    let mut ended_by: Option<libc::c_int> = None;
     'run: loop {
+        if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
+            break 'run;
+        }
         guard
             .terminal
             .draw(|frame| view::render(frame, &state))
             .context("cannot draw")?;
         let mut next = tokio::select! {
             event = input.recv() => match event {
-                Some(Ok(event)) => event_action(&state, event),
-                Some(Err(err)) => return Err(err).context("cannot read terminal input"),
+                Some((at, Ok(event))) => bursts.action(&state, at, event),
+                Some((_, Err(err))) => return Err(err).context("cannot read terminal input"),
                 None => break 'run,
             },
             Some(action) = receiver.recv() => Some(action),
             _ = tick.tick() => Some(Action::Tick(session.clock.now())),
-            _ = terminate.recv() => break 'run,
-            _ = hangup.recv() => break 'run,
+            Some(number) = signals.recv() => {
+                ended_by = Some(number);
+                break 'run;
+            }
         };
-        // Apply it, then everything else already waiting, then draw once.
+        // Apply it, then everything else already waiting (within one frame's budget), then
+        // draw once.
+        let frame_started = Instant::now();
         loop {
             if let Some(action) = next.take() {
+                let from_input = matches!(action, Action::Input(_));
+                let was_confirming = app::confirming(&state);
                 for effect in app::update(&mut state, action) {
                     runner.run(effect);
                 }
                 if state.quitting {
                     break 'run;
                 }
+                if from_input && !was_confirming && app::confirming(&state) {
+                    // The question was asked by this key: keys that came with it were typed
+                    // (or pasted) before the question was on screen, so none may answer it.
+                    bursts.guard_confirmation();
+                }
+            }
+            if frame_started.elapsed() > FRAME_BUDGET {
+                break;
+            }
+            if let Ok(number) = signals.try_recv() {
+                ended_by = Some(number);
+                break 'run;
             }
             next = match input.try_recv() {
-                Ok(Ok(event)) => event_action(&state, event),
-                Ok(Err(err)) => return Err(err).context("cannot read terminal input"),
+                Ok((at, Ok(event))) => bursts.action(&state, at, event),
+                Ok((_, Err(err))) => return Err(err).context("cannot read terminal input"),
                 Err(_) => match receiver.try_recv() {
                     Ok(action) => Some(action),
                     Err(_) => break,
@@ -186,12 +362,49 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<()> {
     }
     input_task.abort();
     drop(guard);
-    Ok(())
+    if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("the dashboard stopped after an internal error (the panic message is above)");
+    }
+    Ok(ended_by.map_or(0, |number| 128 + number))
+}
+
+/// Tells key presses from keys that arrive together (a paste without bracketed paste, or
+/// typed-ahead text), so nothing that came with the key that asked for the confirmation can
+/// answer it.
+#[derive(Default)]
+struct Bursts {
+    last_input: Option<Instant>,
+    /// Set when a key opened the confirmation; cleared by the first key after a pause.
+    guarding: bool,
+}
+
+impl Bursts {
+    fn guard_confirmation(&mut self) {
+        self.guarding = true;
+    }
+
+    fn action(&mut self, state: &State, at: Instant, event: Event) -> Option<Action> {
+        let burst = self
+            .last_input
+            .is_some_and(|last| at.saturating_duration_since(last) < BURST_GAP);
+        self.last_input = Some(at);
+        if !burst {
+            self.guarding = false;
+        }
+        if let Event::Key(key) = &event {
+            let leaves = key.code == KeyCode::Esc || app::is_ctrl_c(key);
+            if self.guarding && key.kind != KeyEventKind::Release && !leaves {
+                return app::confirming(state).then_some(Action::TypedAhead);
+            }
+        }
+        event_action(state, event)
+    }
 }
 
 fn event_action(state: &State, event: Event) -> Option<Action> {
     match event {
         Event::Key(key) if key.kind != KeyEventKind::Release => app::key_action(state, key),
+        Event::Paste(text) => Some(Action::Paste(text)),
         Event::Mouse(mouse) => match mouse.kind {
             MouseEventKind::ScrollDown => Some(Action::Scroll(1)),
             MouseEventKind::ScrollUp => Some(Action::Scroll(-1)),
@@ -217,8 +430,15 @@ impl Runner {
         let sender = self.sender.clone();
         tokio::spawn(async move {
             let _ = sender.send(Action::Operator(session.operator().await));
-            let lines = flip::reconcile_pending(&session, None).await;
-            let _ = sender.send(Action::Reconciled(lines));
+            if session.access == Access::ReadOnly {
+                // Read-only writes nothing, not even a reconcile record: say what is pending;
+                // the next writable start records how it ended.
+                let lines = flip::describe_pending(&session).await;
+                let _ = sender.send(Action::Pending(lines));
+            } else {
+                let lines = flip::reconcile_pending(&session, None).await;
+                let _ = sender.send(Action::Reconciled(lines));
+            }
         });
     }
 

@@ -120,6 +120,38 @@ impl PtySession {
         std::thread::sleep(Duration::from_millis(30));
     }
 
+    /// Sends `signal` to the process, as `kill -SIG` from another terminal would.
+    pub fn signal(&self, signal: i32) {
+        if let Some(pid) = self.child.process_id() {
+            // SAFETY: sending a signal to the child this session spawned.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+    }
+
+    /// Waits for the process to end and returns its exit status as portable-pty reports it.
+    pub fn wait_status(&mut self, limit: Duration) -> portable_pty::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!(
+                    "killswitch did not exit within {limit:?}; screen:\n{}",
+                    self.screen()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Writes `bytes` as one write, the way a terminal delivers a paste.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to the pty");
+        self.writer.flush().expect("flush the pty");
+    }
+
     /// SIGKILL: no destructor, no terminal restore, no outcome record.
     pub fn kill_hard(&mut self) {
         if let Some(pid) = self.child.process_id() {

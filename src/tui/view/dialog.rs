@@ -32,12 +32,20 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
     };
     match &dialog.stage {
         DialogStage::Note => {
-            lines.push(field("Audit note (required):", dialog.note.value(), true));
+            lines.push(field(
+                "Audit note (required):",
+                &crate::text::line(dialog.note.value()),
+                true,
+            ));
             lines.push(Line::from(""));
             lines.push(Line::from("Enter: next · Esc: cancel"));
         }
         DialogStage::Confirm => {
-            lines.push(field("Audit note:", dialog.note.value(), false));
+            lines.push(field(
+                "Audit note:",
+                &crate::text::line(dialog.note.value()),
+                false,
+            ));
             lines.push(Line::from(""));
             if dialog.protected {
                 lines.push(field(
@@ -46,7 +54,7 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
                         text::line(&dialog.request.env),
                         text::line(&dialog.request.env)
                     ),
-                    dialog.confirm.value(),
+                    &crate::text::line(dialog.confirm.value()),
                     true,
                 ));
                 lines.push(Line::from("Enter: apply · Esc: cancel"));
@@ -55,7 +63,11 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
             }
         }
         DialogStage::Applying => {
-            lines.push(field("Audit note:", dialog.note.value(), false));
+            lines.push(field(
+                "Audit note:",
+                &crate::text::line(dialog.note.value()),
+                false,
+            ));
             lines.push(Line::from(""));
             lines.push(Line::from(format!("{} applying: audit written, calling the provider, then checking what services see…", SPINNER[state.spinner % SPINNER.len()])));
         }

@@ -53,6 +53,16 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
     }
+    if state.pending_flips > 0 {
+        spans.push(Span::styled(
+            format!(
+                " {} INTERRUPTED FLIP{} PENDING ",
+                state.pending_flips,
+                if state.pending_flips == 1 { "" } else { "S" }
+            ),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        ));
+    }
     for env in &state.envs {
         let text = match &env.load {
             LoadState::Loading => {
