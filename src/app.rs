@@ -10,6 +10,10 @@ use crate::workspace::Dirs;
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let launched = std::time::Instant::now();
+    if let Some(problem) = cli.misplaced_dashboard_option() {
+        print_error(problem);
+        return exit::USAGE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,7 +75,16 @@ pub fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(err) => {
             print_error(format!("{err:#}"));
-            exit::FAILURE
+            let out_of_range = err.chain().any(|cause| {
+                cause
+                    .downcast_ref::<crate::config::ConfigError>()
+                    .is_some_and(crate::config::ConfigError::is_out_of_range)
+            });
+            if out_of_range {
+                exit::USAGE
+            } else {
+                exit::FAILURE
+            }
         }
     }
 }
@@ -118,6 +131,5 @@ async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i3
             launched,
         },
     )
-    .await?;
-    Ok(exit::OK)
+    .await
 }

@@ -34,6 +34,62 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// `killswitch --env prdo --flag x status`: `--env`, `--flag` and `--keymap` before a
+    /// subcommand belong to the dashboard, and the subcommand would silently ignore them. The
+    /// usage error names the subcommand's own option instead.
+    pub fn misplaced_dashboard_option(&self) -> Option<String> {
+        let command = self.command.as_ref()?;
+        let name = command.name();
+        let own = |option: &str, value: &str| -> String {
+            match (name, option) {
+                ("status" | "audit", _) | ("runbook" | "kill" | "restore", "--env") => {
+                    format!("use `killswitch {name} {option} {value}`")
+                }
+                ("runbook" | "kill" | "restore", _) => {
+                    format!(
+                        "`{name}` takes the flag as its argument: `killswitch {name} {value} ...`"
+                    )
+                }
+                _ => format!("`{name}` has no {option}"),
+            }
+        };
+        let given = [("--env", &self.env), ("--flag", &self.flag)];
+        for (option, value) in given {
+            if let Some(value) = value {
+                let value = crate::text::line_max(value, 80);
+                return Some(format!(
+                    "{option} before `{name}` opens the dashboard on that cell, and `{name}` \
+                     would ignore it; {}",
+                    own(option, &value)
+                ));
+            }
+        }
+        if self.keymap.is_some() {
+            return Some(format!(
+                "--keymap only applies to the dashboard; `{name}` has no keys to map"
+            ));
+        }
+        None
+    }
+}
+
+impl Command {
+    /// The subcommand's name as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Status(_) => "status",
+            Command::Kill(_) => "kill",
+            Command::Restore(_) => "restore",
+            Command::Runbook(_) => "runbook",
+            Command::Audit(_) => "audit",
+            Command::Stale(_) => "stale",
+            Command::Completions(_) => "completions",
+            Command::Man => "man",
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/killswitch/config.toml, else the local workspace).
@@ -154,25 +210,49 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// "30m", "12h", "7d", "2w" (also "45s") as a duration.
+/// The longest `--since` accepted: 100 years (the audit log is not older; a larger value is a
+/// typo, and subtracting it from now would leave the calendar).
+pub const MAX_DURATION_DAYS: i64 = 36_500;
+
+/// "30m", "12h", "7d", "2w" (also "45s") as a duration, between 0 and 100 years.
 pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
+    let shown = crate::text::line_max(text, 40);
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit: use s, m, h, d or w (e.g. 24h)"))?;
+        .ok_or_else(|| format!("`{shown}` has no unit: use s, m, h, d or w (e.g. 24h)"))?;
     let (number, unit) = text.split_at(split);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected a number then a unit, e.g. 24h"))?;
+    let number: i64 = match number.parse() {
+        Ok(number) => number,
+        Err(_) if number.is_empty() => {
+            return Err(format!(
+                "`{shown}`: expected a number then a unit, e.g. 24h"
+            ));
+        }
+        Err(_) => {
+            return Err(format!(
+                "`{shown}` is out of range: at most {MAX_DURATION_DAYS}d (100 years)"
+            ));
+        }
+    };
     let duration = match unit {
         "s" => chrono::Duration::try_seconds(number),
         "m" => chrono::Duration::try_minutes(number),
         "h" => chrono::Duration::try_hours(number),
         "d" => chrono::Duration::try_days(number),
         "w" => chrono::Duration::try_weeks(number),
-        other => return Err(format!("`{other}` is not a unit: use s, m, h, d or w")),
+        _ => {
+            return Err(format!(
+                "`{}` is not a unit: use s, m, h, d or w",
+                crate::text::line_max(unit, 20)
+            ));
+        }
     };
-    duration.ok_or_else(|| format!("`{text}` is too long a duration"))
+    duration
+        .filter(|duration| duration.num_days() <= MAX_DURATION_DAYS)
+        .ok_or_else(|| {
+            format!("`{shown}` is out of range: at most {MAX_DURATION_DAYS}d (100 years)")
+        })
 }
 
 #[derive(Debug, Args)]
@@ -197,4 +277,108 @@ pub struct StatusArgs {
 pub enum Output {
     Table,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    #[test]
+    fn durations_have_a_unit_and_a_range() {
+        assert_eq!(parse_duration("24h"), Ok(chrono::Duration::hours(24)));
+        assert_eq!(parse_duration("5200w"), Ok(chrono::Duration::weeks(5200)));
+        for text in ["20000000w", "36501d", "99999999999999999999s"] {
+            let err = parse_duration(text).err().unwrap_or_default();
+            assert!(err.contains("out of range"), "{text}: {err}");
+        }
+        assert!(parse_duration("12").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("3y").is_err());
+    }
+
+    /// Pieces the property test builds command lines from: every option and subcommand, and
+    /// values that are empty, huge, negative, odd dates and odd characters.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "status",
+                "kill",
+                "restore",
+                "runbook",
+                "audit",
+                "stale",
+                "completions",
+                "man",
+                "--since",
+                "--as-of",
+                "--env",
+                "--flag",
+                "--note",
+                "--yes",
+                "--output",
+                "--keymap",
+                "--config",
+                "--read-only",
+                "--audit-log",
+                "--kill-switches",
+                "json",
+                "table",
+                "markdown",
+                "bash",
+                "prod",
+                "kill_switch_checkout",
+                "--",
+                "-",
+                "",
+            ])
+            .prop_map(str::to_string),
+            (
+                any::<i64>(),
+                prop::sample::select(vec!["s", "m", "h", "d", "w", "", "x"])
+            )
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            (
+                any::<u64>(),
+                prop::sample::select(vec!["s", "m", "h", "d", "w"])
+            )
+                .prop_map(|(n, unit)| format!("{n}{unit}")),
+            (any::<i32>(), 0u32..20, 0u32..40).prop_map(|(y, m, d)| format!("{y}-{m:02}-{d:02}")),
+            ".{0,12}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No command line makes the parsers panic, and every duration they accept can be
+        /// subtracted from any date killswitch will meet.
+        #[test]
+        fn no_command_line_panics_the_parsers(tokens in prop::collection::vec(token(), 0..7)) {
+            let argv = std::iter::once("killswitch".to_string()).chain(tokens);
+            if let Ok(cli) = Cli::try_parse_from(argv) {
+                let _ = cli.misplaced_dashboard_option();
+                if let Some(Command::Audit(args)) = &cli.command
+                    && let Some(since) = args.since
+                {
+                    let far = chrono::DateTime::parse_from_rfc3339("2999-12-31T23:59:59Z")
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or_default();
+                    prop_assert!(chrono::Utc::now().checked_sub_signed(since).is_some());
+                    prop_assert!(far.checked_sub_signed(since).is_some());
+                }
+            }
+        }
+
+        #[test]
+        fn durations_never_panic_and_stay_in_range(text in ".{0,24}", n in any::<i64>()) {
+            for input in [text.clone(), format!("{n}w"), format!("{n}d"), format!("{n}s")] {
+                if let Ok(duration) = parse_duration(&input) {
+                    prop_assert!(duration.num_days() <= MAX_DURATION_DAYS);
+                    prop_assert!(duration >= chrono::Duration::zero());
+                }
+            }
+        }
+    }
 }

@@ -108,12 +108,14 @@ impl Config {
         self.environments.iter().find(|env| env.name == name)
     }
 
-    /// "no environment `qa` in config.toml (known: dev, staging, prod)".
+    /// "no environment `prdo` in config.toml (known: dev, staging, prod); did you mean `prod`?".
     pub fn unknown_environment(&self, env: &str) -> String {
         format!(
-            "no environment `{env}` in {} (known: {})",
+            "no environment `{}` in {} (known: {}){}",
+            crate::text::line_max(env, 80),
             self.origin,
-            self.environment_names().join(", ")
+            self.environment_names().join(", "),
+            crate::text::did_you_mean(env, self.environments.iter().map(|e| e.name.as_str()))
         )
     }
 
@@ -133,6 +135,14 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// A number outside its documented range: the command exits 2 (usage), as for the same
+    /// mistake on the command line.
+    pub fn is_out_of_range(&self) -> bool {
+        self.message.contains(OUT_OF_RANGE)
+    }
+}
+
 // ---- the file format ------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +152,7 @@ struct FileConfig {
     audit_log: Option<PathBuf>,
     /// Environments that need the typed confirmation unless they say otherwise.
     protected: Option<Vec<String>>,
-    refresh_seconds: Option<u64>,
+    refresh_seconds: Option<toml::Spanned<u64>>,
     #[serde(default)]
     network: FileNetwork,
     #[serde(default)]
@@ -157,9 +167,9 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileNetwork {
-    connect_timeout_ms: Option<u64>,
-    request_timeout_ms: Option<u64>,
-    verify_timeout_ms: Option<u64>,
+    connect_timeout_ms: Option<toml::Spanned<u64>>,
+    request_timeout_ms: Option<toml::Spanned<u64>>,
+    verify_timeout_ms: Option<toml::Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +196,12 @@ pub const DEFAULT_VAULT_MOUNT: &str = "kv";
 pub const DEFAULT_VAULT_TEMPLATE: &str = "feature-flags/{provider}/{env}";
 pub const DEFAULT_PROTECTED: &[&str] = &["prod", "production"];
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
+/// `*_timeout_ms`: 1 ms to 10 minutes.
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=600_000;
+/// `refresh_seconds`: 0 (never) to a day.
+pub const REFRESH_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 0..=86_400;
+/// Marks a number outside its range: a usage error (exit 2), like a bad command-line value.
+const OUT_OF_RANGE: &str = " is out of range";
 
 /// Parses and validates a config file's text. `path` is only used in messages and to resolve
 /// relative flagd file paths.
@@ -274,22 +290,67 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         &environments,
     )?;
     let defaults = NetworkConfig::default();
-    let millis =
-        |value: Option<u64>, default: Duration| value.map(Duration::from_millis).unwrap_or(default);
+    // Every number is checked against a range that makes sense: a typo must not become a
+    // timeout of 500 million years (or an overflow when two timeouts are added).
+    let ranged = |value: &Option<toml::Spanned<u64>>,
+                  name: &str,
+                  range: std::ops::RangeInclusive<u64>,
+                  unit: &str|
+     -> Result<Option<u64>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(spanned) if range.contains(spanned.get_ref()) => Ok(Some(*spanned.get_ref())),
+            Some(spanned) => Err(ConfigError {
+                location: location_of(&shown, text, Some(spanned.span().start)),
+                message: format!(
+                    "`{name} = {}`{OUT_OF_RANGE}: use {} to {} {unit}",
+                    spanned.get_ref(),
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        }
+    };
+    let timeout = |value: &Option<toml::Spanned<u64>>, name: &str, default: Duration| {
+        ranged(value, name, TIMEOUT_MS_RANGE, "milliseconds")
+            .map(|ms| ms.map(Duration::from_millis).unwrap_or(default))
+    };
+    let network = NetworkConfig {
+        connect_timeout: timeout(
+            &file.network.connect_timeout_ms,
+            "connect_timeout_ms",
+            defaults.connect_timeout,
+        )?,
+        request_timeout: timeout(
+            &file.network.request_timeout_ms,
+            "request_timeout_ms",
+            defaults.request_timeout,
+        )?,
+        verify_timeout: timeout(
+            &file.network.verify_timeout_ms,
+            "verify_timeout_ms",
+            defaults.verify_timeout,
+        )?,
+    };
+    let refresh_interval = ranged(
+        &file.refresh_seconds,
+        "refresh_seconds",
+        REFRESH_SECONDS_RANGE,
+        "seconds (0: never)",
+    )?
+    .map(Duration::from_secs)
+    .unwrap_or(DEFAULT_REFRESH);
     Ok(Config {
         origin: shown,
         environments,
-        keymap: file.keymap,
+        // A keymap path is relative to the config file, like every other path in it.
+        keymap: file.keymap.map(|keymap| match keymap.as_str() {
+            "default" | "vim" => keymap,
+            path => resolve(&base_dir, Path::new(path)).display().to_string(),
+        }),
         audit_log: file.audit_log.map(|log| resolve(&base_dir, &log)),
-        refresh_interval: file
-            .refresh_seconds
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_REFRESH),
-        network: NetworkConfig {
-            connect_timeout: millis(file.network.connect_timeout_ms, defaults.connect_timeout),
-            request_timeout: millis(file.network.request_timeout_ms, defaults.request_timeout),
-            verify_timeout: millis(file.network.verify_timeout_ms, defaults.verify_timeout),
-        },
+        refresh_interval,
+        network,
         local_workspace: false,
         serve,
     })
@@ -408,5 +469,57 @@ file = "/abs/prod.flagd.json"
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("ks.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn a_keymap_path_is_relative_to_the_config_file() {
+        let env = "[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"a\"\n";
+        let at = |keymap: &str| {
+            parse(
+                &format!("keymap = \"{keymap}\"\n{env}"),
+                Path::new("/etc/killswitch/config.toml"),
+            )
+            .map(|config| config.keymap)
+            .unwrap_or_default()
+        };
+        assert_eq!(
+            at("keys/oncall.toml").as_deref(),
+            Some("/etc/killswitch/keys/oncall.toml")
+        );
+        assert_eq!(at("/abs/keys.toml").as_deref(), Some("/abs/keys.toml"));
+        assert_eq!(
+            at("vim").as_deref(),
+            Some("vim"),
+            "a built-in name stays a name"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_the_key_and_line() {
+        let env = "[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"a\"\n";
+        for (line, key) in [
+            ("refresh_seconds = 86401", "refresh_seconds"),
+            (
+                "[network]\nrequest_timeout_ms = 18446744073709551615",
+                "request_timeout_ms",
+            ),
+            ("[network]\nconnect_timeout_ms = 0", "connect_timeout_ms"),
+        ] {
+            let err = parse(&format!("{line}\n{env}"), Path::new("ks.toml")).expect_err("refused");
+            assert!(err.is_out_of_range(), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(key) && text.starts_with("ks.toml:"), "{text}");
+        }
+        let fine = parse(
+            &format!("refresh_seconds = 0\n[network]\nverify_timeout_ms = 600000\n{env}"),
+            Path::new("ks.toml"),
+        )
+        .expect("in range");
+        assert!(fine.refresh_interval.is_zero());
+        assert!(
+            !parse("keymapp = 1\n", Path::new("ks.toml"))
+                .expect_err("typo")
+                .is_out_of_range()
+        );
     }
 }

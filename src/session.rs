@@ -331,11 +331,20 @@ impl Session {
 /// The pause before the one retry of a failed read.
 const READ_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
 
-/// `$USER@host`, the operator when no Vault identity is known.
+/// `$USER@host`, the operator when no Vault identity is known. Without `$USER` / `$LOGNAME`
+/// (services, `env -i`, some containers) the account comes from the OS; `uid-N` when the
+/// account has no name.
 pub fn local_operator() -> String {
     let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
+        .ok()
+        .or_else(|| std::env::var("LOGNAME").ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(os_account)
+        .unwrap_or_else(|| {
+            // SAFETY: geteuid cannot fail and has no preconditions.
+            format!("uid-{}", unsafe { libc::geteuid() })
+        });
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -343,6 +352,33 @@ pub fn local_operator() -> String {
         user
     } else {
         format!("{user}@{host}")
+    }
+}
+
+/// The name of the account this process runs as, from the password database (`getpwuid_r`).
+pub fn os_account() -> Option<String> {
+    // SAFETY: geteuid has no preconditions; getpwuid_r writes only into `entry` and `buffer`,
+    // whose sizes are passed, and `result` points into them or is null.
+    unsafe {
+        let uid = libc::geteuid();
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buffer = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let status = libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut result,
+        );
+        if status != 0 || result.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        let name = std::ffi::CStr::from_ptr(entry.pw_name)
+            .to_string_lossy()
+            .trim()
+            .to_string();
+        (!name.is_empty()).then_some(name)
     }
 }
 
@@ -427,5 +463,16 @@ mod tests {
             assert_eq!(flag.meta.kind, in_prod.meta.kind);
             assert!(Arc::ptr_eq(&flag.meta, &in_prod.meta));
         }
+    }
+
+    #[test]
+    fn the_os_account_is_this_process_s_user() {
+        let expected = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        assert!(!expected.is_empty());
+        assert_eq!(os_account().as_deref(), Some(expected.as_str()));
     }
 }

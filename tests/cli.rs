@@ -636,3 +636,259 @@ fn kill_reconciles_only_its_own_environment() {
     assert_eq!(reconciled[0]["env"], "prod");
     assert_eq!(reconciled[0]["result"], "not_applied");
 }
+
+/// `audit --since 20000000w` panicked (exit 101): a number out of range is a usage error.
+#[test]
+fn out_of_range_durations_are_usage_errors_not_panics() {
+    let home = Home::new();
+    seeded(&home);
+    for since in [
+        "20000000w",
+        "99999999999999999999s",
+        "36501d",
+        "9223372036854775807m",
+    ] {
+        let output = run(&home, &["audit", "--since", since]);
+        assert_eq!(code(&output), 2, "--since {since}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("out of range"),
+            "--since {since}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    }
+    let output = run(&home, &["audit", "--since", "5200w"]);
+    assert_eq!(code(&output), 0, "100 years is fine: {}", stderr(&output));
+}
+
+#[test]
+fn out_of_range_numbers_in_the_config_are_usage_errors_naming_the_line() {
+    let home = Home::new();
+    let dir = home.path().join("cfg");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (line, key) in [
+        (
+            "request_timeout_ms = 18446744073709551615",
+            "request_timeout_ms",
+        ),
+        ("connect_timeout_ms = 0", "connect_timeout_ms"),
+        ("verify_timeout_ms = 600001", "verify_timeout_ms"),
+    ] {
+        let config = dir.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[network]\n{line}\n\n[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"dev.flagd.json\"\n"
+            ),
+        )
+        .expect("config");
+        let output = run(
+            &home,
+            &["--config", &config.display().to_string(), "status"],
+        );
+        assert_eq!(code(&output), 2, "{line}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains("config.toml:2:") && message.contains(key),
+            "{line}: names the file, line and key: {message}"
+        );
+    }
+}
+
+/// `killswitch --env prdo --flag kill_switch_checkout status` silently printed everything.
+#[test]
+fn dashboard_options_before_a_subcommand_are_usage_errors() {
+    let home = Home::new();
+    seeded(&home);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--env", "prdo", "--flag", "kill_switch_checkout", "status"],
+            "use `killswitch status --env prdo`",
+        ),
+        (
+            &["--flag", "kill_switch_checkout", "audit"],
+            "use `killswitch audit --flag kill_switch_checkout`",
+        ),
+        (
+            &[
+                "--flag",
+                "kill_switch_checkout",
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "prod",
+                "--note",
+                "x",
+                "--yes",
+            ],
+            "`kill` takes the flag as its argument",
+        ),
+        (
+            &["--keymap", "vim", "status"],
+            "--keymap only applies to the dashboard",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = run(&home, args);
+        assert_eq!(code(&output), 2, "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout(&output).is_empty(), "{args:?}: printed nothing");
+    }
+    assert!(audit_lines(&home).is_empty());
+}
+
+#[test]
+fn unknown_environments_and_flags_name_the_closest() {
+    let home = Home::new();
+    let original = seeded(&home);
+    let cases: [(&[&str], i32, &str); 5] = [
+        (&["status", "--env", "prdo"], 5, "no environment `prdo`"),
+        (
+            &["status", "--flag", "kill_switch_checkoutt"],
+            5,
+            "no flag `kill_switch_checkoutt` in any environment read; did you mean `kill_switch_checkout`?",
+        ),
+        (
+            &[
+                "kill",
+                "kill_switch_checkoutt",
+                "--env",
+                "prod",
+                "--note",
+                "INC-1",
+                "--yes",
+            ],
+            5,
+            "did you mean `kill_switch_checkout`?",
+        ),
+        (
+            &[
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "stagign",
+                "--note",
+                "INC-1",
+                "--yes",
+            ],
+            5,
+            "did you mean `staging`?",
+        ),
+        (
+            &["runbook", "kill_swich_checkout", "--env", "prod"],
+            5,
+            "did you mean `kill_switch_checkout`?",
+        ),
+    ];
+    for (args, expected, message) in cases {
+        let output = run(&home, args);
+        assert_eq!(code(&output), expected, "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    let output = run(&home, &["status", "--env", "prdo"]);
+    assert!(
+        stderr(&output).contains("did you mean `prod`?"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.local_flags("prod")).expect("prod"),
+        original
+    );
+}
+
+#[test]
+fn a_note_of_invisible_characters_only_is_refused_by_kill() {
+    let home = Home::new();
+    let original = seeded(&home);
+    for note in ["\u{200b}", "\u{200b}\u{feff} \u{2060}", "\u{00ad}\u{00ad}"] {
+        let output = run(
+            &home,
+            &[
+                "kill",
+                "kill_switch_checkout",
+                "--env",
+                "prod",
+                "--note",
+                note,
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&output), 4, "{note:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("an audit note is required"),
+            "{note:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.local_flags("prod")).expect("prod"),
+        original
+    );
+    assert!(audit_lines(&home).is_empty());
+}
+
+/// Services, `env -i` and some containers have no `$USER`: the audit log names the OS account,
+/// not `unknown`.
+#[test]
+fn without_user_the_operator_is_the_os_account() {
+    let home = Home::new();
+    seeded(&home);
+    let account = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .expect("id -un");
+    let output = home
+        .command()
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .args([
+            "kill",
+            "kill_switch_checkout",
+            "--env",
+            "prod",
+            "--note",
+            "INC-8",
+            "--yes",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let records = audit_lines(&home);
+    let operator = records[0]["operator"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        operator.starts_with(&format!("{account}@")),
+        "operator {operator} is the OS account {account}"
+    );
+    assert!(!operator.starts_with("unknown"), "{operator}");
+}
+
+/// Read-only commands create nothing: no audit log, no directory for it.
+#[test]
+fn read_only_commands_do_not_create_the_audit_log() {
+    let home = Home::new();
+    seeded(&home);
+    let _ = std::fs::remove_file(home.audit_log());
+    for args in [
+        &["status"][..],
+        &["audit"][..],
+        &["--read-only", "stale"][..],
+    ] {
+        let output = run(&home, args);
+        assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+        assert!(!home.audit_log().exists(), "{args:?} created the audit log");
+    }
+}

@@ -54,7 +54,17 @@ pub async fn run(session: &Session, args: &AuditArgs, out: &mut dyn Write) -> Re
         print_error(session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
-    let since = args.since.map(|age| session.clock.now() - age);
+    // `parse_duration` bounds `--since`; a checked subtraction keeps any other caller safe.
+    let since = match args.since {
+        Some(age) => match session.clock.now().checked_sub_signed(age) {
+            Some(since) => Some(since),
+            None => {
+                print_error("--since reaches before the calendar's start");
+                return Ok(exit::USAGE);
+            }
+        },
+        None => None,
+    };
     let keep = |at: DateTime<Utc>, env: &str, flag: &str| {
         since.is_none_or(|since| at >= since)
             && args.env.as_deref().is_none_or(|wanted| wanted == env)

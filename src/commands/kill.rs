@@ -159,7 +159,17 @@ async fn decide(
         Ok(flag) => flag,
         Err(error) => {
             let (result, code) = provider_code(error.kind);
-            return finish(report, result, code, error.message);
+            let mut message = error.message;
+            if error.kind == ErrorKind::NotFound {
+                // A typo at 3 a.m.: name the closest flag that does exist.
+                if let Ok(flags) = connection.source.list_flags().await {
+                    message.push_str(&crate::text::did_you_mean(
+                        &args.flag,
+                        flags.iter().map(|flag| flag.meta.key.as_str()),
+                    ));
+                }
+            }
+            return finish(report, result, code, message);
         }
     };
     let kind = current.meta.kind;

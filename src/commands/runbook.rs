@@ -38,7 +38,14 @@ pub async fn run(
         Ok(snapshot) => match snapshot.flag(&args.flag) {
             Some(flag) => flag.clone(),
             None => {
-                print_error(format!("no flag `{}` in {env}", args.flag));
+                print_error(format!(
+                    "no flag `{}` in {env}{}",
+                    args.flag,
+                    crate::text::did_you_mean(
+                        &args.flag,
+                        snapshot.flags.iter().map(|flag| flag.meta.key.as_str())
+                    )
+                ));
                 return Ok(exit::NOT_FOUND);
             }
         },
