@@ -359,3 +359,32 @@ fn a_second_flip_during_a_slow_one_does_not_reconcile_it() {
         .unwrap_or_default();
     assert!(left.is_empty(), "finished flips leave no lock: {left:?}");
 }
+
+/// SIGTERM (or SIGINT, SIGHUP…) while a flip is being applied: the flip finishes and its
+/// outcome is recorded before the dashboard ends and restores the terminal.
+#[test]
+fn a_signal_during_a_flip_lets_it_finish_and_record_its_outcome() {
+    let home = Home::new();
+    seed(&home);
+    let lock_path = home
+        .local_flags("prod")
+        .with_file_name(".prod.flagd.json.killswitch.lock");
+    let lock = File::create(&lock_path).expect("lock file");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut tui = start_kill(&home);
+    wait_until("the intent record", || {
+        records(&home).iter().any(|r| r["phase"] == "intent")
+    });
+    tui.signal(libc::SIGTERM);
+    tui.wait_for("finishing the flip in flight", LIMIT);
+    drop(lock);
+    assert_eq!(tui.wait_exit(LIMIT), 128 + libc::SIGTERM as u32);
+    let records = records(&home);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["phase"], "outcome");
+    assert_eq!(records[1]["result"], "ok");
+    assert!(!switch_enabled(&home));
+    let raw = String::from_utf8_lossy(&tui.raw_output()).to_string();
+    assert!(raw.ends_with("\u{1b}[?25h") || raw.contains("\u{1b}[?1049l"));
+}

@@ -307,6 +307,9 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
         if PANICKED.load(std::sync::atomic::Ordering::SeqCst) {
             break 'run;
         }
+        if ended_by.is_some() && !applying(&state) {
+            break 'run;
+        }
         guard
             .terminal
             .draw(|frame| view::render(frame, &state))
@@ -320,8 +323,10 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
             Some(action) = receiver.recv() => Some(action),
             _ = tick.tick() => Some(Action::Tick(session.clock.now())),
             Some(number) = signals.recv() => {
-                ended_by = Some(number);
-                break 'run;
+                if end_on_signal(&mut state, &mut ended_by, number) {
+                    break 'run;
+                }
+                None
             }
         };
         // Apply it, then everything else already waiting (within one frame's budget), then
@@ -346,8 +351,9 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
             if frame_started.elapsed() > FRAME_BUDGET {
                 break;
             }
-            if let Ok(number) = signals.try_recv() {
-                ended_by = Some(number);
+            if let Ok(number) = signals.try_recv()
+                && end_on_signal(&mut state, &mut ended_by, number)
+            {
                 break 'run;
             }
             next = match input.try_recv() {
@@ -366,6 +372,32 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
         anyhow::bail!("the dashboard stopped after an internal error (the panic message is above)");
     }
     Ok(ended_by.map_or(0, |number| 128 + number))
+}
+
+fn applying(state: &State) -> bool {
+    matches!(&state.mode, app::Mode::Flip(dialog) if dialog.stage == app::DialogStage::Applying)
+}
+
+/// A signal that ends the process: end now, unless a flip is being applied. That one is let
+/// finish (its own timeouts bound it) so its outcome is recorded; a second signal ends at once.
+fn end_on_signal(
+    state: &mut State,
+    ended_by: &mut Option<libc::c_int>,
+    number: libc::c_int,
+) -> bool {
+    if ended_by.is_some() || !applying(state) {
+        *ended_by = Some(number);
+        return true;
+    }
+    *ended_by = Some(number);
+    state.message = Some((
+        app::Level::Error,
+        format!(
+            "signal {number}: finishing the flip in flight so its outcome is audited, then exiting \
+             (send it again to exit now)"
+        ),
+    ));
+    false
 }
 
 /// Tells key presses from keys that arrive together (a paste without bracketed paste, or
