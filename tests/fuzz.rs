@@ -150,7 +150,12 @@ fn out_of_range_numbers_are_errors_with_a_line() {
 
 #[test]
 fn the_largest_refresh_interval_does_not_overflow_staleness() {
+    // Beyond its range (a day) the number is a usage error naming the line, not an interval.
     let text = "refresh_seconds = 18446744073709551615\n[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"x\"\n";
+    let err = config::parse(text, Path::new("x.toml")).expect_err("out of range");
+    assert!(err.is_out_of_range(), "{err}");
+    assert!(err.to_string().starts_with("x.toml:1:"), "{err}");
+    let text = "refresh_seconds = 86400\n[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"x\"\n";
     let config = config::parse(text, Path::new("x.toml")).expect("valid config");
     let column = killswitch::tui::app::EnvColumn {
         name: "dev".into(),
@@ -164,4 +169,5 @@ fn the_largest_refresh_interval_does_not_overflow_staleness() {
         read_only_reason: None,
     };
     assert!(!column.is_stale(chrono::Utc::now(), config.refresh_interval));
+    assert!(!column.is_stale(chrono::Utc::now(), std::time::Duration::MAX));
 }
