@@ -451,6 +451,21 @@ impl AuditLog {
         Ok((open, scanned))
     }
 
+    /// Whether flip `id` has an outcome or reconcile record: asked again by a reconciler once
+    /// it holds the flip's lock, since another process may have reconciled it meanwhile.
+    pub fn has_finished(&self, id: &str) -> std::result::Result<bool, AuditError> {
+        let mut found = false;
+        self.for_each_line(0, &mut |line| {
+            if !found
+                && line.contains(id)
+                && let Ok(head) = serde_json::from_str::<IdPhase>(line)
+            {
+                found = head.phase != Phase::Intent && head.id == id;
+            }
+        })?;
+        Ok(found)
+    }
+
     /// The ids with an outcome or reconcile record from byte `from` on.
     fn ids_finished_since(&self, from: u64) -> std::result::Result<HashSet<String>, AuditError> {
         let mut finished = HashSet::new();

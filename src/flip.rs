@@ -545,6 +545,21 @@ pub async fn reconcile_pending(session: &Session, only: Option<&str>) -> Vec<Str
         .into_iter()
         .filter(|record| only.is_none_or(|env| env == record.env))
     {
+        // Hold the flip's lock while reconciling, so two starts at once write one record: the
+        // second waits for nothing, finds the lock taken or the record written, and moves on.
+        let _held = match session.audit.lock_flip(&record.id) {
+            Ok(held) => held,
+            Err(_) => {
+                lines.push(format!(
+                    "interrupted {} of {} in {} is being checked by another killswitch process",
+                    record.action, record.flag, record.env
+                ));
+                continue;
+            }
+        };
+        if session.audit.has_finished(&record.id).unwrap_or(false) {
+            continue;
+        }
         let line = match session.connection(&record.env).await {
             Ok(connection) => {
                 match reconcile(&record, &connection, &session.audit, session.clock.as_ref()).await

@@ -388,3 +388,57 @@ fn a_signal_during_a_flip_lets_it_finish_and_record_its_outcome() {
     let raw = String::from_utf8_lossy(&tui.raw_output()).to_string();
     assert!(raw.ends_with("\u{1b}[?25h") || raw.contains("\u{1b}[?1049l"));
 }
+
+/// Two starts at once find the same interrupted flip: one reconcile record, not two.
+#[test]
+fn two_starts_at_once_reconcile_an_interrupted_flip_once() {
+    let home = Home::new();
+    seed(&home);
+    let intent = serde_json::json!({
+        "id": "20261125T061638.413Z-999999-0", "phase": "intent",
+        "at": "2026-11-25T06:16:38.413Z", "operator": "alice@bastion", "env": "prod",
+        "provider": "flagd", "flag": "catalog_v2_search_engine", "action": "turn_off",
+        "from": "ON", "to": "OFF", "enabled": false, "note": "INC-0 crashed"
+    })
+    .to_string();
+    // Behind ~3 MB of history, so both starts are reading the log at the same time.
+    let mut text = String::new();
+    for n in 0..5_000u32 {
+        for phase in ["intent", "outcome"] {
+            text.push_str(&format!(
+                "{{\"id\":\"20240101T000000.000Z-100-{n}\",\"phase\":\"{phase}\",\"at\":\"2024-01-01T00:00:00.000Z\",\"operator\":\"old@host\",\"env\":\"dev\",\"provider\":\"flagd\",\"flag\":\"kill_switch_checkout\",\"action\":\"kill\",\"from\":\"SERVING\",\"to\":\"KILLED\",\"enabled\":false,\"note\":\"INC-{n} {}\",\"result\":\"ok\"}}\n",
+                "history ".repeat(30)
+            ));
+        }
+    }
+    text.push_str(&intent);
+    text.push('\n');
+    std::fs::create_dir_all(home.audit_log().parent().expect("dir")).expect("state dir");
+    std::fs::write(home.audit_log(), text).expect("audit log");
+    let kill = |flag: &str| {
+        home.command()
+            .args(["kill", flag, "--env", "prod", "--note", "INC-5", "--yes"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn kill")
+    };
+    let (a, b) = (
+        kill("kill_switch_checkout"),
+        kill("kill_switch_recommendations"),
+    );
+    let a = a.wait_with_output().expect("a");
+    let b = b.wait_with_output().expect("b");
+    let errors = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let records = records(&home);
+    let reconciled = records
+        .iter()
+        .filter(|r| r["phase"] == "reconciled")
+        .count();
+    assert_eq!(reconciled, 1, "{errors}\n{records:?}");
+}
