@@ -382,6 +382,8 @@ fn a_symlinked_audit_log_is_refused_by_every_command_and_its_target_untouched() 
     assert_eq!(seeded.status.code(), Some(0), "{}", err(&seeded));
     let log = home.audit_log();
     let _ = std::fs::remove_file(&log);
+    // Read-only commands create nothing, so the log's directory is made here.
+    std::fs::create_dir_all(log.parent().expect("dir")).expect("state dir");
     let target = home.path().join("precious.txt");
     std::fs::write(&target, "precious\n").expect("write");
     std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o644))
@@ -431,6 +433,9 @@ fn read_only_commands_never_change_the_audit_log_mode() {
     let seeded = run(&home, &["status"]);
     assert_eq!(seeded.status.code(), Some(0), "{}", err(&seeded));
     let log = home.audit_log();
+    // Read-only commands create nothing, so the log is made here.
+    std::fs::create_dir_all(log.parent().expect("dir")).expect("state dir");
+    std::fs::write(&log, "").expect("audit log");
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o640)).expect("chmod");
     for args in [
         vec!["status"],
