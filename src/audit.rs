@@ -460,7 +460,7 @@ impl AuditLog {
                 && line.contains(id)
                 && let Ok(head) = serde_json::from_str::<IdPhase>(line)
             {
-                found = head.phase != Phase::Intent && head.id == id;
+                found = head.finishes() && head.id == id;
             }
         })?;
         Ok(found)
