@@ -86,6 +86,7 @@ impl Command {
             Command::Stale(_) => "stale",
             Command::Completions(_) => "completions",
             Command::Man => "man",
+            Command::Serve(_) => "serve",
         }
     }
 }
