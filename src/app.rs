@@ -1,6 +1,6 @@
 //! Runs what the command line asked for and turns every failure into a message and an exit code.
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ConfigCommand, NotifyCommand};
 use crate::commands::{self, exit, print_error};
 use crate::provider::Access;
 use crate::tui::keymap::Keymap;
@@ -27,37 +27,65 @@ pub fn run(cli: Cli) -> i32 {
     let result = runtime.block_on(async {
         match &cli.command {
             Some(Command::Status(args)) => {
-                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
                 let mut stdout = std::io::stdout().lock();
                 commands::status::run(&session, args, &mut stdout).await
             }
             Some(Command::Kill(args)) | Some(Command::Restore(args)) => {
                 let enabled = matches!(cli.command, Some(Command::Restore(_)));
-                let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+                let session = commands::build_session(&cli.global, Access::ReadWrite).await?;
                 let mut stdout = std::io::stdout().lock();
                 let mut confirm = commands::kill::TerminalConfirm;
                 commands::kill::run(&session, args, enabled, &mut confirm, &mut stdout).await
             }
             Some(Command::Runbook(args)) => {
-                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
                 let mut stdout = std::io::stdout().lock();
                 let config = cli.global.config.as_deref();
                 commands::runbook::run(&session, args, config, &mut stdout).await
             }
             Some(Command::Audit(args)) => {
-                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
                 let mut stdout = std::io::stdout().lock();
                 commands::audit::run(&session, args, &mut stdout).await
             }
             Some(Command::Stale(args)) => {
-                let session = commands::build_session(&cli.global, Access::ReadOnly)?;
+                let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
                 let mut stdout = std::io::stdout().lock();
                 commands::stale::run(&session, args, &mut stdout).await
             }
             Some(Command::Serve(args)) => {
-                let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+                let session = commands::build_session(&cli.global, Access::ReadWrite).await?;
                 crate::serve::run(std::sync::Arc::new(session), args).await
             }
+            Some(Command::Notify(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
+                let mut stdout = std::io::stdout().lock();
+                match &args.command {
+                    NotifyCommand::Test { name } => {
+                        commands::notify::test(&session, name.as_deref(), &mut stdout).await
+                    }
+                }
+            }
+            Some(Command::Config(args)) => match &args.command {
+                ConfigCommand::Init {
+                    from_vault,
+                    force,
+                    vault_mount,
+                    vault_prefix,
+                } => {
+                    let mut stdout = std::io::stdout().lock();
+                    commands::discover::init(
+                        &cli.global,
+                        *from_vault,
+                        *force,
+                        vault_mount,
+                        vault_prefix,
+                        &mut stdout,
+                    )
+                    .await
+                }
+            },
             Some(Command::Completions(args)) => {
                 let mut stdout = std::io::stdout().lock();
                 commands::completions(args.shell, &mut stdout);
@@ -91,7 +119,7 @@ pub fn run(cli: Cli) -> i32 {
 
 /// The TUI. Bad `--env`, `--flag` or keymap are reported before the terminal is touched.
 async fn dashboard(cli: &Cli, launched: std::time::Instant) -> anyhow::Result<i32> {
-    let session = commands::build_session(&cli.global, Access::ReadWrite)?;
+    let session = commands::build_session(&cli.global, Access::ReadWrite).await?;
     if let Some(env) = cli
         .env
         .as_ref()

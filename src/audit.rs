@@ -24,6 +24,9 @@ pub enum Phase {
     Outcome,
     /// Written at a later start for an intent that never got an outcome.
     Reconciled,
+    /// How one notification receiver took the outcome ([`crate::notify`]): `result` ok or
+    /// error, `receiver` its name. Written after the outcome, never instead of it.
+    Notified,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,26 @@ pub struct AuditRecord {
     /// Vendor reference for pending approvals (change request id, approval URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    /// Shared by every environment's records of one multi-environment kill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<String>,
+    /// `notified` records: the notification receiver's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
+}
+
+impl AuditRecord {
+    /// The record as it may leave the process (audit log, webhook): the note (operator text),
+    /// the error and the reference (vendor text) through the redactor.
+    pub fn redacted(&self) -> AuditRecord {
+        let mut record = self.clone();
+        record.note = crate::redact::text(&record.note);
+        record.error = record.error.map(|error| crate::redact::text(&error));
+        record.reference = record
+            .reference
+            .map(|reference| crate::redact::text(&reference));
+        record
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +111,8 @@ pub struct AuditError {
 pub struct AuditLog {
     path: PathBuf,
     lock: Mutex<()>,
+    /// The team's sinks (chat, webhook) told of every outcome; see [`crate::notify`].
+    notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
 }
 
 /// Held by the process running a flip, from before its intent record until after its outcome
@@ -132,7 +157,9 @@ impl IdPhase<'_> {
     /// An outcome or reconcile record that settles the flip; an outcome "unknown" does not:
     /// the next start reads the flag again.
     fn finishes(&self) -> bool {
-        self.phase != Phase::Intent && self.result != Some(Result::Unknown)
+        // Nor does a `notified` record: it only says who was told of the outcome.
+        !matches!(self.phase, Phase::Intent | Phase::Notified)
+            && self.result != Some(Result::Unknown)
     }
 }
 
@@ -170,6 +197,7 @@ impl AuditLog {
         let log = AuditLog {
             path: path.to_path_buf(),
             lock: Mutex::new(()),
+            notifier: None,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -289,6 +317,16 @@ impl AuditLog {
         if taken { Writer::Gone } else { Writer::Running }
     }
 
+    /// Tells `notifier`'s receivers of every outcome this log records from now on.
+    pub fn with_notifier(mut self, notifier: std::sync::Arc<crate::notify::Notifier>) -> AuditLog {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    pub fn notifier(&self) -> Option<&std::sync::Arc<crate::notify::Notifier>> {
+        self.notifier.as_ref()
+    }
+
     fn error(&self, message: String) -> AuditError {
         AuditError {
             path: self.path.display().to_string(),
@@ -322,12 +360,7 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord) -> std::result::Result<(), AuditError> {
         // The outcome's error and reference come from vendor text, the note from the operator:
         // none of them may put a credential in the log.
-        let mut record = record.clone();
-        record.note = crate::redact::text(&record.note);
-        record.error = record.error.map(|error| crate::redact::text(&error));
-        record.reference = record
-            .reference
-            .map(|reference| crate::redact::text(&reference));
+        let record = record.redacted();
         let mut line = serde_json::to_vec(&record)
             .map_err(|err| self.error(format!("cannot encode record: {err}")))?;
         line.push(b'\n');
@@ -572,6 +605,8 @@ mod tests {
             duration_ms: None,
             confirmed_ms: None,
             reference: None,
+            batch: None,
+            receiver: None,
         }
     }
 
@@ -591,6 +626,30 @@ mod tests {
         let pending = log.pending().expect("pending");
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].id, "2");
+    }
+
+    #[test]
+    fn a_notified_record_never_finishes_a_flip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        log.append(&record("7", Phase::Intent)).expect("append");
+        let mut unknown = record("7", Phase::Outcome);
+        unknown.result = Some(Result::Unknown);
+        log.append(&unknown).expect("append");
+        let mut notified = record("7", Phase::Notified);
+        notified.receiver = Some("chat".into());
+        log.append(&notified).expect("append");
+        let pending: Vec<String> = log
+            .pending()
+            .expect("pending")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            pending,
+            vec!["7".to_string()],
+            "still reconciled at the next start"
+        );
     }
 
     #[test]

@@ -104,6 +104,11 @@ pub struct GlobalArgs {
     /// Audit log file (default: $XDG_STATE_HOME/killswitch/audit.jsonl).
     #[arg(long, global = true, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+
+    /// With no config file, use the local workspace even when VAULT_ADDR is set (instead of
+    /// the environments found in Vault).
+    #[arg(long, global = true)]
+    pub local: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +127,10 @@ pub enum Command {
     Stale(StaleArgs),
     /// Serve alert triggers (`POST /hooks/<name>`) and a read-only status page over HTTP.
     Serve(ServeArgs),
+    /// Tell the `[[notify]]` receivers (Slack, webhooks) something.
+    Notify(NotifyArgs),
+    /// Write a config file.
+    Config(ConfigArgs),
     /// Print shell completions (generated from this command line).
     Completions(CompletionsArgs),
     /// Print the man page (roff, generated from this command line).
@@ -204,6 +213,48 @@ pub struct ServeArgs {
     /// Address to listen on; loopback by default (port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8686")]
     pub listen: std::net::SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub command: NotifyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test message to each receiver (or the one named) and report how each took it.
+    Test {
+        /// Only this receiver (its `name` in `[[notify]]`).
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a config file (default: $XDG_CONFIG_HOME/killswitch/config.toml, or --config).
+    Init {
+        /// Find the environments in Vault: every `<provider>/<env>` secret under
+        /// `kv/metadata/feature-flags/` (VAULT_ADDR and a token with `list` needed).
+        #[arg(long)]
+        from_vault: bool,
+        /// Overwrite an existing config file.
+        #[arg(long)]
+        force: bool,
+        /// The KV v2 mount to list (default: kv).
+        #[arg(long, default_value = "kv")]
+        vault_mount: String,
+        /// The folder inside the mount (default: feature-flags).
+        #[arg(long, default_value = "feature-flags")]
+        vault_prefix: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -101,7 +101,56 @@ pub struct Config {
     pub local_workspace: bool,
     /// `killswitch serve`: the alert triggers (`[[trigger]]`) and the status page's auth.
     pub serve: crate::serve::config::ServeConfig,
+    /// `[[notify]]`: who is told of every outcome ([`crate::notify`]).
+    pub notify: Vec<NotifyConfig>,
+    /// Where the environments came from when it is worth a line on the status bar
+    /// ("environments from Vault kv/feature-flags/").
+    pub source_note: Option<String>,
 }
+
+/// What a notification receiver takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyKind {
+    /// A Slack incoming webhook: `{"text": "…"}`, one line.
+    Slack,
+    /// Any HTTP endpoint: the audit record as JSON, optionally HMAC-signed.
+    Webhook,
+}
+
+/// Where a receiver's URL comes from. Both are secrets (a Slack webhook URL is a credential).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifyUrl {
+    /// Written in the config file.
+    Inline(crate::secret::Secret),
+    /// The `url` field of a Vault KV v2 secret, read like the environments' credentials.
+    Vault { mount: String, path: String },
+}
+
+/// One `[[notify]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub name: String,
+    pub kind: NotifyKind,
+    pub url: NotifyUrl,
+    /// Only outcomes in these environments (None: every environment).
+    pub envs: Option<Vec<String>>,
+    /// Webhooks: the field of the Vault secret holding the HMAC-SHA256 key.
+    pub hmac_secret_field: Option<String>,
+    /// Bound on one delivery, both attempts together (default 2 s).
+    pub timeout: Duration,
+}
+
+impl NotifyConfig {
+    /// Whether an outcome in `env` goes to this receiver.
+    pub fn wants(&self, env: &str) -> bool {
+        self.envs
+            .as_ref()
+            .is_none_or(|envs| envs.iter().any(|wanted| wanted == env))
+    }
+}
+
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Config {
     pub fn environment(&self, name: &str) -> Option<&EnvironmentConfig> {
@@ -162,6 +211,20 @@ struct FileConfig {
     #[serde(default, rename = "trigger")]
     triggers: Vec<toml::Spanned<crate::serve::config::FileTrigger>>,
     serve: Option<toml::Spanned<crate::serve::config::FileServe>>,
+    #[serde(default)]
+    notify: Vec<toml::Spanned<FileNotify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileNotify {
+    name: String,
+    kind: NotifyKind,
+    url: Option<String>,
+    vault_path: Option<String>,
+    envs: Option<Vec<String>>,
+    hmac_secret_field: Option<String>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +352,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         file.serve.as_ref(),
         &environments,
     )?;
+    let notify = parse_notify(&file.notify, &shown, text, &mount, &environments)?;
     let defaults = NetworkConfig::default();
     // Every number is checked against a range that makes sense: a typo must not become a
     // timeout of 500 million years (or an overflow when two timeouts are added).
@@ -353,7 +417,90 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         network,
         local_workspace: false,
         serve,
+        notify,
+        source_note: None,
     })
+}
+
+fn parse_notify(
+    entries: &[toml::Spanned<FileNotify>],
+    shown: &str,
+    text: &str,
+    mount: &str,
+    environments: &[EnvironmentConfig],
+) -> Result<Vec<NotifyConfig>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for spanned in entries {
+        let at = location_of(shown, text, Some(spanned.span().start));
+        let entry = spanned.get_ref();
+        let error = |message: String| ConfigError {
+            location: at.clone(),
+            message: format!("[[notify]] `{}`: {message}", entry.name),
+        };
+        if entry.name.trim().is_empty() || !names.insert(entry.name.clone()) {
+            return Err(error("needs a unique, non-empty `name`".into()));
+        }
+        let url = match (&entry.url, &entry.vault_path) {
+            (Some(_), Some(_)) => {
+                return Err(error("give `url` or `vault_path`, not both".into()));
+            }
+            (None, None) => {
+                return Err(error(
+                    "needs `vault_path` (a Vault secret with a `url` field) or `url`".into(),
+                ));
+            }
+            (Some(url), None) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|_| error("`url` is not an http:// or https:// URL".into()))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(error("`url` is not an http:// or https:// URL".into()));
+                }
+                crate::redact::register(url);
+                NotifyUrl::Inline(crate::secret::Secret::new(url.clone()))
+            }
+            (None, Some(path)) => NotifyUrl::Vault {
+                mount: mount.to_string(),
+                path: path.trim_matches('/').to_string(),
+            },
+        };
+        if entry.hmac_secret_field.is_some() {
+            if entry.kind != NotifyKind::Webhook {
+                return Err(error(
+                    "`hmac_secret_field` is for kind = \"webhook\"".into(),
+                ));
+            }
+            if matches!(url, NotifyUrl::Inline(_)) {
+                return Err(error(
+                    "`hmac_secret_field` names a field of the Vault secret: set `vault_path`"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(envs) = &entry.envs {
+            for env in envs {
+                if !environments.iter().any(|known| &known.name == env) {
+                    let known: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+                    return Err(error(format!(
+                        "`envs` names `{env}`, which is not an environment (known: {})",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        out.push(NotifyConfig {
+            name: entry.name.clone(),
+            kind: entry.kind,
+            url,
+            envs: entry.envs.clone(),
+            hmac_secret_field: entry.hmac_secret_field.clone(),
+            timeout: entry
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_NOTIFY_TIMEOUT),
+        });
+    }
+    Ok(out)
 }
 
 /// Reads and parses a config file.

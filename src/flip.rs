@@ -212,6 +212,59 @@ pub async fn execute(
     clock: &dyn Clock,
     verify_timeout: Duration,
 ) -> Result<FlipOutcome, FlipError> {
+    execute_announced(request, connection, audit_log, clock, verify_timeout, None)
+        .await
+        .result
+}
+
+/// A finished flip and how its notifications went.
+#[derive(Debug)]
+pub struct Announced {
+    pub result: Result<FlipOutcome, FlipError>,
+    /// One per `[[notify]]` receiver of this environment, after the outcome record.
+    pub notified: Vec<crate::notify::Delivery>,
+}
+
+/// [`execute`], also returning the notification deliveries (for the result line), with the
+/// records tagged with `batch` when the flip is one environment of a multi-environment kill.
+pub async fn execute_announced(
+    request: &FlipRequest,
+    connection: &Connection,
+    audit_log: &AuditLog,
+    clock: &dyn Clock,
+    verify_timeout: Duration,
+    batch: Option<&str>,
+) -> Announced {
+    let mut outcome_record = None;
+    let result = transaction(
+        request,
+        connection,
+        audit_log,
+        clock,
+        verify_timeout,
+        batch,
+        &mut outcome_record,
+    )
+    .await;
+    // After the outcome is on disk; bounded, and never changes the result.
+    let notified = match outcome_record {
+        Some(record) => crate::notify::announce(audit_log, &record, clock).await,
+        None => Vec::new(),
+    };
+    Announced { result, notified }
+}
+
+/// The transaction itself; `outcome_record` gets the outcome record once one is written (even if
+/// the audit log refused it), for the notifications.
+async fn transaction(
+    request: &FlipRequest,
+    connection: &Connection,
+    audit_log: &AuditLog,
+    clock: &dyn Clock,
+    verify_timeout: Duration,
+    batch: Option<&str>,
+    outcome_record: &mut Option<AuditRecord>,
+) -> Result<FlipOutcome, FlipError> {
     let note = crate::text::validate_note(&request.note)?;
     let note = note.as_str();
     let Some(writer) = connection.writer.as_ref() else {
@@ -266,6 +319,8 @@ pub async fn execute(
         duration_ms: None,
         confirmed_ms: None,
         reference: None,
+        batch: batch.map(str::to_string),
+        receiver: None,
     };
     audit_log.append(&record)?;
 
@@ -299,6 +354,7 @@ pub async fn execute(
                     error.message, record.to
                 );
                 record.error = Some(message.clone());
+                *outcome_record = Some(record.clone());
                 let message = match audit_log.append(&record) {
                     Ok(()) => message,
                     Err(audit_error) => {
@@ -317,6 +373,7 @@ pub async fn execute(
                     "outcome unknown: the answer to the write was lost ({}) and reading the flag again failed ({})",
                     error.message, reread_error.message
                 ));
+                *outcome_record = Some(record.clone());
                 let audit_note = audit_log
                     .append(&record)
                     .err()
@@ -338,6 +395,7 @@ pub async fn execute(
             record.at = clock.now();
             record.result = Some(audit::Result::Error);
             record.error = Some(error.message.clone());
+            *outcome_record = Some(record.clone());
             let error = match audit_log.append(&record) {
                 Ok(()) => error,
                 Err(audit_error) => ProviderError::new(
@@ -359,6 +417,7 @@ pub async fn execute(
             record.reference = Some(reference.clone());
             // Nothing is live: the flag still is what it was.
             record.to = from.clone();
+            *outcome_record = Some(record.clone());
             let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
             Ok(FlipOutcome::PendingApproval {
                 audit_id,
@@ -401,6 +460,7 @@ pub async fn execute(
             if !notes.is_empty() {
                 record.error = Some(notes.join("; "));
             }
+            *outcome_record = Some(record.clone());
             let audit_warning = audit_log.append(&record).err().map(|e| e.to_string());
             Ok(FlipOutcome::Applied {
                 audit_id,
@@ -503,6 +563,7 @@ pub async fn reconcile(
     ));
     audit_log.append(&record)?;
     audit_log.forget_flip(&pending.id);
+    crate::notify::announce(audit_log, &record, clock).await;
     Ok(record)
 }
 

@@ -9,10 +9,12 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod discover;
 pub mod flip;
 #[cfg(test)]
 mod fuzz_support;
 pub mod model;
+pub mod notify;
 pub mod provider;
 pub mod redact;
 pub mod secret;

@@ -48,6 +48,21 @@ pub trait CredentialSource: Send + Sync {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// `fields` of a secret that is not an environment's (a notification receiver's URL),
+    /// for `owner` ("notify `team-channel`"). Every value is registered with the redactor.
+    async fn secret_fields(
+        &self,
+        owner: &str,
+        mount: &str,
+        path: &str,
+        fields: &[&str],
+    ) -> Result<SecretFields, String> {
+        let _ = fields;
+        Err(format!(
+            "{owner}: reads Vault {mount}/{path}, but VAULT_ADDR is not set"
+        ))
+    }
 }
 
 /// For setups without Vault (the local flagd workspace): any provider that needs credentials

@@ -333,6 +333,30 @@ impl VaultCredentials {
         })
     }
 
+    /// The names under `<mount>/metadata/<path>/` (KV v2 list): folders end in `/`. An empty
+    /// or missing folder is an empty list; a policy without `list` is an error saying so.
+    pub async fn list(&self, mount: &str, path: &str) -> Result<Vec<String>, String> {
+        let location = format!("{mount}/metadata/{}/", path.trim_matches('/'));
+        let client = self.client.as_ref().map_err(Clone::clone)?;
+        match self
+            .call(vaultrs::kv2::list(client.as_ref(), mount, path))
+            .await
+        {
+            Ok(names) => Ok(names),
+            Err(Failure {
+                status: Some(404), ..
+            }) => Ok(Vec::new()),
+            Err(failure) if failure.status == Some(403) => Err(crate::redact::text(&format!(
+                "Vault {} {location}: 403 permission denied: the token's policies do not allow `list` there{}",
+                self.address,
+                server_said(&failure.cause)
+            ))),
+            Err(failure) => Err(crate::redact::text(
+                &self.read_message("listing", &location, &failure),
+            )),
+        }
+    }
+
     /// The data of a KV v2 secret, values untouched (types are checked per field).
     async fn read_secret(
         &self,
@@ -478,6 +502,23 @@ impl CredentialSource for VaultCredentials {
 
     fn warnings(&self) -> Vec<String> {
         self.warnings.clone()
+    }
+
+    async fn secret_fields(
+        &self,
+        owner: &str,
+        mount: &str,
+        path: &str,
+        fields: &[&str],
+    ) -> Result<SecretFields, String> {
+        let read = self.read_fields(owner, mount, path, fields, &[]).await;
+        read.map(|credentials| {
+            for (_, value) in credentials.fields.entries() {
+                crate::redact::register(value.expose());
+            }
+            credentials.fields
+        })
+        .map_err(|message| crate::redact::text(&message))
     }
 }
 

@@ -63,14 +63,19 @@ impl Dirs {
 /// The config to run with: `--config PATH`, else `$XDG_CONFIG_HOME/killswitch/config.toml`,
 /// else the local workspace.
 pub fn resolve_config(explicit: Option<&Path>, dirs: &Dirs) -> Result<Config> {
+    match config_file(explicit, dirs) {
+        Some(path) => Ok(config::load(&path)?),
+        None => local_config(&dirs.local_workspace()),
+    }
+}
+
+/// The config file to read, when there is one: `--config PATH`, else the user's.
+pub fn config_file(explicit: Option<&Path>, dirs: &Dirs) -> Option<PathBuf> {
     if let Some(path) = explicit {
-        return Ok(config::load(path)?);
+        return Some(path.to_path_buf());
     }
     let user = dirs.config_file();
-    if user.exists() {
-        return Ok(config::load(&user)?);
-    }
-    local_config(&dirs.local_workspace())
+    user.exists().then_some(user)
 }
 
 /// Seeds `dir` with the sample flag files (never overwriting one that exists) and returns the
@@ -104,6 +109,8 @@ pub fn local_config(dir: &Path) -> Result<Config> {
         network: NetworkConfig::default(),
         local_workspace: true,
         serve: Default::default(),
+        notify: Vec::new(),
+        source_note: None,
     })
 }
 

@@ -1294,6 +1294,8 @@ async fn session_loads_and_flips_through_the_same_path() {
         network: network(),
         local_workspace: false,
         serve: Default::default(),
+        notify: Vec::new(),
+        source_note: None,
     };
     let session = Session::new(
         config.clone(),

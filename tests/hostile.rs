@@ -1111,6 +1111,8 @@ fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
         duration_ms: None,
         confirmed_ms: None,
         reference: None,
+        batch: None,
+        receiver: None,
     };
     state.mode = Mode::Audit(Box::new(AuditView {
         title: HOSTILE_KEY.into(),
@@ -1313,6 +1315,8 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
         duration_ms: None,
         confirmed_ms: None,
         reference: Some(flag.variant.clone()),
+        batch: None,
+        receiver: None,
     };
     audit.append(&record).expect("append");
     let session = Session::new(

@@ -133,6 +133,8 @@ async fn dashboard_shows_seeded_states_and_percentages_per_environment() {
         network: network(5000),
         local_workspace: false,
         serve: Default::default(),
+        notify: Vec::new(),
+        source_note: None,
     };
     let session = Session::new(
         config,

@@ -144,6 +144,15 @@ pub async fn run(session: &Session, args: &AuditArgs, out: &mut dyn Write) -> Re
 fn local_entry(record: &AuditRecord) -> AuditEntry {
     let what = match (record.phase, record.result) {
         (Phase::Intent, _) => format!("{} intent {} -> {}", record.action, record.from, record.to),
+        (Phase::Notified, result) => format!(
+            "{} notified {}: {}",
+            record.action,
+            record.receiver.as_deref().unwrap_or("?"),
+            match result {
+                Some(audit::Result::Ok) => "ok".to_string(),
+                _ => format!("error: {}", record.error.as_deref().unwrap_or("?")),
+            }
+        ),
         (phase, result) => {
             let result = match result {
                 Some(audit::Result::Ok) => "ok",

@@ -60,6 +60,17 @@ pub struct FlipReport {
     pub confirmed_ms: Option<u64>,
     pub reference: Option<String>,
     pub message: String,
+    /// How each `[[notify]]` receiver took the outcome (empty when none is configured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<NotifiedReport>,
+}
+
+/// One receiver's delivery, in the JSON result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotifiedReport {
+    pub receiver: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 /// Runs `kill` (`enabled == false`) or `restore` (`enabled == true`).
@@ -82,6 +93,7 @@ pub async fn run(
         confirmed_ms: None,
         reference: None,
         message: String::new(),
+        notified: Vec::new(),
     };
     let code = decide(session, args, enabled, confirm, &mut report).await;
     report.exit_code = code;
@@ -94,6 +106,11 @@ pub async fn run(
             writeln!(out, "{}", crate::text::line(&report.message))?;
         }
         FlipOutput::Text => print_error(&report.message),
+    }
+    if args.output == FlipOutput::Text
+        && let Some(line) = notified_line(&report.notified)
+    {
+        print_error(line);
     }
     Ok(code)
 }
@@ -244,14 +261,25 @@ async fn decide(
         note: args.note.clone(),
         operator: session.operator().await,
     };
-    let outcome = flip::execute(
+    let announced = flip::execute_announced(
         &request,
         &connection,
         &session.audit,
         session.clock.as_ref(),
         session.config.network.verify_timeout,
+        None,
     )
     .await;
+    report.notified = announced
+        .notified
+        .iter()
+        .map(|delivery| NotifiedReport {
+            receiver: delivery.receiver.clone(),
+            ok: delivery.ok,
+            detail: delivery.detail.clone(),
+        })
+        .collect();
+    let outcome = announced.result;
     let word = flip::action_word(kind, enabled);
     match outcome {
         Ok(FlipOutcome::Applied {
@@ -352,6 +380,19 @@ async fn decide(
             finish(report, result, code, error.to_string())
         }
     }
+}
+
+/// "notified: team-slack ok, hook FAILED: …" (stderr, after the result line).
+fn notified_line(notified: &[NotifiedReport]) -> Option<String> {
+    let deliveries: Vec<crate::notify::Delivery> = notified
+        .iter()
+        .map(|n| crate::notify::Delivery {
+            receiver: n.receiver.clone(),
+            ok: n.ok,
+            detail: n.detail.clone(),
+        })
+        .collect();
+    crate::notify::summary(&deliveries)
 }
 
 /// Records how it ended and returns the exit code.

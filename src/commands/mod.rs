@@ -2,7 +2,9 @@
 //! loading every environment concurrently, and the exit codes a runbook branches on.
 
 pub mod audit;
+pub mod discover;
 pub mod kill;
+pub mod notify;
 pub mod runbook;
 pub mod stale;
 pub mod status;
@@ -57,18 +59,27 @@ pub fn print_error(message: impl std::fmt::Display) {
 }
 
 /// Builds the session every command and the TUI run on.
-pub fn build_session(global: &GlobalArgs, access: Access) -> Result<Session> {
+pub async fn build_session(global: &GlobalArgs, access: Access) -> Result<Session> {
     let dirs = Dirs::discover()?;
-    build_session_in(global, access, &dirs, Arc::new(SystemClock))
+    build_session_in(global, access, &dirs, Arc::new(SystemClock)).await
 }
 
-pub fn build_session_in(
+pub async fn build_session_in(
     global: &GlobalArgs,
     access: Access,
     dirs: &Dirs,
     clock: Arc<dyn Clock>,
 ) -> Result<Session> {
-    let config = workspace::resolve_config(global.config.as_deref(), dirs)?;
+    let config = match workspace::config_file(global.config.as_deref(), dirs) {
+        Some(path) => crate::config::load(&path)?,
+        None if !global.local && VaultEnv::from_process().configured() => {
+            self::discover::from_vault_or_local(&VaultEnv::from_process(), dirs).await?
+        }
+        None => workspace::local_config(&dirs.local_workspace())?,
+    };
+    if let Some(note) = &config.source_note {
+        print_error(note);
+    }
     let audit_path: PathBuf = global
         .audit_log
         .clone()
@@ -92,6 +103,14 @@ pub fn build_session_in(
     for warning in credentials.warnings() {
         print_error(warning);
     }
+    let audit = if config.notify.is_empty() {
+        audit
+    } else {
+        audit.with_notifier(Arc::new(crate::notify::Notifier::new(
+            &config.notify,
+            credentials.clone(),
+        )))
+    };
     let access = if global.read_only {
         Access::ReadOnly
     } else {

@@ -59,6 +59,9 @@ pub enum Action {
     Reconciled(Vec<String>),
     /// Interrupted flips found at a read-only start, left for the next writable one.
     Pending(Vec<String>),
+    /// How the `[[notify]]` receivers took a flip's outcome ("notified: chat ok"), sent
+    /// right after `FlipFinished`.
+    Notified { line: String, ok: bool },
     /// The operator's identity (from Vault when configured).
     Operator(String),
 }

@@ -523,6 +523,16 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Action::Notified { line, ok } => {
+            // After the flip's own result: the dialog gains a line, the status bar shows it.
+            if let Mode::Flip(dialog) = &mut state.mode
+                && let DialogStage::Done { lines, .. } = &mut dialog.stage
+            {
+                lines.push(line.clone());
+            }
+            state.set_message(if ok { Level::Info } else { Level::Error }, line);
+            Vec::new()
+        }
     }
 }
 

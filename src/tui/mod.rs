@@ -251,6 +251,9 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
     if let Some(first) = state.warnings.first() {
         state.message = Some((app::Level::Error, first.clone()));
     }
+    if let (None, Some(note)) = (&state.message, &session.config.source_note) {
+        state.message = Some((app::Level::Info, note.clone()));
+    }
     let (sender, mut receiver) = unbounded_channel::<Action>();
     let runner = Runner {
         session: session.clone(),
@@ -518,23 +521,32 @@ impl Runner {
                     // The identity that goes into the audit record is resolved now, not taken
                     // from what the screen last showed.
                     request.operator = session.operator().await;
-                    let result = match session.connection(&request.env).await {
+                    let (result, notified) = match session.connection(&request.env).await {
                         Ok(connection) => {
-                            flip::execute(
+                            let announced = flip::execute_announced(
                                 &request,
                                 &connection,
                                 &session.audit,
                                 session.clock.as_ref(),
                                 session.config.network.verify_timeout,
+                                None,
                             )
-                            .await
+                            .await;
+                            (announced.result, announced.notified)
                         }
-                        Err(err) => Err(flip::FlipError::ReadOnly {
-                            env: request.env.clone(),
-                            reason: err.to_string(),
-                        }),
+                        Err(err) => (
+                            Err(flip::FlipError::ReadOnly {
+                                env: request.env.clone(),
+                                reason: err.to_string(),
+                            }),
+                            Vec::new(),
+                        ),
                     };
                     let _ = sender.send(Action::flip_finished(request, result, launched.elapsed()));
+                    if let Some(line) = crate::notify::summary(&notified) {
+                        let ok = notified.iter().all(|delivery| delivery.ok);
+                        let _ = sender.send(Action::Notified { line, ok });
+                    }
                 });
             }
             Effect::LoadAudit { env, flag } => {
