@@ -137,14 +137,15 @@ pub enum Command {
     Man,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct FlipArgs {
     /// The flag's key, e.g. kill_switch_checkout.
     pub flag: String,
 
-    /// The environment to change.
-    #[arg(long)]
-    pub env: String,
+    /// The environment to change; repeat it for several (one note, one confirmation, each
+    /// environment its own transaction, run concurrently).
+    #[arg(long, required = true)]
+    pub env: Vec<String>,
 
     /// The audit note (required): why, with the incident or ticket.
     #[arg(long)]
@@ -156,6 +157,15 @@ pub struct FlipArgs {
 
     #[arg(long, value_enum, default_value_t = FlipOutput::Text)]
     pub output: FlipOutput,
+
+    /// Set by a multi-environment kill: the batch id its audit records share.
+    #[arg(skip)]
+    pub batch: Option<String>,
+
+    /// Set by a multi-environment kill: the state the operator confirmed; the flip stops if
+    /// the flag has moved since.
+    #[arg(skip)]
+    pub seen: Option<crate::model::FlagState>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -309,9 +319,9 @@ pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only this environment.
+    /// Only this environment (repeat for several).
     #[arg(long)]
-    pub env: Option<String>,
+    pub env: Vec<String>,
 
     /// Only this flag.
     #[arg(long)]

@@ -81,10 +81,19 @@ pub async fn run(
     confirm: &mut dyn Confirm,
     out: &mut dyn Write,
 ) -> Result<i32> {
+    let mut wanted: Vec<String> = Vec::new();
+    for env in &args.env {
+        if !wanted.contains(env) {
+            wanted.push(env.clone());
+        }
+    }
+    if wanted.len() > 1 {
+        return super::batch::run(session, args, &wanted, enabled, confirm, out).await;
+    }
     let mut report = FlipReport {
         result: "failed",
         exit_code: exit::FAILURE,
-        env: args.env.clone(),
+        env: wanted.first().cloned().unwrap_or_default(),
         flag: args.flag.clone(),
         action: if enabled { "restore" } else { "kill" }.to_string(),
         from: None,
@@ -115,14 +124,16 @@ pub async fn run(
     Ok(code)
 }
 
-async fn decide(
+/// One environment's kill or restore, start to end; returns the exit code.
+pub(super) async fn decide(
     session: &Session,
     args: &FlipArgs,
     enabled: bool,
     confirm: &mut dyn Confirm,
     report: &mut FlipReport,
 ) -> i32 {
-    let env = args.env.as_str();
+    let env = report.env.clone();
+    let env = env.as_str();
     if session.access == Access::ReadOnly {
         return finish(
             report,
@@ -189,6 +200,19 @@ async fn decide(
             return finish(report, result, code, message);
         }
     };
+    if let Some(seen) = args.seen.as_ref().filter(|seen| **seen != current.state) {
+        return finish(
+            report,
+            "changed",
+            exit::CHANGED,
+            format!(
+                "{} in {env} changed since it was confirmed ({} -> {}): nothing was changed; look again and retry",
+                args.flag,
+                cell_text(current.meta.kind, seen),
+                cell_text(current.meta.kind, &current.state)
+            ),
+        );
+    }
     let kind = current.meta.kind;
     let from = flip::cell(kind, &current.state);
     report.action = flip::action_name(kind, enabled);
@@ -267,7 +291,7 @@ async fn decide(
         &session.audit,
         session.clock.as_ref(),
         session.config.network.verify_timeout,
-        None,
+        args.batch.as_deref(),
     )
     .await;
     report.notified = announced
@@ -383,7 +407,7 @@ async fn decide(
 }
 
 /// "notified: team-slack ok, hook FAILED: …" (stderr, after the result line).
-fn notified_line(notified: &[NotifiedReport]) -> Option<String> {
+pub(super) fn notified_line(notified: &[NotifiedReport]) -> Option<String> {
     let deliveries: Vec<crate::notify::Delivery> = notified
         .iter()
         .map(|n| crate::notify::Delivery {

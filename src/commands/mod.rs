@@ -2,6 +2,7 @@
 //! loading every environment concurrently, and the exit codes a runbook branches on.
 
 pub mod audit;
+pub mod batch;
 pub mod discover;
 pub mod kill;
 pub mod notify;
@@ -125,17 +126,17 @@ pub async fn build_session_in(
     ))
 }
 
-/// Every environment (or the one named), read concurrently; one failing environment does not
-/// hold back the others.
+/// Every environment (or those named in `only`), read concurrently; one failing environment
+/// does not hold back the others.
 pub async fn load_all(
     session: &Session,
-    only: Option<&str>,
+    only: &[String],
 ) -> Vec<(String, Result<EnvSnapshot, String>)> {
     let names: Vec<String> = session
         .config
         .environment_names()
         .into_iter()
-        .filter(|name| only.is_none_or(|wanted| wanted == name))
+        .filter(|name| only.is_empty() || only.contains(name))
         .collect();
     let loads = names.iter().map(|name| session.load(name));
     let mut results = futures::future::join_all(loads).await;

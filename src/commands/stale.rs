@@ -59,7 +59,7 @@ pub struct Violation {
 }
 
 pub async fn run(session: &Session, args: &StaleArgs, out: &mut dyn Write) -> Result<i32> {
-    let loaded = load_all(session, None).await;
+    let loaded = load_all(session, &[]).await;
     let as_of = args.as_of.unwrap_or_else(|| session.clock.today());
     let report = build(&loaded, as_of);
     match args.output {

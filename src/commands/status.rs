@@ -54,13 +54,13 @@ pub struct StatusReport {
 pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> Result<i32> {
     if let Some(env) = args
         .env
-        .as_ref()
-        .filter(|env| session.config.environment(env).is_none())
+        .iter()
+        .find(|env| session.config.environment(env).is_none())
     {
         print_error(session.config.unknown_environment(env));
         return Ok(exit::NOT_FOUND);
     }
-    let loaded = load_all(session, args.env.as_deref()).await;
+    let loaded = load_all(session, &args.env).await;
     let report = collect(session, args, &loaded).await;
     let not_found = args.flag.is_some() && report.flags.is_empty() && report.errors.is_empty();
     match args.output {
