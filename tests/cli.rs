@@ -502,6 +502,8 @@ fn runbook_step_has_the_exact_commands_and_the_flags_runbook() {
         "runbook: ../runbooks/runbook-api-latency-p99.md",
         "owner: team-checkout",
         "11: OUTCOME UNKNOWN",
+        "Several environments at once",
+        "repeat `--env` (`--env prod --env <other>`)",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

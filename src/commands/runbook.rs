@@ -149,6 +149,12 @@ fn write_step(
         out,
         "   Or in the dashboard, already on this cell: `{base} --env {quoted_env} --flag {quoted_key}`, then `f`, the note, and the confirmation."
     )?;
+    writeln!(
+        out,
+        "   Several environments at once (regions, both sides of a migration): repeat `--env` \
+         (`--env {quoted_env} --env <other>`): one note, one confirmation typing every protected \
+         name, each environment its own change; the exit code is the worst environment's."
+    )?;
     writeln!(out)?;
     writeln!(out, "3. {restore_word} it when the incident is over:")?;
     writeln!(out)?;
