@@ -50,6 +50,8 @@ pub enum Action {
         changed: bool,
         since_launch: Duration,
     },
+    /// A flip of the marked cells finished: each request with its result.
+    FlipSetFinished(Vec<(FlipRequest, Result<FlipOutcome, String>)>),
     /// The audit view's data arrived.
     AuditLoaded {
         records: Result<Vec<AuditRecord>, String>,

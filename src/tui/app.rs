@@ -25,6 +25,8 @@ pub enum Effect {
     Load(String),
     /// Run the flip transaction.
     Flip(Box<FlipRequest>),
+    /// Run one flip transaction per marked cell, concurrently, sharing a batch id.
+    FlipSet(Vec<FlipRequest>),
     /// Read the audit log (and the vendor's history of `flag` in `env`).
     LoadAudit {
         env: Option<String>,
@@ -101,6 +103,11 @@ pub struct FlipDialog {
     pub error: Option<String>,
     /// Shown when the data behind the dialog is not current.
     pub warning: Option<String>,
+    /// A flip of the marked cells: every request (`request` is the first); empty for one cell.
+    pub set: Vec<FlipRequest>,
+    /// What a protected flip needs typed: the environment, or every protected environment of
+    /// the set, space-separated (any order).
+    pub expected: String,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +170,8 @@ pub struct State {
     /// Metadata read beside the states, per environment: merged into each snapshot that
     /// arrives, whichever comes first.
     pub metadata: HashMap<String, std::sync::Arc<Vec<FlagMeta>>>,
+    /// Marked cells (flag, environment), in marking order: the flip key acts on all of them.
+    pub marks: Vec<(String, String)>,
     matcher: Matcher,
 }
 
@@ -224,6 +233,7 @@ impl State {
             focus: setup.focus,
             quitting: false,
             metadata: HashMap::new(),
+            marks: Vec::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
         }
     }
@@ -499,6 +509,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             changed,
             since_launch,
         } => finish_flip(state, *request, result, changed, since_launch),
+        Action::FlipSetFinished(results) => finish_flip_set(state, results),
         Action::AuditLoaded { records, history } => {
             if let Mode::Audit(view) = &mut state.mode {
                 view.records = Some(records);
@@ -577,6 +588,7 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
         Command::MoveRight => state.col = (state.col + 1).min(state.envs.len().saturating_sub(1)),
         Command::Filter => state.mode = Mode::Filter,
         Command::ClearFilter => {
+            state.marks.clear();
             state.filter.reset();
             state.apply_filter();
             state.clamp_cursor();
@@ -598,9 +610,130 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
             return effects;
         }
         Command::AuditLog => return open_audit(state),
+        Command::Flip if !state.marks.is_empty() => open_flip_set(state),
         Command::Flip => open_flip(state),
+        Command::Mark => toggle_mark(state),
     }
     Vec::new()
+}
+
+/// `space`: marks or unmarks the selected cell (a flag that exists in that environment).
+fn toggle_mark(state: &mut State) {
+    let Some(env) = state.envs.get(state.col).cloned() else {
+        return;
+    };
+    let Some(row) = state.selected_row().cloned() else {
+        return;
+    };
+    if state.flag_at(&row, state.col).is_none() {
+        state.set_message(
+            Level::Error,
+            format!(
+                "{} does not exist in {}: nothing to mark",
+                row.meta.key, env.name
+            ),
+        );
+        return;
+    }
+    let cell = (row.meta.key.to_string(), env.name.clone());
+    match state.marks.iter().position(|marked| *marked == cell) {
+        Some(index) => {
+            state.marks.remove(index);
+        }
+        None => state.marks.push(cell),
+    }
+    let count = state.marks.len();
+    state.set_message(
+        Level::Info,
+        if count == 0 {
+            "no cells marked".to_string()
+        } else {
+            format!("{count} marked: the flip key acts on all of them · Esc clears the marks")
+        },
+    );
+}
+
+/// The flip key with cells marked: one dialog, one note, one confirmation for the set; each
+/// cell its own transaction (the opposite of what it shows now).
+fn open_flip_set(state: &mut State) {
+    if state.read_only {
+        state.set_message(
+            Level::Error,
+            "READ-ONLY: started with --read-only, flips are disabled",
+        );
+        return;
+    }
+    let mut set = Vec::new();
+    let mut sentences = Vec::new();
+    let mut protected = Vec::new();
+    let mut warning = None;
+    for (key, env_name) in state.marks.clone() {
+        let Some(col) = state.envs.iter().position(|env| env.name == env_name) else {
+            continue;
+        };
+        let env = state.envs[col].clone();
+        if let Some(reason) = &env.read_only_reason {
+            state.set_message(Level::Error, format!("{} is read-only: {reason}", env.name));
+            return;
+        }
+        let flag = state
+            .rows
+            .iter()
+            .find(|row| *row.meta.key == key)
+            .cloned()
+            .and_then(|row| state.flag_at(&row, col).cloned());
+        let Some(flag) = flag else {
+            state.set_message(
+                Level::Error,
+                format!(
+                    "{key} is not loaded in {}: unmark it (space) or wait",
+                    env.name
+                ),
+            );
+            return;
+        };
+        let enabled = !flag.state.enabled;
+        sentences.push(flip::describe(
+            flag.meta.kind,
+            &flag.meta.key,
+            &env.name,
+            enabled,
+        ));
+        if env.protected && !protected.contains(&env.name) {
+            protected.push(env.name.clone());
+        }
+        if warning.is_none() && env.is_stale(state.now, state.refresh_interval) {
+            warning = Some(format!(
+                "{} data is not current; each flag is re-read before anything changes",
+                env.name
+            ));
+        }
+        set.push(FlipRequest {
+            env: env.name.clone(),
+            flag: flag.meta.key.clone(),
+            kind: flag.meta.kind,
+            enabled,
+            seen: flag.state.clone(),
+            note: String::new(),
+            operator: state.operator.clone(),
+        });
+    }
+    let Some(first) = set.first().cloned() else {
+        state.marks.clear();
+        return;
+    };
+    state.mode = Mode::Flip(Box::new(FlipDialog {
+        sentence: sentences.join("\n"),
+        protected: !protected.is_empty(),
+        stage: DialogStage::Note,
+        note: Input::default(),
+        confirm: Input::default(),
+        error: None,
+        warning,
+        request: first,
+        set,
+        expected: protected.join(" "),
+    }));
 }
 
 fn open_audit(state: &mut State) -> Vec<Effect> {
@@ -680,7 +813,9 @@ fn open_flip(state: &mut State) {
         confirm: Input::default(),
         error: None,
         warning,
+        expected: env.name.clone(),
         request,
+        set: Vec::new(),
     }));
 }
 
@@ -851,12 +986,12 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                 match key.code {
                     KeyCode::Esc => close(),
                     KeyCode::Enter => {
-                        if dialog.confirm.value().trim() == dialog.request.env {
+                        if same_names(dialog.confirm.value(), &dialog.expected) {
                             return (start_flip(dialog), false);
                         }
                         dialog.error = Some(format!(
                             "type `{}` exactly to confirm, or Esc to cancel",
-                            dialog.request.env
+                            dialog.expected
                         ));
                     }
                     _ => {
@@ -887,11 +1022,103 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
     (Vec::new(), closed)
 }
 
+/// The typed names equal the expected ones, as sets (one name: exactly it).
+fn same_names(typed: &str, expected: &str) -> bool {
+    let mut typed: Vec<&str> = typed.split_whitespace().collect();
+    let mut expected: Vec<&str> = expected.split_whitespace().collect();
+    typed.sort_unstable();
+    typed.dedup();
+    expected.sort_unstable();
+    !expected.is_empty() && typed == expected
+}
+
 fn start_flip(dialog: &mut FlipDialog) -> Vec<Effect> {
     dialog.error = None;
     dialog.stage = DialogStage::Applying;
-    dialog.request.note = dialog.note.value().trim().to_string();
+    let note = dialog.note.value().trim().to_string();
+    dialog.request.note = note.clone();
+    if !dialog.set.is_empty() {
+        for request in &mut dialog.set {
+            request.note = note.clone();
+        }
+        return vec![Effect::FlipSet(dialog.set.clone())];
+    }
     vec![Effect::Flip(Box::new(dialog.request.clone()))]
+}
+
+/// The marked set finished: one line per cell, the marks cleared, the environments reloaded.
+fn finish_flip_set(
+    state: &mut State,
+    results: Vec<(FlipRequest, Result<FlipOutcome, String>)>,
+) -> Vec<Effect> {
+    let mut all_ok = true;
+    let mut lines = Vec::new();
+    let mut failed = 0;
+    for (request, result) in &results {
+        let target = format!("{} in {}", request.flag, request.env);
+        let word = flip::action_word(request.kind, request.enabled);
+        let (ok, line) = match result {
+            Ok(FlipOutcome::Applied {
+                verification: Verification::Confirmed { after },
+                audit_id,
+                ..
+            }) => (
+                true,
+                format!(
+                    "{word} {target}: applied, confirmed in {} ms · audit {audit_id}",
+                    after.as_millis()
+                ),
+            ),
+            Ok(FlipOutcome::Applied {
+                verification: Verification::NotConfirmed { reason, .. },
+                audit_id,
+                ..
+            }) => (
+                false,
+                format!("{word} {target}: applied, NOT confirmed: {reason} · audit {audit_id}"),
+            ),
+            Ok(FlipOutcome::PendingApproval { reference, .. }) => (
+                false,
+                format!("{word} {target}: NOT applied yet, awaits approval ({reference})"),
+            ),
+            Ok(FlipOutcome::AlreadyInState { current }) => (
+                true,
+                format!(
+                    "{target}: nothing to do, already {}",
+                    cell_text(current.meta.kind, &current.state)
+                ),
+            ),
+            Err(error) => (false, format!("{word} {target} FAILED: {error}")),
+        };
+        if !ok {
+            failed += 1;
+        }
+        all_ok &= ok;
+        lines.push(line);
+    }
+    let summary = if all_ok {
+        format!("{} cells done", results.len())
+    } else {
+        format!("{failed} of {} cells NOT done", results.len())
+    };
+    lines.insert(0, summary.clone());
+    state.set_message(if all_ok { Level::Success } else { Level::Error }, summary);
+    if let Mode::Flip(dialog) = &mut state.mode {
+        dialog.stage = DialogStage::Done { ok: all_ok, lines };
+    }
+    state.marks.clear();
+    let mut effects = Vec::new();
+    for (request, _) in &results {
+        if let Some(env) = state
+            .envs
+            .iter_mut()
+            .find(|env| env.name == request.env && env.load != LoadState::Loading)
+        {
+            env.load = LoadState::Loading;
+            effects.push(Effect::Load(request.env.clone()));
+        }
+    }
+    effects
 }
 
 fn finish_flip(

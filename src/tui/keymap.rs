@@ -27,6 +27,7 @@ pub enum Command {
     FirstRow,
     LastRow,
     Flip,
+    Mark,
     Filter,
     ClearFilter,
     Refresh,
@@ -47,6 +48,7 @@ impl Command {
         Command::FirstRow,
         Command::LastRow,
         Command::Flip,
+        Command::Mark,
         Command::Filter,
         Command::ClearFilter,
         Command::Refresh,
@@ -58,13 +60,14 @@ impl Command {
 
     /// Commands that change flags: not offered in read-only mode.
     pub fn is_dangerous(self) -> bool {
-        matches!(self, Command::Flip)
+        matches!(self, Command::Flip | Command::Mark)
     }
 
     /// The short label used in the one-line help bar.
     pub fn short(self) -> &'static str {
         match self {
             Command::Flip => "kill/restore",
+            Command::Mark => "mark",
             Command::Filter => "filter",
             Command::Refresh => "refresh",
             Command::Help => "help",
@@ -270,6 +273,7 @@ pub fn command_name(command: Command) -> &'static str {
         Command::FirstRow => "first_row",
         Command::LastRow => "last_row",
         Command::Flip => "flip",
+        Command::Mark => "mark",
         Command::Filter => "filter",
         Command::ClearFilter => "clear_filter",
         Command::Refresh => "refresh",

@@ -549,6 +549,50 @@ impl Runner {
                     }
                 });
             }
+            Effect::FlipSet(requests) => {
+                tokio::spawn(async move {
+                    let operator = session.operator().await;
+                    let batch = format!("batch-{}", crate::audit::new_id(session.clock.now()));
+                    let runs = requests.into_iter().map(|mut request| {
+                        request.operator = operator.clone();
+                        let session = session.clone();
+                        let batch = batch.clone();
+                        async move {
+                            let (result, notified) = match session.connection(&request.env).await {
+                                Ok(connection) => {
+                                    let announced = flip::execute_announced(
+                                        &request,
+                                        &connection,
+                                        &session.audit,
+                                        session.clock.as_ref(),
+                                        session.config.network.verify_timeout,
+                                        Some(&batch),
+                                    )
+                                    .await;
+                                    (announced.result, announced.notified)
+                                }
+                                Err(err) => (
+                                    Err(flip::FlipError::ReadOnly {
+                                        env: request.env.clone(),
+                                        reason: err.to_string(),
+                                    }),
+                                    Vec::new(),
+                                ),
+                            };
+                            (request, result.map_err(|err| err.to_string()), notified)
+                        }
+                    });
+                    let done = futures::future::join_all(runs).await;
+                    let notified: Vec<crate::notify::Delivery> =
+                        done.iter().flat_map(|(_, _, n)| n.clone()).collect();
+                    let results = done.into_iter().map(|(r, result, _)| (r, result)).collect();
+                    let _ = sender.send(Action::FlipSetFinished(results));
+                    if let Some(line) = crate::notify::summary(&notified) {
+                        let ok = notified.iter().all(|delivery| delivery.ok);
+                        let _ = sender.send(Action::Notified { line, ok });
+                    }
+                });
+            }
             Effect::LoadAudit { env, flag } => {
                 tokio::spawn(async move {
                     let audit = session.audit.clone();

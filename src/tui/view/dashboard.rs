@@ -101,7 +101,20 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);
             }
-            cells.push(Cell::from(text::line(&text)).style(style));
+            // A marked cell (space) says so in words, not only in style: "+KILLED".
+            let marked = state.envs.get(col).is_some_and(|env| {
+                state
+                    .marks
+                    .iter()
+                    .any(|(flag, name)| **flag == *row.meta.key && *name == env.name)
+            });
+            let shown = if marked {
+                style = style.add_modifier(Modifier::UNDERLINED);
+                format!("+{}", text::line(&text))
+            } else {
+                text::line(&text)
+            };
+            cells.push(Cell::from(shown).style(style));
         }
         rows.push(Row::new(cells));
     }

@@ -16,10 +16,20 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
     let block = Block::new()
         .borders(Borders::ALL)
         .title(Span::styled(" confirm change ", danger));
-    let mut lines = vec![
-        Line::styled(text::line(&dialog.sentence), danger),
-        Line::from(""),
-    ];
+    // A marked set: one sentence per cell, each made one inert line of its own.
+    let mut lines: Vec<Line> = if dialog.set.is_empty() {
+        vec![Line::styled(text::line(&dialog.sentence), danger)]
+    } else {
+        dialog
+            .set
+            .iter()
+            .map(|r| {
+                let sentence = crate::flip::describe(r.kind, &r.flag, &r.env, r.enabled);
+                Line::styled(text::line(&sentence), danger)
+            })
+            .collect()
+    };
+    lines.push(Line::from(""));
     if let Some(warning) = &dialog.warning {
         lines.push(Line::styled(format!("! {}", redact::line(warning)), bold));
     }
@@ -47,7 +57,17 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
                 false,
             ));
             lines.push(Line::from(""));
-            if dialog.protected {
+            if dialog.protected && !dialog.set.is_empty() {
+                lines.push(field(
+                    &format!(
+                        "Protected: {}. Type every protected name, space-separated:",
+                        text::line(&dialog.expected)
+                    ),
+                    dialog.confirm.value(),
+                    true,
+                ));
+                lines.push(Line::from("Enter: apply · Esc: cancel"));
+            } else if dialog.protected {
                 lines.push(field(
                     &format!(
                         "{} is protected. Type `{}` to confirm:",

@@ -45,6 +45,12 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
         ),
         Span::raw(format!(" {} ", text::line(&state.operator))),
     ];
+    if !state.marks.is_empty() {
+        spans.push(Span::styled(
+            format!(" {} MARKED ", state.marks.len()),
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
+        ));
+    }
     if !state.warnings.is_empty() {
         spans.push(Span::styled(
             " VAULT TLS NOT VERIFIED ",
