@@ -130,6 +130,15 @@ fn esc_clears_the_marks_and_space_again_unmarks() {
 }
 
 #[test]
+fn read_only_mode_marks_nothing() {
+    let mut state = loaded(true, (110, 30), None);
+    press(&mut state, KeyCode::Char(' '));
+    assert!(state.marks.is_empty());
+    let message = state.message.clone().map(|(_, m)| m).unwrap_or_default();
+    assert!(message.starts_with("READ-ONLY"), "{message}");
+}
+
+#[test]
 fn the_help_lists_space_from_the_keymap() {
     let mut state = loaded(false, (110, 40), None);
     press(&mut state, KeyCode::Char('?'));

@@ -619,6 +619,13 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
 
 /// `space`: marks or unmarks the selected cell (a flag that exists in that environment).
 fn toggle_mark(state: &mut State) {
+    if state.read_only {
+        state.set_message(
+            Level::Error,
+            "READ-ONLY: started with --read-only, flips (and marking for them) are disabled",
+        );
+        return;
+    }
     let Some(env) = state.envs.get(state.col).cloned() else {
         return;
     };
