@@ -118,7 +118,7 @@ async fn a_set_touching_protected_environments_needs_every_protected_name_typed(
         for env in envs {
             assert!(
                 question.contains(&format!(
-                    "KILL checkout in {env}: kill_switch_checkout ON -> OFF"
+                    "KILL checkout in {env}: kill_switch_checkout SERVING -> KILLED"
                 )),
                 "{question}"
             );

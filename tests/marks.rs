@@ -39,8 +39,8 @@ fn space_marks_cells_and_the_flip_key_acts_on_the_marked_set() {
     assert_eq!(dialog.set.len(), 2);
     assert_eq!(
         dialog.sentence,
-        "KILL checkout in prod: kill_switch_checkout ON -> OFF\n\
-         KILL checkout in staging: kill_switch_checkout ON -> OFF"
+        "KILL checkout in prod: kill_switch_checkout SERVING -> KILLED\n\
+         KILL checkout in staging: kill_switch_checkout SERVING -> KILLED"
     );
     type_text(&mut state, "INC-88 both");
     assert!(press(&mut state, KeyCode::Enter).is_empty());
@@ -74,6 +74,9 @@ fn space_marks_cells_and_the_flip_key_acts_on_the_marked_set() {
         },
         audit_warning: None,
         served_via: "the flag file as flagd reads it",
+        from: "SERVING".into(),
+        to: "KILLED".into(),
+        lost_answer: None,
     };
     let effects = update(
         &mut state,
@@ -98,7 +101,7 @@ fn space_marks_cells_and_the_flip_key_acts_on_the_marked_set() {
     assert!(!ok, "one failed: not all done");
     assert_eq!(lines[0], "1 of 2 cells NOT done");
     assert!(
-        lines[1].contains("prod: applied, confirmed in 20 ms"),
+        lines[1].contains("prod: applied (SERVING -> KILLED), confirmed in 20 ms"),
         "{lines:?}"
     );
     assert!(

@@ -8,7 +8,7 @@
 //! concurrently, its audit records carrying the batch id. One failure never stops the others.
 //!
 //! The exit code is the worst environment's, in this order (worst first):
-//! 1 failure, 7 vendor error, 6 credentials, 5 not found, 9 changed, 4 refused,
+//! 1 failure, 11 outcome unknown, 7 vendor error, 6 credentials, 5 not found, 9 changed, 4 refused,
 //! 8 not verified, 10 pending approval, 0 applied, 3 nothing to do. So a set where some were
 //! already killed and the rest were killed exits 0; one where every one already was exits 3.
 
@@ -28,6 +28,7 @@ use crate::session::{ConnectError, Session};
 /// Exit codes from worst to best.
 pub const SEVERITY: &[i32] = &[
     exit::FAILURE,
+    exit::OUTCOME_UNKNOWN,
     exit::PROVIDER,
     exit::CREDENTIALS,
     exit::NOT_FOUND,
@@ -112,11 +113,14 @@ pub async fn run(
     let mut protected = Vec::new();
     for (env, plan) in envs.iter().zip(&plans) {
         lines.push(match plan {
-            Plan::Change { kind, .. } => {
+            Plan::Change { kind, seen } => {
                 if session.config.environment(env).is_some_and(|e| e.protected) {
                     protected.push(env.clone());
                 }
-                format!("  {}", flip::describe(*kind, &args.flag, env, enabled))
+                format!(
+                    "  {}",
+                    flip::describe(*kind, &args.flag, env, seen, enabled)
+                )
             }
             Plan::Nothing { now } => format!("  {env}: already {now}, nothing to do"),
             Plan::Unreadable { message } => format!("  {env}: cannot read ({message})"),

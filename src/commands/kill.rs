@@ -208,8 +208,8 @@ pub(super) async fn decide(
             format!(
                 "{} in {env} changed since it was confirmed ({} -> {}): nothing was changed; look again and retry",
                 args.flag,
-                cell_text(current.meta.kind, seen),
-                cell_text(current.meta.kind, &current.state)
+                flip::cell(current.meta.kind, seen),
+                flip::cell(current.meta.kind, &current.state)
             ),
         );
     }

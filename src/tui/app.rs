@@ -704,6 +704,7 @@ fn open_flip_set(state: &mut State) {
             flag.meta.kind,
             &flag.meta.key,
             &env.name,
+            &flag.state,
             enabled,
         ));
         if env.protected && !protected.contains(&env.name) {
@@ -1068,21 +1069,27 @@ fn finish_flip_set(
             Ok(FlipOutcome::Applied {
                 verification: Verification::Confirmed { after },
                 audit_id,
+                from,
+                to,
                 ..
             }) => (
                 true,
                 format!(
-                    "{word} {target}: applied, confirmed in {} ms · audit {audit_id}",
+                    "{word} {target}: applied ({from} -> {to}), confirmed in {} ms · audit {audit_id}",
                     after.as_millis()
                 ),
             ),
             Ok(FlipOutcome::Applied {
                 verification: Verification::NotConfirmed { reason, .. },
                 audit_id,
+                from,
+                to,
                 ..
             }) => (
                 false,
-                format!("{word} {target}: applied, NOT confirmed: {reason} · audit {audit_id}"),
+                format!(
+                    "{word} {target}: applied ({from} -> {to}), NOT confirmed: {reason} · audit {audit_id}"
+                ),
             ),
             Ok(FlipOutcome::PendingApproval { reference, .. }) => (
                 false,
@@ -1095,6 +1102,10 @@ fn finish_flip_set(
                     cell_text(current.meta.kind, &current.state)
                 ),
             ),
+            // Not a failure: nobody knows whether it is live (see finish_flip).
+            Err(error) if error.starts_with(flip::OUTCOME_UNKNOWN) => {
+                (false, format!("{word} {target}: {error}"))
+            }
             Err(error) => (false, format!("{word} {target} FAILED: {error}")),
         };
         if !ok {

@@ -453,7 +453,10 @@ mod tests {
         let read_only = keymap.help_lines(true);
         assert!(live.iter().any(|(keys, _)| keys == "f, enter"));
         assert!(!read_only.iter().any(|(keys, _)| keys.contains("enter")));
-        assert_eq!(live.len(), read_only.len() + 1);
+        // flip and mark (marking only serves a flip).
+        assert!(live.iter().any(|(keys, _)| keys == "space"));
+        assert!(!read_only.iter().any(|(keys, _)| keys == "space"));
+        assert_eq!(live.len(), read_only.len() + 2);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
             .set
             .iter()
             .map(|r| {
-                let sentence = crate::flip::describe(r.kind, &r.flag, &r.env, r.enabled);
+                let sentence = crate::flip::describe(r.kind, &r.flag, &r.env, &r.seen, r.enabled);
                 Line::styled(text::line(&sentence), danger)
             })
             .collect()
