@@ -289,6 +289,25 @@ fn one_failing_environment_never_stops_the_others_on_the_local_workspace() {
             "{env} killed despite gone"
         );
     }
+    // status takes --env repeated too: only those, so the broken one does not fail it.
+    let status = run_binary(
+        &home,
+        None,
+        &[
+            "status", "--env", "dev", "--env", "staging", "--output", "json",
+        ],
+    );
+    assert_eq!(status.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let mut envs: Vec<&str> = report["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .filter_map(|f| f["env"].as_str())
+        .collect();
+    envs.sort_unstable();
+    envs.dedup();
+    assert_eq!(envs, vec!["dev", "staging"]);
     // An unknown environment refuses the whole set before anything is read.
     let unknown = run_binary(
         &home,
