@@ -503,7 +503,7 @@ async fn refresh(server: &Server) {
         }
     }
     let args = StatusArgs {
-        env: None,
+        env: Vec::new(),
         flag: None,
         kill_switches: false,
         output: Output::Json,
