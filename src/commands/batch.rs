@@ -123,7 +123,7 @@ pub async fn run(
                 )
             }
             Plan::Nothing { now } => format!("  {env}: already {now}, nothing to do"),
-            Plan::Unreadable { message } => format!("  {env}: cannot read ({message})"),
+            Plan::Unreadable { message } => format!("  {env}: not changed ({message})"),
         });
     }
     let changes = plans
@@ -262,12 +262,18 @@ async fn plan(session: &Session, env: &str, args: &FlipArgs, enabled: bool) -> P
         }
     };
     match connection.source.read_flag(&args.flag).await {
-        Ok(flag) if flag.state.enabled == enabled => Plan::Nothing {
-            now: cell_text(flag.meta.kind, &flag.state),
-        },
-        Ok(flag) => Plan::Change {
-            kind: flag.meta.kind,
-            seen: flag.state,
+        // The one "already there" rule (overrides still serving are not "already off").
+        Ok(flag) => match flip::already_there(env, &args.flag, &flag.state, enabled) {
+            Ok(true) => Plan::Nothing {
+                now: cell_text(flag.meta.kind, &flag.state),
+            },
+            Ok(false) => Plan::Change {
+                kind: flag.meta.kind,
+                seen: flag.state,
+            },
+            Err(refusal) => Plan::Unreadable {
+                message: refusal.to_string(),
+            },
         },
         Err(error) => Plan::Unreadable {
             message: error.message,
