@@ -178,6 +178,7 @@ impl AuditLog {
         let log = AuditLog {
             path: path.to_path_buf(),
             lock: Mutex::new(()),
+            notifier: None,
         };
         log.refuse_symlink()?;
         match std::fs::metadata(path) {

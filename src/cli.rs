@@ -87,6 +87,8 @@ impl Command {
             Command::Completions(_) => "completions",
             Command::Man => "man",
             Command::Serve(_) => "serve",
+            Command::Notify(_) => "notify",
+            Command::Config(_) => "config",
         }
     }
 }
