@@ -53,7 +53,7 @@ pub enum Action {
     /// The audit view's data arrived.
     AuditLoaded {
         records: Result<Vec<AuditRecord>, String>,
-        history: Option<Result<Vec<HistoryEntry>, String>>,
+        history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
     },
     /// Interrupted flips found and reconciled at start.
     Reconciled(Vec<String>),

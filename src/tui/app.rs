@@ -25,9 +25,10 @@ pub enum Effect {
     Load(String),
     /// Run the flip transaction.
     Flip(Box<FlipRequest>),
-    /// Read the audit log (and the vendor's history of `flag` in `env`).
+    /// Read the audit log (and, for one flag, the vendor's history of it in every
+    /// environment).
     LoadAudit {
-        env: Option<String>,
+        envs: Vec<String>,
         flag: Option<String>,
     },
     Quit,
@@ -101,13 +102,33 @@ pub struct FlipDialog {
     pub error: Option<String>,
     /// Shown when the data behind the dialog is not current.
     pub warning: Option<String>,
+    /// The note was offered back from a dialog cancelled earlier on the same cell.
+    pub from_draft: bool,
+}
+
+/// The keys of the dialog's current step, shown on its border and in the footer.
+pub fn dialog_hint(dialog: &FlipDialog) -> &'static str {
+    match (&dialog.stage, dialog.protected) {
+        (DialogStage::Note, _) => "Enter: next · F1: help · Esc: cancel (note kept)",
+        (DialogStage::Confirm, true) => {
+            "Enter: apply · Shift-Tab: back to the note · ?: help · Esc: cancel"
+        }
+        (DialogStage::Confirm, false) => {
+            "y: apply · Shift-Tab: back to the note · ?: help · n/Esc: cancel"
+        }
+        (DialogStage::Applying, _) => "applying… keys wait until it is done",
+        (DialogStage::Done { .. }, _) => "Enter: close",
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AuditView {
     pub title: String,
+    /// One section per environment, in config order.
+    pub envs: Vec<String>,
     pub records: Option<Result<Vec<AuditRecord>, String>>,
-    pub history: Option<Result<Vec<HistoryEntry>, String>>,
+    /// The vendor's history of the flag, per environment.
+    pub history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
     pub scroll: usize,
 }
 
@@ -157,8 +178,17 @@ pub struct State {
     pub spinner: usize,
     pub size: (u16, u16),
     pub refresh_interval: Duration,
-    /// `--env E --flag F`: where the cursor goes once that flag has loaded.
+    /// `--env E --flag F`: where the cursor goes once that flag has loaded. While it is
+    /// pending nothing is selected, so no key acts on a cell the link did not name.
     pub focus: Option<(String, String)>,
+    /// Nothing is selected (a deep link named a flag that does not exist) until the operator
+    /// moves the cursor.
+    pub no_selection: bool,
+    /// Notes typed into dialogs that were cancelled, by (environment, flag): the next dialog
+    /// for the same cell offers the note back.
+    pub drafts: HashMap<(String, String), String>,
+    /// The dialog that help was opened from, shown again when help closes.
+    pub help_return: Option<Box<FlipDialog>>,
     pub quitting: bool,
     /// Metadata read beside the states, per environment: merged into each snapshot that
     /// arrives, whichever comes first.
@@ -222,6 +252,9 @@ impl State {
             size: setup.size,
             refresh_interval: setup.refresh_interval,
             focus: setup.focus,
+            no_selection: false,
+            drafts: HashMap::new(),
+            help_return: None,
             quitting: false,
             metadata: HashMap::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
@@ -237,9 +270,29 @@ impl State {
     }
 
     pub fn selected_row(&self) -> Option<&Row> {
+        let position = self.selected_position()?;
         self.visible
-            .get(self.row)
+            .get(position)
             .and_then(|index| self.rows.get(*index))
+    }
+
+    /// The cursor's position in `visible`, or `None` while nothing is selected (a deep link
+    /// still pending, or one that named no existing flag).
+    pub fn selected_position(&self) -> Option<usize> {
+        let pending = self.focus.as_ref().is_some_and(|(_, flag)| !flag.is_empty());
+        (!pending && !self.no_selection && self.row < self.visible.len()).then_some(self.row)
+    }
+
+    /// The operator moved the cursor: a pending or failed deep link no longer holds it.
+    fn take_cursor(&mut self) {
+        self.focus = None;
+        self.no_selection = false;
+    }
+
+    /// Whether the current screen can be drawn at the current size. When it cannot, keys are
+    /// not acted on blind: only quit (and resize) are accepted.
+    pub fn drawable(&self) -> bool {
+        super::view::drawable(self)
     }
 
     /// The selected flag in the selected environment, if it exists there.
@@ -256,6 +309,11 @@ impl State {
     pub fn cell_text(&self, row: &Row, col: usize) -> Option<String> {
         self.flag_at(row, col)
             .map(|flag| cell_text(row.meta.kind, &flag.state))
+    }
+
+    /// A flip is being applied: leaving now would leave its outcome unrecorded.
+    pub fn applying(&self) -> bool {
+        matches!(&self.mode, Mode::Flip(d) if d.stage == DialogStage::Applying)
     }
 
     pub fn any_loading(&self) -> bool {
@@ -338,24 +396,39 @@ impl State {
         self.clamp_cursor();
     }
 
-    /// Moves the cursor to the deep-linked cell once its flag has loaded.
+    /// Moves the cursor to the deep-linked cell once its flag has loaded. The link selects
+    /// exactly the named flag or nothing: it stays pending while its environment (or any
+    /// environment that might hold the flag) has not loaded, and says "no flag" only when every
+    /// environment loaded.
     fn apply_focus(&mut self) {
         let Some((env, flag)) = self.focus.clone() else {
             return;
         };
-        if let Some(col) = self.envs.iter().position(|e| e.name == env) {
+        let col = self.envs.iter().position(|e| e.name == env);
+        if let Some(col) = col {
             self.col = col;
         }
-        if self.select_key(&flag) {
+        if flag.is_empty() {
             self.focus = None;
             return;
         }
-        let all_done = self.envs.iter().all(|e| e.load != LoadState::Loading);
-        if all_done {
+        let env_loaded = col
+            .and_then(|col| self.envs.get(col))
+            .is_some_and(|e| e.snapshot.is_some());
+        if env_loaded && self.select_key(&flag) {
             self.focus = None;
+            self.no_selection = false;
+            return;
+        }
+        let all_loaded = self.envs.iter().all(|e| e.load == LoadState::Loaded);
+        if all_loaded {
+            self.focus = None;
+            self.no_selection = true;
+            let suggestion =
+                crate::text::did_you_mean(&flag, self.rows.iter().map(|row| row.meta.key.as_str()));
             self.set_message(
                 Level::Error,
-                format!("flag `{flag}` was not found in any environment"),
+                format!("no flag `{}`{suggestion}", crate::text::line(&flag)),
             );
         }
     }
@@ -405,6 +478,12 @@ impl State {
     }
 
     fn move_rows(&mut self, delta: i64) {
+        if self.selected_position().is_none() && !self.visible.is_empty() {
+            // The first move shows the cursor where it is, rather than acting blind.
+            self.take_cursor();
+            self.clamp_cursor();
+            return;
+        }
         let last = self.visible.len().saturating_sub(1) as i64;
         self.row = (self.row as i64 + delta).clamp(0, last.max(0)) as usize;
         self.clamp_cursor();
@@ -413,6 +492,20 @@ impl State {
 
 /// The one place state changes.
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    let from_operator = matches!(
+        action,
+        Action::Command(_) | Action::Input(_) | Action::Scroll(_)
+    );
+    if from_operator && !state.drawable() {
+        // Nothing is acted on blind: the operator cannot see what a key would do.
+        return match action {
+            Action::Command(Command::Quit) if !state.applying() => {
+                state.quitting = true;
+                vec![Effect::Quit]
+            }
+            _ => Vec::new(),
+        };
+    }
     match action {
         Action::Command(command) => command_effects(state, command),
         Action::Input(key) => input(state, key),
@@ -434,8 +527,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Scroll(delta) => {
-            if let Mode::Audit(view) = &mut state.mode {
-                view.scroll = (view.scroll as i64 + i64::from(delta)).max(0) as usize;
+            if matches!(state.mode, Mode::Audit(_)) {
+                scroll_audit(state, i64::from(delta));
             } else if matches!(state.mode, Mode::Normal | Mode::Filter) {
                 state.move_rows(i64::from(delta));
             }
@@ -504,6 +597,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 view.records = Some(records);
                 view.history = history;
             }
+            scroll_audit(state, 0);
             Vec::new()
         }
         Action::Operator(name) => {
@@ -595,18 +689,29 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
 
 fn open_audit(state: &mut State) -> Vec<Effect> {
     let flag = state.selected_row().map(|row| row.meta.key.clone());
-    let env = state.envs.get(state.col).map(|e| e.name.clone());
-    let title = match (&flag, &env) {
-        (Some(flag), Some(env)) => format!("Audit: {flag} in {env}"),
-        _ => "Audit log".to_string(),
+    let envs: Vec<String> = state.envs.iter().map(|e| e.name.clone()).collect();
+    let title = match &flag {
+        Some(flag) => format!("Audit: {} · every environment", crate::text::line(flag)),
+        None => "Audit log · every flag, every environment".to_string(),
     };
     state.mode = Mode::Audit(Box::new(AuditView {
         title,
+        envs: envs.clone(),
         records: None,
-        history: None,
+        history: Vec::new(),
         scroll: 0,
     }));
-    vec![Effect::LoadAudit { env, flag }]
+    vec![Effect::LoadAudit { envs, flag }]
+}
+
+/// Scrolls the audit view by `delta` lines, never past its last page.
+fn scroll_audit(state: &mut State, delta: i64) {
+    let page = super::view::audit::page(state.size.0, state.size.1);
+    if let Mode::Audit(view) = &mut state.mode {
+        let total = super::view::audit::lines(view).len();
+        let last = total.saturating_sub(page) as i64;
+        view.scroll = (view.scroll as i64 + delta).clamp(0, last.max(0)) as usize;
+    }
 }
 
 fn open_flip(state: &mut State) {
@@ -656,6 +761,9 @@ fn open_flip(state: &mut State) {
             env.name
         )
     });
+    let draft = state
+        .drafts
+        .remove(&(env.name.clone(), flag.meta.key.clone()));
     state.mode = Mode::Flip(Box::new(FlipDialog {
         sentence: flip::describe(
             row.meta.kind,
@@ -666,7 +774,8 @@ fn open_flip(state: &mut State) {
         ),
         protected: env.protected,
         stage: DialogStage::Note,
-        note: Input::default(),
+        from_draft: draft.is_some(),
+        note: draft.map(Input::new).unwrap_or_default(),
         confirm: Input::default(),
         error: None,
         warning,
@@ -678,20 +787,34 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match &mut state.mode {
         Mode::Normal => Vec::new(),
         Mode::Help => {
-            state.mode = Mode::Normal;
+            state.mode = match state.help_return.take() {
+                Some(dialog) => Mode::Flip(dialog),
+                None => Mode::Normal,
+            };
             Vec::new()
         }
-        Mode::Audit(view) => {
+        Mode::Audit(_) => {
+            let page = super::view::audit::page(state.size.0, state.size.1) as i64;
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => view.scroll += 1,
-                KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_sub(1),
-                _ => state.mode = Mode::Normal,
+                KeyCode::Down | KeyCode::Char('j') => scroll_audit(state, 1),
+                KeyCode::Up | KeyCode::Char('k') => scroll_audit(state, -1),
+                KeyCode::PageDown | KeyCode::Char(' ') => scroll_audit(state, page),
+                KeyCode::PageUp => scroll_audit(state, -page),
+                KeyCode::Home | KeyCode::Char('g') => scroll_audit(state, i64::MIN / 2),
+                KeyCode::End | KeyCode::Char('G') => scroll_audit(state, i64::MAX / 2),
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('a') => {
+                    state.mode = Mode::Normal
+                }
+                _ => {}
             }
             Vec::new()
         }
         Mode::Filter => {
             match key.code {
-                KeyCode::Enter => state.mode = Mode::Normal,
+                KeyCode::Enter => {
+                    state.mode = Mode::Normal;
+                    state.take_cursor();
+                }
                 KeyCode::Esc => {
                     state.filter.reset();
                     state.mode = Mode::Normal;
@@ -710,8 +833,29 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Mode::Flip(dialog) => {
+            let typing_note = dialog.stage == DialogStage::Note;
+            let help = key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !typing_note);
+            let between_steps = matches!(dialog.stage, DialogStage::Note | DialogStage::Confirm);
+            if help && between_steps {
+                if let Mode::Flip(dialog) = std::mem::replace(&mut state.mode, Mode::Help) {
+                    state.help_return = Some(dialog);
+                }
+                return Vec::new();
+            }
             let (effects, close) = dialog_input(dialog, key);
-            if close {
+            if let Some(close) = close {
+                if let (Close::Cancelled, Mode::Flip(dialog)) = (&close, &state.mode) {
+                    let note = dialog.note.value().trim().to_string();
+                    let cell = (dialog.request.env.clone(), dialog.request.flag.clone());
+                    let text = if note.is_empty() {
+                        "cancelled: nothing changed".to_string()
+                    } else {
+                        state.drafts.insert(cell, note);
+                        "cancelled: nothing changed (the note is kept: f offers it again)"
+                            .to_string()
+                    };
+                    state.set_message(Level::Info, text);
+                }
                 state.mode = Mode::Normal;
             }
             effects
@@ -815,14 +959,29 @@ fn paste(state: &mut State, text: &str) {
 fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
     let mut closed = false;
     let mut close = || closed = true;
+
+/// How the dialog closed.
+enum Close {
+    /// Esc / n before anything was applied: nothing changed.
+    Cancelled,
+    /// The result was read.
+    Done,
+}
+
+/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether (and how)
+/// the dialog closes.
+fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, Option<Close>) {
+    let back = key.code == KeyCode::BackTab
+        || (key.code == KeyCode::Backspace && dialog.confirm.value().is_empty());
     match dialog.stage.clone() {
         DialogStage::Note => match key.code {
-            KeyCode::Esc => close(),
+            KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
             KeyCode::Enter => {
                 if let Err(problem) = crate::text::validate_note(dialog.note.value()) {
                     dialog.error = Some(problem.to_string());
                 } else {
                     dialog.error = None;
+                    dialog.from_draft = false;
                     dialog.stage = DialogStage::Confirm;
                 }
             }
@@ -836,13 +995,19 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                     });
             }
         },
+        DialogStage::Confirm if back => {
+            // One step back: the note can be changed before anything is applied.
+            dialog.confirm.reset();
+            dialog.error = None;
+            dialog.stage = DialogStage::Note;
+        }
         DialogStage::Confirm => {
             if dialog.protected {
                 match key.code {
-                    KeyCode::Esc => close(),
+                    KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
                     KeyCode::Enter => {
                         if dialog.confirm.value().trim() == dialog.request.env {
-                            return (start_flip(dialog), false);
+                            return (start_flip(dialog), None);
                         }
                         dialog.error = Some(format!(
                             "type `{}` exactly to confirm, or Esc to cancel",
@@ -857,9 +1022,11 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
             } else {
                 match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                        return (start_flip(dialog), false);
+                        return (start_flip(dialog), None);
                     }
-                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => close(),
+                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => {
+                        return (Vec::new(), Some(Close::Cancelled));
+                    }
                     _ => dialog.error = Some("press y to apply, n or Esc to cancel".into()),
                 }
             }
@@ -870,11 +1037,11 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                 key.code,
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
             ) {
-                close();
+                return (Vec::new(), Some(Close::Done));
             }
         }
     }
-    (Vec::new(), closed)
+    (Vec::new(), None)
 }
 
 fn start_flip(dialog: &mut FlipDialog) -> Vec<Effect> {
@@ -1025,6 +1192,12 @@ pub fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             Mode::Flip(dialog) if dialog.stage == DialogStage::Applying => None,
             _ => Some(Action::Command(Command::Quit)),
         };
+    }
+    if !state.drawable() {
+        // The screen says "q quits" and nothing else: no note character, no confirmation.
+        let quit = key.code == KeyCode::Char('q')
+            || state.keymap.command_for(&key) == Some(Command::Quit);
+        return (quit && !state.applying()).then_some(Action::Command(Command::Quit));
     }
     match state.mode {
         Mode::Normal => state.keymap.command_for(&key).map(Action::Command),

@@ -537,7 +537,7 @@ impl Runner {
                     let _ = sender.send(Action::flip_finished(request, result, launched.elapsed()));
                 });
             }
-            Effect::LoadAudit { env, flag } => {
+            Effect::LoadAudit { envs, flag } => {
                 tokio::spawn(async move {
                     let audit = session.audit.clone();
                     let filter_flag = flag.clone();
@@ -551,16 +551,26 @@ impl Runner {
                                 .filter(|r| filter_flag.as_deref().is_none_or(|f| f == r.flag))
                                 .collect::<Vec<_>>()
                         });
-                    let history = match (env, flag) {
-                        (Some(env), Some(flag)) => Some(match session.connection(&env).await {
-                            Ok(connection) => connection
-                                .source
-                                .history(&flag)
-                                .await
-                                .map_err(|err| err.message),
-                            Err(err) => Err(err.to_string()),
-                        }),
-                        _ => None,
+                    let history = match flag {
+                        Some(flag) => {
+                            let reads = envs.iter().map(|env| {
+                                let session = session.clone();
+                                let flag = flag.clone();
+                                async move {
+                                    match session.connection(env).await {
+                                        Ok(connection) => connection
+                                            .source
+                                            .history(&flag)
+                                            .await
+                                            .map_err(|err| err.message),
+                                        Err(err) => Err(err.to_string()),
+                                    }
+                                }
+                            });
+                            let results = futures::future::join_all(reads).await;
+                            envs.iter().cloned().zip(results).collect()
+                        }
+                        None => Vec::new(),
                     };
                     let _ = sender.send(Action::AuditLoaded { records, history });
                 });
