@@ -203,7 +203,10 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
             since_launch: Duration::from_millis(8400),
         },
     );
-    assert_eq!(effects, vec![Effect::Load("prod".into())]);
+    assert_eq!(
+        effects,
+        vec![Effect::Load("prod".into()), Effect::LoadLastChanges]
+    );
     let Mode::Flip(dialog) = &state.mode else {
         panic!("dialog shows the result")
     };

@@ -55,6 +55,9 @@ pub enum Action {
         records: Result<Vec<AuditRecord>, String>,
         history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
     },
+    /// The audit log's records, for the last change of each flag per environment (a log that
+    /// cannot be read gives none: the audit view says why).
+    LastChanges(Vec<AuditRecord>),
     /// Interrupted flips found and reconciled at start.
     Reconciled(Vec<String>),
     /// Interrupted flips found at a read-only start, left for the next writable one.

@@ -31,6 +31,9 @@ pub enum Effect {
         envs: Vec<String>,
         flag: Option<String>,
     },
+    /// Read the audit log for the last change of every flag in every environment (the details
+    /// pane's "who killed it and why").
+    LoadLastChanges,
     Quit,
 }
 
@@ -51,6 +54,33 @@ pub struct EnvColumn {
     pub snapshot: Option<EnvSnapshot>,
     /// Why this environment cannot be written to, if it cannot.
     pub read_only_reason: Option<String>,
+}
+
+/// A failed environment's way back: it is loaded again on its own, with a growing pause.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retry {
+    /// Failed loads in a row; the pause grows with each.
+    pub failures: u32,
+    /// Why the last load failed, kept while the retry runs.
+    pub last_error: String,
+    /// When the next attempt starts; `None` while it runs.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// How long to wait before loading a failed environment again, after `failures` failures in a
+/// row: 2 s, 4 s, 8 s, … at most a minute.
+pub fn retry_delay(failures: u32) -> Duration {
+    let exponent = failures.clamp(1, 6) - 1;
+    Duration::from_secs((2u64 << exponent).min(60))
+}
+
+/// An environment's error without the environment's own name in front (the screen adds it).
+fn strip_env_prefix(env: &str, error: &str) -> String {
+    let mut rest = error;
+    while let Some(stripped) = rest.strip_prefix(&format!("{env}: ")) {
+        rest = stripped;
+    }
+    rest.to_string()
 }
 
 impl EnvColumn {
@@ -110,12 +140,8 @@ pub struct FlipDialog {
 pub fn dialog_hint(dialog: &FlipDialog) -> &'static str {
     match (&dialog.stage, dialog.protected) {
         (DialogStage::Note, _) => "Enter: next · F1: help · Esc: cancel (note kept)",
-        (DialogStage::Confirm, true) => {
-            "Enter: apply · Shift-Tab: back to the note · ?: help · Esc: cancel"
-        }
-        (DialogStage::Confirm, false) => {
-            "y: apply · Shift-Tab: back to the note · ?: help · n/Esc: cancel"
-        }
+        (DialogStage::Confirm, true) => "Enter: apply · Shift-Tab: back · ?: help · Esc: cancel",
+        (DialogStage::Confirm, false) => "y: apply · Shift-Tab: back · ?: help · n/Esc: cancel",
         (DialogStage::Applying, _) => "applying… keys wait until it is done",
         (DialogStage::Done { .. }, _) => "Enter: close",
     }
@@ -187,6 +213,13 @@ pub struct State {
     /// Notes typed into dialogs that were cancelled, by (environment, flag): the next dialog
     /// for the same cell offers the note back.
     pub drafts: HashMap<(String, String), String>,
+    /// The environment whose failed load the message line is about; the line follows its
+    /// retries and goes away once it loads.
+    pub load_alert: Option<String>,
+    /// Failed environments (by name) and when each is tried again.
+    pub retries: HashMap<String, Retry>,
+    /// The last applied change of each (environment, flag) from the audit log.
+    pub last_changes: HashMap<(String, String), AuditRecord>,
     /// The dialog that help was opened from, shown again when help closes.
     pub help_return: Option<Box<FlipDialog>>,
     pub quitting: bool,
@@ -255,6 +288,9 @@ impl State {
             no_selection: false,
             drafts: HashMap::new(),
             help_return: None,
+            last_changes: HashMap::new(),
+            retries: HashMap::new(),
+            load_alert: None,
             quitting: false,
             metadata: HashMap::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
@@ -266,7 +302,14 @@ impl State {
         self.envs
             .iter()
             .map(|env| Effect::Load(env.name.clone()))
+            .chain(std::iter::once(Effect::LoadLastChanges))
             .collect()
+    }
+
+    /// The last change of `flag` in `env` that the audit log records as applied (or pending
+    /// approval), for the details pane.
+    pub fn last_change(&self, env: &str, flag: &str) -> Option<&AuditRecord> {
+        self.last_changes.get(&(env.to_string(), flag.to_string()))
     }
 
     pub fn selected_row(&self) -> Option<&Row> {
@@ -279,7 +322,10 @@ impl State {
     /// The cursor's position in `visible`, or `None` while nothing is selected (a deep link
     /// still pending, or one that named no existing flag).
     pub fn selected_position(&self) -> Option<usize> {
-        let pending = self.focus.as_ref().is_some_and(|(_, flag)| !flag.is_empty());
+        let pending = self
+            .focus
+            .as_ref()
+            .is_some_and(|(_, flag)| !flag.is_empty());
         (!pending && !self.no_selection && self.row < self.visible.len()).then_some(self.row)
     }
 
@@ -327,6 +373,41 @@ impl State {
 
     fn set_message(&mut self, level: Level, text: impl Into<String>) {
         self.message = Some((level, text.into()));
+        self.load_alert = None;
+    }
+
+    /// Rewrites the message line for the failed environment it is about: what failed and when
+    /// the next attempt is ("prod: not loaded (… timed out after 15 s), retrying in 4 s").
+    fn refresh_load_alert(&mut self) {
+        let Some(name) = self.load_alert.clone() else {
+            return;
+        };
+        let Some(env) = self.envs.iter().find(|e| e.name == name) else {
+            return;
+        };
+        let retry = self.retries.get(&name).cloned().unwrap_or_default();
+        let error = retry.last_error;
+        let next = match (&env.load, retry.at) {
+            (LoadState::Loading, _) => "retrying now…".to_string(),
+            (_, Some(at)) => {
+                let wait = (at - self.now).to_std().unwrap_or_default();
+                format!(
+                    "retrying in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                )
+            }
+            _ => "r retries".to_string(),
+        };
+        let mut text = format!("{name}: not loaded ({error}), {next}");
+        if let Some((focus_env, flag)) = &self.focus {
+            if focus_env == &name && !flag.is_empty() {
+                text.push_str(&format!(
+                    "; `{}` is selected once {name} loads",
+                    crate::text::line(flag)
+                ));
+            }
+        }
+        self.message = Some((Level::Error, text));
     }
 
     /// Rebuilds the rows from every environment's snapshot: kill switches first, then by key.
@@ -457,9 +538,23 @@ impl State {
         }
         let pattern = Pattern::parse(&text, CaseMatching::Smart, Normalization::Smart);
         let mut buffer = Vec::new();
+        // Each field on its own: the key, the owner (`/team-checkout`), a tag (`/canary`) and
+        // the kind (`/experiment`); a row shows when any of them matches.
         for (index, row) in self.rows.iter().enumerate() {
-            let haystack = Utf32Str::new(&row.meta.key, &mut buffer);
-            if pattern.score(haystack, &mut self.matcher).is_some() {
+            let meta = &row.meta;
+            let fields = std::iter::once(meta.key.as_str())
+                .chain(meta.owner.as_deref())
+                .chain(meta.tags.iter().map(String::as_str))
+                .chain(std::iter::once(meta.kind.label()));
+            let mut matched = false;
+            for field in fields {
+                let haystack = Utf32Str::new(field, &mut buffer);
+                if pattern.score(haystack, &mut self.matcher).is_some() {
+                    matched = true;
+                    break;
+                }
+            }
+            if matched {
                 self.visible.push(index);
             }
         }
@@ -537,7 +632,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Tick(now) => {
             state.now = now;
             state.spinner = state.spinner.wrapping_add(1);
-            due_refreshes(state)
+            let effects = due_refreshes(state);
+            state.refresh_load_alert();
+            effects
         }
         Action::Resize(width, height) => {
             state.size = (width, height);
@@ -549,6 +646,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             result,
             read_only_reason,
         } => {
+            let now = state.now;
+            let mut alert = None;
             if let Some(column) = state.envs.iter_mut().find(|c| c.name == env) {
                 column.read_only_reason = read_only_reason;
                 match result {
@@ -558,17 +657,32 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         }
                         column.snapshot = Some(snapshot);
                         column.load = LoadState::Loaded;
+                        state.retries.remove(&env);
                     }
                     Err(error) => {
-                        column.load = LoadState::Failed(error.clone());
-                        let text = if error.starts_with(&env) {
-                            error
-                        } else {
-                            format!("{env}: {error}")
-                        };
-                        state.message = Some((Level::Error, text));
+                        let error = strip_env_prefix(&env, &error);
+                        let retry = state.retries.entry(env.clone()).or_default();
+                        retry.failures = retry.failures.saturating_add(1);
+                        let delay = chrono::Duration::from_std(retry_delay(retry.failures))
+                            .unwrap_or_default();
+                        retry.at = Some(now + delay);
+                        retry.last_error = error.clone();
+                        column.load = LoadState::Failed(error);
+                        alert = Some(env.clone());
                     }
                 }
+            }
+            match alert {
+                Some(failed) => {
+                    state.load_alert = Some(failed);
+                    state.refresh_load_alert();
+                }
+                None if state.load_alert.as_deref() == Some(env.as_str()) => {
+                    // Loaded now: the error line about it is no longer true.
+                    state.load_alert = None;
+                    state.message = None;
+                }
+                None => {}
             }
             state.rebuild_rows();
             Vec::new()
@@ -600,6 +714,22 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             scroll_audit(state, 0);
             Vec::new()
         }
+        Action::LastChanges(records) => {
+            state.last_changes.clear();
+            for record in records {
+                let applied = matches!(
+                    record.result,
+                    Some(crate::audit::Result::Ok) | Some(crate::audit::Result::PendingApproval)
+                );
+                if applied {
+                    // The log is in time order: a later record replaces an earlier one.
+                    state
+                        .last_changes
+                        .insert((record.env.clone(), record.flag.clone()), record);
+                }
+            }
+            Vec::new()
+        }
         Action::Operator(name) => {
             state.operator = name;
             Vec::new()
@@ -620,25 +750,35 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     }
 }
 
+/// Environments to load now: loaded ones whose data is older than the refresh interval, and
+/// failed ones whose retry is due (first load included), with a growing pause between tries.
 fn due_refreshes(state: &mut State) -> Vec<Effect> {
-    if state.refresh_interval.is_zero() || matches!(state.mode, Mode::Flip(_)) {
+    if matches!(state.mode, Mode::Flip(_)) {
         return Vec::new();
     }
     let mut effects = Vec::new();
     for env in &mut state.envs {
+        let retry = state.retries.get_mut(&env.name);
         let due = match (&env.load, &env.snapshot) {
             (LoadState::Loading, _) => false,
-            (_, Some(snapshot)) => {
-                (state.now - snapshot.fetched_at)
-                    .to_std()
-                    .unwrap_or_default()
-                    >= state.refresh_interval
+            (LoadState::Failed(_), _) => retry
+                .as_ref()
+                .and_then(|retry| retry.at)
+                .is_none_or(|at| state.now >= at),
+            (LoadState::Loaded, Some(snapshot)) => {
+                !state.refresh_interval.is_zero()
+                    && (state.now - snapshot.fetched_at)
+                        .to_std()
+                        .unwrap_or_default()
+                        >= state.refresh_interval
             }
-            (LoadState::Failed(_), None) => false,
             (LoadState::Loaded, None) => true,
         };
         if due {
             env.load = LoadState::Loading;
+            if let Some(retry) = retry {
+                retry.at = None;
+            }
             effects.push(Effect::Load(env.name.clone()));
         }
     }
@@ -665,6 +805,7 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
             state.apply_filter();
             state.clamp_cursor();
             state.message = None;
+            state.load_alert = None;
         }
         Command::Help => state.mode = Mode::Help,
         Command::ToggleDetails => {
@@ -676,9 +817,13 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
             for env in &mut state.envs {
                 if env.load != LoadState::Loading {
                     env.load = LoadState::Loading;
+                    if let Some(retry) = state.retries.get_mut(&env.name) {
+                        retry.at = None;
+                    }
                     effects.push(Effect::Load(env.name.clone()));
                 }
             }
+            state.refresh_load_alert();
             return effects;
         }
         Command::AuditLog => return open_audit(state),
@@ -726,7 +871,23 @@ fn open_flip(state: &mut State) {
         return;
     };
     let Some(row) = state.selected_row().cloned() else {
-        state.set_message(Level::Error, "no flag selected");
+        let loading: Vec<&str> = state
+            .envs
+            .iter()
+            .filter(|e| e.snapshot.is_none())
+            .map(|e| e.name.as_str())
+            .collect();
+        let text = match &state.focus {
+            Some((focus_env, flag)) if !flag.is_empty() => format!(
+                "still loading: `{}` in {focus_env} is selected once it has loaded",
+                crate::text::line(flag)
+            ),
+            _ if state.rows.is_empty() && !loading.is_empty() => {
+                format!("still loading ({})", loading.join(", "))
+            }
+            _ => "no flag selected (move the cursor to choose one)".to_string(),
+        };
+        state.set_message(Level::Error, text);
         return;
     };
     if let Some(reason) = &env.read_only_reason {
@@ -802,9 +963,7 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 KeyCode::PageUp => scroll_audit(state, -page),
                 KeyCode::Home | KeyCode::Char('g') => scroll_audit(state, i64::MIN / 2),
                 KeyCode::End | KeyCode::Char('G') => scroll_audit(state, i64::MAX / 2),
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('a') => {
-                    state.mode = Mode::Normal
-                }
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('a') => state.mode = Mode::Normal,
                 _ => {}
             }
             Vec::new()
@@ -834,7 +993,8 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
         Mode::Flip(dialog) => {
             let typing_note = dialog.stage == DialogStage::Note;
-            let help = key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !typing_note);
+            let help =
+                key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !typing_note);
             let between_steps = matches!(dialog.stage, DialogStage::Note | DialogStage::Confirm);
             if help && between_steps {
                 if let Mode::Flip(dialog) = std::mem::replace(&mut state.mode, Mode::Help) {
@@ -1136,13 +1296,13 @@ fn finish_flip(
         dialog.stage = DialogStage::Done { ok, lines };
     }
     let _ = changed;
-    // Whatever happened, show the environment as it is now.
+    // Whatever happened, show the environment as it is now, and who changed it last.
     match state.envs.iter_mut().find(|env| env.name == request.env) {
         Some(env) if env.load != LoadState::Loading => {
             env.load = LoadState::Loading;
-            vec![Effect::Load(request.env)]
+            vec![Effect::Load(request.env), Effect::LoadLastChanges]
         }
-        _ => Vec::new(),
+        _ => vec![Effect::LoadLastChanges],
     }
 }
 
@@ -1195,8 +1355,8 @@ pub fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
     }
     if !state.drawable() {
         // The screen says "q quits" and nothing else: no note character, no confirmation.
-        let quit = key.code == KeyCode::Char('q')
-            || state.keymap.command_for(&key) == Some(Command::Quit);
+        let quit =
+            key.code == KeyCode::Char('q') || state.keymap.command_for(&key) == Some(Command::Quit);
         return (quit && !state.applying()).then_some(Action::Command(Command::Quit));
     }
     match state.mode {

@@ -479,6 +479,17 @@ impl Runner {
         let sender = self.sender.clone();
         match effect {
             Effect::Quit => {}
+            Effect::LoadLastChanges => {
+                tokio::spawn(async move {
+                    let audit = session.audit.clone();
+                    let records = tokio::task::spawn_blocking(move || audit.records())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    let _ = sender.send(Action::LastChanges(records));
+                });
+            }
             Effect::Load(env) => {
                 // Metadata beside the states, once per session: a slow admin API never
                 // delays a cell.

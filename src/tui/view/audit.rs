@@ -66,10 +66,9 @@ pub fn lines(view: &AuditView) -> Vec<Line<'static>> {
         if let Some((_, history)) = view.history.iter().find(|(e, _)| e == env) {
             lines.push(Line::from("vendor history (newest first):"));
             match history {
-                Err(error) => lines.push(Line::from(format!(
-                    "  unavailable: {}",
-                    text::line(error)
-                ))),
+                Err(error) => {
+                    lines.push(Line::from(format!("  unavailable: {}", text::line(error))))
+                }
                 Ok(entries) if entries.is_empty() => lines.push(Line::from("  no entries")),
                 Ok(entries) => {
                     for entry in entries {
@@ -107,7 +106,12 @@ fn popup(area: Rect) -> Rect {
 
 /// How many lines fit inside the popup on a screen of `width` x `height`.
 pub fn page(width: u16, height: u16) -> usize {
-    usize::from(popup(Rect::new(0, 0, width, height)).height.saturating_sub(2)).max(1)
+    usize::from(
+        popup(Rect::new(0, 0, width, height))
+            .height
+            .saturating_sub(2),
+    )
+    .max(1)
 }
 
 pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {

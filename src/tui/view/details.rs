@@ -76,11 +76,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 }
             },
         };
-        let text = match &env.read_only_reason {
+        let mut text = match &env.read_only_reason {
             Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
             _ => text,
         };
-        lines.push(Line::from(redact::line(&text)));
+        if let Some(record) = state.last_change(&env.name, &meta.key) {
+            text.push_str(&format!(
+                "  · last: {} by {} {} ago: {} (audit {})",
+                crate::text::line(&record.to),
+                crate::text::line(&record.operator),
+                age(state.now - record.at),
+                crate::text::line_max(&record.note, 60),
+                crate::text::line(&record.id),
+            ));
+        }
+        lines.push(Line::from(text));
     }
     lines.push(Line::from(format!(
         "runbook: {}",
@@ -93,4 +103,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// "45 s", "12 min", "3 h", "2 d": how long ago, in the largest whole unit.
+fn age(elapsed: chrono::Duration) -> String {
+    let secs = elapsed.num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86400),
+    }
 }

@@ -29,7 +29,10 @@ fn tail(s: &str, max: usize) -> String {
 fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Line<'a>> {
     let danger = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
     let bold = Style::new().add_modifier(Modifier::BOLD);
-    let mut lines = vec![Line::styled(dialog.sentence.clone(), danger), Line::from("")];
+    let mut lines = vec![
+        Line::styled(dialog.sentence.clone(), danger),
+        Line::from(""),
+    ];
     if let Some(warning) = &dialog.warning {
         lines.push(Line::styled(format!("! {}", redact::line(warning)), bold));
     }
@@ -39,9 +42,7 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
     // Each field stays on one line, so a long note never pushes the keys off the screen.
     let field = |label: &str, value: &str, active: bool| {
         let cursor = if active { "█" } else { "" };
-        let room = text_width
-            .saturating_sub(label.chars().count() + 2)
-            .max(8);
+        let room = text_width.saturating_sub(label.chars().count() + 2).max(8);
         let shown = crate::text::line(value);
         let shown = if active {
             tail(&shown, room)
@@ -119,7 +120,10 @@ pub fn fits(area: Rect, dialog: &FlipDialog, state: &State) -> bool {
 
 pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State) {
     let danger = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
-    let hint = Line::styled(format!(" {} ", dialog_hint(dialog)), Style::new().add_modifier(Modifier::BOLD));
+    let hint = Line::styled(
+        format!(" {} ", dialog_hint(dialog)),
+        Style::new().add_modifier(Modifier::BOLD),
+    );
     let block = Block::new()
         .borders(Borders::ALL)
         .title(Span::styled(" confirm change ", danger))
