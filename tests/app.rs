@@ -785,7 +785,7 @@ fn a_deep_link_with_a_typo_selects_nothing_and_suggests_the_flag() {
 fn a_deep_link_waits_for_its_failed_environment_then_selects_the_flag() {
     let mut state = state(
         false,
-        (110, 30),
+        (200, 30),
         Some(("prod", "checkout_stripe_payment_intents_v2024_11")),
     );
     for env in ["dev", "staging"] {
@@ -824,7 +824,7 @@ fn a_deep_link_waits_for_its_failed_environment_then_selects_the_flag() {
     );
     assert_eq!(
         text,
-        "prod: not loaded (read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s), retrying in 2 s; `checkout_stripe_payment_intents_v2024_11` is selected once prod loads"
+        "prod: not loaded (read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s), retrying in 2 s; then `checkout_stripe_payment_intents_v2024_11` is selected"
     );
     assert!(state.focus.is_some(), "the link is still pending");
     // The retry is due after 2 s, not before.

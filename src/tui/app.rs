@@ -398,16 +398,24 @@ impl State {
             }
             _ => "r retries".to_string(),
         };
-        let mut text = format!("{name}: not loaded ({error}), {next}");
+        let mut after = String::new();
         if let Some((focus_env, flag)) = &self.focus {
             if focus_env == &name && !flag.is_empty() {
-                text.push_str(&format!(
-                    "; `{}` is selected once {name} loads",
-                    crate::text::line(flag)
-                ));
+                after = format!("; then `{}` is selected", crate::text::line(flag));
             }
         }
-        self.message = Some((Level::Error, text));
+        // The error gives way (cut in the middle) so the line keeps when the retry is; the
+        // details pane has it in full.
+        let fixed = format!("{name}: not loaded (), {next}{after}")
+            .chars()
+            .count()
+            + "ERROR ".len();
+        let room = usize::from(self.size.0).saturating_sub(fixed).max(12);
+        let error = crate::text::cut_middle(&crate::text::line(&error), room);
+        self.message = Some((
+            Level::Error,
+            format!("{name}: not loaded ({error}), {next}{after}"),
+        ));
     }
 
     /// Rebuilds the rows from every environment's snapshot: kill switches first, then by key.
