@@ -399,10 +399,11 @@ impl State {
             _ => "r retries".to_string(),
         };
         let mut after = String::new();
-        if let Some((focus_env, flag)) = &self.focus {
-            if focus_env == &name && !flag.is_empty() {
-                after = format!("; then `{}` is selected", crate::text::line(flag));
-            }
+        if let Some((focus_env, flag)) = &self.focus
+            && focus_env == &name
+            && !flag.is_empty()
+        {
+            after = format!("; then `{}` is selected", crate::text::line(flag));
         }
         // The error gives way (cut in the middle) so the line keeps when the retry is; the
         // details pane has it in full.
