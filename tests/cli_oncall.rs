@@ -352,3 +352,97 @@ async fn doctor_checks_vault_each_secret_and_the_vendor() {
         "{text}"
     );
 }
+
+/// The README's `# policy: NAME` HCL blocks.
+fn readme_policies() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let mut policies = Vec::new();
+    for block in readme.split("```hcl\n").skip(1) {
+        let body = block.split("```").next().unwrap_or_default();
+        if let Some(name) = body
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# policy: "))
+        {
+            policies.push((name.trim().to_string(), body.to_string()));
+        }
+    }
+    policies
+}
+
+/// The least-privilege policies as the README prints them, loaded into a real OpenBao: the
+/// operator's token gets a write path, the viewer's reads and gets none (doctor still passes:
+/// read-only is a valid setup, and it says why).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_policies_give_operators_writes_and_viewers_reads() {
+    if !openbao::available() {
+        return;
+    }
+    let Some(bao) = openbao::shared() else { return };
+    let policies = readme_policies();
+    let names: Vec<&str> = policies.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["killswitch-operator", "killswitch-viewer"]);
+    for (name, text) in &policies {
+        let (status, body) = bao.api(
+            "PUT",
+            &format!("/v1/sys/policies/acl/{name}"),
+            Some(openbao::ROOT_TOKEN),
+            Some(json!({ "policy": text })),
+        );
+        assert!((200..300).contains(&status), "{name}: {status} {body}");
+    }
+    let flagsmith = FakeFlagsmith::open_source().await;
+    // The default layout the policies are written for: kv/feature-flags/<provider>/<env>.
+    let base = "/v1/kv/data/feature-flags/flagsmith";
+    bao.put(
+        &format!("{base}/policyprod"),
+        json!({
+            "api_url": format!("{}/api/v1/", flagsmith.url),
+            "environment_key": flagsmith.env("prod").server_key,
+        }),
+    );
+    bao.put(
+        &format!("{base}/policyprod/admin"),
+        json!({ "admin_api_key": ADMIN_API_KEY }),
+    );
+    let operator = bao.token("oncall-op", &["killswitch-operator"], "30m");
+    let viewer = bao.token("oncall-viewer", &["killswitch-viewer"], "30m");
+    let home = seeded();
+    let config = "protected = []\n\
+        [[environment]]\nname = \"policyprod\"\nprovider = \"flagsmith\"\n";
+    let path = home.path().join("policies.toml");
+    std::fs::write(&path, config).expect("config");
+    let path = path.display().to_string();
+    let addr = bao.addr.clone();
+    let (op, view) = tokio::task::spawn_blocking(move || {
+        let doctor = |token: &str| {
+            home.command()
+                .env("VAULT_ADDR", &addr)
+                .env("VAULT_TOKEN", token)
+                .args(["--config", &path, "doctor"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("doctor")
+        };
+        (doctor(&operator), doctor(&viewer))
+    })
+    .await
+    .expect("join");
+    let text = stdout(&op);
+    assert_eq!(code(&op), 0, "{text}");
+    assert!(
+        text.contains("ok    policyprod (flagsmith) write: write path ready"),
+        "{text}"
+    );
+    let text = stdout(&view);
+    assert_eq!(code(&view), 0, "{text}");
+    assert!(
+        text.contains("ok    policyprod (flagsmith) read: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("note  policyprod (flagsmith) write: your Vault policy cannot read kv/feature-flags/flagsmith/policyprod/admin (403): read-only"),
+        "{text}"
+    );
+}
