@@ -266,26 +266,31 @@ fn failed_refresh_keeps_the_last_data_marked_as_old() {
 #[test]
 fn ticks_refresh_environments_when_due() {
     let mut state = loaded(false, (110, 30), None);
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(10)),
+    );
     assert!(
-        update(
-            &mut state,
-            Action::Tick(now() + chrono::Duration::seconds(10))
-        )
-        .is_empty()
+        !effects.iter().any(|e| matches!(e, Effect::Load(_))),
+        "{effects:?}"
     );
     let effects = update(
         &mut state,
         Action::Tick(now() + chrono::Duration::seconds(31)),
     );
-    assert_eq!(effects.len(), 3);
-    assert!(
-        update(
-            &mut state,
-            Action::Tick(now() + chrono::Duration::seconds(32))
-        )
-        .is_empty(),
-        "no double loads"
+    // (Besides the loads, the selected flag's vendor history may be asked for once.)
+    let loads = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Load(_)))
+            .count()
+    };
+    assert_eq!(loads(&effects), 3);
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(32)),
     );
+    assert_eq!(loads(&effects), 0, "no double loads");
 }
 
 #[test]
@@ -1217,4 +1222,96 @@ fn the_audit_view_pages_stops_at_the_end_and_closes_only_on_esc() {
     );
     press(&mut state, KeyCode::Esc);
     assert!(matches!(state.mode, Mode::Normal));
+}
+
+#[test]
+fn the_vendor_history_is_read_once_the_cursor_rests_and_shown_in_details() {
+    let mut state = loaded(false, (140, 34), None);
+    let tick = |state: &mut killswitch::tui::app::State, ms: i64| {
+        update(
+            state,
+            Action::Tick(now() + chrono::Duration::milliseconds(ms)),
+        )
+    };
+    let history = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::LoadVendorHistory { flag, envs } => Some((flag.clone(), envs.len())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Moving through rows asks nothing; resting on one asks once.
+    assert!(history(&tick(&mut state, 200)).is_empty());
+    press(&mut state, KeyCode::Down);
+    assert!(history(&tick(&mut state, 400)).is_empty());
+    assert!(history(&tick(&mut state, 800)).is_empty());
+    assert_eq!(
+        history(&tick(&mut state, 1300)),
+        [("kill_switch_recommendations".to_string(), 3)]
+    );
+    assert!(history(&tick(&mut state, 2400)).is_empty(), "asked once");
+    update(
+        &mut state,
+        Action::VendorHistory {
+            flag: "kill_switch_recommendations".into(),
+            history: vec![
+                (
+                    "prod".into(),
+                    Ok(vec![
+                        killswitch::provider::HistoryEntry {
+                            at: now() - chrono::Duration::hours(5),
+                            who: Some("bob@example.com".into()),
+                            what: "enabled".into(),
+                            comment: None,
+                        },
+                        killswitch::provider::HistoryEntry {
+                            at: now() - chrono::Duration::minutes(3),
+                            who: Some("carol@example.com".into()),
+                            what: "disabled".into(),
+                            comment: Some("INC-88 recs timeouts".into()),
+                        },
+                    ]),
+                ),
+                ("dev".into(), Err("flagd keeps no change history".into())),
+            ],
+        },
+    );
+    let screen = support::dashboard::render(&state);
+    let prod = screen
+        .lines()
+        .find(|l| l.contains("│prod: "))
+        .unwrap_or_default();
+    assert!(
+        prod.contains(
+            "last (vendor history): disabled by carol@example.com 3 min ago: INC-88 recs timeouts"
+        ),
+        "{screen}"
+    );
+    let dev = screen
+        .lines()
+        .find(|l| l.contains("│dev: "))
+        .unwrap_or_default();
+    assert!(!dev.contains("last"), "{dev}");
+    // A newer killswitch record wins over an older vendor entry.
+    update(
+        &mut state,
+        Action::LastChanges(vec![record(
+            "prod",
+            "kill_switch_recommendations",
+            1,
+            "INC-89",
+            "a-9",
+        )]),
+    );
+    let screen = support::dashboard::render(&state);
+    let prod = screen
+        .lines()
+        .find(|l| l.contains("│prod: "))
+        .unwrap_or_default();
+    assert!(
+        prod.contains("last: KILLED by alice@bastion 1 min ago: INC-89 (audit a-9)"),
+        "{screen}"
+    );
 }

@@ -34,6 +34,12 @@ pub enum Effect {
     /// Read the audit log for the last change of every flag in every environment (the details
     /// pane's "who killed it and why").
     LoadLastChanges,
+    /// Read the vendor's history of one flag in every environment (where the vendor keeps
+    /// one), for the details pane.
+    LoadVendorHistory {
+        flag: String,
+        envs: Vec<String>,
+    },
     Quit,
 }
 
@@ -218,6 +224,12 @@ pub struct State {
     pub load_alert: Option<String>,
     /// Failed environments (by name) and when each is tried again.
     pub retries: HashMap<String, Retry>,
+    /// The newest entry of the vendor's history, by flag then environment (`None`: the vendor
+    /// keeps no history there, or it could not be read).
+    pub vendor_last: HashMap<String, HashMap<String, Option<HistoryEntry>>>,
+    /// The flag whose vendor history is wanted, and from when (the cursor rests on it for a
+    /// moment first, so scrolling through rows asks the vendors nothing).
+    history_wanted: Option<(String, DateTime<Utc>)>,
     /// The last applied change of each (environment, flag) from the audit log.
     pub last_changes: HashMap<(String, String), AuditRecord>,
     /// The dialog that help was opened from, shown again when help closes.
@@ -289,6 +301,8 @@ impl State {
             drafts: HashMap::new(),
             help_return: None,
             last_changes: HashMap::new(),
+            vendor_last: HashMap::new(),
+            history_wanted: None,
             retries: HashMap::new(),
             load_alert: None,
             quitting: false,
@@ -641,7 +655,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Tick(now) => {
             state.now = now;
             state.spinner = state.spinner.wrapping_add(1);
-            let effects = due_refreshes(state);
+            let mut effects = due_refreshes(state);
+            effects.extend(vendor_history_due(state));
             state.refresh_load_alert();
             effects
         }
@@ -723,6 +738,19 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             scroll_audit(state, 0);
             Vec::new()
         }
+        Action::VendorHistory { flag, history } => {
+            let newest = history
+                .into_iter()
+                .map(|(env, result)| {
+                    let entry = result
+                        .ok()
+                        .and_then(|entries| entries.into_iter().max_by_key(|e| e.at));
+                    (env, entry)
+                })
+                .collect();
+            state.vendor_last.insert(flag, newest);
+            Vec::new()
+        }
         Action::LastChanges(records) => {
             state.last_changes.clear();
             for record in records {
@@ -759,6 +787,37 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     }
 }
 
+/// How long the cursor rests on a flag before its vendor history is read.
+const HISTORY_DWELL: chrono::Duration = chrono::Duration::milliseconds(800);
+
+/// The vendor history read for the selected flag, once the cursor has rested on it and only
+/// once per flag (a flip reads it again).
+fn vendor_history_due(state: &mut State) -> Vec<Effect> {
+    let Some(flag) = state.selected_row().map(|row| row.meta.key.clone()) else {
+        state.history_wanted = None;
+        return Vec::new();
+    };
+    if state.vendor_last.contains_key(&flag) {
+        return Vec::new();
+    }
+    match &state.history_wanted {
+        Some((wanted, since)) if *wanted == flag => {
+            if state.now - *since < HISTORY_DWELL {
+                return Vec::new();
+            }
+        }
+        _ => {
+            state.history_wanted = Some((flag, state.now));
+            return Vec::new();
+        }
+    }
+    // Asked once: an empty entry until the answer comes, so it is not asked again.
+    state.vendor_last.insert(flag.clone(), HashMap::new());
+    state.history_wanted = None;
+    let envs = state.envs.iter().map(|e| e.name.clone()).collect();
+    vec![Effect::LoadVendorHistory { flag, envs }]
+}
+
 /// Environments to load now: loaded ones whose data is older than the refresh interval, and
 /// failed ones whose retry is due (first load included), with a growing pause between tries.
 fn due_refreshes(state: &mut State) -> Vec<Effect> {
@@ -766,6 +825,7 @@ fn due_refreshes(state: &mut State) -> Vec<Effect> {
         return Vec::new();
     }
     let mut effects = Vec::new();
+    let mut refreshing = false;
     for env in &mut state.envs {
         let retry = state.retries.get_mut(&env.name);
         let due = match (&env.load, &env.snapshot) {
@@ -784,12 +844,17 @@ fn due_refreshes(state: &mut State) -> Vec<Effect> {
             (LoadState::Loaded, None) => true,
         };
         if due {
+            refreshing = true;
             env.load = LoadState::Loading;
             if let Some(retry) = retry {
                 retry.at = None;
             }
             effects.push(Effect::Load(env.name.clone()));
         }
+    }
+    if refreshing {
+        // The vendors' history is as old as the data: read again when the cursor rests.
+        state.vendor_last.clear();
     }
     effects
 }
@@ -1306,6 +1371,7 @@ fn finish_flip(
     }
     let _ = changed;
     // Whatever happened, show the environment as it is now, and who changed it last.
+    state.vendor_last.remove(&request.flag);
     match state.envs.iter_mut().find(|env| env.name == request.env) {
         Some(env) if env.load != LoadState::Loading => {
             env.load = LoadState::Loading;

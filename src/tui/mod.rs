@@ -479,6 +479,27 @@ impl Runner {
         let sender = self.sender.clone();
         match effect {
             Effect::Quit => {}
+            Effect::LoadVendorHistory { flag, envs } => {
+                tokio::spawn(async move {
+                    let reads = envs.iter().map(|env| {
+                        let session = session.clone();
+                        let flag = flag.clone();
+                        async move {
+                            match session.connection(env).await {
+                                Ok(connection) => connection
+                                    .source
+                                    .history(&flag)
+                                    .await
+                                    .map_err(|err| err.message),
+                                Err(err) => Err(err.to_string()),
+                            }
+                        }
+                    });
+                    let results = futures::future::join_all(reads).await;
+                    let history = envs.into_iter().zip(results).collect();
+                    let _ = sender.send(Action::VendorHistory { flag, history });
+                });
+            }
             Effect::LoadLastChanges => {
                 tokio::spawn(async move {
                     let audit = session.audit.clone();

@@ -80,15 +80,42 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
             _ => text,
         };
-        if let Some(record) = state.last_change(&env.name, &meta.key) {
-            text.push_str(&format!(
-                "  · last: {} by {} {} ago: {} (audit {})",
-                crate::text::line(&record.to),
-                crate::text::line(&record.operator),
-                age(state.now - record.at),
-                crate::text::line_max(&record.note, 60),
-                crate::text::line(&record.id),
-            ));
+        // The newer of killswitch's last record and the vendor's last history entry.
+        let vendor = state
+            .vendor_last
+            .get(&meta.key)
+            .and_then(|envs| envs.get(&env.name))
+            .and_then(Option::as_ref);
+        let record = state.last_change(&env.name, &meta.key);
+        match (record, vendor) {
+            (Some(record), vendor) if vendor.is_none_or(|v| v.at <= record.at) => {
+                text.push_str(&format!(
+                    "  · last: {} by {} {} ago: {} (audit {})",
+                    crate::text::line(&record.to),
+                    crate::text::line(&record.operator),
+                    age(state.now - record.at),
+                    crate::text::line_max(&record.note, 60),
+                    crate::text::line(&record.id),
+                ));
+            }
+            (_, Some(entry)) => {
+                text.push_str(&format!(
+                    "  · last (vendor history): {} by {} {} ago{}",
+                    crate::text::line_max(&entry.what, 40),
+                    entry
+                        .who
+                        .as_deref()
+                        .map(crate::text::line)
+                        .unwrap_or_else(|| "someone the vendor did not record".into()),
+                    age(state.now - entry.at),
+                    entry
+                        .comment
+                        .as_deref()
+                        .map(|c| format!(": {}", crate::text::line_max(c, 60)))
+                        .unwrap_or_default(),
+                ));
+            }
+            _ => {}
         }
         lines.push(Line::from(text));
     }
