@@ -832,6 +832,13 @@ fn a_deep_link_waits_for_its_failed_environment_then_selects_the_flag() {
         "prod: not loaded (read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s), retrying in 2 s; then `checkout_stripe_payment_intents_v2024_11` is selected"
     );
     assert!(state.focus.is_some(), "the link is still pending");
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains(
+            "waiting for prod to load: the link selects `checkout_stripe_payment_intents_v2024_11`"
+        ),
+        "{screen}"
+    );
     // The retry is due after 2 s, not before.
     assert!(
         update(

@@ -14,7 +14,14 @@ use crate::{redact, text};
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let block = Block::new().borders(Borders::ALL).title(" details ");
     let Some(row) = state.selected_row() else {
-        frame.render_widget(Paragraph::new("no flag selected").block(block), area);
+        let text = match &state.focus {
+            Some((env, flag)) if !flag.is_empty() => format!(
+                "waiting for {env} to load: the link selects `{}` there once it has",
+                crate::text::line(flag)
+            ),
+            _ => "no flag selected".to_string(),
+        };
+        frame.render_widget(Paragraph::new(text).block(block), area);
         return;
     };
     let meta = &row.meta;
