@@ -1114,8 +1114,9 @@ fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
     };
     state.mode = Mode::Audit(Box::new(AuditView {
         title: HOSTILE_KEY.into(),
+        envs: vec!["prod".into()],
         records: Some(Ok(vec![record])),
-        history: Some(Err("vendor said \u{1b}]0;t\u{7}".into())),
+        history: vec![("prod".into(), Err("vendor said \u{1b}]0;t\u{7}".into()))],
         scroll: 0,
     }));
     let audit = support::dashboard::render(&state);
@@ -1387,8 +1388,9 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
     outputs.push(("dialog".into(), support::dashboard::render(&state)));
     state.mode = Mode::Audit(Box::new(AuditView {
         title: flag.key.clone(),
+        envs: vec!["prod".into()],
         records: Some(Ok(vec![record])),
-        history: Some(Err(flag.error.clone())),
+        history: vec![("prod".into(), Err(flag.error.clone()))],
         scroll: 0,
     }));
     outputs.push(("audit view".into(), support::dashboard::render(&state)));

@@ -7,7 +7,7 @@ use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{exit, load_all};
+use super::{exit, load_all, print_error};
 use crate::cli::{Check, Output, StatusArgs};
 use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
 use crate::session::Session;

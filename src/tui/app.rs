@@ -927,7 +927,8 @@ fn open_audit(state: &mut State) -> Vec<Effect> {
 fn scroll_audit(state: &mut State, delta: i64) {
     let page = super::view::audit::page(state.size.0, state.size.1);
     if let Mode::Audit(view) = &mut state.mode {
-        let total = super::view::audit::lines(view).len();
+        let width = super::view::audit::text_width(state.size.0, state.size.1);
+        let total = super::view::audit::lines(view, width).len();
         let last = total.saturating_sub(page) as i64;
         view.scroll = (view.scroll as i64 + delta).clamp(0, last.max(0)) as usize;
     }

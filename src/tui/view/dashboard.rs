@@ -121,7 +121,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
     let header_cells = std::iter::once(Cell::from(" FLAG"))
         .chain(owner_header)
         .chain(state.envs.iter().enumerate().map(|(col, env)| {
-            let mut title = env.name.to_uppercase();
+            let mut title = text::line(&env.name.to_uppercase());
             if env.protected {
                 title.push('*');
             }

@@ -124,7 +124,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             }
             _ => {}
         }
-        lines.push(Line::from(text));
+        lines.push(Line::from(redact::line(&text)));
     }
     lines.push(Line::from(format!(
         "runbook: {}",

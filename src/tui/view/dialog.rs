@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::{SPINNER, centered};
 use crate::tui::app::{DialogStage, FlipDialog, State, dialog_hint};
+use crate::{redact, text};
 
 /// The dialog's width (borders included), at most the screen's.
 const WIDTH: u16 = 76;
@@ -30,7 +31,7 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
     let danger = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut lines = vec![
-        Line::styled(dialog.sentence.clone(), danger),
+        Line::styled(text::line(&dialog.sentence), danger),
         Line::from(""),
     ];
     if let Some(warning) = &dialog.warning {
@@ -43,11 +44,11 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
     let field = |label: &str, value: &str, active: bool| {
         let cursor = if active { "█" } else { "" };
         let room = text_width.saturating_sub(label.chars().count() + 2).max(8);
-        let shown = crate::text::line(value);
+        let shown = text::line(value);
         let shown = if active {
             tail(&shown, room)
         } else {
-            crate::text::cut_middle(&shown, room)
+            text::cut_middle(&shown, room)
         };
         Line::from(vec![
             Span::styled(format!("{label} "), bold),
