@@ -23,6 +23,7 @@ Exit status:
   8   applied, but what services see did not agree within the verify timeout
   9   the flag changed since it was read: nothing was changed
   10  the vendor requires approval: a request was created, nothing is live yet
+  11  outcome unknown: the write's answer was lost and the re-read failed; check the flag
 A closed output pipe (`killswitch status | head -2`) ends quietly with 0.";
 
 #[derive(Debug, Parser)]

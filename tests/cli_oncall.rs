@@ -242,6 +242,14 @@ fn help_and_the_man_page_list_the_exit_codes_and_refer_to_no_missing_page() {
     let text = stdout(&help);
     assert!(text.contains("Exit status:"), "{text}");
     assert!(text.contains("5   no such flag or environment"), "{text}");
+    // Every code in `commands::exit` is listed.
+    for code in 0..=killswitch::commands::exit::OUTCOME_UNKNOWN {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+            "exit {code} in --help: {text}"
+        );
+    }
     let man = run(&home, &["man"]);
     assert_eq!(code(&man), 0);
     let roff = stdout(&man);

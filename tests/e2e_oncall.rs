@@ -125,7 +125,7 @@ fn a_flag_file_that_appears_after_start_loads_on_its_own_and_the_link_lands() {
     );
     tui.send("f");
     tui.wait_for(
-        "KILL recommendations in late: kill_switch_recommendations ON -> OFF",
+        "KILL recommendations in late: kill_switch_recommendations SERVING",
         LIMIT,
     );
     tui.send("\u{1b}");

@@ -33,7 +33,7 @@ pub struct AuditEntry {
     #[serde(default)]
     pub action: Option<String>,
     /// Local records: "intent", or the outcome ("ok", "pending_approval", "not_applied",
-    /// "error").
+    /// "error", "unknown").
     #[serde(default)]
     pub result: Option<String>,
     /// Local records: milliseconds until what services see agreed, when verified.
@@ -203,6 +203,7 @@ fn local_entry(record: &AuditRecord) -> AuditEntry {
             (_, Some(audit::Result::PendingApproval)) => "pending_approval".to_string(),
             (_, Some(audit::Result::NotApplied)) => "not_applied".to_string(),
             (_, Some(audit::Result::Error)) => "error".to_string(),
+            (_, Some(audit::Result::Unknown)) => "unknown".to_string(),
         }),
         confirmed_ms: record.confirmed_ms,
         from: Some(record.from.clone()),

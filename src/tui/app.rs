@@ -522,6 +522,10 @@ impl State {
         if env_loaded && self.select_key(&flag) {
             self.focus = None;
             self.no_selection = false;
+            // "still loading" was about this link: it has landed.
+            if matches!(&self.message, Some((_, text)) if text.starts_with("still loading")) {
+                self.message = None;
+            }
             return;
         }
         let all_loaded = self.envs.iter().all(|e| e.load == LoadState::Loaded);
