@@ -221,7 +221,8 @@ async fn an_environment_that_times_out_then_answers_loads_on_its_own() {
          [[environment]]\nname = \"fs\"\nprovider = \"flagsmith\"\n";
     let config_path = home.path().join("retry.toml");
     std::fs::write(&config_path, config).expect("config");
-    proxy.set_next(Fault::Hang, 1);
+    // The first two connections hang: the states' first read and the metadata read beside it.
+    proxy.set_next(Fault::Hang, 2);
     let vault_addr = bao.addr.clone();
     let screen = tokio::task::spawn_blocking(move || {
         let config_arg = config_path.display().to_string();
