@@ -109,6 +109,7 @@ impl Command {
             Command::Completions(_) => "completions",
             Command::Man => "man",
             Command::Serve(_) => "serve",
+            Command::Doctor => "doctor",
         }
     }
 }

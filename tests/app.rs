@@ -707,13 +707,6 @@ fn message(state: &killswitch::tui::app::State) -> String {
         .unwrap_or_default()
 }
 
-fn dialog(state: &killswitch::tui::app::State) -> &killswitch::tui::app::FlipDialog {
-    match &state.mode {
-        Mode::Flip(dialog) => dialog,
-        other => panic!("the dialog is open, not {other:?}"),
-    }
-}
-
 /// The sequence: dialog open, pane shrunk to 50x10, then `q`, a note, Enter, `prod`,
 /// Enter. Nothing typed reaches the dialog; only quit is accepted.
 #[test]

@@ -202,9 +202,6 @@ pub struct State {
     pub operator: String,
     /// Setup warnings from the credential source (VAULT_SKIP_VERIFY), kept on the status bar.
     pub warnings: Vec<String>,
-    /// Interrupted flips a read-only session found and left for the next writable start,
-    /// kept on the status bar.
-    pub pending_flips: usize,
     pub show_details: bool,
     pub now: DateTime<Utc>,
     pub spinner: usize,
@@ -234,6 +231,9 @@ pub struct State {
     pub last_changes: HashMap<(String, String), AuditRecord>,
     /// The dialog that help was opened from, shown again when help closes.
     pub help_return: Option<Box<FlipDialog>>,
+    /// Interrupted flips a read-only session found and left for the next writable start,
+    /// kept on the status bar.
+    pub pending_flips: usize,
     pub quitting: bool,
     /// Metadata read beside the states, per environment: merged into each snapshot that
     /// arrives, whichever comes first.
@@ -290,7 +290,6 @@ impl State {
             local_workspace: setup.local_workspace,
             operator: setup.operator,
             warnings: Vec::new(),
-            pending_flips: 0,
             show_details: true,
             now: setup.now,
             spinner: 0,
@@ -305,6 +304,7 @@ impl State {
             history_wanted: None,
             retries: HashMap::new(),
             load_alert: None,
+            pending_flips: 0,
             quitting: false,
             metadata: HashMap::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
@@ -771,15 +771,15 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Action::Operator(name) => {
-            state.operator = name;
-            Vec::new()
-        }
         Action::Pending(lines) => {
             if !lines.is_empty() {
                 state.pending_flips = lines.iter().filter(|l| l.starts_with("PENDING")).count();
                 state.set_message(Level::Error, lines.join("; "));
             }
+            Vec::new()
+        }
+        Action::Operator(name) => {
+            state.operator = name;
             Vec::new()
         }
         Action::Reconciled(lines) => {
@@ -1192,12 +1192,6 @@ fn paste(state: &mut State, text: &str) {
         _ => {}
     }
 }
-
-/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether the
-/// dialog closes.
-fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
-    let mut closed = false;
-    let mut close = || closed = true;
 
 /// How the dialog closed.
 enum Close {
