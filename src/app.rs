@@ -88,8 +88,12 @@ pub fn run(cli: Cli) -> i32 {
             },
             Some(Command::Completions(args)) => {
                 let mut stdout = std::io::stdout().lock();
-                commands::completions(args.shell, &mut stdout);
+                commands::completions(args.shell, &mut stdout)?;
                 Ok(exit::OK)
+            }
+            Some(Command::Doctor) => {
+                let mut stdout = std::io::stdout().lock();
+                commands::doctor::run(&cli.global, &mut stdout).await
             }
             Some(Command::Man) => {
                 let mut stdout = std::io::stdout().lock();
@@ -101,6 +105,7 @@ pub fn run(cli: Cli) -> i32 {
     });
     match result {
         Ok(code) => code,
+        Err(err) if commands::is_broken_pipe(&err) => exit::OK,
         Err(err) => {
             print_error(format!("{err:#}"));
             let out_of_range = err.chain().any(|cause| {

@@ -4,6 +4,27 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCandidates;
+
+use crate::commands::complete;
+
+/// The exit codes, for `--help` and the man page's EXIT STATUS (the values are in
+/// `commands::exit`).
+pub const EXIT_STATUS: &str = "\
+Exit status:
+  0   done (status: every environment read; status --check: the flag is in that state)
+  1   unexpected failure (config file, audit log, terminal); status --check: it is not
+  2   bad command line
+  3   the flag already is in the requested state: nothing was changed
+  4   refused: read-only, not confirmed, no terminal and no --yes, empty note
+  5   no such flag or environment
+  6   Vault / credentials error
+  7   the vendor failed or refused (unreachable, 5xx, rate limited, auth at the vendor)
+  8   applied, but what services see did not agree within the verify timeout
+  9   the flag changed since it was read: nothing was changed
+  10  the vendor requires approval: a request was created, nothing is live yet
+  11  outcome unknown: the write's answer was lost and the re-read failed; check the flag
+A closed output pipe (`killswitch status | head -2`) ends quietly with 0.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -12,18 +33,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Feature-flag kill switches for on-call: see every environment, kill with a note.",
     long_about = "Feature-flag kill switches for on-call.\n\nWith no subcommand, opens the dashboard. \
                   `killswitch --env prod --flag kill_switch_checkout` opens it on that cell, the \
-                  form a runbook link uses."
+                  form a runbook link uses.",
+    after_long_help = EXIT_STATUS
 )]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
     /// Open the dashboard focused on this environment's column.
-    #[arg(long, global = false)]
+    #[arg(long, global = false, add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
 
     /// Open the dashboard focused on this flag's row.
-    #[arg(long, global = false)]
+    #[arg(long, global = false, add = ArgValueCandidates::new(complete::flags))]
     pub flag: Option<String>,
 
     /// Keymap: `default`, `vim`, or a path to a TOML keymap file.
@@ -89,6 +111,7 @@ impl Command {
             Command::Serve(_) => "serve",
             Command::Notify(_) => "notify",
             Command::Config(_) => "config",
+            Command::Doctor => "doctor",
         }
     }
 }
@@ -133,7 +156,10 @@ pub enum Command {
     Notify(NotifyArgs),
     /// Write a config file.
     Config(ConfigArgs),
-    /// Print shell completions (generated from this command line).
+    /// Check the setup: config, Vault, each environment's secret and fields, vendor credentials.
+    Doctor,
+    /// Print shell completions: environment names and flag keys are completed from the
+    /// config and the environments (`source <(killswitch completions bash)`).
     Completions(CompletionsArgs),
     /// Print the man page (roff, generated from this command line).
     Man,
@@ -142,11 +168,12 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct FlipArgs {
     /// The flag's key, e.g. kill_switch_checkout.
+    #[arg(add = ArgValueCandidates::new(complete::flags))]
     pub flag: String,
 
     /// The environment to change; repeat it for several (one note, one confirmation, each
     /// environment its own transaction, run concurrently).
-    #[arg(long, required = true)]
+    #[arg(long, required = true, add = ArgValueCandidates::new(complete::environments))]
     pub env: Vec<String>,
 
     /// The audit note (required): why, with the incident or ticket.
@@ -179,10 +206,11 @@ pub enum FlipOutput {
 #[derive(Debug, Args)]
 pub struct RunbookArgs {
     /// The flag's key.
+    #[arg(add = ArgValueCandidates::new(complete::flags))]
     pub flag: String,
 
     /// The environment the step is for (default: the first protected one).
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
 }
 
@@ -193,11 +221,11 @@ pub struct AuditArgs {
     pub since: Option<chrono::Duration>,
 
     /// Only this flag; also reads the vendor's history of it in each environment.
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::flags))]
     pub flag: Option<String>,
 
     /// Only this environment.
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
 
     #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -322,12 +350,17 @@ pub fn parse_duration(text: &str) -> Result<chrono::Duration, String> {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this environment (repeat for several).
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::environments))]
     pub env: Vec<String>,
 
     /// Only this flag.
-    #[arg(long)]
+    #[arg(long, add = ArgValueCandidates::new(complete::flags))]
     pub flag: Option<String>,
+
+    /// Exit 0 when the flag is in this state in the environment, 1 when it is not (a
+    /// runbook's verify step). Needs --flag and --env.
+    #[arg(long, value_enum, requires_all = ["flag", "env"])]
+    pub check: Option<Check>,
 
     /// Only kill switches.
     #[arg(long)]
@@ -335,6 +368,15 @@ pub struct StatusArgs {
 
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+}
+
+/// The state `status --check` expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Check {
+    /// Off: a kill switch KILLED, any other flag OFF.
+    Killed,
+    /// On: a kill switch SERVING, any other flag ON.
+    Serving,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -86,6 +86,19 @@ impl Default for NetworkConfig {
     }
 }
 
+impl NetworkConfig {
+    /// The limit for an environment's first read in a process (every `status`, and the
+    /// dashboard until the environment has loaded once): a cold self-hosted server (Flagsmith
+    /// after idling) takes 5-10 s to answer its first request, over the 5 s that suits every
+    /// later call. Three request timeouts (15 s by default); tuned with `request_timeout_ms`.
+    pub fn first_read_timeout(&self) -> Duration {
+        self.request_timeout.saturating_mul(FIRST_READ_FACTOR)
+    }
+}
+
+/// How many request timeouts an environment's first read may take.
+pub const FIRST_READ_FACTOR: u32 = 3;
+
 /// The whole configuration, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

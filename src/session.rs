@@ -94,6 +94,12 @@ pub struct Session {
     /// One lock per environment while its connection is built, so the states' and the
     /// metadata's first reads share one credential read.
     connecting: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Credentials read once per environment: the first-read connection and the regular one
+    /// are built from the same read.
+    credentials_read: Mutex<HashMap<String, Option<Credentials>>>,
+    /// Environments that have loaded at least once in this process: their reads get the
+    /// regular request timeout, the others the longer first-read budget.
+    loaded_once: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Environments whose last load failed on credentials (Vault), for exit code 6.
     credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Each flag's metadata: what each environment holds, and the copy merged across them that
@@ -126,6 +132,8 @@ impl Session {
             clock,
             connections: Mutex::new(HashMap::new()),
             connecting: std::sync::Mutex::new(HashMap::new()),
+            credentials_read: Mutex::new(HashMap::new()),
+            loaded_once: std::sync::Mutex::new(std::collections::HashSet::new()),
             credential_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
             shared_meta: std::sync::Mutex::new(HashMap::new()),
             metadata: std::sync::Mutex::new(HashMap::new()),
@@ -146,25 +154,50 @@ impl Session {
         if let Some(existing) = self.connections.lock().await.get(env) {
             return Ok(existing.clone());
         }
-        let building = match self.connecting.lock() {
-            Ok(mut locks) => locks.entry(env.to_string()).or_default().clone(),
-            Err(_) => Arc::new(Mutex::new(())),
-        };
+        let building = self.building_lock(env);
         let _building = building.lock().await;
         if let Some(existing) = self.connections.lock().await.get(env) {
             return Ok(existing.clone());
         }
+        let connection = self.build_connection(env, &self.config.network).await?;
+        self.connections
+            .lock()
+            .await
+            .insert(env.to_string(), connection.clone());
+        Ok(connection)
+    }
+
+    /// One lock per environment while a connection is built (one credential read).
+    fn building_lock(&self, env: &str) -> Arc<Mutex<()>> {
+        match self.connecting.lock() {
+            Ok(mut locks) => locks.entry(env.to_string()).or_default().clone(),
+            Err(_) => Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// A connection whose requests may take the first-read budget, for the state reads of an
+    /// environment that has not loaded yet in this process. Not kept: once the environment
+    /// loaded, reads go through [`Session::connection`] with the regular timeout.
+    async fn first_read_connection(&self, env: &str) -> Result<Connection, ConnectError> {
+        let mut network = self.config.network.clone();
+        network.request_timeout = network.first_read_timeout();
+        let building = self.building_lock(env);
+        let _building = building.lock().await;
+        self.build_connection(env, &network).await
+    }
+
+    async fn build_connection(
+        &self,
+        env: &str,
+        network: &crate::config::NetworkConfig,
+    ) -> Result<Connection, ConnectError> {
         let config = self.config.environment(env).ok_or_else(|| {
             ConnectError::Provider(ProviderError::new(
                 ErrorKind::NotFound,
                 self.config.unknown_environment(env),
             ))
         })?;
-        let credentials = if config.provider.uses_vault() {
-            Some(self.credentials.credentials(config).await?)
-        } else {
-            None
-        };
+        let credentials = self.read_credentials(config).await?;
         let mut access = self.access;
         let mut denied = None;
         if let Some(reason) = credentials.as_ref().and_then(|c| c.write_denied.clone()) {
@@ -175,17 +208,40 @@ impl Session {
             config,
             credentials.as_ref().map(|c| &c.fields),
             access,
-            &self.config.network,
+            network,
         )
         .map_err(ConnectError::Provider)?;
         if let Some(reason) = denied {
             connection.read_only_reason = Some(reason);
         }
-        self.connections
+        Ok(connection)
+    }
+
+    /// The environment's credentials, read from the source once and kept (a failed read is
+    /// not kept: the next attempt asks again).
+    async fn read_credentials(
+        &self,
+        config: &EnvironmentConfig,
+    ) -> Result<Option<Credentials>, ConnectError> {
+        if !config.provider.uses_vault() {
+            return Ok(None);
+        }
+        if let Some(known) = self.credentials_read.lock().await.get(&config.name) {
+            return Ok(known.clone());
+        }
+        let credentials = Some(self.credentials.credentials(config).await?);
+        self.credentials_read
             .lock()
             .await
-            .insert(env.to_string(), connection.clone());
-        Ok(connection)
+            .insert(config.name.clone(), credentials.clone());
+        Ok(credentials)
+    }
+
+    fn has_loaded(&self, env: &str) -> bool {
+        self.loaded_once
+            .lock()
+            .map(|loaded| loaded.contains(env))
+            .unwrap_or(false)
     }
 
     /// Connects if needed and reads every flag of the environment with its metadata: the
@@ -230,7 +286,17 @@ impl Session {
     /// call per environment (plus the metadata this session already knows, which costs
     /// nothing). The dashboard paints from this and fills metadata when it arrives.
     pub async fn load_states(&self, env: &str) -> Result<EnvSnapshot, String> {
-        let connected = self.connection(env).await;
+        let first = !self.has_loaded(env);
+        let limit = if first {
+            self.config.network.first_read_timeout()
+        } else {
+            self.config.network.request_timeout
+        };
+        let connected = if first {
+            self.first_read_connection(env).await
+        } else {
+            self.connection(env).await
+        };
         if let Ok(mut failed) = self.credential_failures.lock() {
             if matches!(connected, Err(ConnectError::Credentials(_))) {
                 failed.insert(env.to_string());
@@ -240,6 +306,7 @@ impl Session {
         }
         let connection = connected.map_err(|err| err.to_string())?;
         let started = std::time::Instant::now();
+        let timed_out = |message: String| with_limit(message, limit);
         let flags = match connection.source.list_flags().await {
             Ok(flags) => flags,
             // A read is safe to repeat: one retry for a blip (a dropped or reset connection,
@@ -247,17 +314,20 @@ impl Session {
             // reported after one timeout, not two.
             Err(first)
                 if matches!(first.kind, ErrorKind::Unreachable | ErrorKind::Api)
-                    && started.elapsed() < self.config.network.request_timeout / 2 =>
+                    && started.elapsed() < limit / 2 =>
             {
                 tokio::time::sleep(READ_RETRY_PAUSE).await;
                 connection
                     .source
                     .list_flags()
                     .await
-                    .map_err(|err| err.message)?
+                    .map_err(|err| timed_out(err.message))?
             }
-            Err(err) => return Err(err.message),
+            Err(err) => return Err(timed_out(err.message)),
         };
+        if let Ok(mut loaded) = self.loaded_once.lock() {
+            loaded.insert(env.to_string());
+        }
         let mut flags = flags;
         if let Some(metadata) = self.known_metadata(env) {
             provider::merge_metadata(&mut flags, &metadata);
@@ -340,6 +410,22 @@ impl Session {
             .lock()
             .map(|failed| failed.contains(env))
             .unwrap_or(false)
+    }
+}
+
+/// "… timed out" with the limit that ran out ("… timed out after 15 s").
+fn with_limit(message: String, limit: std::time::Duration) -> String {
+    match message.strip_suffix("timed out") {
+        Some(start) => {
+            let secs = limit.as_secs_f64();
+            let shown = if limit.subsec_millis() == 0 {
+                format!("{secs:.0} s")
+            } else {
+                format!("{secs:.1} s")
+            };
+            format!("{start}timed out after {shown}")
+        }
+        None => message,
     }
 }
 

@@ -203,7 +203,10 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
             since_launch: Duration::from_millis(8400),
         },
     );
-    assert_eq!(effects, vec![Effect::Load("prod".into())]);
+    assert_eq!(
+        effects,
+        vec![Effect::Load("prod".into()), Effect::LoadLastChanges]
+    );
     let Mode::Flip(dialog) = &state.mode else {
         panic!("dialog shows the result")
     };
@@ -263,26 +266,31 @@ fn failed_refresh_keeps_the_last_data_marked_as_old() {
 #[test]
 fn ticks_refresh_environments_when_due() {
     let mut state = loaded(false, (110, 30), None);
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(10)),
+    );
     assert!(
-        update(
-            &mut state,
-            Action::Tick(now() + chrono::Duration::seconds(10))
-        )
-        .is_empty()
+        !effects.iter().any(|e| matches!(e, Effect::Load(_))),
+        "{effects:?}"
     );
     let effects = update(
         &mut state,
         Action::Tick(now() + chrono::Duration::seconds(31)),
     );
-    assert_eq!(effects.len(), 3);
-    assert!(
-        update(
-            &mut state,
-            Action::Tick(now() + chrono::Duration::seconds(32))
-        )
-        .is_empty(),
-        "no double loads"
+    // (Besides the loads, the selected flag's vendor history may be asked for once.)
+    let loads = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Load(_)))
+            .count()
+    };
+    assert_eq!(loads(&effects), 3);
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(32)),
     );
+    assert_eq!(loads(&effects), 0, "no double loads");
 }
 
 #[test]
@@ -689,4 +697,621 @@ fn a_read_only_start_reports_pending_flips_on_the_status_bar() {
     assert_eq!(state.pending_flips, 1);
     let screen = support::dashboard::render(&state);
     assert!(screen.contains("1 INTERRUPTED FLIP PENDING"), "{screen}");
+}
+
+fn message(state: &killswitch::tui::app::State) -> String {
+    state
+        .message
+        .clone()
+        .map(|(_, text)| text)
+        .unwrap_or_default()
+}
+
+/// The sequence: dialog open, pane shrunk to 50x10, then `q`, a note, Enter, `prod`,
+/// Enter. Nothing typed reaches the dialog; only quit is accepted.
+#[test]
+fn keys_are_not_acted_on_while_the_screen_cannot_be_drawn() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    update(&mut state, Action::Resize(50, 10));
+    assert!(!state.drawable());
+    let mut effects = Vec::new();
+    effects.extend(type_text(&mut state, "note"));
+    effects.extend(press(&mut state, KeyCode::Enter));
+    effects.extend(type_text(&mut state, "prod"));
+    effects.extend(press(&mut state, KeyCode::Enter));
+    effects.extend(update(&mut state, Action::Scroll(1)));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+    assert_eq!(
+        dialog(&state).note.value(),
+        "",
+        "no note character typed blind"
+    );
+    // Back to a size that fits: the dialog is as it was.
+    update(&mut state, Action::Resize(80, 24));
+    assert!(state.drawable());
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+    // Small again: q quits (the screen says so), without applying anything.
+    update(&mut state, Action::Resize(50, 10));
+    let effects = press(&mut state, KeyCode::Char('q'));
+    assert_eq!(effects, vec![Effect::Quit]);
+}
+
+#[test]
+fn a_dialog_that_does_not_fit_takes_no_keys_either() {
+    let mut state = loaded(false, (110, 30), Some(("prod", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    if let Mode::Flip(dialog) = &mut state.mode {
+        dialog.warning = Some("prod data is not current; ".repeat(20));
+    }
+    // 60x12 is enough for the dashboard, not for this dialog: it is not drawn cut, and takes
+    // no keys.
+    update(&mut state, Action::Resize(60, 12));
+    assert!(!state.drawable());
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("Terminal too small"), "{screen}");
+    assert!(type_text(&mut state, "xy").is_empty());
+    assert_eq!(dialog(&state).note.value(), "");
+    update(&mut state, Action::Resize(110, 30));
+    type_text(&mut state, "xy");
+    assert_eq!(dialog(&state).note.value(), "xy");
+}
+
+#[test]
+fn a_deep_link_with_a_typo_selects_nothing_and_suggests_the_flag() {
+    let mut state = loaded(false, (110, 30), Some(("prod", "kill_switch_chekout")));
+    assert_eq!(
+        message(&state),
+        "no flag `kill_switch_chekout`; did you mean `kill_switch_checkout`?"
+    );
+    assert!(state.selected_row().is_none(), "nothing is selected");
+    let effects = press(&mut state, KeyCode::Char('f'));
+    assert!(effects.is_empty());
+    assert!(matches!(state.mode, Mode::Normal), "no dialog opens");
+    assert!(
+        message(&state).contains("no flag selected"),
+        "{}",
+        message(&state)
+    );
+    // Moving the cursor selects again, where it is shown.
+    press(&mut state, KeyCode::Down);
+    assert!(state.selected_row().is_some());
+}
+
+#[test]
+fn a_deep_link_waits_for_its_failed_environment_then_selects_the_flag() {
+    let mut state = state(
+        false,
+        (200, 30),
+        Some(("prod", "checkout_stripe_payment_intents_v2024_11")),
+    );
+    for env in ["dev", "staging"] {
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(snapshot(env)),
+                read_only_reason: None,
+            },
+        );
+    }
+    assert!(state.selected_row().is_none(), "pending: nothing selected");
+    press(&mut state, KeyCode::Char('f'));
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).starts_with("still loading"),
+        "{}",
+        message(&state)
+    );
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Err(
+                "prod: read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s"
+                    .into(),
+            ),
+            read_only_reason: None,
+        },
+    );
+    let text = message(&state);
+    assert!(
+        !text.contains("not found") && !text.contains("no flag"),
+        "{text}"
+    );
+    assert_eq!(
+        text,
+        "prod: not loaded (read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s), retrying in 2 s; then `checkout_stripe_payment_intents_v2024_11` is selected"
+    );
+    assert!(state.focus.is_some(), "the link is still pending");
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains(
+            "waiting for prod to load: the link selects `checkout_stripe_payment_intents_v2024_11`"
+        ),
+        "{screen}"
+    );
+    // The retry is due after 2 s, not before.
+    assert!(
+        update(
+            &mut state,
+            Action::Tick(now() + chrono::Duration::seconds(1))
+        )
+        .is_empty()
+    );
+    assert!(
+        message(&state).contains("retrying in 1 s"),
+        "{}",
+        message(&state)
+    );
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(2)),
+    );
+    assert_eq!(effects, vec![Effect::Load("prod".into())]);
+    assert!(
+        message(&state).contains("retrying now"),
+        "{}",
+        message(&state)
+    );
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(snapshot("prod")),
+            read_only_reason: None,
+        },
+    );
+    assert_eq!(
+        selected(&state),
+        (
+            "prod".into(),
+            "checkout_stripe_payment_intents_v2024_11".into()
+        )
+    );
+    assert!(
+        state.message.is_none(),
+        "the stale error line is gone: {:?}",
+        state.message
+    );
+}
+
+#[test]
+fn failed_environments_retry_with_a_growing_pause() {
+    use killswitch::tui::app::retry_delay;
+    assert_eq!(retry_delay(1), Duration::from_secs(2));
+    assert_eq!(retry_delay(2), Duration::from_secs(4));
+    assert_eq!(retry_delay(3), Duration::from_secs(8));
+    assert_eq!(retry_delay(60), Duration::from_secs(60));
+    let mut state = state(false, (110, 30), None);
+    let fail = |state: &mut killswitch::tui::app::State| {
+        update(
+            state,
+            Action::EnvLoaded {
+                env: "dev".into(),
+                result: Err("dev: dev: cannot read /x/dev.flagd.json: No such file".into()),
+                read_only_reason: None,
+            },
+        )
+    };
+    fail(&mut state);
+    assert!(
+        message(&state).starts_with("dev: not loaded (cannot read"),
+        "no double prefix: {}",
+        message(&state)
+    );
+    let effects = update(
+        &mut state,
+        Action::Tick(now() + chrono::Duration::seconds(2)),
+    );
+    assert_eq!(effects, vec![Effect::Load("dev".into())]);
+    // Second failure: the next try is 4 s later.
+    state.now = now() + chrono::Duration::seconds(2);
+    fail(&mut state);
+    assert!(
+        update(
+            &mut state,
+            Action::Tick(now() + chrono::Duration::seconds(5))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        update(
+            &mut state,
+            Action::Tick(now() + chrono::Duration::seconds(6))
+        ),
+        vec![Effect::Load("dev".into())]
+    );
+}
+
+#[test]
+fn a_missing_flag_is_not_found_only_once_every_environment_loaded() {
+    let mut state = state(false, (110, 30), Some(("prod", "kill_switch_nope")));
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(snapshot("prod")),
+            read_only_reason: None,
+        },
+    );
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "dev".into(),
+            result: Err("timed out".into()),
+            read_only_reason: None,
+        },
+    );
+    assert!(!message(&state).contains("no flag"), "{}", message(&state));
+    for env in ["dev", "staging"] {
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.into(),
+                result: Ok(snapshot(env)),
+                read_only_reason: None,
+            },
+        );
+    }
+    assert!(
+        message(&state).starts_with("no flag `kill_switch_nope`"),
+        "{}",
+        message(&state)
+    );
+}
+
+#[test]
+fn esc_keeps_the_note_as_a_draft_for_the_same_cell() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-4711 p99");
+    press(&mut state, KeyCode::Esc);
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).starts_with("cancelled: nothing changed"),
+        "{}",
+        message(&state)
+    );
+    // Another cell gets an empty note.
+    press(&mut state, KeyCode::Left);
+    press(&mut state, KeyCode::Char('f'));
+    assert_eq!(dialog(&state).note.value(), "");
+    press(&mut state, KeyCode::Esc);
+    assert_eq!(message(&state), "cancelled: nothing changed");
+    // The same cell offers the draft back.
+    press(&mut state, KeyCode::Right);
+    press(&mut state, KeyCode::Char('f'));
+    assert_eq!(dialog(&state).note.value(), "INC-4711 p99");
+    assert!(dialog(&state).from_draft);
+    let screen = support::dashboard::render(&state);
+    assert!(screen.contains("kept as a draft"), "{screen}");
+}
+
+#[test]
+fn the_confirmation_steps_back_to_the_note_and_help_returns_to_the_dialog() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-1 wrong ticket");
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+    let screen = support::dashboard::render(&state);
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(
+        footer.starts_with("Enter: apply"),
+        "the footer matches the step: {footer}"
+    );
+    // ? opens help (the confirmation field never holds a ?), any key comes back.
+    press(&mut state, KeyCode::Char('?'));
+    assert!(matches!(state.mode, Mode::Help));
+    press(&mut state, KeyCode::Char('x'));
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+    // Shift-Tab steps back; the note is kept and can be fixed.
+    press(&mut state, KeyCode::BackTab);
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+    assert_eq!(dialog(&state).note.value(), "INC-1 wrong ticket");
+    let screen = support::dashboard::render(&state);
+    let footer = screen
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    assert!(footer.starts_with("Enter: next"), "{footer}");
+    // In the note a ? is text; F1 is help.
+    type_text(&mut state, "?");
+    assert!(dialog(&state).note.value().ends_with('?'));
+    press(&mut state, KeyCode::F(1));
+    assert!(matches!(state.mode, Mode::Help));
+    press(&mut state, KeyCode::Esc);
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+}
+
+#[test]
+fn at_80x24_the_dialog_keys_are_never_cut() {
+    let mut state = loaded(false, (80, 24), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, &"long note ".repeat(60));
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains("Enter: next · F1: help · Esc: cancel"),
+        "{screen}"
+    );
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "pro");
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains("Enter: apply · Shift-Tab: back · ?: help · Esc: cancel"),
+        "{screen}"
+    );
+    assert!(screen.contains("Type `prod` to confirm: pro"), "{screen}");
+}
+
+#[test]
+fn the_filter_matches_owner_tags_and_kind() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('/'));
+    type_text(&mut state, "team-recommendations");
+    let keys: Vec<String> = state
+        .visible
+        .iter()
+        .map(|i| state.rows[*i].meta.key.clone())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            "kill_switch_recommendations",
+            "recommendations_ab_test_model_v3"
+        ]
+    );
+    press(&mut state, KeyCode::Esc);
+    press(&mut state, KeyCode::Char('/'));
+    type_text(&mut state, "experiment");
+    let keys: Vec<String> = state
+        .visible
+        .iter()
+        .map(|i| state.rows[*i].meta.key.clone())
+        .collect();
+    assert!(
+        keys.contains(&"recommendations_ab_test_model_v3".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.contains(&"kill_switch_checkout".to_string()),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn wide_screens_show_an_owner_column() {
+    let state = loaded(false, (160, 30), None);
+    let screen = support::dashboard::render(&state);
+    let header = screen
+        .lines()
+        .find(|l| l.contains("FLAG"))
+        .unwrap_or_default();
+    assert!(header.contains("OWNER"), "{header}");
+    assert!(screen.contains("team-checkout"), "{screen}");
+    let narrow = support::dashboard::render(&loaded(false, (159, 30), None));
+    let header = narrow
+        .lines()
+        .find(|l| l.contains("FLAG"))
+        .unwrap_or_default();
+    assert!(!header.contains("OWNER"), "{header}");
+}
+
+fn record(
+    env: &str,
+    flag: &str,
+    minutes_ago: i64,
+    note: &str,
+    id: &str,
+) -> killswitch::audit::AuditRecord {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "phase": "outcome",
+        "at": (now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339(),
+        "operator": "alice@bastion", "env": env, "provider": "flagd", "flag": flag,
+        "action": "kill", "from": "SERVING", "to": "KILLED", "enabled": false,
+        "note": note, "result": "ok"
+    }))
+    .expect("an audit record")
+}
+
+#[test]
+fn details_say_who_changed_the_flag_last_in_each_environment() {
+    let mut state = loaded(false, (120, 34), None);
+    update(
+        &mut state,
+        Action::LastChanges(vec![
+            record("prod", "kill_switch_checkout", 180, "INC-1 old", "a-old"),
+            record(
+                "prod",
+                "kill_switch_checkout",
+                120,
+                "INC-4711 checkout p99",
+                "a-123",
+            ),
+        ]),
+    );
+    let screen = support::dashboard::render(&state);
+    let prod = screen
+        .lines()
+        .find(|l| l.contains("│prod: "))
+        .unwrap_or_default();
+    assert!(
+        prod.contains("last: KILLED by alice@bastion 2 h ago: INC-4711 checkout p99 (audit a-123)"),
+        "{screen}"
+    );
+    let dev = screen
+        .lines()
+        .find(|l| l.contains("│dev: "))
+        .unwrap_or_default();
+    assert!(!dev.contains("last:"), "{dev}");
+}
+
+#[test]
+fn the_audit_view_pages_stops_at_the_end_and_closes_only_on_esc() {
+    let mut state = loaded(false, (100, 20), None);
+    let effects = press(&mut state, KeyCode::Char('a'));
+    assert!(matches!(
+        effects.as_slice(),
+        [Effect::LoadAudit { envs, flag: Some(flag) }] if envs.len() == 3 && flag == "kill_switch_checkout"
+    ));
+    let records: Vec<_> = (0..40)
+        .map(|i| {
+            record(
+                ["dev", "staging", "prod"][i % 3],
+                "kill_switch_checkout",
+                i as i64,
+                &format!("note {i}"),
+                &format!("a{i}"),
+            )
+        })
+        .collect();
+    update(
+        &mut state,
+        Action::AuditLoaded {
+            records: Ok(records),
+            history: vec![(
+                "prod".into(),
+                Ok(vec![killswitch::provider::HistoryEntry {
+                    at: now(),
+                    who: None,
+                    what: "version published".into(),
+                    comment: None,
+                }]),
+            )],
+        },
+    );
+    let scroll = |state: &killswitch::tui::app::State| match &state.mode {
+        Mode::Audit(view) => view.scroll,
+        other => panic!("audit view open, not {other:?}"),
+    };
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains("Audit: kill_switch_checkout · every environment"),
+        "{screen}"
+    );
+    assert!(screen.contains("── dev ──"), "{screen}");
+    press(&mut state, KeyCode::PageDown);
+    assert!(scroll(&state) > 1, "PgDn pages, and does not close");
+    press(&mut state, KeyCode::Char('G'));
+    let end = scroll(&state);
+    press(&mut state, KeyCode::PageDown);
+    press(&mut state, KeyCode::Down);
+    assert_eq!(scroll(&state), end, "scrolling stops at the end");
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains("by (the vendor did not record who): version published"),
+        "{screen}"
+    );
+    press(&mut state, KeyCode::Char('g'));
+    assert_eq!(scroll(&state), 0);
+    press(&mut state, KeyCode::End);
+    assert_eq!(scroll(&state), end);
+    press(&mut state, KeyCode::Home);
+    assert_eq!(scroll(&state), 0);
+    press(&mut state, KeyCode::Char('x'));
+    assert!(
+        matches!(state.mode, Mode::Audit(_)),
+        "any other key does not close"
+    );
+    press(&mut state, KeyCode::Esc);
+    assert!(matches!(state.mode, Mode::Normal));
+}
+
+#[test]
+fn the_vendor_history_is_read_once_the_cursor_rests_and_shown_in_details() {
+    let mut state = loaded(false, (140, 34), None);
+    let tick = |state: &mut killswitch::tui::app::State, ms: i64| {
+        update(
+            state,
+            Action::Tick(now() + chrono::Duration::milliseconds(ms)),
+        )
+    };
+    let history = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::LoadVendorHistory { flag, envs } => Some((flag.clone(), envs.len())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Moving through rows asks nothing; resting on one asks once.
+    assert!(history(&tick(&mut state, 200)).is_empty());
+    press(&mut state, KeyCode::Down);
+    assert!(history(&tick(&mut state, 400)).is_empty());
+    assert!(history(&tick(&mut state, 800)).is_empty());
+    assert_eq!(
+        history(&tick(&mut state, 1300)),
+        [("kill_switch_recommendations".to_string(), 3)]
+    );
+    assert!(history(&tick(&mut state, 2400)).is_empty(), "asked once");
+    update(
+        &mut state,
+        Action::VendorHistory {
+            flag: "kill_switch_recommendations".into(),
+            history: vec![
+                (
+                    "prod".into(),
+                    Ok(vec![
+                        killswitch::provider::HistoryEntry {
+                            at: now() - chrono::Duration::hours(5),
+                            who: Some("bob@example.com".into()),
+                            what: "enabled".into(),
+                            comment: None,
+                        },
+                        killswitch::provider::HistoryEntry {
+                            at: now() - chrono::Duration::minutes(3),
+                            who: Some("carol@example.com".into()),
+                            what: "disabled".into(),
+                            comment: Some("INC-88 recs timeouts".into()),
+                        },
+                    ]),
+                ),
+                ("dev".into(), Err("flagd keeps no change history".into())),
+            ],
+        },
+    );
+    let screen = support::dashboard::render(&state);
+    let prod = screen
+        .lines()
+        .find(|l| l.contains("│prod: "))
+        .unwrap_or_default();
+    assert!(
+        prod.contains(
+            "last (vendor history): disabled by carol@example.com 3 min ago: INC-88 recs timeouts"
+        ),
+        "{screen}"
+    );
+    let dev = screen
+        .lines()
+        .find(|l| l.contains("│dev: "))
+        .unwrap_or_default();
+    assert!(!dev.contains("last"), "{dev}");
+    // A newer killswitch record wins over an older vendor entry.
+    update(
+        &mut state,
+        Action::LastChanges(vec![record(
+            "prod",
+            "kill_switch_recommendations",
+            1,
+            "INC-89",
+            "a-9",
+        )]),
+    );
+    let screen = support::dashboard::render(&state);
+    let prod = screen
+        .lines()
+        .find(|l| l.contains("│prod: "))
+        .unwrap_or_default();
+    assert!(
+        prod.contains("last: KILLED by alice@bastion 1 min ago: INC-89 (audit a-9)"),
+        "{screen}"
+    );
 }

@@ -578,9 +578,27 @@ fn completions_and_man_page_come_from_the_same_definition() {
     let home = Home::new();
     let bash = run(&home, &["completions", "bash"]);
     assert_eq!(code(&bash), 0);
-    for word in ["kill", "restore", "runbook", "stale", "--kill-switches"] {
-        assert!(stdout(&bash).contains(word), "bash completion lacks {word}");
+    // The script registers the dynamic completer; the words come from the clap definition.
+    let complete = |words: &[&str]| {
+        let output = home
+            .command()
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .arg("--")
+            .args(words)
+            .output()
+            .expect("complete");
+        stdout(&output)
+    };
+    let subcommands = complete(&["killswitch", ""]);
+    for word in ["kill", "restore", "runbook", "stale"] {
+        assert!(
+            subcommands.contains(word),
+            "completion lacks {word}: {subcommands}"
+        );
     }
+    let options = complete(&["killswitch", "status", "--"]);
+    assert!(options.contains("--kill-switches"), "{options}");
     let man = run(&home, &["man"]);
     assert_eq!(code(&man), 0);
     assert!(stdout(&man).starts_with(".ie") || stdout(&man).contains(".TH killswitch"));

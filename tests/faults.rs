@@ -129,8 +129,10 @@ impl Rig {
 fn faults() -> Vec<(&'static str, Fault)> {
     vec![
         (
-            "delay 3 s (> timeout)",
-            Fault::Delay(Duration::from_millis(3000)),
+            // Past the first-read budget (3 x request_timeout_ms = 3 s) with a margin, so a
+            // late timer on a busy machine cannot let the answer win.
+            "delay 4 s (> first-read budget)",
+            Fault::Delay(Duration::from_millis(4000)),
         ),
         ("hang (accepts, never answers)", Fault::Hang),
         ("drop (closed before a response)", Fault::Drop),

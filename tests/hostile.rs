@@ -1116,15 +1116,23 @@ fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
     };
     state.mode = Mode::Audit(Box::new(AuditView {
         title: HOSTILE_KEY.into(),
+        envs: vec!["prod".into()],
         records: Some(Ok(vec![record])),
-        history: Some(Err("vendor said \u{1b}]0;t\u{7}".into())),
+        history: vec![("prod".into(), Err("vendor said \u{1b}]0;t\u{7}".into()))],
         scroll: 0,
     }));
     let audit = support::dashboard::render(&state);
     assert_inert("audit view", &audit);
     assert!(audit.contains("mallory\\e[2K"), "{audit}");
-    // One record, one logical line (wrapped at the pane's width): the note's line break shows.
-    assert!(audit.contains("— x⏎2026-11-24 03:12:00"), "{audit}");
+    // One record, one logical line (wrapped at the pane's width, continuations indented): the
+    // note's line break shows, and its text never sits where a record starts.
+    assert!(audit.contains("— x⏎2026-11-24"), "{audit}");
+    assert!(
+        !audit.lines().any(|row| row
+            .split('│')
+            .any(|cell| cell.trim_start().starts_with("2026-11-24 03:12:00 alice"))),
+        "no forged record row: {audit}"
+    );
     assert!(
         audit.contains("unavailable: vendor said \\e]0;t\\u{7}"),
         "{audit}"
@@ -1391,8 +1399,9 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
     outputs.push(("dialog".into(), support::dashboard::render(&state)));
     state.mode = Mode::Audit(Box::new(AuditView {
         title: flag.key.clone(),
+        envs: vec!["prod".into()],
         records: Some(Ok(vec![record])),
-        history: Some(Err(flag.error.clone())),
+        history: vec![("prod".into(), Err(flag.error.clone()))],
         scroll: 0,
     }));
     outputs.push(("audit view".into(), support::dashboard::render(&state)));

@@ -29,6 +29,21 @@ pub struct AuditEntry {
     /// The local record's id, shared by its intent and outcome.
     pub audit_id: Option<String>,
     pub error: Option<String>,
+    /// Local records: "kill", "restore", "turn_off", "turn_on".
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Local records: "intent", or the outcome ("ok", "pending_approval", "not_applied",
+    /// "error", "unknown").
+    #[serde(default)]
+    pub result: Option<String>,
+    /// Local records: milliseconds until what services see agreed, when verified.
+    #[serde(default)]
+    pub confirmed_ms: Option<u64>,
+    /// Local records: the cell as the operator saw it, and what it was to become.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +131,11 @@ pub async fn run(session: &Session, args: &AuditArgs, out: &mut dyn Write) -> Re
                             note: h.comment,
                             audit_id: None,
                             error: None,
+                            action: None,
+                            result: None,
+                            confirmed_ms: None,
+                            from: None,
+                            to: None,
                         }),
                 ),
                 Err(error) => history_errors.push(HistoryError {
@@ -185,6 +205,18 @@ fn local_entry(record: &AuditRecord) -> AuditEntry {
         note: Some(record.note.clone()),
         audit_id: Some(record.id.clone()),
         error: record.error.clone(),
+        action: Some(record.action.clone()),
+        result: Some(match (record.phase, record.result) {
+            (Phase::Intent, _) | (_, None) => "intent".to_string(),
+            (_, Some(audit::Result::Ok)) => "ok".to_string(),
+            (_, Some(audit::Result::PendingApproval)) => "pending_approval".to_string(),
+            (_, Some(audit::Result::NotApplied)) => "not_applied".to_string(),
+            (_, Some(audit::Result::Error)) => "error".to_string(),
+            (_, Some(audit::Result::Unknown)) => "unknown".to_string(),
+        }),
+        confirmed_ms: record.confirmed_ms,
+        from: Some(record.from.clone()),
+        to: Some(record.to.clone()),
     }
 }
 

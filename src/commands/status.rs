@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{exit, load_all, print_error};
-use crate::cli::{Output, StatusArgs};
+use crate::cli::{Check, Output, StatusArgs};
 use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
 use crate::session::Session;
 use crate::{redact, text};
@@ -61,27 +61,98 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         return Ok(exit::NOT_FOUND);
     }
     let loaded = load_all(session, &args.env).await;
-    let report = collect(session, args, &loaded).await;
+    let mut report = collect(session, args, &loaded).await;
     let not_found = args.flag.is_some() && report.flags.is_empty() && report.errors.is_empty();
+    if let Some(flag) = args.flag.as_ref().filter(|_| not_found) {
+        // Named in `errors` too, so a script reading the JSON sees why it is empty.
+        let known: Vec<&str> = loaded
+            .iter()
+            .filter_map(|(_, result)| result.as_ref().ok())
+            .flat_map(|snapshot| snapshot.flags.iter().map(|f| f.meta.key.as_str()))
+            .collect();
+        let where_ = if args.env.is_empty() {
+            "in any environment read".to_string()
+        } else {
+            format!("in {}", args.env.join(", "))
+        };
+        report.errors.push(EnvError {
+            env: if args.env.len() == 1 {
+                args.env[0].clone()
+            } else {
+                "*".to_string()
+            },
+            error: format!(
+                "no flag `{}` {where_}{}",
+                crate::text::line(flag),
+                crate::text::did_you_mean(flag, known)
+            ),
+        });
+    }
+    // `--check` answers for every `--env` given; an environment that could not be read leaves
+    // it unanswered (the exit code is then the read error's).
+    let check = match (args.check, &args.flag) {
+        (Some(check), Some(flag)) => {
+            let statuses: Vec<FlagStatus> = args
+                .env
+                .iter()
+                .filter_map(|env| {
+                    report
+                        .flags
+                        .iter()
+                        .find(|status| &status.flag == flag && &status.env == env)
+                        .cloned()
+                })
+                .collect();
+            (!statuses.is_empty() && statuses.len() == args.env.len()).then_some((check, statuses))
+        }
+        _ => None,
+    };
     match args.output {
         Output::Json => {
             serde_json::to_writer_pretty(&mut *out, &report)?;
             writeln!(out)?;
         }
+        Output::Table if args.check.is_some() => {
+            if let Some((check, statuses)) = &check {
+                let expected = match check {
+                    Check::Killed => "killed",
+                    Check::Serving => "serving",
+                };
+                for status in statuses {
+                    let word = if matches_check(*check, status) {
+                        "yes"
+                    } else {
+                        "NO"
+                    };
+                    writeln!(
+                        out,
+                        "{word}: {} in {} is {} (expected {expected})",
+                        crate::text::line(&status.flag),
+                        crate::text::line(&status.env),
+                        crate::text::line(&status.state)
+                    )?;
+                }
+            }
+            for error in &report.errors {
+                writeln!(out, "error: {}", error.error)?;
+            }
+        }
         Output::Table => write_table(out, &report, &loaded)?,
     }
     if not_found {
-        if let Some(flag) = &args.flag {
-            let known = loaded
-                .iter()
-                .filter_map(|(_, result)| result.as_ref().ok())
-                .flat_map(|snapshot| snapshot.flags.iter().map(|f| f.meta.key.as_str()));
-            print_error(format!(
-                "no flag `{flag}` in any environment read{}",
-                crate::text::did_you_mean(flag, known)
-            ));
+        if let Some(error) = report.errors.last() {
+            print_error(&error.error);
         }
         return Ok(exit::NOT_FOUND);
+    }
+    if let Some((check, statuses)) = &check {
+        return Ok(
+            if statuses.iter().all(|status| matches_check(*check, status)) {
+                exit::OK
+            } else {
+                exit::FAILURE
+            },
+        );
     }
     Ok(if report.errors.is_empty() {
         exit::OK
@@ -142,6 +213,14 @@ pub async fn collect(
     }
     sort_flags(&mut report.flags);
     report
+}
+
+/// Whether a flag is in the state `--check` expects: killed = serving off, serving = on.
+fn matches_check(check: Check, status: &FlagStatus) -> bool {
+    match check {
+        Check::Killed => !status.enabled,
+        Check::Serving => status.enabled,
+    }
 }
 
 fn flag_status(

@@ -506,6 +506,7 @@ async fn refresh(server: &Server) {
         env: Vec::new(),
         flag: None,
         kill_switches: false,
+        check: None,
         output: Output::Json,
     };
     state.report = crate::commands::status::collect(session, &args, &shown).await;

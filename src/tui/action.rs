@@ -55,7 +55,15 @@ pub enum Action {
     /// The audit view's data arrived.
     AuditLoaded {
         records: Result<Vec<AuditRecord>, String>,
-        history: Option<Result<Vec<HistoryEntry>, String>>,
+        history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
+    },
+    /// The audit log's records, for the last change of each flag per environment (a log that
+    /// cannot be read gives none: the audit view says why).
+    LastChanges(Vec<AuditRecord>),
+    /// The vendor's history of one flag, per environment.
+    VendorHistory {
+        flag: String,
+        history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
     },
     /// Interrupted flips found and reconciled at start.
     Reconciled(Vec<String>),

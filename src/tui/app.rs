@@ -27,10 +27,20 @@ pub enum Effect {
     Flip(Box<FlipRequest>),
     /// Run one flip transaction per marked cell, concurrently, sharing a batch id.
     FlipSet(Vec<FlipRequest>),
-    /// Read the audit log (and the vendor's history of `flag` in `env`).
+    /// Read the audit log (and, for one flag, the vendor's history of it in every
+    /// environment).
     LoadAudit {
-        env: Option<String>,
+        envs: Vec<String>,
         flag: Option<String>,
+    },
+    /// Read the audit log for the last change of every flag in every environment (the details
+    /// pane's "who killed it and why").
+    LoadLastChanges,
+    /// Read the vendor's history of one flag in every environment (where the vendor keeps
+    /// one), for the details pane.
+    LoadVendorHistory {
+        flag: String,
+        envs: Vec<String>,
     },
     Quit,
 }
@@ -52,6 +62,33 @@ pub struct EnvColumn {
     pub snapshot: Option<EnvSnapshot>,
     /// Why this environment cannot be written to, if it cannot.
     pub read_only_reason: Option<String>,
+}
+
+/// A failed environment's way back: it is loaded again on its own, with a growing pause.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retry {
+    /// Failed loads in a row; the pause grows with each.
+    pub failures: u32,
+    /// Why the last load failed, kept while the retry runs.
+    pub last_error: String,
+    /// When the next attempt starts; `None` while it runs.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// How long to wait before loading a failed environment again, after `failures` failures in a
+/// row: 2 s, 4 s, 8 s, … at most a minute.
+pub fn retry_delay(failures: u32) -> Duration {
+    let exponent = failures.clamp(1, 6) - 1;
+    Duration::from_secs((2u64 << exponent).min(60))
+}
+
+/// An environment's error without the environment's own name in front (the screen adds it).
+fn strip_env_prefix(env: &str, error: &str) -> String {
+    let mut rest = error;
+    while let Some(stripped) = rest.strip_prefix(&format!("{env}: ")) {
+        rest = stripped;
+    }
+    rest.to_string()
 }
 
 impl EnvColumn {
@@ -108,13 +145,29 @@ pub struct FlipDialog {
     /// What a protected flip needs typed: the environment, or every protected environment of
     /// the set, space-separated (any order).
     pub expected: String,
+    /// The note was offered back from a dialog cancelled earlier on the same cell.
+    pub from_draft: bool,
+}
+
+/// The keys of the dialog's current step, shown on its border and in the footer.
+pub fn dialog_hint(dialog: &FlipDialog) -> &'static str {
+    match (&dialog.stage, dialog.protected) {
+        (DialogStage::Note, _) => "Enter: next · F1: help · Esc: cancel (note kept)",
+        (DialogStage::Confirm, true) => "Enter: apply · Shift-Tab: back · ?: help · Esc: cancel",
+        (DialogStage::Confirm, false) => "y: apply · Shift-Tab: back · ?: help · n/Esc: cancel",
+        (DialogStage::Applying, _) => "applying… keys wait until it is done",
+        (DialogStage::Done { .. }, _) => "Enter: close",
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct AuditView {
     pub title: String,
+    /// One section per environment, in config order.
+    pub envs: Vec<String>,
     pub records: Option<Result<Vec<AuditRecord>, String>>,
-    pub history: Option<Result<Vec<HistoryEntry>, String>>,
+    /// The vendor's history of the flag, per environment.
+    pub history: Vec<(String, Result<Vec<HistoryEntry>, String>)>,
     pub scroll: usize,
 }
 
@@ -156,16 +209,38 @@ pub struct State {
     pub operator: String,
     /// Setup warnings from the credential source (VAULT_SKIP_VERIFY), kept on the status bar.
     pub warnings: Vec<String>,
-    /// Interrupted flips a read-only session found and left for the next writable start,
-    /// kept on the status bar.
-    pub pending_flips: usize,
     pub show_details: bool,
     pub now: DateTime<Utc>,
     pub spinner: usize,
     pub size: (u16, u16),
     pub refresh_interval: Duration,
-    /// `--env E --flag F`: where the cursor goes once that flag has loaded.
+    /// `--env E --flag F`: where the cursor goes once that flag has loaded. While it is
+    /// pending nothing is selected, so no key acts on a cell the link did not name.
     pub focus: Option<(String, String)>,
+    /// Nothing is selected (a deep link named a flag that does not exist) until the operator
+    /// moves the cursor.
+    pub no_selection: bool,
+    /// Notes typed into dialogs that were cancelled, by (environment, flag): the next dialog
+    /// for the same cell offers the note back.
+    pub drafts: HashMap<(String, String), String>,
+    /// The environment whose failed load the message line is about; the line follows its
+    /// retries and goes away once it loads.
+    pub load_alert: Option<String>,
+    /// Failed environments (by name) and when each is tried again.
+    pub retries: HashMap<String, Retry>,
+    /// The newest entry of the vendor's history, by flag then environment (`None`: the vendor
+    /// keeps no history there, or it could not be read).
+    pub vendor_last: HashMap<String, HashMap<String, Option<HistoryEntry>>>,
+    /// The flag whose vendor history is wanted, and from when (the cursor rests on it for a
+    /// moment first, so scrolling through rows asks the vendors nothing).
+    history_wanted: Option<(String, DateTime<Utc>)>,
+    /// The last applied change of each (environment, flag) from the audit log.
+    pub last_changes: HashMap<(String, String), AuditRecord>,
+    /// The dialog that help was opened from, shown again when help closes.
+    pub help_return: Option<Box<FlipDialog>>,
+    /// Interrupted flips a read-only session found and left for the next writable start,
+    /// kept on the status bar.
+    pub pending_flips: usize,
     pub quitting: bool,
     /// Metadata read beside the states, per environment: merged into each snapshot that
     /// arrives, whichever comes first.
@@ -224,13 +299,21 @@ impl State {
             local_workspace: setup.local_workspace,
             operator: setup.operator,
             warnings: Vec::new(),
-            pending_flips: 0,
             show_details: true,
             now: setup.now,
             spinner: 0,
             size: setup.size,
             refresh_interval: setup.refresh_interval,
             focus: setup.focus,
+            no_selection: false,
+            drafts: HashMap::new(),
+            help_return: None,
+            last_changes: HashMap::new(),
+            vendor_last: HashMap::new(),
+            history_wanted: None,
+            retries: HashMap::new(),
+            load_alert: None,
+            pending_flips: 0,
             quitting: false,
             metadata: HashMap::new(),
             marks: Vec::new(),
@@ -243,13 +326,43 @@ impl State {
         self.envs
             .iter()
             .map(|env| Effect::Load(env.name.clone()))
+            .chain(std::iter::once(Effect::LoadLastChanges))
             .collect()
     }
 
+    /// The last change of `flag` in `env` that the audit log records as applied (or pending
+    /// approval), for the details pane.
+    pub fn last_change(&self, env: &str, flag: &str) -> Option<&AuditRecord> {
+        self.last_changes.get(&(env.to_string(), flag.to_string()))
+    }
+
     pub fn selected_row(&self) -> Option<&Row> {
+        let position = self.selected_position()?;
         self.visible
-            .get(self.row)
+            .get(position)
             .and_then(|index| self.rows.get(*index))
+    }
+
+    /// The cursor's position in `visible`, or `None` while nothing is selected (a deep link
+    /// still pending, or one that named no existing flag).
+    pub fn selected_position(&self) -> Option<usize> {
+        let pending = self
+            .focus
+            .as_ref()
+            .is_some_and(|(_, flag)| !flag.is_empty());
+        (!pending && !self.no_selection && self.row < self.visible.len()).then_some(self.row)
+    }
+
+    /// The operator moved the cursor: a pending or failed deep link no longer holds it.
+    fn take_cursor(&mut self) {
+        self.focus = None;
+        self.no_selection = false;
+    }
+
+    /// Whether the current screen can be drawn at the current size. When it cannot, keys are
+    /// not acted on blind: only quit (and resize) are accepted.
+    pub fn drawable(&self) -> bool {
+        super::view::drawable(self)
     }
 
     /// The selected flag in the selected environment, if it exists there.
@@ -268,6 +381,11 @@ impl State {
             .map(|flag| cell_text(row.meta.kind, &flag.state))
     }
 
+    /// A flip is being applied: leaving now would leave its outcome unrecorded.
+    pub fn applying(&self) -> bool {
+        matches!(&self.mode, Mode::Flip(d) if d.stage == DialogStage::Applying)
+    }
+
     pub fn any_loading(&self) -> bool {
         self.envs.iter().any(|env| env.load == LoadState::Loading)
             || matches!(&self.mode, Mode::Flip(d) if d.stage == DialogStage::Applying)
@@ -279,6 +397,50 @@ impl State {
 
     fn set_message(&mut self, level: Level, text: impl Into<String>) {
         self.message = Some((level, text.into()));
+        self.load_alert = None;
+    }
+
+    /// Rewrites the message line for the failed environment it is about: what failed and when
+    /// the next attempt is ("prod: not loaded (… timed out after 15 s), retrying in 4 s").
+    fn refresh_load_alert(&mut self) {
+        let Some(name) = self.load_alert.clone() else {
+            return;
+        };
+        let Some(env) = self.envs.iter().find(|e| e.name == name) else {
+            return;
+        };
+        let retry = self.retries.get(&name).cloned().unwrap_or_default();
+        let error = retry.last_error;
+        let next = match (&env.load, retry.at) {
+            (LoadState::Loading, _) => "retrying now…".to_string(),
+            (_, Some(at)) => {
+                let wait = (at - self.now).to_std().unwrap_or_default();
+                format!(
+                    "retrying in {} s",
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                )
+            }
+            _ => "r retries".to_string(),
+        };
+        let mut after = String::new();
+        if let Some((focus_env, flag)) = &self.focus
+            && focus_env == &name
+            && !flag.is_empty()
+        {
+            after = format!("; then `{}` is selected", crate::text::line(flag));
+        }
+        // The error gives way (cut in the middle) so the line keeps when the retry is; the
+        // details pane has it in full.
+        let fixed = format!("{name}: not loaded (), {next}{after}")
+            .chars()
+            .count()
+            + "ERROR ".len();
+        let room = usize::from(self.size.0).saturating_sub(fixed).max(12);
+        let error = crate::text::cut_middle(&crate::text::line(&error), room);
+        self.message = Some((
+            Level::Error,
+            format!("{name}: not loaded ({error}), {next}{after}"),
+        ));
     }
 
     /// Rebuilds the rows from every environment's snapshot: kill switches first, then by key.
@@ -348,24 +510,43 @@ impl State {
         self.clamp_cursor();
     }
 
-    /// Moves the cursor to the deep-linked cell once its flag has loaded.
+    /// Moves the cursor to the deep-linked cell once its flag has loaded. The link selects
+    /// exactly the named flag or nothing: it stays pending while its environment (or any
+    /// environment that might hold the flag) has not loaded, and says "no flag" only when every
+    /// environment loaded.
     fn apply_focus(&mut self) {
         let Some((env, flag)) = self.focus.clone() else {
             return;
         };
-        if let Some(col) = self.envs.iter().position(|e| e.name == env) {
+        let col = self.envs.iter().position(|e| e.name == env);
+        if let Some(col) = col {
             self.col = col;
         }
-        if self.select_key(&flag) {
+        if flag.is_empty() {
             self.focus = None;
             return;
         }
-        let all_done = self.envs.iter().all(|e| e.load != LoadState::Loading);
-        if all_done {
+        let env_loaded = col
+            .and_then(|col| self.envs.get(col))
+            .is_some_and(|e| e.snapshot.is_some());
+        if env_loaded && self.select_key(&flag) {
             self.focus = None;
+            self.no_selection = false;
+            // "still loading" was about this link: it has landed.
+            if matches!(&self.message, Some((_, text)) if text.starts_with("still loading")) {
+                self.message = None;
+            }
+            return;
+        }
+        let all_loaded = self.envs.iter().all(|e| e.load == LoadState::Loaded);
+        if all_loaded {
+            self.focus = None;
+            self.no_selection = true;
+            let suggestion =
+                crate::text::did_you_mean(&flag, self.rows.iter().map(|row| row.meta.key.as_str()));
             self.set_message(
                 Level::Error,
-                format!("flag `{flag}` was not found in any environment"),
+                format!("no flag `{}`{suggestion}", crate::text::line(&flag)),
             );
         }
     }
@@ -394,9 +575,23 @@ impl State {
         }
         let pattern = Pattern::parse(&text, CaseMatching::Smart, Normalization::Smart);
         let mut buffer = Vec::new();
+        // Each field on its own: the key, the owner (`/team-checkout`), a tag (`/canary`) and
+        // the kind (`/experiment`); a row shows when any of them matches.
         for (index, row) in self.rows.iter().enumerate() {
-            let haystack = Utf32Str::new(&row.meta.key, &mut buffer);
-            if pattern.score(haystack, &mut self.matcher).is_some() {
+            let meta = &row.meta;
+            let fields = std::iter::once(meta.key.as_str())
+                .chain(meta.owner.as_deref())
+                .chain(meta.tags.iter().map(String::as_str))
+                .chain(std::iter::once(meta.kind.label()));
+            let mut matched = false;
+            for field in fields {
+                let haystack = Utf32Str::new(field, &mut buffer);
+                if pattern.score(haystack, &mut self.matcher).is_some() {
+                    matched = true;
+                    break;
+                }
+            }
+            if matched {
                 self.visible.push(index);
             }
         }
@@ -415,6 +610,12 @@ impl State {
     }
 
     fn move_rows(&mut self, delta: i64) {
+        if self.selected_position().is_none() && !self.visible.is_empty() {
+            // The first move shows the cursor where it is, rather than acting blind.
+            self.take_cursor();
+            self.clamp_cursor();
+            return;
+        }
         let last = self.visible.len().saturating_sub(1) as i64;
         self.row = (self.row as i64 + delta).clamp(0, last.max(0)) as usize;
         self.clamp_cursor();
@@ -423,6 +624,20 @@ impl State {
 
 /// The one place state changes.
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    let from_operator = matches!(
+        action,
+        Action::Command(_) | Action::Input(_) | Action::Scroll(_)
+    );
+    if from_operator && !state.drawable() {
+        // Nothing is acted on blind: the operator cannot see what a key would do.
+        return match action {
+            Action::Command(Command::Quit) if !state.applying() => {
+                state.quitting = true;
+                vec![Effect::Quit]
+            }
+            _ => Vec::new(),
+        };
+    }
     match action {
         Action::Command(command) => command_effects(state, command),
         Action::Input(key) => input(state, key),
@@ -444,8 +659,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Scroll(delta) => {
-            if let Mode::Audit(view) = &mut state.mode {
-                view.scroll = (view.scroll as i64 + i64::from(delta)).max(0) as usize;
+            if matches!(state.mode, Mode::Audit(_)) {
+                scroll_audit(state, i64::from(delta));
             } else if matches!(state.mode, Mode::Normal | Mode::Filter) {
                 state.move_rows(i64::from(delta));
             }
@@ -454,7 +669,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Tick(now) => {
             state.now = now;
             state.spinner = state.spinner.wrapping_add(1);
-            due_refreshes(state)
+            let mut effects = due_refreshes(state);
+            effects.extend(vendor_history_due(state));
+            state.refresh_load_alert();
+            effects
         }
         Action::Resize(width, height) => {
             state.size = (width, height);
@@ -466,6 +684,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             result,
             read_only_reason,
         } => {
+            let now = state.now;
+            let mut alert = None;
             if let Some(column) = state.envs.iter_mut().find(|c| c.name == env) {
                 column.read_only_reason = read_only_reason;
                 match result {
@@ -475,17 +695,32 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         }
                         column.snapshot = Some(snapshot);
                         column.load = LoadState::Loaded;
+                        state.retries.remove(&env);
                     }
                     Err(error) => {
-                        column.load = LoadState::Failed(error.clone());
-                        let text = if error.starts_with(&env) {
-                            error
-                        } else {
-                            format!("{env}: {error}")
-                        };
-                        state.message = Some((Level::Error, text));
+                        let error = strip_env_prefix(&env, &error);
+                        let retry = state.retries.entry(env.clone()).or_default();
+                        retry.failures = retry.failures.saturating_add(1);
+                        let delay = chrono::Duration::from_std(retry_delay(retry.failures))
+                            .unwrap_or_default();
+                        retry.at = Some(now + delay);
+                        retry.last_error = error.clone();
+                        column.load = LoadState::Failed(error);
+                        alert = Some(env.clone());
                     }
                 }
+            }
+            match alert {
+                Some(failed) => {
+                    state.load_alert = Some(failed);
+                    state.refresh_load_alert();
+                }
+                None if state.load_alert.as_deref() == Some(env.as_str()) => {
+                    // Loaded now: the error line about it is no longer true.
+                    state.load_alert = None;
+                    state.message = None;
+                }
+                None => {}
             }
             state.rebuild_rows();
             Vec::new()
@@ -515,10 +750,36 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 view.records = Some(records);
                 view.history = history;
             }
+            scroll_audit(state, 0);
             Vec::new()
         }
-        Action::Operator(name) => {
-            state.operator = name;
+        Action::VendorHistory { flag, history } => {
+            let newest = history
+                .into_iter()
+                .map(|(env, result)| {
+                    let entry = result
+                        .ok()
+                        .and_then(|entries| entries.into_iter().max_by_key(|e| e.at));
+                    (env, entry)
+                })
+                .collect();
+            state.vendor_last.insert(flag, newest);
+            Vec::new()
+        }
+        Action::LastChanges(records) => {
+            state.last_changes.clear();
+            for record in records {
+                let applied = matches!(
+                    record.result,
+                    Some(crate::audit::Result::Ok) | Some(crate::audit::Result::PendingApproval)
+                );
+                if applied {
+                    // The log is in time order: a later record replaces an earlier one.
+                    state
+                        .last_changes
+                        .insert((record.env.clone(), record.flag.clone()), record);
+                }
+            }
             Vec::new()
         }
         Action::Pending(lines) => {
@@ -526,6 +787,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 state.pending_flips = lines.iter().filter(|l| l.starts_with("PENDING")).count();
                 state.set_message(Level::Error, lines.join("; "));
             }
+            Vec::new()
+        }
+        Action::Operator(name) => {
+            state.operator = name;
             Vec::new()
         }
         Action::Reconciled(lines) => {
@@ -547,27 +812,74 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     }
 }
 
+/// How long the cursor rests on a flag before its vendor history is read.
+const HISTORY_DWELL: chrono::Duration = chrono::Duration::milliseconds(800);
+
+/// The vendor history read for the selected flag, once the cursor has rested on it and only
+/// once per flag (a flip reads it again).
+fn vendor_history_due(state: &mut State) -> Vec<Effect> {
+    let Some(flag) = state.selected_row().map(|row| row.meta.key.clone()) else {
+        state.history_wanted = None;
+        return Vec::new();
+    };
+    if state.vendor_last.contains_key(&flag) {
+        return Vec::new();
+    }
+    match &state.history_wanted {
+        Some((wanted, since)) if *wanted == flag => {
+            if state.now - *since < HISTORY_DWELL {
+                return Vec::new();
+            }
+        }
+        _ => {
+            state.history_wanted = Some((flag, state.now));
+            return Vec::new();
+        }
+    }
+    // Asked once: an empty entry until the answer comes, so it is not asked again.
+    state.vendor_last.insert(flag.clone(), HashMap::new());
+    state.history_wanted = None;
+    let envs = state.envs.iter().map(|e| e.name.clone()).collect();
+    vec![Effect::LoadVendorHistory { flag, envs }]
+}
+
+/// Environments to load now: loaded ones whose data is older than the refresh interval, and
+/// failed ones whose retry is due (first load included), with a growing pause between tries.
 fn due_refreshes(state: &mut State) -> Vec<Effect> {
-    if state.refresh_interval.is_zero() || matches!(state.mode, Mode::Flip(_)) {
+    if matches!(state.mode, Mode::Flip(_)) {
         return Vec::new();
     }
     let mut effects = Vec::new();
+    let mut refreshing = false;
     for env in &mut state.envs {
+        let retry = state.retries.get_mut(&env.name);
         let due = match (&env.load, &env.snapshot) {
             (LoadState::Loading, _) => false,
-            (_, Some(snapshot)) => {
-                (state.now - snapshot.fetched_at)
-                    .to_std()
-                    .unwrap_or_default()
-                    >= state.refresh_interval
+            (LoadState::Failed(_), _) => retry
+                .as_ref()
+                .and_then(|retry| retry.at)
+                .is_none_or(|at| state.now >= at),
+            (LoadState::Loaded, Some(snapshot)) => {
+                !state.refresh_interval.is_zero()
+                    && (state.now - snapshot.fetched_at)
+                        .to_std()
+                        .unwrap_or_default()
+                        >= state.refresh_interval
             }
-            (LoadState::Failed(_), None) => false,
             (LoadState::Loaded, None) => true,
         };
         if due {
+            refreshing = true;
             env.load = LoadState::Loading;
+            if let Some(retry) = retry {
+                retry.at = None;
+            }
             effects.push(Effect::Load(env.name.clone()));
         }
+    }
+    if refreshing {
+        // The vendors' history is as old as the data: read again when the cursor rests.
+        state.vendor_last.clear();
     }
     effects
 }
@@ -593,6 +905,7 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
             state.apply_filter();
             state.clamp_cursor();
             state.message = None;
+            state.load_alert = None;
         }
         Command::Help => state.mode = Mode::Help,
         Command::ToggleDetails => {
@@ -604,9 +917,13 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
             for env in &mut state.envs {
                 if env.load != LoadState::Loading {
                     env.load = LoadState::Loading;
+                    if let Some(retry) = state.retries.get_mut(&env.name) {
+                        retry.at = None;
+                    }
                     effects.push(Effect::Load(env.name.clone()));
                 }
             }
+            state.refresh_load_alert();
             return effects;
         }
         Command::AuditLog => return open_audit(state),
@@ -741,23 +1058,36 @@ fn open_flip_set(state: &mut State) {
         request: first,
         set,
         expected: protected.join(" "),
+        from_draft: false,
     }));
 }
 
 fn open_audit(state: &mut State) -> Vec<Effect> {
     let flag = state.selected_row().map(|row| row.meta.key.clone());
-    let env = state.envs.get(state.col).map(|e| e.name.clone());
-    let title = match (&flag, &env) {
-        (Some(flag), Some(env)) => format!("Audit: {flag} in {env}"),
-        _ => "Audit log".to_string(),
+    let envs: Vec<String> = state.envs.iter().map(|e| e.name.clone()).collect();
+    let title = match &flag {
+        Some(flag) => format!("Audit: {} · every environment", crate::text::line(flag)),
+        None => "Audit log · every flag, every environment".to_string(),
     };
     state.mode = Mode::Audit(Box::new(AuditView {
         title,
+        envs: envs.clone(),
         records: None,
-        history: None,
+        history: Vec::new(),
         scroll: 0,
     }));
-    vec![Effect::LoadAudit { env, flag }]
+    vec![Effect::LoadAudit { envs, flag }]
+}
+
+/// Scrolls the audit view by `delta` lines, never past its last page.
+fn scroll_audit(state: &mut State, delta: i64) {
+    let page = super::view::audit::page(state.size.0, state.size.1);
+    if let Mode::Audit(view) = &mut state.mode {
+        let width = super::view::audit::text_width(state.size.0, state.size.1);
+        let total = super::view::audit::lines(view, width).len();
+        let last = total.saturating_sub(page) as i64;
+        view.scroll = (view.scroll as i64 + delta).clamp(0, last.max(0)) as usize;
+    }
 }
 
 fn open_flip(state: &mut State) {
@@ -772,7 +1102,23 @@ fn open_flip(state: &mut State) {
         return;
     };
     let Some(row) = state.selected_row().cloned() else {
-        state.set_message(Level::Error, "no flag selected");
+        let loading: Vec<&str> = state
+            .envs
+            .iter()
+            .filter(|e| e.snapshot.is_none())
+            .map(|e| e.name.as_str())
+            .collect();
+        let text = match &state.focus {
+            Some((focus_env, flag)) if !flag.is_empty() => format!(
+                "still loading: `{}` in {focus_env} is selected once it has loaded",
+                crate::text::line(flag)
+            ),
+            _ if state.rows.is_empty() && !loading.is_empty() => {
+                format!("still loading ({})", loading.join(", "))
+            }
+            _ => "no flag selected (move the cursor to choose one)".to_string(),
+        };
+        state.set_message(Level::Error, text);
         return;
     };
     if let Some(reason) = &env.read_only_reason {
@@ -807,6 +1153,9 @@ fn open_flip(state: &mut State) {
             env.name
         )
     });
+    let draft = state
+        .drafts
+        .remove(&(env.name.clone(), flag.meta.key.clone()));
     state.mode = Mode::Flip(Box::new(FlipDialog {
         sentence: flip::describe(
             row.meta.kind,
@@ -817,7 +1166,8 @@ fn open_flip(state: &mut State) {
         ),
         protected: env.protected,
         stage: DialogStage::Note,
-        note: Input::default(),
+        from_draft: draft.is_some(),
+        note: draft.map(Input::new).unwrap_or_default(),
         confirm: Input::default(),
         error: None,
         warning,
@@ -831,20 +1181,32 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match &mut state.mode {
         Mode::Normal => Vec::new(),
         Mode::Help => {
-            state.mode = Mode::Normal;
+            state.mode = match state.help_return.take() {
+                Some(dialog) => Mode::Flip(dialog),
+                None => Mode::Normal,
+            };
             Vec::new()
         }
-        Mode::Audit(view) => {
+        Mode::Audit(_) => {
+            let page = super::view::audit::page(state.size.0, state.size.1) as i64;
             match key.code {
-                KeyCode::Down | KeyCode::Char('j') => view.scroll += 1,
-                KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_sub(1),
-                _ => state.mode = Mode::Normal,
+                KeyCode::Down | KeyCode::Char('j') => scroll_audit(state, 1),
+                KeyCode::Up | KeyCode::Char('k') => scroll_audit(state, -1),
+                KeyCode::PageDown | KeyCode::Char(' ') => scroll_audit(state, page),
+                KeyCode::PageUp => scroll_audit(state, -page),
+                KeyCode::Home | KeyCode::Char('g') => scroll_audit(state, i64::MIN / 2),
+                KeyCode::End | KeyCode::Char('G') => scroll_audit(state, i64::MAX / 2),
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('a') => state.mode = Mode::Normal,
+                _ => {}
             }
             Vec::new()
         }
         Mode::Filter => {
             match key.code {
-                KeyCode::Enter => state.mode = Mode::Normal,
+                KeyCode::Enter => {
+                    state.mode = Mode::Normal;
+                    state.take_cursor();
+                }
                 KeyCode::Esc => {
                     state.filter.reset();
                     state.mode = Mode::Normal;
@@ -863,8 +1225,30 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Mode::Flip(dialog) => {
+            let typing_note = dialog.stage == DialogStage::Note;
+            let help =
+                key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !typing_note);
+            let between_steps = matches!(dialog.stage, DialogStage::Note | DialogStage::Confirm);
+            if help && between_steps {
+                if let Mode::Flip(dialog) = std::mem::replace(&mut state.mode, Mode::Help) {
+                    state.help_return = Some(dialog);
+                }
+                return Vec::new();
+            }
             let (effects, close) = dialog_input(dialog, key);
-            if close {
+            if let Some(close) = close {
+                if let (Close::Cancelled, Mode::Flip(dialog)) = (&close, &state.mode) {
+                    let note = dialog.note.value().trim().to_string();
+                    let cell = (dialog.request.env.clone(), dialog.request.flag.clone());
+                    let text = if note.is_empty() {
+                        "cancelled: nothing changed".to_string()
+                    } else {
+                        state.drafts.insert(cell, note);
+                        "cancelled: nothing changed (the note is kept: f offers it again)"
+                            .to_string()
+                    };
+                    state.set_message(Level::Info, text);
+                }
                 state.mode = Mode::Normal;
             }
             effects
@@ -963,19 +1347,28 @@ fn paste(state: &mut State, text: &str) {
     }
 }
 
-/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether the
-/// dialog closes.
-fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
-    let mut closed = false;
-    let mut close = || closed = true;
+/// How the dialog closed.
+enum Close {
+    /// Esc / n before anything was applied: nothing changed.
+    Cancelled,
+    /// The result was read.
+    Done,
+}
+
+/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether (and how)
+/// the dialog closes.
+fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, Option<Close>) {
+    let back = key.code == KeyCode::BackTab
+        || (key.code == KeyCode::Backspace && dialog.confirm.value().is_empty());
     match dialog.stage.clone() {
         DialogStage::Note => match key.code {
-            KeyCode::Esc => close(),
+            KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
             KeyCode::Enter => {
                 if let Err(problem) = crate::text::validate_note(dialog.note.value()) {
                     dialog.error = Some(problem.to_string());
                 } else {
                     dialog.error = None;
+                    dialog.from_draft = false;
                     dialog.stage = DialogStage::Confirm;
                 }
             }
@@ -989,13 +1382,19 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                     });
             }
         },
+        DialogStage::Confirm if back => {
+            // One step back: the note can be changed before anything is applied.
+            dialog.confirm.reset();
+            dialog.error = None;
+            dialog.stage = DialogStage::Note;
+        }
         DialogStage::Confirm => {
             if dialog.protected {
                 match key.code {
-                    KeyCode::Esc => close(),
+                    KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
                     KeyCode::Enter => {
                         if same_names(dialog.confirm.value(), &dialog.expected) {
-                            return (start_flip(dialog), false);
+                            return (start_flip(dialog), None);
                         }
                         dialog.error = Some(format!(
                             "type `{}` exactly to confirm, or Esc to cancel",
@@ -1010,9 +1409,11 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
             } else {
                 match key.code {
                     KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                        return (start_flip(dialog), false);
+                        return (start_flip(dialog), None);
                     }
-                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => close(),
+                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => {
+                        return (Vec::new(), Some(Close::Cancelled));
+                    }
                     _ => dialog.error = Some("press y to apply, n or Esc to cancel".into()),
                 }
             }
@@ -1023,11 +1424,11 @@ fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, bool) {
                 key.code,
                 KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
             ) {
-                close();
+                return (Vec::new(), Some(Close::Done));
             }
         }
     }
-    (Vec::new(), closed)
+    (Vec::new(), None)
 }
 
 /// The typed names equal the expected ones, as sets (one name: exactly it).
@@ -1224,13 +1625,14 @@ fn finish_flip(
         dialog.stage = DialogStage::Done { ok, lines };
     }
     let _ = changed;
-    // Whatever happened, show the environment as it is now.
+    // Whatever happened, show the environment as it is now, and who changed it last.
+    state.vendor_last.remove(&request.flag);
     match state.envs.iter_mut().find(|env| env.name == request.env) {
         Some(env) if env.load != LoadState::Loading => {
             env.load = LoadState::Loading;
-            vec![Effect::Load(request.env)]
+            vec![Effect::Load(request.env), Effect::LoadLastChanges]
         }
-        _ => Vec::new(),
+        _ => vec![Effect::LoadLastChanges],
     }
 }
 
@@ -1280,6 +1682,12 @@ pub fn key_action(state: &State, key: KeyEvent) -> Option<Action> {
             Mode::Flip(dialog) if dialog.stage == DialogStage::Applying => None,
             _ => Some(Action::Command(Command::Quit)),
         };
+    }
+    if !state.drawable() {
+        // The screen says "q quits" and nothing else: no note character, no confirmation.
+        let quit =
+            key.code == KeyCode::Char('q') || state.keymap.command_for(&key) == Some(Command::Quit);
+        return (quit && !state.applying()).then_some(Action::Command(Command::Quit));
     }
     match state.mode {
         Mode::Normal => state.keymap.command_for(&key).map(Action::Command),

@@ -482,6 +482,38 @@ impl Runner {
         let sender = self.sender.clone();
         match effect {
             Effect::Quit => {}
+            Effect::LoadVendorHistory { flag, envs } => {
+                tokio::spawn(async move {
+                    let reads = envs.iter().map(|env| {
+                        let session = session.clone();
+                        let flag = flag.clone();
+                        async move {
+                            match session.connection(env).await {
+                                Ok(connection) => connection
+                                    .source
+                                    .history(&flag)
+                                    .await
+                                    .map_err(|err| err.message),
+                                Err(err) => Err(err.to_string()),
+                            }
+                        }
+                    });
+                    let results = futures::future::join_all(reads).await;
+                    let history = envs.into_iter().zip(results).collect();
+                    let _ = sender.send(Action::VendorHistory { flag, history });
+                });
+            }
+            Effect::LoadLastChanges => {
+                tokio::spawn(async move {
+                    let audit = session.audit.clone();
+                    let records = tokio::task::spawn_blocking(move || audit.records())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    let _ = sender.send(Action::LastChanges(records));
+                });
+            }
             Effect::Load(env) => {
                 // Metadata beside the states, once per session: a slow admin API never
                 // delays a cell.
@@ -593,7 +625,7 @@ impl Runner {
                     }
                 });
             }
-            Effect::LoadAudit { env, flag } => {
+            Effect::LoadAudit { envs, flag } => {
                 tokio::spawn(async move {
                     let audit = session.audit.clone();
                     let filter_flag = flag.clone();
@@ -607,16 +639,26 @@ impl Runner {
                                 .filter(|r| filter_flag.as_deref().is_none_or(|f| f == r.flag))
                                 .collect::<Vec<_>>()
                         });
-                    let history = match (env, flag) {
-                        (Some(env), Some(flag)) => Some(match session.connection(&env).await {
-                            Ok(connection) => connection
-                                .source
-                                .history(&flag)
-                                .await
-                                .map_err(|err| err.message),
-                            Err(err) => Err(err.to_string()),
-                        }),
-                        _ => None,
+                    let history = match flag {
+                        Some(flag) => {
+                            let reads = envs.iter().map(|env| {
+                                let session = session.clone();
+                                let flag = flag.clone();
+                                async move {
+                                    match session.connection(env).await {
+                                        Ok(connection) => connection
+                                            .source
+                                            .history(&flag)
+                                            .await
+                                            .map_err(|err| err.message),
+                                        Err(err) => Err(err.to_string()),
+                                    }
+                                }
+                            });
+                            let results = futures::future::join_all(reads).await;
+                            envs.iter().cloned().zip(results).collect()
+                        }
+                        None => Vec::new(),
                     };
                     let _ = sender.send(Action::AuditLoaded { records, history });
                 });

@@ -152,6 +152,22 @@ impl PtySession {
         self.writer.flush().expect("flush the pty");
     }
 
+    /// Resizes the terminal (the program gets SIGWINCH, as when a pane is split or shrunk).
+    pub fn resize(&mut self, cols: u16, rows: u16) {
+        self._master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("resize the pty");
+        if let Ok(mut parser) = self.parser.lock() {
+            parser.screen_mut().set_size(rows, cols);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     /// SIGKILL: no destructor, no terminal restore, no outcome record.
     pub fn kill_hard(&mut self) {
         if let Some(pid) = self.child.process_id() {

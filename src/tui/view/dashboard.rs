@@ -68,8 +68,13 @@ fn cell_style(kind: FlagKind, text: &str) -> Style {
     }
 }
 
+/// From this many columns on, the matrix also shows each flag's owner.
+pub const OWNER_COLUMN_WIDTH: u16 = 160;
+
 pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
     let block = Block::new().borders(Borders::ALL).title(" flags ");
+    let show_owner = area.width >= OWNER_COLUMN_WIDTH;
+    let selected = state.selected_position();
     let page = usize::from(area.height.saturating_sub(3));
     let end = (state.offset + page).min(state.visible.len());
     let mut rows = Vec::with_capacity(end.saturating_sub(state.offset));
@@ -77,7 +82,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         let Some(row) = state.visible.get(position).and_then(|i| state.rows.get(*i)) else {
             continue;
         };
-        let selected_row = position == state.row;
+        let selected_row = Some(position) == selected;
         let marker = if selected_row { "▶" } else { " " };
         let name = format!("{marker}{}", text::line(&row.meta.key));
         let mut cells = vec![Cell::from(name).style(if selected_row {
@@ -85,6 +90,12 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         } else {
             Style::new()
         })];
+        if show_owner {
+            cells.push(Cell::from(crate::text::line_max(
+                row.meta.owner.as_deref().unwrap_or("NONE"),
+                24,
+            )));
+        }
         for col in 0..state.envs.len() {
             let text = state.cell_text(row, col).unwrap_or_else(|| {
                 match state
@@ -118,8 +129,11 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         }
         rows.push(Row::new(cells));
     }
-    let header_cells = std::iter::once(Cell::from(" FLAG")).chain(
-        state.envs.iter().enumerate().map(|(col, env)| {
+    let owner_header =
+        show_owner.then(|| Cell::from("OWNER").style(Style::new().add_modifier(Modifier::BOLD)));
+    let header_cells = std::iter::once(Cell::from(" FLAG"))
+        .chain(owner_header)
+        .chain(state.envs.iter().enumerate().map(|(col, env)| {
             let mut title = text::line(&env.name.to_uppercase());
             if env.protected {
                 title.push('*');
@@ -138,8 +152,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                 Style::new().add_modifier(Modifier::BOLD)
             };
             Cell::from(format!("{title}{marker}")).style(style)
-        }),
-    );
+        }));
     let key_width = state
         .visible
         .iter()
@@ -151,6 +164,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         .unwrap_or(10)
         .clamp(10, 48) as u16;
     let mut widths = vec![Constraint::Length(key_width)];
+    if show_owner {
+        widths.push(Constraint::Length(24));
+    }
     widths.extend(state.envs.iter().map(|_| Constraint::Min(12)));
     let table = Table::new(rows, widths)
         .header(Row::new(header_cells))

@@ -14,7 +14,14 @@ use crate::{redact, text};
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let block = Block::new().borders(Borders::ALL).title(" details ");
     let Some(row) = state.selected_row() else {
-        frame.render_widget(Paragraph::new("no flag selected").block(block), area);
+        let text = match &state.focus {
+            Some((env, flag)) if !flag.is_empty() => format!(
+                "waiting for {env} to load: the link selects `{}` there once it has",
+                crate::text::line(flag)
+            ),
+            _ => "no flag selected".to_string(),
+        };
+        frame.render_widget(Paragraph::new(text).block(block), area);
         return;
     };
     let meta = &row.meta;
@@ -76,10 +83,47 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 }
             },
         };
-        let text = match &env.read_only_reason {
+        let mut text = match &env.read_only_reason {
             Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
             _ => text,
         };
+        // The newer of killswitch's last record and the vendor's last history entry.
+        let vendor = state
+            .vendor_last
+            .get(&meta.key)
+            .and_then(|envs| envs.get(&env.name))
+            .and_then(Option::as_ref);
+        let record = state.last_change(&env.name, &meta.key);
+        match (record, vendor) {
+            (Some(record), vendor) if vendor.is_none_or(|v| v.at <= record.at) => {
+                text.push_str(&format!(
+                    "  · last: {} by {} {} ago: {} (audit {})",
+                    crate::text::line(&record.to),
+                    crate::text::line(&record.operator),
+                    age(state.now - record.at),
+                    crate::text::line_max(&record.note, 60),
+                    crate::text::line(&record.id),
+                ));
+            }
+            (_, Some(entry)) => {
+                text.push_str(&format!(
+                    "  · last (vendor history): {} by {} {} ago{}",
+                    crate::text::line_max(&entry.what, 40),
+                    entry
+                        .who
+                        .as_deref()
+                        .map(crate::text::line)
+                        .unwrap_or_else(|| "someone the vendor did not record".into()),
+                    age(state.now - entry.at),
+                    entry
+                        .comment
+                        .as_deref()
+                        .map(|c| format!(": {}", crate::text::line_max(c, 60)))
+                        .unwrap_or_default(),
+                ));
+            }
+            _ => {}
+        }
         lines.push(Line::from(redact::line(&text)));
     }
     lines.push(Line::from(format!(
@@ -93,4 +137,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
+}
+
+/// "45 s", "12 min", "3 h", "2 d": how long ago, in the largest whole unit.
+fn age(elapsed: chrono::Duration) -> String {
+    let secs = elapsed.num_seconds().max(0);
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86400 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86400),
+    }
 }

@@ -32,10 +32,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         "{:>key_width$}  Accept / next step",
         "enter"
     )));
-    lines.push(Line::from(format!("{:>key_width$}  Cancel", "esc")));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Cancel: nothing changes",
+        "esc"
+    )));
     lines.push(Line::from(format!(
         "{:>key_width$}  Clear the line",
         "ctrl-u"
+    )));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Dialog: back from the confirmation to the note",
+        "shift-tab"
+    )));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Dialog: this help (Esc keeps the note as a draft)",
+        "f1"
     )));
     if state.read_only {
         lines.push(Line::from(""));

@@ -1,7 +1,7 @@
 //! Drawing: pure functions of `&State`. Nothing here does I/O or changes state, so every
 //! screen is a snapshot test (ratatui's TestBackend).
 
-mod audit;
+pub mod audit;
 mod dashboard;
 mod details;
 mod dialog;
@@ -20,10 +20,23 @@ use super::layout;
 /// Spinner frames for loading environments and a flip in flight.
 pub const SPINNER: &[&str] = &["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
+/// Whether the current screen fits the terminal. When it does not, "Terminal too small" is
+/// shown and `update` acts on no key but quit.
+pub fn drawable(state: &State) -> bool {
+    let area = Rect::new(0, 0, state.size.0, state.size.1);
+    if layout::too_small(area) {
+        return false;
+    }
+    match &state.mode {
+        Mode::Flip(dialog) => dialog::fits(area, dialog, state),
+        _ => true,
+    }
+}
+
 pub fn render(frame: &mut Frame, state: &State) {
     let area = frame.area();
-    if layout::too_small(area) {
-        render_too_small(frame, area);
+    if layout::too_small(area) || !drawable(state) {
+        render_too_small(frame, area, state);
         return;
     }
     let areas = layout::areas(area, state.show_details);
@@ -43,8 +56,8 @@ pub fn render(frame: &mut Frame, state: &State) {
     }
 }
 
-fn render_too_small(frame: &mut Frame, area: Rect) {
-    let text = vec![
+fn render_too_small(frame: &mut Frame, area: Rect, state: &State) {
+    let mut text = vec![
         Line::styled(
             "Terminal too small",
             Style::new().add_modifier(Modifier::BOLD),
@@ -57,8 +70,14 @@ fn render_too_small(frame: &mut Frame, area: Rect) {
             layout::MIN_HEIGHT
         )),
         Line::from("Enlarge the window, or use `killswitch status`."),
-        Line::from("q quits."),
+        Line::from("Keys wait until it fits; q quits."),
     ];
+    if matches!(state.mode, Mode::Flip(_)) {
+        text.insert(
+            1,
+            Line::from("The open kill/restore dialog is kept; nothing is applied."),
+        );
+    }
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
 }
 

@@ -117,8 +117,9 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
 pub fn render_help_bar(frame: &mut Frame, area: Rect, state: &State) {
     let text = match &state.mode {
         Mode::Filter => "type to filter · enter: keep · esc: clear".to_string(),
-        Mode::Flip(_) => "enter: next · esc: cancel".to_string(),
-        Mode::Help | Mode::Audit(_) => "any key closes".to_string(),
+        Mode::Flip(dialog) => crate::tui::app::dialog_hint(dialog).to_string(),
+        Mode::Help => "any key closes".to_string(),
+        Mode::Audit(_) => super::audit::HINT.to_string(),
         Mode::Normal => {
             let commands = [
                 Command::Flip,
