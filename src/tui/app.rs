@@ -122,6 +122,10 @@ pub struct AuditView {
 pub enum Mode {
     Normal,
     Filter,
+    /// Typing the column filter (`prod*`).
+    ColumnFilter,
+    /// The full per-environment list; the number is the highlighted environment.
+    Environments(usize),
     Help,
     Flip(Box<FlipDialog>),
     Audit(Box<AuditView>),
@@ -143,7 +147,15 @@ pub struct State {
     pub visible: Vec<usize>,
     /// Cursor: index into `visible`, and environment column.
     pub row: usize,
+    /// The selected environment: an index into `envs` (always one of `columns` when any).
     pub col: usize,
+    /// Environment columns passing the column filter (indices into `envs`), in display order.
+    pub columns: Vec<usize>,
+    /// First shown position in `columns`: the horizontal scroll.
+    pub col_offset: usize,
+    pub column_filter: Input,
+    /// Each environment's column group (`group = "prod"`), parallel to `envs`.
+    pub groups: Vec<Option<String>>,
     /// First visible row of the table.
     pub offset: usize,
     pub filter: Input,
@@ -209,12 +221,17 @@ impl State {
         let col = focus_col
             .or_else(|| envs.iter().position(|e| e.protected))
             .unwrap_or(0);
-        State {
+        let env_count = envs.len();
+        let mut state = State {
             envs,
             rows: Vec::new(),
             visible: Vec::new(),
             row: 0,
             col,
+            columns: (0..env_count).collect(),
+            col_offset: 0,
+            column_filter: Input::default(),
+            groups: vec![None; env_count],
             offset: 0,
             filter: Input::default(),
             mode: Mode::Normal,
@@ -235,7 +252,9 @@ impl State {
             metadata: HashMap::new(),
             marks: Vec::new(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
-        }
+        };
+        state.clamp_columns();
+        state
     }
 
     /// Effects to run at start: load every environment at once.
@@ -274,7 +293,9 @@ impl State {
     }
 
     fn page(&self) -> usize {
-        layout::table_rows(self.size.0, self.size.1, self.show_details)
+        let rows = layout::table_rows(self.size.0, self.size.1, self.show_details);
+        // The group line above the environment names takes a row.
+        rows.saturating_sub(usize::from(self.has_groups())).max(1)
     }
 
     fn set_message(&mut self, level: Level, text: impl Into<String>) {
@@ -412,6 +433,7 @@ impl State {
             self.offset = self.row + 1 - page;
         }
         self.offset = self.offset.min(self.visible.len().saturating_sub(page));
+        self.clamp_columns();
     }
 
     fn move_rows(&mut self, delta: i64) {
@@ -446,7 +468,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Scroll(delta) => {
             if let Mode::Audit(view) = &mut state.mode {
                 view.scroll = (view.scroll as i64 + i64::from(delta)).max(0) as usize;
-            } else if matches!(state.mode, Mode::Normal | Mode::Filter) {
+            } else if matches!(state.mode, Mode::Normal | Mode::Filter | Mode::ColumnFilter) {
                 state.move_rows(i64::from(delta));
             }
             Vec::new()
@@ -584,16 +606,22 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
         Command::PageDown => state.move_rows(state.page() as i64),
         Command::FirstRow => state.move_rows(-(state.visible.len() as i64)),
         Command::LastRow => state.move_rows(state.visible.len() as i64),
-        Command::MoveLeft => state.col = state.col.saturating_sub(1),
-        Command::MoveRight => state.col = (state.col + 1).min(state.envs.len().saturating_sub(1)),
+        Command::MoveLeft => state.move_columns(-1),
+        Command::MoveRight => state.move_columns(1),
+        Command::PageLeft => state.page_columns(-1),
+        Command::PageRight => state.page_columns(1),
         Command::Filter => state.mode = Mode::Filter,
+        Command::ColumnFilter => state.mode = Mode::ColumnFilter,
         Command::ClearFilter => {
             state.marks.clear();
             state.filter.reset();
             state.apply_filter();
+            state.column_filter.reset();
+            state.apply_column_filter();
             state.clamp_cursor();
             state.message = None;
         }
+        Command::Environments => state.mode = Mode::Environments(state.col),
         Command::Help => state.mode = Mode::Help,
         Command::ToggleDetails => {
             state.show_details = !state.show_details;
@@ -768,6 +796,16 @@ fn open_flip(state: &mut State) {
         );
         return;
     }
+    if !state.columns.contains(&state.col) {
+        state.set_message(
+            Level::Error,
+            format!(
+                "no environment column is shown: the column filter `{}` matches none (Esc clears it)",
+                crate::text::line(state.column_filter.value())
+            ),
+        );
+        return;
+    }
     let Some(env) = state.envs.get(state.col).cloned() else {
         return;
     };
@@ -840,6 +878,39 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 KeyCode::Up | KeyCode::Char('k') => view.scroll = view.scroll.saturating_sub(1),
                 _ => state.mode = Mode::Normal,
             }
+            Vec::new()
+        }
+        Mode::Environments(selected) => {
+            let last = state.envs.len().saturating_sub(1);
+            match key.code {
+                KeyCode::Down | KeyCode::Char('j') => *selected = (*selected + 1).min(last),
+                KeyCode::Up | KeyCode::Char('k') => *selected = selected.saturating_sub(1),
+                KeyCode::Home => *selected = 0,
+                KeyCode::End => *selected = last,
+                KeyCode::Enter => {
+                    let col = *selected;
+                    state.mode = Mode::Normal;
+                    state.jump_to_column(col);
+                }
+                _ => state.mode = Mode::Normal,
+            }
+            Vec::new()
+        }
+        Mode::ColumnFilter => {
+            match key.code {
+                KeyCode::Enter => state.mode = Mode::Normal,
+                KeyCode::Esc => {
+                    state.column_filter.reset();
+                    state.mode = Mode::Normal;
+                }
+                KeyCode::Left => state.move_columns(-1),
+                KeyCode::Right => state.move_columns(1),
+                _ => {
+                    edit(&mut state.column_filter, key);
+                }
+            }
+            state.apply_column_filter();
+            state.clamp_columns();
             Vec::new()
         }
         Mode::Filter => {

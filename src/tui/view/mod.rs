@@ -2,9 +2,10 @@
 //! screen is a snapshot test (ratatui's TestBackend).
 
 mod audit;
-mod dashboard;
+pub mod dashboard;
 mod details;
 mod dialog;
+mod environments;
 mod help;
 mod status_bar;
 
@@ -39,7 +40,8 @@ pub fn render(frame: &mut Frame, state: &State) {
         Mode::Help => help::render(frame, area, state),
         Mode::Flip(dialog) => dialog::render(frame, area, dialog, state),
         Mode::Audit(view) => audit::render(frame, area, view),
-        Mode::Normal | Mode::Filter => {}
+        Mode::Environments(selected) => environments::render(frame, area, state, *selected),
+        Mode::Normal | Mode::Filter | Mode::ColumnFilter => {}
     }
 }
 
