@@ -381,7 +381,10 @@ fn thirty_columns_scroll_page_and_filter_in_a_real_terminal() {
     let screen = tui.wait_for("30 envs: 1 FAILED env30", LIMIT);
     assert!(screen.contains("ENV01"), "{screen}");
     assert!(!screen.contains("ENV30"), "{screen}");
-    assert!(screen.contains(" ▶"), "hidden columns counted on the right:\n{screen}");
+    assert!(
+        screen.contains(" ▶"),
+        "hidden columns counted on the right:\n{screen}"
+    );
     // Moving right across every column keeps the selected one on screen.
     for index in 2..=30 {
         tui.send("l");
@@ -393,7 +396,10 @@ fn thirty_columns_scroll_page_and_filter_in_a_real_terminal() {
         );
     }
     let screen = tui.wait_for("ENV30 ERR", LIMIT);
-    assert!(screen.contains("◀ "), "hidden columns counted on the left:\n{screen}");
+    assert!(
+        screen.contains("◀ "),
+        "hidden columns counted on the left:\n{screen}"
+    );
     // Paging left by a screenful, then back.
     tui.send("<");
     let screen = tui.wait_for("│env26: ", LIMIT);
