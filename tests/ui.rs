@@ -301,3 +301,24 @@ fn the_environment_list_names_every_state_and_jumps_to_a_column() {
     assert_eq!(state.col, 11);
     assert!(state.shown_columns().contains(&11));
 }
+
+#[test]
+fn a_long_title_line_is_cut_with_a_mark() {
+    use support::dashboard::many;
+    let mut state = many(30, (80, 24), None, None);
+    press(&mut state, KeyCode::Char(':'));
+    type_text(
+        &mut state,
+        "prod-eu-central-1 prod-eu-west-1 prod-us-east-1",
+    );
+    press(&mut state, KeyCode::Enter);
+    press(&mut state, KeyCode::Char('/'));
+    type_text(&mut state, "checkout_stripe_payment_intents");
+    let screen = render(&state);
+    let title = screen.lines().next().unwrap_or_default();
+    assert!(title.ends_with('…'), "{title}");
+    assert!(
+        title.contains("filter: /checkout_stripe_payment_intents"),
+        "{title}"
+    );
+}

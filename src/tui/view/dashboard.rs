@@ -36,7 +36,7 @@ pub fn render_title(frame: &mut Frame, area: Rect, state: &State) {
     }
     let filter = state.filter.value();
     if matches!(state.mode, Mode::Filter) || !filter.is_empty() {
-        spans.push(Span::raw(format!("  filter: /{filter}")));
+        spans.push(Span::raw(format!("  filter: /{}", text::line(filter))));
         if matches!(state.mode, Mode::Filter) {
             spans.push(Span::styled(
                 "█",
@@ -64,6 +64,7 @@ pub fn render_title(frame: &mut Frame, area: Rect, state: &State) {
             state.envs.len()
         )));
     }
+    let spans = super::fit_spans(spans, usize::from(area.width));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
