@@ -105,7 +105,8 @@ fn peak_rss_thirty_environments() {
     tui.wait_for("(10 of 30 envs)", Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(200));
     let rss = tui.peak_rss_kb().unwrap_or_default();
-    tui.send("\u{1b}q");
+    tui.send("\u{1b}");
+    tui.send("q");
     let _ = tui.wait_exit(Duration::from_secs(30));
     println!(
         "real binary, 30 envs x {FLAGS} flags, local flagd: loaded in {:.0} ms, peak RSS (VmHWM) {:.1} MB",
