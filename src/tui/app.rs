@@ -471,32 +471,6 @@ impl State {
     }
 }
 
-/// Every environment's flags as rows: one per key, its facts from the first environment (in
-/// column order) that has it; kill switches first, then by key.
-pub fn build_rows(envs: &[EnvColumn]) -> Vec<Row> {
-    let mut by_key: HashMap<&str, usize> = HashMap::new();
-    let mut rows: Vec<Row> = Vec::new();
-    for (col, env) in envs.iter().enumerate() {
-        let Some(snapshot) = &env.snapshot else {
-            continue;
-        };
-        for (index, flag) in snapshot.flags.iter().enumerate() {
-            let row = *by_key.entry(flag.meta.key.as_str()).or_insert_with(|| {
-                rows.push(Row {
-                    meta: flag.meta.clone(),
-                    cells: vec![None; envs.len()],
-                });
-                rows.len() - 1
-            });
-            if let Some(cell) = rows[row].cells.get_mut(col) {
-                *cell = Some(index);
-            }
-        }
-    }
-    sort_rows(&mut rows);
-    rows
-}
-
 fn sort_rows(rows: &mut [Row]) {
     rows.sort_by(|a, b| {
         b.meta
@@ -1452,6 +1426,32 @@ mod tests {
             flags,
             fetched_at: Utc::now(),
         }
+    }
+
+    /// Every environment's flags as rows: one per key, its facts from the first environment (in
+    /// column order) that has it; kill switches first, then by key.
+    fn build_rows(envs: &[EnvColumn]) -> Vec<Row> {
+        let mut by_key: HashMap<&str, usize> = HashMap::new();
+        let mut rows: Vec<Row> = Vec::new();
+        for (col, env) in envs.iter().enumerate() {
+            let Some(snapshot) = &env.snapshot else {
+                continue;
+            };
+            for (index, flag) in snapshot.flags.iter().enumerate() {
+                let row = *by_key.entry(flag.meta.key.as_str()).or_insert_with(|| {
+                    rows.push(Row {
+                        meta: flag.meta.clone(),
+                        cells: vec![None; envs.len()],
+                    });
+                    rows.len() - 1
+                });
+                if let Some(cell) = rows[row].cells.get_mut(col) {
+                    *cell = Some(index);
+                }
+            }
+        }
+        sort_rows(&mut rows);
+        rows
     }
 
     #[test]
