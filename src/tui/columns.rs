@@ -28,11 +28,19 @@ impl State {
         self.groups.iter().any(Option::is_some)
     }
 
-    /// The longest flag key, in characters: the flag column's natural width.
+    /// The longest flag key as shown (escapes counted), in characters: the flag column's
+    /// natural width.
     pub fn longest_key(&self) -> usize {
         self.rows
             .iter()
-            .map(|row| row.meta.key.chars().count())
+            .map(|row| {
+                let key = &row.meta.key;
+                if key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                    key.len()
+                } else {
+                    crate::text::line(key).chars().count()
+                }
+            })
             .max()
             .unwrap_or(4)
     }

@@ -6,10 +6,10 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
-use crate::model::{Flag, FlagKind, cell_text};
-use crate::text;
+use crate::model::{FlagKind, cell_text};
 use crate::tui::app::{LoadState, Mode, State};
 use crate::tui::layout;
+use crate::{redact, text};
 
 use super::SPINNER;
 
@@ -68,40 +68,49 @@ pub fn render_title(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Style for a cell from the flag's state (not its wording, which compacts when narrow):
-/// words carry the meaning, colour only helps.
-fn cell_style(flag: Option<&Flag>) -> Style {
-    match flag {
-        Some(flag) if flag.meta.kind == FlagKind::KillSwitch && !flag.state.enabled => {
+/// Style for a cell, from its full wording (before any compacting): words carry the meaning,
+/// colour only helps.
+fn cell_style(kind: FlagKind, text: &str) -> Style {
+    match (kind, text) {
+        (FlagKind::KillSwitch, "KILLED") => {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         }
-        Some(flag) if flag.meta.kind == FlagKind::KillSwitch => Style::new().fg(Color::Green),
-        Some(flag) if !flag.state.enabled => Style::new().fg(Color::DarkGray),
+        // killswitch cannot tell what a rule serves: neither the serving nor the killed colour.
+        (_, text) if text.starts_with("UNKNOWN") => {
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        }
+        (FlagKind::KillSwitch, _) => Style::new().fg(Color::Green),
+        (_, "OFF") => Style::new().fg(Color::DarkGray),
         _ => Style::new(),
     }
 }
 
 /// A cell's wording in at most `width` characters: the full text when it fits, else compact
-/// forms (`ON 1 seg only` -> `1 seg only`, `KILLED, 1 seg ON` -> `KILLED+1ON`,
-/// `SERVING 50%` -> `SERV 50%`), else cut with a visible `…`. The details pane has the full text.
+/// forms (`ON 1 seg only` -> `1 seg only`, `SERVING 50%` -> `SERV 50%`, `UNKNOWN (rule)` ->
+/// `UNKNOWN?`), else cut with a visible `…`. The details pane has the full text.
 pub fn fit_cell(text: &str, width: usize) -> String {
     let fits = |t: &str| t.chars().count() <= width;
     if fits(text) {
         return text.to_string();
     }
-    let mut compact = text.replace(", ", " +").replace(" seg ON", " ON");
+    let mut compact = text
+        .replace("(code default)", "dflt")
+        .replace("code default", "code dflt")
+        .replace(" (rule)", "?");
     let steps: [fn(&str) -> String; 5] = [
-        |t| match t.strip_prefix("ON ") {
-            Some(rest)
-                if rest.ends_with(" seg only")
-                    || rest.starts_with(|c: char| c.is_ascii_digit()) =>
-            {
-                rest.to_string()
+        |t| {
+            for prefix in ["ON ", "SERVING "] {
+                if let Some(rest) = t.strip_prefix(prefix) {
+                    let digits = prefix == "ON " && rest.starts_with(|c: char| c.is_ascii_digit());
+                    if rest.ends_with(" seg only") || digits {
+                        return rest.to_string();
+                    }
+                }
             }
-            _ => t.to_string(),
+            t.to_string()
         },
-        |t| t.replace(" seg", "seg"),
         |t| t.replacen("SERVING", "SERV", 1),
+        |t| t.replace(" seg", "seg"),
         |t| t.replace(" +", "+"),
         |t| t.replace(' ', ""),
     ];
@@ -196,8 +205,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         })];
         for &col in shown {
             let flag = state.flag_at(row, col);
-            let text = match flag {
-                Some(flag) => fit_cell(&cell_text(flag.meta.kind, &flag.state), cell_width),
+            let full = flag.map(|flag| text::line(&cell_text(flag.meta.kind, &flag.state)));
+            let text = match &full {
+                Some(full) => fit_cell(full, cell_width),
                 None => match state
                     .envs
                     .get(col)
@@ -208,7 +218,10 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                     _ => "—".to_string(),
                 },
             };
-            let mut style = cell_style(flag);
+            let mut style = match (flag, &full) {
+                (Some(flag), Some(full)) => cell_style(flag.meta.kind, full),
+                _ => Style::new(),
+            };
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);
             }
@@ -302,7 +315,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                 .envs
                 .iter()
                 .filter_map(|env| match &env.load {
-                    LoadState::Failed(error) => Some(format!("{}: {error}", env.name)),
+                    LoadState::Failed(error) => {
+                        Some(redact::line(&format!("{}: {error}", env.name)))
+                    }
                     _ => None,
                 })
                 .collect();
@@ -338,8 +353,11 @@ mod tests {
         assert_eq!(fit_cell("ON 1 seg only", 13), "ON 1 seg only");
         assert_eq!(fit_cell("ON 1 seg only", 10), "1 seg only");
         assert_eq!(fit_cell("ON 33/33/34", 10), "33/33/34");
-        assert_eq!(fit_cell("KILLED, 1 seg ON", 10), "KILLED+1ON");
+        assert_eq!(fit_cell("SERVING 2 seg only", 10), "2 seg only");
         assert_eq!(fit_cell("SERVING 50%", 10), "SERV 50%");
+        assert_eq!(fit_cell("SERVING (code default)", 10), "SERV dflt");
+        assert_eq!(fit_cell("code default", 10), "code dflt");
+        assert_eq!(fit_cell("UNKNOWN (rule)", 10), "UNKNOWN?");
         assert_eq!(fit_cell("\"a-very-long-variant-value\"", 10), "\"a-very-l…");
         for text in [
             "KILLED, 12 seg ON",

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use crate::model::{Removal, cell_text};
-use crate::text;
 use crate::tui::app::{LoadState, State};
+use crate::{redact, text};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let block = Block::new().borders(Borders::ALL).title(" details ");
@@ -162,10 +162,12 @@ fn env_line(state: &State, row: &crate::tui::app::Row, col: usize) -> String {
             LoadState::Loaded => format!("{name}: — (no such flag here)"),
         },
     };
-    match &env.read_only_reason {
-        Some(reason) if !state.read_only => format!("{text}  [read-only: {}]", text::line(reason)),
+    let text = match &env.read_only_reason {
+        Some(reason) if !state.read_only => format!("{text}  [read-only: {reason}]"),
         _ => text,
-    }
+    };
+    // Errors and reasons come from vendors and Vault.
+    redact::line(&text)
 }
 
 /// `text` word-wrapped into at most `rows` lines of `width`; the last cut with `…` if more.

@@ -9,8 +9,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::{SPINNER, centered};
-use crate::text;
 use crate::tui::app::{LoadState, State};
+use crate::{redact, text};
 
 /// One environment's line, at most `width` characters (cut with `…`).
 fn line_for(state: &State, col: usize, width: usize) -> (String, bool) {
@@ -54,7 +54,7 @@ fn line_for(state: &State, col: usize, width: usize) -> (String, bool) {
     if let Some(reason) = &env.read_only_reason
         && !state.read_only
     {
-        text.push_str(&format!("  read-only: {}", text::line(reason)));
+        text.push_str(&format!("  read-only: {}", redact::line(reason)));
     }
     if !state.columns.contains(&col) {
         text.push_str("  (hidden by the column filter)");

@@ -8,9 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::SPINNER;
-use crate::text;
 use crate::tui::app::{Level, LoadState, Mode, State};
 use crate::tui::keymap::Command;
+use crate::{redact, text};
 
 pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
     let Some((level, text)) = &state.message else {
@@ -29,7 +29,10 @@ pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
     };
     frame.render_widget(
         Paragraph::new(Line::styled(
-            text::line_max(&format!("{prefix}{text}"), usize::from(area.width)),
+            text::cut_end(
+                &format!("{prefix}{}", redact::line(text)),
+                usize::from(area.width),
+            ),
             style,
         )),
         area,
@@ -43,7 +46,7 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
             format!(" {mode} "),
             Style::new().add_modifier(Modifier::REVERSED),
         ),
-        Span::raw(format!(" {} ", state.operator)),
+        Span::raw(format!(" {} ", text::line(&state.operator))),
     ];
     if !state.marks.is_empty() {
         spans.push(Span::styled(
