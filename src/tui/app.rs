@@ -1416,6 +1416,10 @@ mod tests {
                     } else {
                         FlagKind::Release
                     },
+                    // Some environments know the owner, others (no admin credential) do not.
+                    owner: (key + seed)
+                        .is_multiple_of(3)
+                        .then(|| format!("team-{seed}")),
                     ..FlagMeta::default()
                 }),
                 state: FlagState::default(),
@@ -1428,8 +1432,8 @@ mod tests {
         }
     }
 
-    /// Every environment's flags as rows: one per key, its facts from the first environment (in
-    /// column order) that has it; kill switches first, then by key.
+    /// Every environment's flags as rows, built from scratch: one per key, its metadata merged
+    /// across environments in column order; kill switches first, then by key.
     fn build_rows(envs: &[EnvColumn]) -> Vec<Row> {
         let mut by_key: HashMap<&str, usize> = HashMap::new();
         let mut rows: Vec<Row> = Vec::new();
@@ -1449,6 +1453,26 @@ mod tests {
                     *cell = Some(index);
                 }
             }
+        }
+        // Metadata merged across environments in column order, as the dashboard shows it.
+        for row in &mut rows {
+            let metas: Vec<&FlagMeta> = row
+                .cells
+                .iter()
+                .enumerate()
+                .filter_map(|(col, index)| {
+                    Some(
+                        envs.get(col)?
+                            .snapshot
+                            .as_ref()?
+                            .flags
+                            .get((*index)?)?
+                            .meta
+                            .as_ref(),
+                    )
+                })
+                .collect();
+            row.meta = Arc::new(FlagMeta::merged(metas));
         }
         sort_rows(&mut rows);
         rows
@@ -1491,10 +1515,7 @@ mod tests {
             assert_eq!(state.rows.len(), expected.len(), "step {step}");
             for (got, want) in state.rows.iter().zip(&expected) {
                 assert_eq!(got.meta.key, want.meta.key, "step {step}");
-                assert!(
-                    Arc::ptr_eq(&got.meta, &want.meta),
-                    "step {step}: facts from the first env"
-                );
+                assert_eq!(got.meta, want.meta, "step {step}: merged facts");
                 assert_eq!(got.cells, want.cells, "step {step} {}", got.meta.key);
             }
             for (index, row) in state.rows.iter().enumerate() {

@@ -205,7 +205,8 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         })];
         for &col in shown {
             let flag = state.flag_at(row, col);
-            let full = flag.map(|flag| text::line(&cell_text(flag.meta.kind, &flag.state)));
+            // The row's kind: its metadata is merged across environments.
+            let full = flag.map(|flag| text::line(&cell_text(row.meta.kind, &flag.state)));
             let text = match &full {
                 Some(full) => fit_cell(full, cell_width),
                 None => match state
@@ -219,7 +220,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                 },
             };
             let mut style = match (flag, &full) {
-                (Some(flag), Some(full)) => cell_style(flag.meta.kind, full),
+                (Some(_), Some(full)) => cell_style(row.meta.kind, full),
                 _ => Style::new(),
             };
             if selected_row && col == state.col {

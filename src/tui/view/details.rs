@@ -146,7 +146,7 @@ fn env_line(state: &State, row: &crate::tui::app::Row, col: usize) -> String {
     let name = text::line(&env.name);
     let text = match state.flag_at(row, col) {
         Some(flag) => {
-            let mut text = format!("{name}: {}", cell_text(flag.meta.kind, &flag.state));
+            let mut text = format!("{name}: {}", cell_text(row.meta.kind, &flag.state));
             let overrides: Vec<String> = flag.state.overrides.iter().map(|o| o.summary()).collect();
             if !overrides.is_empty() {
                 text.push_str(&format!(
