@@ -311,7 +311,10 @@ impl State {
     fn merge_rows(&mut self, col: usize) {
         let selected_key = self.selected_row().map(|row| row.meta.key.clone());
         let mut reorder = false;
+        // Rows that had the flag in this column before it (re)loaded.
+        let mut had: Vec<bool> = Vec::with_capacity(self.rows.len());
         for row in &mut self.rows {
+            had.push(row.cells.get(col).is_some_and(Option::is_some));
             if let Some(cell) = row.cells.get_mut(col) {
                 *cell = None;
             }
@@ -341,38 +344,37 @@ impl State {
         }
         // One row's metadata, merged across environments in config order (first that has each
         // field): an environment read without the admin credential has no owner, and must not
-        // hide the one another environment holds. Merged again only when an environment's
-        // metadata is not the row's own.
+        // hide the one another environment holds. Only this column changed, so a row's merge
+        // is redone only when this column's metadata differs from the row's, or the flag left
+        // this column (a field only it held goes).
         let envs = &self.envs;
         let meta_at = |col: usize, index: Option<usize>| {
             Some(&envs.get(col)?.snapshot.as_ref()?.flags.get(index?)?.meta)
         };
         let mut gone = false;
-        for row in &mut self.rows {
-            let mut any = false;
-            let mut differs = false;
-            for (col, index) in row.cells.iter().enumerate() {
-                if let Some(meta) = meta_at(col, *index) {
-                    any = true;
-                    differs |= !std::sync::Arc::ptr_eq(meta, &row.meta);
-                }
+        for (position, row) in self.rows.iter_mut().enumerate() {
+            let here = row.cells.get(col).copied().flatten();
+            let redo = match meta_at(col, here) {
+                Some(meta) => !std::sync::Arc::ptr_eq(meta, &row.meta) && **meta != *row.meta,
+                None => had.get(position).copied().unwrap_or(false),
+            };
+            if !redo {
+                continue;
             }
-            if !any {
+            let metas: Vec<&std::sync::Arc<FlagMeta>> = row
+                .cells
+                .iter()
+                .enumerate()
+                .filter_map(|(col, index)| meta_at(col, *index))
+                .collect();
+            if metas.is_empty() {
                 gone = true;
                 continue;
             }
-            if differs {
-                let metas: Vec<&std::sync::Arc<FlagMeta>> = row
-                    .cells
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(col, index)| meta_at(col, *index))
-                    .collect();
-                let merged = FlagMeta::merged(metas.iter().map(|meta| meta.as_ref()));
-                if merged != *row.meta {
-                    reorder |= merged.kind != row.meta.kind;
-                    row.meta = std::sync::Arc::new(merged);
-                }
+            let merged = FlagMeta::merged(metas.iter().map(|meta| meta.as_ref()));
+            if merged != *row.meta {
+                reorder |= merged.kind != row.meta.kind;
+                row.meta = std::sync::Arc::new(merged);
             }
         }
         if gone {
