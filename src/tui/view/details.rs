@@ -80,13 +80,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     used += 1 + usize::from(tags.is_some());
     // Rows left for the description (at least one) and the environments.
     let left = height.saturating_sub(used + 1);
-    let env_lines: Vec<String> = state
-        .envs
-        .iter()
-        .enumerate()
-        .map(|(col, _)| env_line(state, row, col))
-        .collect();
-    let fits = env_lines.len() <= left;
+    let fits = state.envs.len() <= left;
+    // Full lines only for what is shown in full: every environment when they fit, else the
+    // selected one.
+    let env_lines: Vec<String> = if fits {
+        (0..state.envs.len())
+            .map(|col| env_line(state, row, col))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let description_rows = if fits {
         (left - env_lines.len() + 1).clamp(1, 3)
     } else {
@@ -113,7 +116,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         );
     } else if left > 0 {
         // Too many environments for a line each: the selected one in full, the others packed.
-        let selected = env_lines.get(state.col).cloned().unwrap_or_default();
+        let selected = env_line(state, row, state.col);
         lines.push(Line::styled(text::cut_end(&selected, width), bold));
         let others: Vec<String> = state
             .envs
