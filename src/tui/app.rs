@@ -562,8 +562,11 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             {
                 crate::provider::merge_metadata(&mut snapshot.flags, &metadata);
             }
+            let col = state.envs.iter().position(|c| c.name == env);
             state.metadata.insert(env, metadata);
-            state.rebuild_rows();
+            if let Some(col) = col {
+                state.merge_rows(col);
+            }
             Vec::new()
         }
         Action::FlipFinished {
@@ -873,7 +876,7 @@ fn open_flip(state: &mut State) {
     let request = FlipRequest {
         env: env.name.clone(),
         flag: flag.meta.key.clone(),
-        // The row's metadata is merged across environments (see `rebuild_rows`).
+        // The row's metadata is merged across environments (see `merge_rows`).
         kind: row.meta.kind,
         enabled,
         seen: flag.state.clone(),
