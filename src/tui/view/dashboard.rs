@@ -226,6 +226,19 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);
             }
+            // A marked cell (space) says so in words, not only in style: "+KILLED".
+            let marked = state.envs.get(col).is_some_and(|env| {
+                state
+                    .marks
+                    .iter()
+                    .any(|(flag, name)| **flag == *row.meta.key && *name == env.name)
+            });
+            let text = if marked {
+                style = style.add_modifier(Modifier::UNDERLINED);
+                format!("+{}", text::cut_end(&text, cell_width.saturating_sub(1)))
+            } else {
+                text
+            };
             cells.push(Cell::from(Line::from(vec![
                 Span::raw(" "),
                 Span::styled(text, style),
