@@ -119,6 +119,8 @@ pub struct Config {
     /// Where the environments came from when it is worth a line on the status bar
     /// ("environments from Vault kv/feature-flags/").
     pub source_note: Option<String>,
+    /// Dashboard column groups: environment name -> group (`group = "prod"`).
+    pub groups: BTreeMap<String, String>,
 }
 
 /// What a notification receiver takes.
@@ -211,6 +213,8 @@ impl ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     keymap: Option<String>,
+    /// Dashboard column order: environment or group names; unlisted environments follow.
+    columns: Option<toml::Spanned<Vec<String>>>,
     audit_log: Option<PathBuf>,
     /// Environments that need the typed confirmation unless they say otherwise.
     protected: Option<Vec<String>>,
@@ -261,6 +265,8 @@ struct FileEnvironment {
     name: String,
     provider: ProviderKind,
     protected: Option<bool>,
+    /// The dashboard column group ("prod", "eu"): grouped columns sit together under a label.
+    group: Option<String>,
     file: Option<PathBuf>,
     vault_mount: Option<String>,
     vault_path: Option<String>,
@@ -307,6 +313,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let mut seen = HashSet::new();
     let mut environments = Vec::new();
+    let mut groups = BTreeMap::new();
     for spanned in &file.environments {
         let at = location_of(&shown, text, Some(spanned.span().start));
         let env = spanned.get_ref();
@@ -336,6 +343,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             (ProviderKind::Flagd, Some(file)) => Some(resolve(&base_dir, file)),
             (_, other) => other.clone(),
         };
+        if let Some(group) = &env.group {
+            if group.trim().is_empty() || group.contains(char::is_whitespace) {
+                return Err(error(format!(
+                    "environment `{}`: group `{group}` must be one word",
+                    env.name
+                )));
+            }
+            groups.insert(env.name.clone(), group.clone());
+        }
         environments.push(EnvironmentConfig {
             name: env.name.clone(),
             provider: env.provider,
@@ -358,6 +374,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             message: "no environments: add at least one [[environment]] table".to_string(),
         });
     }
+    let environments =
+        column_order(environments, &groups, file.columns.as_ref()).map_err(|message| {
+            ConfigError {
+                location: location_of(
+                    &shown,
+                    text,
+                    file.columns.as_ref().map(|columns| columns.span().start),
+                ),
+                message,
+            }
+        })?;
     let serve = crate::serve::config::validate(
         &shown,
         text,
@@ -432,6 +459,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         serve,
         notify,
         source_note: None,
+        groups,
     })
 }
 
@@ -514,6 +542,69 @@ fn parse_notify(
         });
     }
     Ok(out)
+}
+
+/// The environments in dashboard column order. `columns` lists environment or group names
+/// (a group stands for its environments in file order); environments it does not name follow
+/// in file order. Without `columns`, each group's environments move up to where the group
+/// first appears, so a group is one run of columns.
+fn column_order(
+    environments: Vec<EnvironmentConfig>,
+    groups: &BTreeMap<String, String>,
+    columns: Option<&toml::Spanned<Vec<String>>>,
+) -> Result<Vec<EnvironmentConfig>, String> {
+    let group_of = |env: &EnvironmentConfig| groups.get(&env.name).cloned();
+    let mut order: Vec<String> = Vec::new();
+    match columns {
+        Some(columns) => {
+            for name in columns.get_ref() {
+                let is_env = environments.iter().any(|env| &env.name == name);
+                let is_group = groups.values().any(|group| group == name);
+                if !is_env && !is_group {
+                    let known = environments
+                        .iter()
+                        .map(|env| env.name.as_str())
+                        .chain(groups.values().map(String::as_str));
+                    return Err(format!(
+                        "columns: `{}` is neither an environment nor a group{}",
+                        crate::text::line(name),
+                        crate::text::did_you_mean(name, known)
+                    ));
+                }
+                for env in &environments {
+                    let named = &env.name == name || group_of(env).as_deref() == Some(name);
+                    if named && !order.contains(&env.name) {
+                        order.push(env.name.clone());
+                    }
+                }
+            }
+        }
+        None => {
+            for env in &environments {
+                if order.contains(&env.name) {
+                    continue;
+                }
+                match group_of(env) {
+                    Some(group) => {
+                        for member in &environments {
+                            if group_of(member).as_deref() == Some(group.as_str()) {
+                                order.push(member.name.clone());
+                            }
+                        }
+                    }
+                    None => order.push(env.name.clone()),
+                }
+            }
+        }
+    }
+    for env in &environments {
+        if !order.contains(&env.name) {
+            order.push(env.name.clone());
+        }
+    }
+    let mut environments = environments;
+    environments.sort_by_key(|env| order.iter().position(|name| name == &env.name));
+    Ok(environments)
 }
 
 /// Reads and parses a config file.
@@ -681,5 +772,68 @@ file = "/abs/prod.flagd.json"
                 .expect_err("typo")
                 .is_out_of_range()
         );
+    }
+
+    fn envs(extra: &str, list: &[(&str, Option<&str>)]) -> String {
+        let mut text = extra.to_string();
+        for (name, group) in list {
+            text.push_str(&format!(
+                "\n[[environment]]\nname = \"{name}\"\nprovider = \"flagd\"\nfile = \"{name}.json\"\n"
+            ));
+            if let Some(group) = group {
+                text.push_str(&format!("group = \"{group}\"\n"));
+            }
+        }
+        text
+    }
+
+    fn names(text: &str) -> Result<Vec<String>, String> {
+        parse(text, Path::new("ks.toml"))
+            .map(|config| config.environment_names())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn groups_gather_their_columns_and_columns_orders_them() {
+        let list = [
+            ("dev-eu", Some("eu")),
+            ("dev-us", Some("us")),
+            ("prod-eu", Some("eu")),
+            ("sandbox", None),
+            ("prod-us", Some("us")),
+        ];
+        assert_eq!(
+            names(&envs("", &list)),
+            Ok(vec!["dev-eu", "prod-eu", "dev-us", "prod-us", "sandbox"]
+                .into_iter()
+                .map(String::from)
+                .collect())
+        );
+        let config = parse(&envs("", &list), Path::new("ks.toml")).map_err(|e| e.to_string());
+        assert_eq!(
+            config.map(|c| c.groups.get("prod-us").cloned()),
+            Ok(Some("us".to_string()))
+        );
+        // An explicit order: names and groups; the rest follow in file order.
+        assert_eq!(
+            names(&envs("columns = [\"sandbox\", \"us\"]\n", &list)),
+            Ok(vec!["sandbox", "dev-us", "prod-us", "dev-eu", "prod-eu"]
+                .into_iter()
+                .map(String::from)
+                .collect())
+        );
+        let err = names(&envs("columns = [\"sandbx\"]\n", &list))
+            .err()
+            .unwrap_or_default();
+        assert!(err.starts_with("ks.toml:1:"), "{err}");
+        assert!(
+            err.contains("`sandbx` is neither an environment nor a group"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `sandbox`"), "{err}");
+        let err = names(&envs("", &[("dev", Some("two words"))]))
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("group `two words` must be one word"), "{err}");
     }
 }

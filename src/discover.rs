@@ -106,6 +106,7 @@ pub fn config(found: &[Found], mount: &str, prefix: &str) -> Config {
             "environments from Vault {}",
             location(mount, prefix)
         )),
+        groups: Default::default(),
     }
 }
 

@@ -111,6 +111,7 @@ pub fn local_config(dir: &Path) -> Result<Config> {
         serve: Default::default(),
         notify: Vec::new(),
         source_note: None,
+        groups: Default::default(),
     })
 }
 

@@ -344,3 +344,93 @@ fn a_read_only_dashboard_writes_nothing_and_reports_the_pending_flip() {
     let audit = std::fs::read_to_string(home.audit_log()).expect("audit");
     assert!(audit.contains("\"phase\":\"reconciled\""), "{audit}");
 }
+
+/// A config of 30 flagd environments (`env01`…`env30`, the sample files), `env30`'s file
+/// missing so it fails to load.
+fn thirty_environments(home: &Home) -> std::path::PathBuf {
+    let dir = home.path().join("platform");
+    std::fs::create_dir_all(&dir).expect("platform dir");
+    let mut config = String::from("keymap = \"default\"\n");
+    for index in 1..=30 {
+        let name = format!("env{index:02}");
+        let seed = ["dev", "staging", "prod"][index % 3];
+        if index < 30 {
+            std::fs::write(
+                dir.join(format!("{name}.flagd.json")),
+                support::dashboard::seed(seed),
+            )
+            .expect("flag file");
+        }
+        config.push_str(&format!(
+            "\n[[environment]]\nname = \"{name}\"\nprovider = \"flagd\"\nfile = \"{name}.flagd.json\"\ngroup = \"{}\"\n",
+            if index <= 15 { "eu" } else { "us" }
+        ));
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+#[test]
+fn thirty_columns_scroll_page_and_filter_in_a_real_terminal() {
+    let home = Home::new();
+    let config = thirty_environments(&home);
+    let config = config.display().to_string();
+    let mut tui = PtySession::spawn(&home, &["--config", &config], (100, 30));
+    // The failure is named on the status bar although its column is far off screen.
+    let screen = tui.wait_for("30 envs: 1 FAILED env30", LIMIT);
+    assert!(screen.contains("ENV01"), "{screen}");
+    assert!(!screen.contains("ENV30"), "{screen}");
+    assert!(
+        screen.contains(" ▶"),
+        "hidden columns counted on the right:\n{screen}"
+    );
+    // Moving right across every column keeps the selected one on screen.
+    for index in 2..=30 {
+        tui.send("l");
+        let selected = format!("│env{index:02}: ");
+        let screen = tui.wait_for(&selected, LIMIT);
+        assert!(
+            screen.contains(&format!("ENV{index:02}")),
+            "column {index} scrolled out of view:\n{screen}"
+        );
+    }
+    let screen = tui.wait_for("ENV30 ERR", LIMIT);
+    assert!(
+        screen.contains("◀ "),
+        "hidden columns counted on the left:\n{screen}"
+    );
+    // Paging left by a screenful, then back.
+    tui.send("<");
+    let screen = tui.wait_for("│env26: ", LIMIT);
+    assert!(
+        screen.contains("ENV26") && !screen.contains("ENV30"),
+        "paged a screenful (4 columns) left:\n{screen}"
+    );
+    tui.send(">");
+    tui.wait_for("│env30: ", LIMIT);
+    // The column filter: only env2x.
+    tui.send(":");
+    tui.send("env2*");
+    tui.send("\r");
+    let screen = tui.wait_for("(10 of 30 envs)", LIMIT);
+    assert!(
+        screen.contains("ENV29") && !screen.contains("ENV1") && !screen.contains("ENV30"),
+        "only env20…env29, the selection on the nearest one:\n{screen}"
+    );
+    assert!(screen.contains("◀ 6"), "{screen}");
+    // The environment list names the failure in full.
+    tui.send("e");
+    tui.wait_for("▶env29 [us]  ok", LIMIT);
+    tui.send("j");
+    tui.wait_for("env30 [us]  FAILED: cannot read", LIMIT);
+    tui.send("\u{1b}");
+    // Help lists the new keys.
+    tui.send("?");
+    let screen = tui.wait_for("Page environment columns right", LIMIT);
+    assert!(screen.contains("Filter environment columns"), "{screen}");
+    assert!(screen.contains("Every environment's state"), "{screen}");
+    tui.send("q");
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+}

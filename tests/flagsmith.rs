@@ -1296,6 +1296,7 @@ async fn session_loads_and_flips_through_the_same_path() {
         serve: Default::default(),
         notify: Vec::new(),
         source_note: None,
+        groups: Default::default(),
     };
     let session = Session::new(
         config.clone(),

@@ -92,3 +92,232 @@ fn filter_narrows_the_rows() {
     type_text(&mut state, "ckout");
     insta::assert_snapshot!("filtered", render(&state));
 }
+
+/// The platform's sizes: 80×24, 120×30, 200×50 with 3, 8, 12 and 30 environments, keys longer
+/// than any flag column, one failed environment, the cursor on the last column.
+#[test]
+fn the_matrix_at_every_size_keeps_the_selection_and_the_failure_in_view() {
+    use support::dashboard::{LONG_KEY, MANY_ENVS, many};
+    for size in [(80u16, 24u16), (120, 30), (200, 50)] {
+        for (count, failed) in [
+            // Not the linked (last) environment: a link to a failed environment selects
+            // nothing until it loads.
+            (3, "staging"),
+            (8, "prod-eu"),
+            (12, "prod-eu"),
+            (30, "prod-eu-west-1"),
+        ] {
+            let last = MANY_ENVS[count - 1];
+            let state = many(count, size, Some(failed), Some((last, LONG_KEY)));
+            let screen = render(&state);
+            let name = format!("matrix_{}x{}_{count}_envs", size.0, size.1);
+            let lines: Vec<&str> = screen.lines().collect();
+            // The selected row: its marker and the start and end of its key, cut in the middle.
+            let selected = lines
+                .iter()
+                .find(|line| line.contains('▶') && line.contains("checkout_stripe"))
+                .unwrap_or_else(|| panic!("{name}: no selected row\n{screen}"));
+            assert!(
+                selected.contains("_eu"),
+                "{name}: the key's distinguishing end\n{screen}"
+            );
+            assert!(
+                selected.contains('…'),
+                "{name}: the cut is marked\n{screen}"
+            );
+            // The full key in the details pane.
+            assert!(
+                screen.contains(LONG_KEY),
+                "{name}: full key in details\n{screen}"
+            );
+            // The selected column is drawn, and its header is on screen.
+            assert_eq!(state.col, count - 1, "{name}");
+            assert!(state.shown_columns().contains(&state.col), "{name}");
+            let header = lines[2];
+            assert!(
+                header.contains(&last.to_uppercase()[..2]),
+                "{name}: header {header}"
+            );
+            // Hidden columns are counted on both sides.
+            let (left, right) = state.hidden_columns();
+            assert_eq!(left + state.shown_columns().len() + right, count, "{name}");
+            if left > 0 {
+                assert!(header.contains(&format!("◀ {left}")), "{name}: {header}");
+            } else {
+                assert!(!header.contains('◀'), "{name}: {header}");
+            }
+            if right > 0 {
+                assert!(header.contains(&format!("{right} ▶")), "{name}: {header}");
+            }
+            // The failed environment is named on the status bar, wherever its column is.
+            let status = lines[usize::from(size.1) - 2];
+            assert!(status.contains("FAILED"), "{name}: {status}");
+            assert!(status.contains(failed), "{name}: {status}");
+            insta::assert_snapshot!(name, screen);
+        }
+    }
+}
+
+#[test]
+fn moving_right_across_thirty_columns_keeps_the_selection_visible() {
+    use support::dashboard::many;
+    let mut state = many(30, (80, 24), None, None);
+    update(
+        &mut state,
+        Action::Command(killswitch::tui::keymap::Command::FirstRow),
+    );
+    // Start at the first column.
+    for _ in 0..30 {
+        press(&mut state, KeyCode::Left);
+    }
+    assert_eq!(state.col, 0);
+    for expected in 1..30 {
+        press(&mut state, KeyCode::Right);
+        assert_eq!(state.col, expected);
+        assert!(
+            state.shown_columns().contains(&expected),
+            "column {expected}"
+        );
+        let screen = render(&state);
+        let (left, _) = state.hidden_columns();
+        if left > 0 {
+            assert!(screen.contains(&format!("◀ {left}")), "{screen}");
+        }
+    }
+    press(&mut state, KeyCode::Right);
+    assert_eq!(state.col, 29, "stops at the last column");
+    assert_eq!(state.hidden_columns().1, 0);
+}
+
+#[test]
+fn paging_columns_moves_by_a_screenful() {
+    use support::dashboard::many;
+    let mut state = many(30, (120, 30), None, None);
+    for _ in 0..30 {
+        press(&mut state, KeyCode::Left);
+    }
+    let shown = state.shown_columns().len();
+    assert!(shown > 1 && shown < 30, "{shown}");
+    press(&mut state, KeyCode::Char('>'));
+    assert_eq!(state.col, shown);
+    assert_eq!(state.hidden_columns().0, shown, "the view moved a page too");
+    press(&mut state, KeyCode::Char('<'));
+    assert_eq!(state.col, 0);
+    assert_eq!(state.hidden_columns().0, 0);
+    for _ in 0..10 {
+        press(&mut state, KeyCode::Char('>'));
+    }
+    assert_eq!(state.col, 29);
+}
+
+#[test]
+fn the_column_filter_narrows_the_matrix() {
+    use support::dashboard::many;
+    let mut state = many(30, (120, 30), Some("prod-eu"), None);
+    press(&mut state, KeyCode::Char(':'));
+    type_text(&mut state, "prod*");
+    let names: Vec<&str> = state
+        .columns
+        .iter()
+        .map(|col| state.envs[*col].name.as_str())
+        .collect();
+    assert_eq!(names.len(), 9, "{names:?}");
+    assert!(
+        names.iter().all(|name| name.starts_with("prod")),
+        "{names:?}"
+    );
+    assert!(
+        state.columns.contains(&state.col),
+        "the selection stays among the shown"
+    );
+    press(&mut state, KeyCode::Enter);
+    let screen = render(&state);
+    assert!(screen.contains("columns: :prod*"), "{screen}");
+    assert!(screen.contains("(9 of 30 envs)"), "{screen}");
+    assert!(!screen.contains(" DEV "), "{screen}");
+    insta::assert_snapshot!("column_filter", screen);
+    // A filter that matches nothing leaves nothing to flip.
+    press(&mut state, KeyCode::Char(':'));
+    type_text(&mut state, "zzz");
+    press(&mut state, KeyCode::Enter);
+    assert!(state.columns.is_empty());
+    assert!(render(&state).contains("no environment matches the column filter"));
+    let effects = press(&mut state, KeyCode::Char('f'));
+    assert!(effects.is_empty());
+    assert!(matches!(state.mode, killswitch::tui::app::Mode::Normal));
+    // Esc clears both filters.
+    press(&mut state, KeyCode::Esc);
+    assert_eq!(state.columns.len(), 30);
+}
+
+#[test]
+fn groups_label_their_columns_in_the_header() {
+    use support::dashboard::many;
+    let mut state = many(8, (120, 30), None, None);
+    let groups: std::collections::BTreeMap<String, String> = [
+        ("dev", "core"),
+        ("staging", "core"),
+        ("prod", "core"),
+        ("dev-eu", "eu"),
+        ("staging-eu", "eu"),
+        ("prod-eu", "eu"),
+        ("dev-us", "us"),
+        ("staging-us", "us"),
+    ]
+    .iter()
+    .map(|(env, group)| (env.to_string(), group.to_string()))
+    .collect();
+    state.set_groups(&groups);
+    let screen = render(&state);
+    assert!(screen.contains(" core ──"), "{screen}");
+    assert!(screen.contains(" eu ──"), "{screen}");
+    insta::assert_snapshot!("groups", screen);
+    // A group name is a column filter term.
+    press(&mut state, KeyCode::Char(':'));
+    type_text(&mut state, "eu");
+    assert_eq!(state.columns.len(), 3);
+}
+
+#[test]
+fn the_environment_list_names_every_state_and_jumps_to_a_column() {
+    use support::dashboard::many;
+    let mut state = many(12, (80, 24), Some("prod-eu"), None);
+    let screen = render(&state);
+    let status = screen.lines().nth(22).unwrap_or_default().to_string();
+    assert!(status.contains("12 envs: 1 FAILED prod-eu"), "{status}");
+    assert!(status.contains("11 ok"), "{status}");
+    press(&mut state, KeyCode::Char('e'));
+    let screen = render(&state);
+    assert!(screen.contains("prod-eu*  FAILED: vault"), "{screen}");
+    insta::assert_snapshot!("environment_list", screen);
+    for _ in 0..20 {
+        press(&mut state, KeyCode::Up);
+    }
+    for _ in 0..11 {
+        press(&mut state, KeyCode::Down);
+    }
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(state.col, 11);
+    assert!(state.shown_columns().contains(&11));
+}
+
+#[test]
+fn a_long_title_line_is_cut_with_a_mark() {
+    use support::dashboard::many;
+    let mut state = many(30, (80, 24), None, None);
+    press(&mut state, KeyCode::Char(':'));
+    type_text(
+        &mut state,
+        "prod-eu-central-1 prod-eu-west-1 prod-us-east-1",
+    );
+    press(&mut state, KeyCode::Enter);
+    press(&mut state, KeyCode::Char('/'));
+    type_text(&mut state, "checkout_stripe_payment_intents");
+    let screen = render(&state);
+    let title = screen.lines().next().unwrap_or_default();
+    assert!(title.ends_with('…'), "{title}");
+    assert!(
+        title.contains("filter: /checkout_stripe_payment_intents"),
+        "{title}"
+    );
+}

@@ -135,6 +135,7 @@ async fn dashboard_shows_seeded_states_and_percentages_per_environment() {
         serve: Default::default(),
         notify: Vec::new(),
         source_note: None,
+        groups: Default::default(),
     };
     let session = Session::new(
         config,

@@ -6,6 +6,7 @@
 
 pub mod action;
 pub mod app;
+pub mod columns;
 pub mod keymap;
 pub mod layout;
 pub mod view;
@@ -247,6 +248,7 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
         now: session.clock.now(),
         size: (size.width, size.height),
     });
+    state.set_groups(&session.config.groups);
     state.warnings = session.credentials.warnings();
     if let Some(first) = state.warnings.first() {
         state.message = Some((app::Level::Error, first.clone()));

@@ -111,3 +111,104 @@ pub fn render(state: &State) -> String {
     }
     text
 }
+
+/// Environment names as a platform has them: per region, per vendor, some long.
+pub const MANY_ENVS: [&str; 30] = [
+    "dev",
+    "staging",
+    "prod",
+    "dev-eu",
+    "staging-eu",
+    "prod-eu",
+    "dev-us",
+    "staging-us",
+    "prod-us",
+    "prod-ap",
+    "ld-staging",
+    "ld-production",
+    "unleash-dev",
+    "unleash-prod",
+    "dev-eu-central-1",
+    "prod-eu-central-1",
+    "dev-eu-west-1",
+    "prod-eu-west-1",
+    "dev-us-east-1",
+    "prod-us-east-1",
+    "dev-us-west-2",
+    "prod-us-west-2",
+    "staging-ap-south-1",
+    "prod-ap-south-1",
+    "sandbox",
+    "perf",
+    "qa",
+    "canary",
+    "dr-eu",
+    "dr-us",
+];
+
+/// A flag key longer than any terminal's flag column, differing from its sibling only at the end.
+pub const LONG_KEY: &str = "checkout_stripe_payment_intents_webhook_retry_policy_v2024_11_eu";
+pub const LONG_SIBLING: &str = "checkout_stripe_payment_intents_webhook_retry_policy_v2024_11_us";
+
+/// The sample flags of `seed` (dev, staging or prod) served as `env`, plus two long keys.
+pub fn many_snapshot(env: &str, seed: &str) -> EnvSnapshot {
+    let mut snapshot = snapshot(seed);
+    snapshot.env = env.to_string();
+    for key in [LONG_KEY, LONG_SIBLING] {
+        if let Some(mut flag) = snapshot
+            .flags
+            .iter()
+            .find(|f| f.meta.key.starts_with("checkout_stripe"))
+            .cloned()
+        {
+            let mut meta = (*flag.meta).clone();
+            meta.key = key.to_string();
+            flag.meta = std::sync::Arc::new(meta);
+            snapshot.flags.push(flag);
+        }
+    }
+    snapshot
+}
+
+/// `count` environments (the first of [`MANY_ENVS`]), every one loaded except `failed`, which
+/// fails with a Vault error.
+pub fn many(
+    count: usize,
+    size: (u16, u16),
+    failed: Option<&str>,
+    focus: Option<(&str, &str)>,
+) -> State {
+    let names: Vec<&str> = MANY_ENVS.iter().take(count).copied().collect();
+    let mut state = State::new(Setup {
+        envs: names
+            .iter()
+            .map(|env| (env.to_string(), env.contains("prod")))
+            .collect(),
+        keymap: Keymap::builtin("default").expect("default keymap"),
+        read_only: false,
+        local_workspace: false,
+        operator: "alice@bastion".to_string(),
+        refresh_interval: std::time::Duration::from_secs(30),
+        focus: focus.map(|(env, flag)| (env.to_string(), flag.to_string())),
+        now: now(),
+        size,
+    });
+    for (index, env) in names.iter().enumerate() {
+        let result = if Some(*env) == failed {
+            Err(format!(
+                "{env}: vault kv/feature-flags/flagsmith/{env} answered 403 permission denied"
+            ))
+        } else {
+            Ok(many_snapshot(env, ENVS[index % 3]))
+        };
+        update(
+            &mut state,
+            Action::EnvLoaded {
+                env: env.to_string(),
+                result,
+                read_only_reason: None,
+            },
+        );
+    }
+    state
+}

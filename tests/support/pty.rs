@@ -168,6 +168,16 @@ impl PtySession {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    /// The process's peak resident set (VmHWM) in kB, read from /proc.
+    pub fn peak_rss_kb(&self) -> Option<u64> {
+        let pid = self.child.process_id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// SIGKILL: no destructor, no terminal restore, no outcome record.
     pub fn kill_hard(&mut self) {
         if let Some(pid) = self.child.process_id() {

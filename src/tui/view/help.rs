@@ -27,7 +27,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         })
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::styled("In the filter and the flip dialog", bold));
+    lines.push(Line::styled(
+        "In the filters (flags /, columns :) and the flip dialog",
+        bold,
+    ));
     lines.push(Line::from(format!(
         "{:>key_width$}  Accept / next step",
         "enter"
@@ -48,6 +51,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         "{:>key_width$}  Dialog: this help (Esc keeps the note as a draft)",
         "f1"
     )));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  Column filter: prod*, *-eu, eu, a group; several with spaces",
+        ":"
+    )));
+    lines.push(Line::from(format!(
+        "{:>key_width$}  In the environment list: move; enter goes to that column",
+        "j/k"
+    )));
     if state.read_only {
         lines.push(Line::from(""));
         lines.push(Line::styled(
@@ -60,6 +71,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         "keymap: {}  ·  any key closes",
         state.keymap.origin
     )));
+    // A terminal too short for every line: say how much is missing instead of cutting silently.
+    let room = usize::from(area.height.saturating_sub(2));
+    if lines.len() > room && room > 0 {
+        let missing = lines.len() - room + 1;
+        lines.truncate(room - 1);
+        lines.push(Line::styled(
+            format!("… {missing} more lines: enlarge the terminal"),
+            bold,
+        ));
+    }
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let width = lines.iter().map(|line| line.width()).max().unwrap_or(40) + 4;
     let popup = centered(area, u16::try_from(width).unwrap_or(u16::MAX), height);

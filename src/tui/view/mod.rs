@@ -2,16 +2,17 @@
 //! screen is a snapshot test (ratatui's TestBackend).
 
 pub mod audit;
-mod dashboard;
+pub mod dashboard;
 mod details;
 mod dialog;
+mod environments;
 mod help;
 mod status_bar;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{Mode, State};
@@ -52,7 +53,8 @@ pub fn render(frame: &mut Frame, state: &State) {
         Mode::Help => help::render(frame, area, state),
         Mode::Flip(dialog) => dialog::render(frame, area, dialog, state),
         Mode::Audit(view) => audit::render(frame, area, view),
-        Mode::Normal | Mode::Filter => {}
+        Mode::Environments(selected) => environments::render(frame, area, state, *selected),
+        Mode::Normal | Mode::Filter | Mode::ColumnFilter => {}
     }
 }
 
@@ -79,6 +81,25 @@ fn render_too_small(frame: &mut Frame, area: Rect, state: &State) {
         );
     }
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+}
+
+/// `spans` cut to `width` cells: the span that overflows is cut with a visible `…` and the
+/// rest dropped.
+pub fn fit_spans(spans: Vec<Span<'static>>, width: usize) -> Vec<Span<'static>> {
+    let mut room = width;
+    let mut out = Vec::with_capacity(spans.len());
+    for span in spans {
+        let len = span.content.chars().count();
+        if len <= room {
+            room -= len;
+            out.push(span);
+            continue;
+        }
+        let cut = crate::text::cut_end(&span.content, room);
+        out.push(Span::styled(cut, span.style));
+        break;
+    }
+    out
 }
 
 /// A centred rectangle of at most `width` x `height` inside `area`.

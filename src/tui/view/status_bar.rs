@@ -29,7 +29,10 @@ pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
     };
     frame.render_widget(
         Paragraph::new(Line::styled(
-            format!("{prefix}{}", redact::line(text)),
+            text::cut_end(
+                &format!("{prefix}{}", redact::line(text)),
+                usize::from(area.width),
+            ),
             style,
         )),
         area,
@@ -69,33 +72,28 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ));
     }
+    let mut list: Vec<Span> = Vec::new();
     for env in &state.envs {
+        let name = text::line(&env.name);
         let text = match &env.load {
             LoadState::Loading => {
-                format!("{} {} ", env.name, SPINNER[state.spinner % SPINNER.len()])
+                format!("{name} {} ", SPINNER[state.spinner % SPINNER.len()])
             }
             LoadState::Failed(_) => match &env.snapshot {
                 Some(snapshot) => format!(
-                    "{} FAILED, showing {} ",
-                    env.name,
+                    "{name} FAILED, showing {} ",
                     snapshot.fetched_at.format("%H:%M:%S")
                 ),
-                None => format!("{} FAILED ", env.name),
+                None => format!("{name} FAILED "),
             },
             LoadState::Loaded => match &env.snapshot {
                 Some(snapshot) if env.is_stale(state.now, state.refresh_interval) => {
-                    format!(
-                        "{} OLD {} ",
-                        env.name,
-                        snapshot.fetched_at.format("%H:%M:%S")
-                    )
+                    format!("{name} OLD {} ", snapshot.fetched_at.format("%H:%M:%S"))
                 }
-                Some(snapshot) => format!(
-                    "{} ok {} ",
-                    env.name,
-                    snapshot.fetched_at.format("%H:%M:%S")
-                ),
-                None => format!("{} ok ", env.name),
+                Some(snapshot) => {
+                    format!("{name} ok {} ", snapshot.fetched_at.format("%H:%M:%S"))
+                }
+                None => format!("{name} ok "),
             },
         };
         let mut style = match env.load {
@@ -105,40 +103,136 @@ pub fn render_status(frame: &mut Frame, area: Rect, state: &State) {
         if env.read_only_reason.is_some() && !state.read_only {
             style = style.add_modifier(Modifier::ITALIC);
         }
-        spans.push(Span::raw("│ "));
-        spans.push(Span::styled(text::line(&text), style));
+        list.push(Span::raw("│ "));
+        list.push(Span::styled(text, style));
         if env.read_only_reason.is_some() && !state.read_only {
-            spans.push(Span::raw("(read-only) "));
+            list.push(Span::raw("(read-only) "));
         }
     }
+    let used: usize = spans.iter().map(Span::width).sum();
+    let room = usize::from(area.width).saturating_sub(used);
+    if list.iter().map(Span::width).sum::<usize>() <= room {
+        spans.extend(list);
+    } else {
+        let (summary, failed) = summary(state, room);
+        let style = if failed {
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(summary, style));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The environments in one line when they cannot all be listed: problems first, named
+/// (`12 envs: 1 FAILED prod-eu · 1 OLD dev · 10 ok · e: list`), cut with `…` to `room`.
+/// Also says whether any environment failed.
+pub fn summary(state: &State, room: usize) -> (String, bool) {
+    let mut failed = Vec::new();
+    let mut old = Vec::new();
+    let mut read_only = Vec::new();
+    let (mut loading, mut ok) = (0, 0);
+    for env in &state.envs {
+        let name = text::line(&env.name);
+        match &env.load {
+            LoadState::Failed(_) => failed.push(name.clone()),
+            LoadState::Loading => loading += 1,
+            LoadState::Loaded if env.is_stale(state.now, state.refresh_interval) => {
+                old.push(name.clone())
+            }
+            LoadState::Loaded => ok += 1,
+        }
+        if env.read_only_reason.is_some() && !state.read_only {
+            read_only.push(name);
+        }
+    }
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        parts.push(format!("{} FAILED {}", failed.len(), failed.join(", ")));
+    }
+    if !old.is_empty() {
+        parts.push(format!("{} OLD {}", old.len(), old.join(", ")));
+    }
+    if !read_only.is_empty() {
+        parts.push(format!(
+            "{} read-only {}",
+            read_only.len(),
+            read_only.join(", ")
+        ));
+    }
+    if loading > 0 {
+        parts.push(format!(
+            "{loading} loading {}",
+            SPINNER[state.spinner % SPINNER.len()]
+        ));
+    }
+    parts.push(format!("{ok} ok"));
+    let list_key = state
+        .keymap
+        .keys_for(Command::Environments)
+        .first()
+        .map(|key| format!(" · {key}: list"))
+        .unwrap_or_default();
+    let text = format!("│ {} envs: {}", state.envs.len(), parts.join(" · "));
+    let text = if text.chars().count() + list_key.chars().count() <= room {
+        format!("{text}{list_key}")
+    } else {
+        text::cut_end(&text, room)
+    };
+    (text, !failed.is_empty())
 }
 
 pub fn render_help_bar(frame: &mut Frame, area: Rect, state: &State) {
     let text = match &state.mode {
         Mode::Filter => "type to filter · enter: keep · esc: clear".to_string(),
+        Mode::ColumnFilter => {
+            "type a column filter: prod*, eu, a group · enter: keep · esc: clear".to_string()
+        }
+        Mode::Environments(_) => {
+            "j/k move · enter: go to that column · any other key closes".to_string()
+        }
         Mode::Flip(dialog) => crate::tui::app::dialog_hint(dialog).to_string(),
         Mode::Help => "any key closes".to_string(),
         Mode::Audit(_) => super::audit::HINT.to_string(),
         Mode::Normal => {
-            let commands = [
+            let mut commands = vec![
                 Command::Flip,
                 Command::Filter,
+                Command::ColumnFilter,
+                Command::Environments,
                 Command::AuditLog,
                 Command::Refresh,
                 Command::ToggleDetails,
                 Command::Help,
                 Command::Quit,
             ];
-            commands
-                .iter()
-                .filter(|command| !(state.read_only && command.is_dangerous()))
-                .filter_map(|command| {
-                    let keys = state.keymap.keys_for(*command);
-                    keys.first().map(|key| format!("{key} {}", command.short()))
-                })
-                .collect::<Vec<_>>()
-                .join(" · ")
+            let line = |commands: &[Command]| {
+                commands
+                    .iter()
+                    .filter(|command| !(state.read_only && command.is_dangerous()))
+                    .filter_map(|command| {
+                        let keys = state.keymap.keys_for(*command);
+                        keys.first().map(|key| format!("{key} {}", command.short()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            };
+            // When narrow, the hints help lists anyway go first; `? help` stays.
+            let mut text = line(&commands);
+            for less in [
+                Command::ToggleDetails,
+                Command::Refresh,
+                Command::AuditLog,
+                Command::Quit,
+            ] {
+                if text.chars().count() <= usize::from(area.width) {
+                    break;
+                }
+                commands.retain(|command| *command != less);
+                text = line(&commands);
+            }
+            text::cut_end(&text, usize::from(area.width))
         }
     };
     frame.render_widget(
