@@ -97,6 +97,11 @@ fn main() {
         );
         add(
             &mut report,
+            "floor, waiting like the confirmation: the same chain with the client list read first (ETag), then polled with If-None-Match until it shows the flag off (Unleash caches the list ~1 s)",
+            &measure(runs, || vendor.curl_floor_list()),
+        );
+        add(
+            &mut report,
             "time to kill, TUI via runbook link, OpenBao + Unleash (launch → Confirmed)",
             &measure(runs, || vendor.time_to_kill_tui()),
         );
@@ -163,6 +168,11 @@ fn main() {
             );
         }
         flagsmith.fake.set_api_key_delay(None);
+        add(
+            &mut report,
+            "no Api-Key delay: time to kill, TUI via runbook link (launch → Confirmed)",
+            &measure(runs.min(5), || flagsmith.time_to_kill_tui()),
+        );
         let (kill, restore) = (flagsmith.admin_calls(false), flagsmith.admin_calls(true));
         report.push_str(&format!(
             "| Admin API calls per `kill --yes` / `restore --yes` (a fresh process learns the settings) | {} / {} | | | 1 |\n",
@@ -170,6 +180,23 @@ fn main() {
             restore.join(" + ")
         ));
         drop(flagsmith);
+    }
+
+    // Issue 15: LaunchDarkly's kill path beside its curl chain.
+    if support::openbao::installed() {
+        let ld = runtime.block_on(LdKillSetup::new());
+        report.push_str("\n| LaunchDarkly fake + OpenBao | median | min | max | runs |\n|---|---|---|---|---|\n");
+        add(
+            &mut report,
+            "curl chain (Vault read, GET flag, semantic PATCH, GET /sdk/latest-all)",
+            &measure(runs.min(5), || ld.curl()),
+        );
+        add(
+            &mut report,
+            "`kill --yes` (whole process)",
+            &measure(runs.min(5), || ld.kill()),
+        );
+        drop(ld);
     }
 
     // Issue 22: loads at scale, states from each vendor's bulk endpoint.
@@ -614,6 +641,33 @@ impl VendorSetup {
         elapsed
     }
 
+    /// The chain above as an SDK meets it: the client list SDKs poll (`/api/client/features`)
+    /// read before the toggle for its ETag, then polled with `If-None-Match` (304 while
+    /// Unleash's ~1 s cache holds) until it shows the flag off, what the confirmation waits for.
+    fn curl_floor_list(&self) -> Duration {
+        self.restore();
+        let script = format!(
+            "set -e\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/unleash/prod >/dev/null\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/unleash/prod/admin >/dev/null\n\
+             curl -sf -H 'Authorization: {admin}' {unleash}/api/admin/projects/default/features/kill_switch_payments >/dev/null\n\
+             etag=$(curl -sf -D - -o /dev/null -H 'Authorization: {backend}' '{unleash}/api/client/features' | tr -d '\\r' | awk 'tolower($1) == \"etag:\" {{print $2}}')\n\
+             curl -sf -X POST -H 'Authorization: {admin}' {unleash}/api/admin/projects/default/features/kill_switch_payments/environments/production/off >/dev/null\n\
+             for i in $(seq 1 200); do\n\
+               body=$(curl -sf -H \"If-None-Match: $etag\" -H 'Authorization: {backend}' '{unleash}/api/client/features')\n\
+               if [ -n \"$body\" ] && printf '%s' \"$body\" | jq -e '.features[] | select(.name == \"kill_switch_payments\") | .enabled == false' >/dev/null; then exit 0; fi\n\
+               sleep 0.02\n\
+             done\n\
+             exit 1\n",
+            root = ROOT_TOKEN,
+            vault = self.bao.addr,
+            admin = unleash_server::ADMIN_TOKEN,
+            backend = unleash_server::BACKEND_TOKEN,
+            unleash = self.unleash.url,
+        );
+        timed_script(&script)
+    }
+
     fn time_to_kill_tui(&self) -> Duration {
         self.restore();
         let started = Instant::now();
@@ -741,6 +795,9 @@ impl LatencySetup {
     }
 }
 
+/// The flag list requests per 10 s the LaunchDarkly scale fake allows (and says it allows).
+const LD_LIST_ROUTE_BUDGET: u64 = 2_000;
+
 /// Runs a bash script, returns its wall time; panics when it fails.
 fn timed_script(script: &str) -> Duration {
     let started = Instant::now();
@@ -851,6 +908,34 @@ impl FlagsmithSetup {
         elapsed
     }
 
+    /// The dashboard from a runbook link (`--env prod --flag kill_switch_checkout`) until the
+    /// kill is confirmed by what services see; the script types as soon as each screen asks.
+    fn time_to_kill_tui(&self) -> Duration {
+        self.fake.set_enabled("prod", "kill_switch_checkout", true);
+        let started = Instant::now();
+        let mut tui = Pty::spawn_with(
+            &self.home,
+            &["--env", "prod", "--flag", "kill_switch_checkout"],
+            (120, 32),
+            &[
+                ("VAULT_ADDR".to_string(), self.bao.addr.clone()),
+                ("VAULT_TOKEN".to_string(), ROOT_TOKEN.to_string()),
+            ],
+        );
+        tui.wait_for("prod ok");
+        tui.send("f");
+        tui.wait_for("Audit note");
+        tui.send("INC-15 bench\r");
+        tui.wait_for("Type `prod`");
+        tui.send("prod\r");
+        tui.wait_for("Confirmed by what services see");
+        let elapsed = started.elapsed();
+        tui.send("\rq");
+        tui.wait_exit();
+        assert!(!self.fake.enabled("prod", "kill_switch_checkout"), "killed");
+        elapsed
+    }
+
     /// The Admin API requests one whole `kill --yes` / `restore --yes` process makes.
     fn admin_calls(&self, enabled: bool) -> Vec<String> {
         let before = self.fake.admin_requests().len();
@@ -866,6 +951,104 @@ impl FlagsmithSetup {
                 format!("{method} {what}")
             })
             .collect()
+    }
+}
+
+/// The LaunchDarkly fake (writer token, `kill_switch_payments` on in production) with its
+/// credentials in OpenBao.
+struct LdKillSetup {
+    bao: OpenBao,
+    fake: launchdarkly_fake::FakeLd,
+    home: Home,
+}
+
+impl LdKillSetup {
+    async fn new() -> LdKillSetup {
+        let bao = OpenBao::start();
+        mount_kv(&bao);
+        let fake = launchdarkly_fake::FakeLd::start().await;
+        bao.put(
+            "/v1/kv/data/feature-flags/launchdarkly/prod",
+            json!({"api_url": fake.url, "sdk_url": fake.url,
+                   "api_token": launchdarkly_fake::READER_TOKEN,
+                   "writer_token": launchdarkly_fake::WRITER_TOKEN,
+                   "project_key": launchdarkly_fake::PROJECT,
+                   "environment_key": "production",
+                   "sdk_key": launchdarkly_fake::SDK_KEY_PROD}),
+        );
+        let home = Home::new();
+        let config_dir = home.path().join("config/killswitch");
+        std::fs::create_dir_all(&config_dir).expect("config dir");
+        std::fs::write(
+            config_dir.join("config.toml"),
+            "refresh_seconds = 3600\n[[environment]]\nname = \"prod\"\nprovider = \"launchdarkly\"\n",
+        )
+        .expect("config");
+        LdKillSetup { bao, fake, home }
+    }
+
+    fn killswitch(&self, verb: &str) -> (Duration, std::process::Output) {
+        let started = Instant::now();
+        let output = self
+            .home
+            .command()
+            .env("VAULT_ADDR", &self.bao.addr)
+            .env("VAULT_TOKEN", ROOT_TOKEN)
+            .args([
+                verb,
+                "kill_switch_payments",
+                "--env",
+                "prod",
+                "--note",
+                "INC-15 bench",
+                "--yes",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("killswitch");
+        (started.elapsed(), output)
+    }
+
+    fn restore(&self) {
+        let (_, output) = self.killswitch("restore");
+        assert!(
+            matches!(output.status.code(), Some(0) | Some(3)),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn kill(&self) -> Duration {
+        self.restore();
+        let (elapsed, output) = self.killswitch("kill");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        elapsed
+    }
+
+    /// The same by hand: the Vault read, the flag's read (the guard), the semantic patch, one
+    /// read of what server-side SDKs poll.
+    fn curl(&self) -> Duration {
+        self.restore();
+        let script = format!(
+            "set -e\n\
+             curl -sf -H 'X-Vault-Token: {root}' {vault}/v1/kv/data/feature-flags/launchdarkly/prod >/dev/null\n\
+             curl -sf -H 'Authorization: {reader}' -H 'LD-API-Version: 20240415' '{url}/api/v2/flags/{project}/kill_switch_payments?env=production' >/dev/null\n\
+             curl -sf -X PATCH -H 'Authorization: {writer}' -H 'LD-API-Version: 20240415' -H 'Content-Type: application/json; domain-model=launchdarkly.semanticpatch' -d '{{\"environmentKey\":\"production\",\"comment\":\"INC-15 bench\",\"instructions\":[{{\"kind\":\"turnFlagOff\"}}]}}' '{url}/api/v2/flags/{project}/kill_switch_payments' >/dev/null\n\
+             curl -sf -H 'Authorization: {sdk}' '{url}/sdk/latest-all' >/dev/null\n",
+            root = ROOT_TOKEN,
+            vault = self.bao.addr,
+            reader = launchdarkly_fake::READER_TOKEN,
+            writer = launchdarkly_fake::WRITER_TOKEN,
+            sdk = launchdarkly_fake::SDK_KEY_PROD,
+            project = launchdarkly_fake::PROJECT,
+            url = self.fake.url,
+        );
+        timed_script(&script)
     }
 }
 
@@ -932,7 +1115,10 @@ impl ScaleSetup {
                     let have = state.flags.len();
                     state
                         .flags
-                        .extend(launchdarkly_fake::filler_flags(flags.saturating_sub(have)))
+                        .extend(launchdarkly_fake::filler_flags(flags.saturating_sub(have)));
+                    // LaunchDarkly publishes no numbers; the fake states a route budget in
+                    // `X-Ratelimit-Route-Remaining` large enough for every run of this bench.
+                    state.list_route_budget = Some(LD_LIST_ROUTE_BUDGET);
                 });
                 let url = fake.url.clone();
                 ld = Some(fake);

@@ -1725,3 +1725,31 @@ async fn dashboard_states_are_what_the_environment_document_serves_for_every_fla
     // No Admin API call for any of it.
     assert_eq!(fake.admin_calls(), 0);
 }
+
+/// Flagsmith pages the features list at 999: past the 999th feature the metadata comes from
+/// the following pages, read at once, so no flag loses its owner, tags or description.
+#[tokio::test]
+async fn metadata_reads_every_page_of_the_features_list() {
+    let fake = FakeFlagsmith::open_source().await;
+    fake.add_features(2_500);
+    let connection = connect(&fake, "prod", Admin::Token);
+    let before = fake.admin_requests().len();
+    let metadata = connection.source.metadata().await.expect("metadata");
+    let pages = fake.admin_requests()[before..]
+        .iter()
+        .filter(|(_, path)| path.starts_with("/api/v1/projects/1/features/"))
+        .count();
+    assert_eq!(pages, 3, "2,506 features: three pages of 999");
+    assert_eq!(metadata.len(), 2_506);
+    let last = metadata
+        .iter()
+        .find(|meta| meta.key == "filler_02499")
+        .expect("the last feature has its metadata");
+    assert_eq!(last.description.as_deref(), Some("filler"));
+    assert!(
+        metadata
+            .iter()
+            .any(|meta| meta.key == "kill_switch_checkout" && meta.owner.is_some()),
+        "the first page's owners too"
+    );
+}

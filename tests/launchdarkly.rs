@@ -261,6 +261,59 @@ async fn dashboard_states_are_what_the_sdk_endpoint_serves_for_every_flag() {
     }
 }
 
+/// The metadata pages after the first go out as many at once as the route's rate-limit budget
+/// allows (`X-Ratelimit-Route-Remaining` less a reserve), not a fixed handful: 5,000 flags are
+/// two round trips, not seven.
+#[tokio::test]
+async fn metadata_pages_go_out_at_once_within_the_route_budget() {
+    let fake = FakeLd::start().await;
+    fake.with(|s| {
+        s.flags.extend(launchdarkly_fake::filler_flags(4994));
+        s.list_route_budget = Some(100);
+        s.list_hold = Some(Duration::from_millis(300));
+    });
+    let connection = connect(&fake, false);
+    let metadata = connection.source.metadata().await.expect("metadata");
+    assert_eq!(metadata.len(), 5000);
+    let (pages, max_at_once) = fake.with(|s| {
+        let pages = s
+            .requests
+            .iter()
+            .filter(|r| r.path == format!("/api/v2/flags/{PROJECT}"))
+            .count();
+        (pages, s.max_list_in_flight)
+    });
+    assert_eq!(pages, 50, "one read per page of 100, none refused");
+    // 49 pages after the first, budget 99 left: all of them at once (the old fixed 8 fails).
+    assert!(max_at_once > 8, "{max_at_once} list requests at once");
+}
+
+/// A small route budget is respected, with a reserve left for other requests on the token:
+/// no 429, never more at once than the budget less the reserve.
+#[tokio::test]
+async fn metadata_pages_stay_within_a_small_route_budget() {
+    let fake = FakeLd::start().await;
+    fake.with(|s| {
+        // Five pages; six list requests per window.
+        s.flags.extend(launchdarkly_fake::filler_flags(494));
+        s.list_route_budget = Some(6);
+        s.list_hold = Some(Duration::from_millis(200));
+    });
+    let connection = connect(&fake, false);
+    let metadata = connection.source.metadata().await.expect("metadata");
+    assert_eq!(metadata.len(), 500);
+    let (refused, max_at_once) = fake.with(|s| {
+        (
+            s.requests.iter().filter(|r| r.status == 429).count(),
+            s.max_list_in_flight,
+        )
+    });
+    assert_eq!(refused, 0);
+    // 5 left after the first page, 2 kept in reserve: 3 at once (taking the whole budget
+    // would send the four remaining pages together).
+    assert!(max_at_once <= 3, "{max_at_once} list requests at once");
+}
+
 #[tokio::test]
 async fn the_list_follows_pages_beyond_one_hundred_flags() {
     let fake = FakeLd::start().await;

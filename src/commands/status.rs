@@ -107,10 +107,13 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
         }
         _ => None,
     };
+    // Buffered: a locked stdout flushes at every newline and serde_json writes token by
+    // token (~1.5 million `write` calls for 5,000 flags in pretty JSON).
+    let mut buffered = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
     match args.output {
         Output::Json => {
-            serde_json::to_writer_pretty(&mut *out, &report)?;
-            writeln!(out)?;
+            serde_json::to_writer_pretty(&mut buffered, &report)?;
+            writeln!(buffered)?;
         }
         Output::Table if args.check.is_some() => {
             if let Some((check, statuses)) = &check {
@@ -125,7 +128,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
                         "NO"
                     };
                     writeln!(
-                        out,
+                        buffered,
                         "{word}: {} in {} is {} (expected {expected})",
                         crate::text::line(&status.flag),
                         crate::text::line(&status.env),
@@ -134,11 +137,13 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
                 }
             }
             for error in &report.errors {
-                writeln!(out, "error: {}", error.error)?;
+                writeln!(buffered, "error: {}", error.error)?;
             }
         }
-        Output::Table => write_table(out, &report, &loaded)?,
+        Output::Table => write_table(&mut buffered, &report, &loaded)?,
     }
+    buffered.flush()?;
+    drop(buffered);
     if not_found {
         if let Some(error) = report.errors.last() {
             print_error(&error.error);
@@ -341,4 +346,122 @@ fn write_table(
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::AuditLog;
+    use crate::cli::Output;
+    use crate::clock::SystemClock;
+    use crate::provider::Access;
+    use crate::session::NoCredentials;
+
+    /// Counts the `write` calls that reach the writer (each is a syscall on stdout).
+    #[derive(Default)]
+    struct Counting {
+        bytes: Vec<u8>,
+        writes: usize,
+    }
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn session(dir: &std::path::Path) -> Session {
+        let config = crate::workspace::local_config(&dir.join("local")).expect("config");
+        let audit = AuditLog::open(&dir.join("audit.jsonl")).expect("audit");
+        Session::new(
+            config,
+            Access::ReadOnly,
+            Arc::new(NoCredentials),
+            Arc::new(audit),
+            Arc::new(SystemClock),
+        )
+    }
+
+    fn args(output: Output) -> StatusArgs {
+        StatusArgs {
+            env: Vec::new(),
+            flag: None,
+            check: None,
+            kill_switches: false,
+            output,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_output_reaches_the_writer_in_a_few_large_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = session(dir.path());
+        for output in [Output::Json, Output::Table] {
+            let mut out = Counting::default();
+            let code = run(&session, &args(output), &mut out).await.expect("run");
+            assert_eq!(code, exit::OK);
+            let lines = out.bytes.iter().filter(|b| **b == b'\n').count();
+            assert!(lines > 5, "{lines} lines");
+            // Unbuffered, serde_json and the table write every token or cell on its own.
+            assert!(
+                out.writes <= 1 + out.bytes.len() / (1 << 16),
+                "{} writes for {} bytes",
+                out.writes,
+                out.bytes.len()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_table_has_every_flag_once_with_its_cell_per_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let session = session(dir.path());
+        let mut json = Counting::default();
+        run(&session, &args(Output::Json), &mut json)
+            .await
+            .expect("json");
+        let report: StatusReport = serde_json::from_slice(&json.bytes).expect("report");
+        let mut table = Counting::default();
+        run(&session, &args(Output::Table), &mut table)
+            .await
+            .expect("table");
+        let table = String::from_utf8(table.bytes).expect("utf-8");
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect();
+        let header: Vec<&str> = table
+            .lines()
+            .next()
+            .expect("header")
+            .split_whitespace()
+            .collect();
+        let mut keys: Vec<&str> = report.flags.iter().map(|f| f.flag.as_str()).collect();
+        keys.dedup();
+        assert_eq!(rows.len(), keys.len());
+        for (row, key) in rows.iter().zip(&keys) {
+            assert_eq!(row[0], *key);
+            for (column, env) in header[1..header.len() - 1].iter().enumerate() {
+                let status = report
+                    .flags
+                    .iter()
+                    .find(|f| f.flag == *key && f.env.to_uppercase() == *env)
+                    .expect("cell");
+                assert_eq!(row[column + 1], status.state, "{key} in {env}");
+            }
+        }
+    }
 }

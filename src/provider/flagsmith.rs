@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -43,6 +44,12 @@ pub const WRITE_FIELDS: &[&str] = &["admin_api_key", "admin_token"];
 
 /// The prefix of Flagsmith's server-side environment keys.
 const SERVER_KEY_PREFIX: &str = "ser.";
+/// Features per page of the Admin API's features list (Flagsmith's `max_page_size`).
+const FEATURES_PAGE: usize = 999;
+/// Never more pages than this (about 500,000 features): protects against a looping server.
+const MAX_FEATURE_PAGES: usize = 500;
+/// Feature list pages read at once after the first (Flagsmith sends no rate-limit headers).
+const FEATURE_PAGES_AT_ONCE: usize = 8;
 
 /// How the Admin API is authenticated.
 #[derive(Clone)]
@@ -369,16 +376,19 @@ impl Flagsmith {
             return Ok(Vec::new());
         }
         let ids = self.ids().await?;
-        let path = format!(
-            "/api/v1/projects/{}/features/?environment={}&page_size=999",
-            ids.project, ids.env
-        );
+        let path = |page: usize| {
+            format!(
+                "/api/v1/projects/{}/features/?environment={}&page_size={FEATURES_PAGE}&page={page}",
+                ids.project, ids.env
+            )
+        };
         let tags_path = format!("/api/v1/projects/{}/tags/", ids.project);
+        let first_path = path(1);
         let (features, tags, _) = tokio::join!(
             self.call_json(
                 "read feature metadata",
                 Method::GET,
-                &path,
+                &first_path,
                 Auth::Admin,
                 None,
             ),
@@ -386,7 +396,41 @@ impl Flagsmith {
             self.settings(&ids.api_key),
         );
         let tags = tags.map(|value| tag_labels(&value)).unwrap_or_default();
-        Ok(results(&features?)
+        let first = features?;
+        let mut features = results(&first);
+        // Flagsmith pages the list (`max_page_size` 999): the other pages at once, from the
+        // count the first gives, so no flag loses its owner past the 999th.
+        let total = first
+            .get("count")
+            .and_then(Value::as_u64)
+            .and_then(|count| usize::try_from(count).ok())
+            .unwrap_or(0);
+        if !features.is_empty() && total > features.len() {
+            let pages = total.div_ceil(FEATURES_PAGE).min(MAX_FEATURE_PAGES);
+            let reads: Vec<_> = (2..=pages)
+                .map(|page| {
+                    let path = path(page);
+                    async move {
+                        self.call_json(
+                            "read feature metadata",
+                            Method::GET,
+                            &path,
+                            Auth::Admin,
+                            None,
+                        )
+                        .await
+                    }
+                })
+                .collect();
+            let pages: Vec<Result<Value, ProviderError>> = futures::stream::iter(reads)
+                .buffered(FEATURE_PAGES_AT_ONCE)
+                .collect()
+                .await;
+            for page in pages {
+                features.extend(results(&page?));
+            }
+        }
+        Ok(features
             .iter()
             .filter_map(|feature| AdminFeature::parse(feature, &tags))
             .collect())

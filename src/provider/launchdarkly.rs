@@ -9,8 +9,11 @@
 //!   `GET /api/v2/flags/{project}?env={env}&limit=1` checks project, token and environment key.
 //! - Metadata (tags, maintainers, descriptions), beside the states, once per session:
 //!   `GET /api/v2/flags/{project}?limit&offset` (paginated, `{"items","totalCount","_links"}`,
-//!   summary representation): the first page, then the rest concurrently within the route's
-//!   remaining rate-limit budget.
+//!   summary representation; `limit` at most 100 under version 20240415): the first page, then
+//!   the rest concurrently within the route's remaining budget (`X-Ratelimit-Route-Remaining`
+//!   less 2, at most 50; 8 when the header is absent). LaunchDarkly publishes no numbers for
+//!   its limits and asks clients to follow the headers. 5,000 flags = 50 pages: two round
+//!   trips when the budget allows 49 at once.
 //! - Re-read (calls per kill: this twice, the PATCH, then the verification):
 //!   `GET /api/v2/flags/{project}/{flag}?env={env}` (the detailed representation), reduced to
 //!   what the SDK data carries so it compares with the dashboard's state.
@@ -76,8 +79,14 @@ const PAGE_SIZE: usize = 100;
 const MIN_PAUSE: Duration = Duration::from_millis(50);
 /// Never more pages than this (50,000 flags): protects against a server that loops.
 const MAX_PAGES: usize = 500;
-/// Metadata pages read at once after the first (fewer when the rate-limit budget is lower).
+/// Metadata pages read at once after the first when the answer gives no rate-limit budget.
 const METADATA_CONCURRENCY: usize = 8;
+/// Metadata pages read at once after the first when the answer gives the route's remaining
+/// budget (`X-Ratelimit-Route-Remaining`): that budget less [`METADATA_RESERVE`], at most this.
+/// LaunchDarkly does not publish its limits and asks clients to follow the headers.
+const METADATA_MAX_CONCURRENCY: usize = 50;
+/// Requests of the route's budget left for others (a refresh, another session on the token).
+const METADATA_RESERVE: usize = 2;
 
 pub fn connect(
     env: &EnvironmentConfig,
@@ -486,6 +495,19 @@ fn flag_meta(flag: &LdFlag) -> FlagMeta {
 }
 
 /// A path segment, percent-encoded (flag keys may hold `.`; never `/`, but be safe).
+/// How many metadata pages to read at once after the first, from the route budget the first
+/// answer gave: that budget less a reserve, between 1 and [`METADATA_MAX_CONCURRENCY`]; without
+/// a budget, [`METADATA_CONCURRENCY`].
+fn metadata_concurrency(remaining: Option<u64>) -> usize {
+    match remaining {
+        Some(left) => usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(METADATA_RESERVE)
+            .clamp(1, METADATA_MAX_CONCURRENCY),
+        None => METADATA_CONCURRENCY,
+    }
+}
+
 fn path_segment(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
@@ -582,7 +604,7 @@ impl FlagSource for LdApi {
 
     /// Tags, maintainers and descriptions from the REST list (summary representation): the
     /// first page, then the rest at the same time, as many at once as the rate-limit budget
-    /// of the first answer allows (at most [`METADATA_CONCURRENCY`]).
+    /// of the first answer allows ([`metadata_concurrency`]).
     async fn metadata(&self) -> Result<Vec<FlagMeta>, ProviderError> {
         let what = format!(
             "{}: list flags of LaunchDarkly project `{}` (metadata)",
@@ -611,10 +633,7 @@ impl FlagSource for LdApi {
         let fetched = items.len();
         if fetched > 0 && total > fetched {
             let pages = (total - fetched).div_ceil(PAGE_SIZE).min(MAX_PAGES);
-            let budget = remaining
-                .map(|left| usize::try_from(left).unwrap_or(usize::MAX).max(1))
-                .unwrap_or(METADATA_CONCURRENCY);
-            let at_once = budget.min(METADATA_CONCURRENCY);
+            let at_once = metadata_concurrency(remaining);
             let reads: Vec<_> = (0..pages)
                 .map(|page| self.metadata_page(&what, fetched + page * PAGE_SIZE))
                 .collect();
@@ -1463,6 +1482,15 @@ mod tests {
         assert!(!is_pending_conflict(
             r#"{"code":"invalid_request","message":"unknown instruction kind"}"#
         ));
+    }
+
+    #[test]
+    fn metadata_concurrency_follows_the_route_budget() {
+        assert_eq!(metadata_concurrency(None), 8);
+        assert_eq!(metadata_concurrency(Some(0)), 1);
+        assert_eq!(metadata_concurrency(Some(3)), 1);
+        assert_eq!(metadata_concurrency(Some(30)), 28);
+        assert_eq!(metadata_concurrency(Some(10_000)), 50);
     }
 
     #[test]

@@ -949,9 +949,26 @@ fn project_features(fake: &Fake, query: &str) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    // Flagsmith's `CustomPagination`: `page_size` (default and maximum 999) and `page`
+    // (from 1); `next` links the following page.
+    let page_size = query_param(query, "page_size")
+        .and_then(|size| size.parse::<usize>().ok())
+        .filter(|size| *size > 0)
+        .unwrap_or(FEATURES_PAGE_MAX)
+        .min(FEATURES_PAGE_MAX);
+    let page = query_param(query, "page")
+        .and_then(|page| page.parse::<usize>().ok())
+        .unwrap_or(1);
+    let total = fake.features.len();
+    let first = (page.max(1) - 1) * page_size;
+    if page == 0 || (first >= total && page > 1) {
+        return json_response(404, json!({"detail": "Invalid page."}));
+    }
     let features: Vec<Value> = fake
         .features
         .iter()
+        .skip(first)
+        .take(page_size)
         .map(|feature| {
             let mut feature = feature.clone();
             if let Some(env) = env {
@@ -972,11 +989,25 @@ fn project_features(fake: &Fake, query: &str) -> Response {
             feature
         })
         .collect();
+    let next = (first + page_size < total).then(|| {
+        let rest: Vec<&str> = query
+            .split('&')
+            .filter(|part| !part.starts_with("page=") && !part.is_empty())
+            .collect();
+        format!(
+            "/api/v1/projects/1/features/?{}&page={}",
+            rest.join("&"),
+            page + 1
+        )
+    });
     json_response(
         200,
-        json!({"count": features.len(), "next": null, "previous": null, "results": features}),
+        json!({"count": total, "next": next, "previous": null, "results": features}),
     )
 }
+
+/// The most features one page of the features list holds (Flagsmith's `max_page_size`).
+pub const FEATURES_PAGE_MAX: usize = 999;
 
 /// The audit log: enterprise keeps entries; the open-source build answers an empty list with a
 /// user token and 500 with an organisation API key (as observed).

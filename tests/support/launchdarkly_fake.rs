@@ -157,6 +157,17 @@ pub struct FakeState {
     pub environments_need_filter_env: bool,
     /// After a change, this many SDK reads still see the old data (CDN propagation).
     pub sdk_lag_reads: u32,
+    /// The flag list route's rate limit, as LaunchDarkly states it per route: this many
+    /// list requests per 10 s window, each answer carrying `X-Ratelimit-Route-Remaining`, and
+    /// 429 past it. `None` (the default): no header, no limit.
+    pub list_route_budget: Option<u64>,
+    list_window: Option<(std::time::Instant, u64)>,
+    /// Every flag list request is held this long before it is answered (not under the lock),
+    /// so tests can see how many the client sends at once.
+    pub list_hold: Option<Duration>,
+    list_in_flight: usize,
+    /// The most flag list requests the fake was answering at the same time.
+    pub max_list_in_flight: usize,
     stale_sdk: Option<Vec<Value>>,
     stale_left: u32,
     next_id: u64,
@@ -213,6 +224,11 @@ impl FakeLd {
             pending_conflict_next_patch: false,
             environments_need_filter_env: false,
             sdk_lag_reads: 0,
+            list_route_budget: None,
+            list_window: None,
+            list_hold: None,
+            list_in_flight: 0,
+            max_list_in_flight: 0,
             stale_sdk: None,
             stale_left: 0,
             next_id: 1,
@@ -500,6 +516,9 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The flag list route's rate-limit window.
+const LIST_WINDOW: Duration = Duration::from_secs(10);
+
 async fn handle(
     State(state): State<Arc<Mutex<FakeState>>>,
     method: Method,
@@ -513,8 +532,64 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let list_route = method == Method::GET
+        && uri.path().starts_with("/api/v2/flags/")
+        && uri
+            .path()
+            .trim_start_matches("/api/v2/flags/")
+            .split('/')
+            .count()
+            == 1;
+    let hold = if list_route {
+        let mut state = state.lock().expect("fake state");
+        state.list_in_flight += 1;
+        state.max_list_in_flight = state.max_list_in_flight.max(state.list_in_flight);
+        state.list_hold
+    } else {
+        None
+    };
+    if let Some(hold) = hold {
+        tokio::time::sleep(hold).await;
+    }
     let mut state = state.lock().expect("fake state");
-    let response = route(&mut state, &method, &uri, &headers, &body);
+    if list_route {
+        state.list_in_flight -= 1;
+    }
+    let response = match (list_route, state.list_route_budget) {
+        (true, Some(budget)) => {
+            let now = std::time::Instant::now();
+            let (start, used) = match state.list_window {
+                Some((start, used)) if now.duration_since(start) < LIST_WINDOW => (start, used + 1),
+                _ => (now, 1),
+            };
+            state.list_window = Some((start, used));
+            if used > budget {
+                let reset = now_millis()
+                    + i64::try_from((LIST_WINDOW - now.duration_since(start)).as_millis())
+                        .unwrap_or(0);
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "You've exceeded the API rate limit. Try again later.",
+                );
+                let headers = response.headers_mut();
+                headers.insert("X-Ratelimit-Route-Remaining", "0".parse().expect("header"));
+                headers.insert(
+                    "X-Ratelimit-Reset",
+                    reset.to_string().parse().expect("header"),
+                );
+                response
+            } else {
+                let mut response = route(&mut state, &method, &uri, &headers, &body);
+                response.headers_mut().insert(
+                    "X-Ratelimit-Route-Remaining",
+                    (budget - used).to_string().parse().expect("header"),
+                );
+                response
+            }
+        }
+        _ => route(&mut state, &method, &uri, &headers, &body),
+    };
     let seen = Seen {
         method: method.to_string(),
         path: uri.path().to_string(),
