@@ -498,6 +498,8 @@ pub async fn verify(
 ) -> Verification {
     let started = Instant::now();
     let mut pause = Duration::from_millis(20);
+    // The last thing services were seen to serve: a read cut short by the deadline says less.
+    let mut seen: Option<String> = None;
     loop {
         let remaining = timeout.saturating_sub(started.elapsed());
         let last = match tokio::time::timeout(
@@ -512,13 +514,17 @@ pub async fn verify(
                 };
             }
             Ok(Ok(served)) => {
-                format!(
+                let text = format!(
                     "services still see it {}",
                     if served.enabled { "ON" } else { "OFF" }
-                )
+                );
+                seen = Some(text.clone());
+                text
             }
             Ok(Err(err)) => err.message,
-            Err(_) => "the read timed out".to_string(),
+            Err(_) => seen
+                .clone()
+                .unwrap_or_else(|| "the read timed out".to_string()),
         };
         if started.elapsed() + pause >= timeout {
             return Verification::NotConfirmed {
