@@ -360,9 +360,9 @@ impl LocalSetup {
         tui.send("INC-1 bench\r");
         tui.wait_for("Type `prod`");
         let asked = started.elapsed();
-        tui.send("prod\r");
+        tui.confirm_like_a_person("prod");
         tui.wait_for("Confirmed by what services see");
-        let elapsed = started.elapsed();
+        let elapsed = started.elapsed().saturating_sub(CONFIRM_PAUSE);
         tui.send("\rq");
         tui.wait_exit();
         [loaded, dialog, asked, elapsed]
@@ -420,6 +420,12 @@ impl LocalSetup {
         (elapsed, rss)
     }
 }
+
+/// How long the script waits after the confirmation question appears before typing the
+/// environment name. The dashboard ignores keys that arrive within 10 ms of the Enter that
+/// asked the question (text pasted on a terminal without bracketed paste must never confirm),
+/// and no person types that fast; the pause is taken off every reported time to kill.
+const CONFIRM_PAUSE: Duration = Duration::from_millis(20);
 
 /// A pseudo-terminal driver that polls the screen every millisecond (the tests' driver paces
 /// typing like a person; this one must not add latency of its own).
@@ -510,6 +516,12 @@ impl Pty {
 
     fn wait_for(&self, text: &str) {
         self.wait_until(|screen| screen.contains(text));
+    }
+
+    /// Types the confirmation [`CONFIRM_PAUSE`] after the question appeared, then Enter.
+    fn confirm_like_a_person(&mut self, name: &str) {
+        std::thread::sleep(CONFIRM_PAUSE);
+        self.send(&format!("{name}\r"));
     }
 
     fn send(&mut self, text: &str) {
@@ -682,9 +694,9 @@ impl VendorSetup {
         tui.wait_for("Audit note");
         tui.send("INC-1 bench\r");
         tui.wait_for("Type `prod`");
-        tui.send("prod\r");
+        tui.confirm_like_a_person("prod");
         tui.wait_for("Confirmed by what services see");
-        let elapsed = started.elapsed();
+        let elapsed = started.elapsed().saturating_sub(CONFIRM_PAUSE);
         tui.send("\rq");
         tui.wait_exit();
         elapsed
@@ -927,9 +939,9 @@ impl FlagsmithSetup {
         tui.wait_for("Audit note");
         tui.send("INC-15 bench\r");
         tui.wait_for("Type `prod`");
-        tui.send("prod\r");
+        tui.confirm_like_a_person("prod");
         tui.wait_for("Confirmed by what services see");
-        let elapsed = started.elapsed();
+        let elapsed = started.elapsed().saturating_sub(CONFIRM_PAUSE);
         tui.send("\rq");
         tui.wait_exit();
         assert!(!self.fake.enabled("prod", "kill_switch_checkout"), "killed");
