@@ -85,7 +85,8 @@ pub struct TriggerConfig {
     pub location: String,
 }
 
-#[derive(Debug, Deserialize)]
+// `Debug` by hand (below): the raw table holds the inline token as plain text until it is a `Secret`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileTrigger {
     name: String,
@@ -100,11 +101,59 @@ pub(crate) struct FileTrigger {
     rate_limit_per_minute: Option<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+// `Debug` by hand (below): the raw table holds the inline page token as plain text.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileServe {
     page_token: Option<String>,
     page_token_vault_path: Option<String>,
+}
+
+/// The raw tables' `Debug` never shows an inline token (the config file struct that holds them
+/// derives `Debug`).
+impl std::fmt::Debug for FileTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileTrigger")
+            .field("name", &self.name)
+            .field("env", &self.env)
+            .field("flag", &self.flag)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| crate::secret::REDACTED),
+            )
+            .field("token_vault_path", &self.token_vault_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for FileServe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileServe")
+            .field(
+                "page_token",
+                &self.page_token.as_ref().map(|_| crate::secret::REDACTED),
+            )
+            .field("page_token_vault_path", &self.page_token_vault_path)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn raw_tables_never_show_an_inline_token_in_debug() {
+        let trigger: FileTrigger = toml::from_str(
+            "name = \"t\"\nenv = \"prod\"\nflag = \"kill_switch_x\"\ntoken = \"s3cret-trigger-token-value\"",
+        )
+        .expect("trigger table");
+        let serve: FileServe =
+            toml::from_str("page_token = \"s3cret-page-token-value\"").expect("serve table");
+        let shown = format!("{trigger:?} {serve:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains(crate::secret::REDACTED), "{shown}");
+    }
 }
 
 /// Checks the `[[trigger]]` tables and `[serve]` against the environments.
