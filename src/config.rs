@@ -232,7 +232,8 @@ struct FileConfig {
     notify: Vec<toml::Spanned<FileNotify>>,
 }
 
-#[derive(Debug, Deserialize)]
+// `Debug` by hand: an inline Slack webhook URL carries its token in the path.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileNotify {
     name: String,
@@ -242,6 +243,20 @@ struct FileNotify {
     envs: Option<Vec<String>>,
     hmac_secret_field: Option<String>,
     timeout_ms: Option<u64>,
+}
+
+impl std::fmt::Debug for FileNotify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileNotify")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url.as_ref().map(|_| crate::secret::REDACTED))
+            .field("vault_path", &self.vault_path)
+            .field("envs", &self.envs)
+            .field("hmac_secret_field", &self.hmac_secret_field)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -644,6 +659,17 @@ pub fn location_of(file: &str, text: &str, offset: Option<usize>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_raw_notify_table_never_shows_its_url_in_debug() {
+        let raw: super::FileNotify = toml::from_str(
+            "name = \"chat\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/s3cretpath\"",
+        )
+        .expect("notify table");
+        let shown = format!("{raw:?}");
+        assert!(!shown.contains("s3cretpath"), "{shown}");
+        assert!(shown.contains(crate::secret::REDACTED), "{shown}");
+    }
+
     use super::*;
 
     const GOOD: &str = r#"
