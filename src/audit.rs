@@ -45,9 +45,17 @@ pub enum Result {
     Unknown,
 }
 
+/// The audit record schema this build writes (`"v": 1`). Records without `v` (written before
+/// it existed) read as version 0, which has the same fields; unknown fields are ignored, so a
+/// log written by a newer killswitch still reads.
+pub const RECORD_VERSION: u32 = 1;
+
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Schema version ([`RECORD_VERSION`] when written by this build; 0 when absent).
+    #[serde(default)]
+    pub v: u32,
     pub id: String,
     pub phase: Phase,
     pub at: DateTime<Utc>,
@@ -55,13 +63,20 @@ pub struct AuditRecord {
     pub env: String,
     pub provider: String,
     pub flag: String,
-    /// "kill", "restore", "turn_off", "turn_on".
+    /// "kill", "restore", "turn_off", "turn_on", "rollout".
     pub action: String,
     /// The cell as the operator saw it, and what it should become ("SERVING" -> "KILLED").
     pub from: String,
     pub to: String,
     /// The requested enabled state (false = kill / turn off).
     pub enabled: bool,
+    /// `rollout` records: the rollout asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutTarget>,
+    /// `rollout` records: the rollout that gives the default audience back what it had before
+    /// (what `undo` asks for), when the state before can be said as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<crate::rollout::RolloutTarget>,
     pub note: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Result>,
@@ -361,7 +376,8 @@ impl AuditLog {
     pub fn append(&self, record: &AuditRecord) -> std::result::Result<(), AuditError> {
         // The outcome's error and reference come from vendor text, the note from the operator:
         // none of them may put a credential in the log.
-        let record = record.redacted();
+        let mut record = record.redacted();
+        record.v = RECORD_VERSION;
         let mut line = serde_json::to_vec(&record)
             .map_err(|err| self.error(format!("cannot encode record: {err}")))?;
         line.push(b'\n');
@@ -589,6 +605,7 @@ mod tests {
 
     fn record(id: &str, phase: Phase) -> AuditRecord {
         AuditRecord {
+            v: crate::audit::RECORD_VERSION,
             id: id.into(),
             phase,
             at: Utc::now(),
@@ -600,6 +617,8 @@ mod tests {
             from: "SERVING".into(),
             to: "KILLED".into(),
             enabled: false,
+            rollout: None,
+            previous: None,
             note: "INC-42 p99 latency".into(),
             result: (phase != Phase::Intent).then_some(Result::Ok),
             error: None,

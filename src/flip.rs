@@ -9,7 +9,65 @@ use crate::audit::{self, AuditError, AuditLog, AuditRecord, Phase};
 use crate::clock::Clock;
 use crate::model::{Flag, FlagKind, FlagState, KILL_SWITCH_PREFIX, cell_text};
 use crate::provider::{ChangeNote, Connection, ErrorKind, ProviderError, WriteResult};
+use crate::rollout::RolloutTarget;
 use crate::session::Session;
+
+/// What a flip changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Turns the flag on or off: `false` kills a kill switch or turns another flag off.
+    Switch { enabled: bool },
+    /// Sets how the default audience is split: a percentage, or everyone to one variant.
+    Rollout { target: RolloutTarget },
+}
+
+impl Change {
+    /// "KILL", "RESTORE", "TURN OFF", "TURN ON", "ROLLOUT".
+    pub fn word(&self, kind: FlagKind) -> &'static str {
+        match self {
+            Change::Switch { enabled } => action_word(kind, *enabled),
+            Change::Rollout { .. } => "ROLLOUT",
+        }
+    }
+
+    /// The audit log's action field: "kill", "restore", "turn_off", "turn_on", "rollout".
+    pub fn action_name(&self, kind: FlagKind) -> String {
+        self.word(kind).to_ascii_lowercase().replace(' ', "_")
+    }
+
+    /// The enabled state the change leaves the flag in (a rollout leaves it on): the audit
+    /// record's `enabled`.
+    pub fn enabled(&self) -> bool {
+        match self {
+            Change::Switch { enabled } => *enabled,
+            Change::Rollout { .. } => true,
+        }
+    }
+
+    /// The rollout asked for, if this is one.
+    pub fn rollout(&self) -> Option<&RolloutTarget> {
+        match self {
+            Change::Switch { .. } => None,
+            Change::Rollout { target } => Some(target),
+        }
+    }
+
+    /// The cell the change asks for, before anything is written: "KILLED", "ON 50%".
+    pub fn requested_cell(&self, kind: FlagKind, now: &FlagState) -> String {
+        match self {
+            Change::Switch { enabled } => requested_cell(kind, *enabled),
+            Change::Rollout { target } => cell(kind, &target.predicted(now)),
+        }
+    }
+
+    /// Whether `state` (read from the vendor after the write) holds the change.
+    pub fn live_in(&self, state: &FlagState) -> bool {
+        match self {
+            Change::Switch { enabled } => state.enabled == *enabled,
+            Change::Rollout { target } => target.reached_by(state),
+        }
+    }
+}
 
 /// What the operator asked for.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +75,8 @@ pub struct FlipRequest {
     pub env: String,
     pub flag: String,
     pub kind: FlagKind,
-    /// The requested state: false = kill / turn off.
-    pub enabled: bool,
+    /// What is asked for: a switch (kill / restore / turn on / turn off) or a rollout.
+    pub change: Change,
     /// The state the operator saw when deciding. The flip stops if the flag has moved since.
     pub seen: FlagState,
     pub note: String,
@@ -135,9 +193,20 @@ pub fn action_name(kind: FlagKind, enabled: bool) -> String {
 /// The sentence the confirmation dialog (and the `kill` prompt) shows, with the flag's cell
 /// now and the state asked for: "KILL checkout in prod: kill_switch_checkout SERVING -> KILLED".
 pub fn describe(kind: FlagKind, flag: &str, env: &str, now: &FlagState, enabled: bool) -> String {
+    describe_change(kind, flag, env, now, &Change::Switch { enabled })
+}
+
+/// [`describe`] for any change: "ROLLOUT checkout_v2 in prod: ON 10% -> ON 50%".
+pub fn describe_change(
+    kind: FlagKind,
+    flag: &str,
+    env: &str,
+    now: &FlagState,
+    change: &Change,
+) -> String {
     let from = cell(kind, now);
-    let to = requested_cell(kind, enabled);
-    let word = action_word(kind, enabled);
+    let to = change.requested_cell(kind, now);
+    let word = change.word(kind);
     match flag
         .strip_prefix(KILL_SWITCH_PREFIX)
         .filter(|_| kind == FlagKind::KillSwitch)
@@ -182,6 +251,20 @@ pub fn already_there(
         }
     }
     Ok(true)
+}
+
+/// [`already_there`] for any change: a rollout is already there when the default audience
+/// already gets what it asks for.
+pub fn already_done(
+    env: &str,
+    flag: &str,
+    current: &FlagState,
+    change: &Change,
+) -> Result<bool, FlipError> {
+    match change {
+        Change::Switch { enabled } => already_there(env, flag, current, *enabled),
+        Change::Rollout { target } => Ok(target.reached_by(current)),
+    }
 }
 
 /// The start of [`FlipError::OutcomeUnknown`]'s message, for views that get it as text.
@@ -284,7 +367,7 @@ async fn transaction(
             stage: "re-read before the change",
             error,
         })?;
-    if already_there(&request.env, &request.flag, &current.state, request.enabled)? {
+    if already_done(&request.env, &request.flag, &current.state, &request.change)? {
         return Ok(FlipOutcome::AlreadyInState { current });
     }
     if current.state != request.seen {
@@ -302,6 +385,7 @@ async fn transaction(
     // process takes this flip for an interrupted one, however long it reads the log.
     let _in_flight = audit_log.lock_flip(&audit_id)?;
     let mut record = AuditRecord {
+        v: crate::audit::RECORD_VERSION,
         id: audit_id.clone(),
         phase: Phase::Intent,
         at: clock.now(),
@@ -309,10 +393,15 @@ async fn transaction(
         env: request.env.clone(),
         provider: source.info().vendor.to_string(),
         flag: request.flag.clone(),
-        action: action_name(request.kind, request.enabled),
+        action: request.change.action_name(request.kind),
         from: from.clone(),
-        to: requested_cell(request.kind, request.enabled),
-        enabled: request.enabled,
+        to: request.change.requested_cell(request.kind, &current.state),
+        enabled: request.change.enabled(),
+        rollout: request.change.rollout().cloned(),
+        previous: match &request.change {
+            Change::Rollout { .. } => RolloutTarget::of_state(&current.state),
+            Change::Switch { .. } => None,
+        },
         note: note.to_string(),
         result: None,
         error: None,
@@ -330,9 +419,18 @@ async fn transaction(
         operator: request.operator.clone(),
         note: note.to_string(),
     };
-    let written = writer
-        .set_enabled(&request.flag, request.enabled, &change_note, &current.state)
-        .await;
+    let written = match &request.change {
+        Change::Switch { enabled } => {
+            writer
+                .set_enabled(&request.flag, *enabled, &change_note, &current.state)
+                .await
+        }
+        Change::Rollout { target } => {
+            writer
+                .set_rollout(&request.flag, target, &change_note, &current.state)
+                .await
+        }
+    };
     let took = started.elapsed();
     record.phase = Phase::Outcome;
     record.duration_ms = Some(millis(took));
@@ -341,7 +439,7 @@ async fn transaction(
     let mut lost_answer = None;
     let written = match written {
         Err(error) if error.outcome_unknown => match reread(connection, &request.flag).await {
-            Ok(now) if now.enabled == request.enabled => {
+            Ok(now) if request.change.live_in(&now) => {
                 lost_answer = Some(error.message);
                 Ok(WriteResult::Applied)
             }
@@ -429,7 +527,7 @@ async fn transaction(
             // What services see, and what the flag now is at the vendor, read side by side:
             // the "after" cell comes from the vendor, not from a guess.
             let (verification, after) = tokio::join!(
-                verify(connection, &request.flag, request.enabled, verify_timeout),
+                verify_change(connection, &request.flag, &request.change, verify_timeout),
                 reread(connection, &request.flag)
             );
             let to = match &after {
@@ -496,6 +594,45 @@ pub async fn verify(
     enabled: bool,
     timeout: Duration,
 ) -> Verification {
+    verify_change(connection, flag, &Change::Switch { enabled }, timeout).await
+}
+
+/// What services see, read once for `change`: `Ok(None)` when they see it, `Ok(Some(words))`
+/// saying what they still see when not.
+async fn served_for(
+    connection: &Connection,
+    flag: &str,
+    change: &Change,
+) -> Result<Option<String>, ProviderError> {
+    match change {
+        Change::Switch { enabled } => {
+            let served = connection.source.served(flag).await?;
+            Ok((served.enabled != *enabled).then(|| {
+                format!(
+                    "services still see it {}",
+                    if served.enabled { "ON" } else { "OFF" }
+                )
+            }))
+        }
+        Change::Rollout { target } => {
+            let rule = connection.source.served_rule(flag).await?;
+            Ok((!target.reached_by(&rule)).then(|| {
+                format!(
+                    "services still get {}",
+                    crate::text::line(&cell_text(FlagKind::Release, &rule))
+                )
+            }))
+        }
+    }
+}
+
+/// Polls what services see until it agrees with `change` or `timeout` passes.
+pub async fn verify_change(
+    connection: &Connection,
+    flag: &str,
+    change: &Change,
+    timeout: Duration,
+) -> Verification {
     let started = Instant::now();
     let mut pause = Duration::from_millis(20);
     // The last thing services were seen to serve: a read cut short by the deadline says less.
@@ -504,20 +641,16 @@ pub async fn verify(
         let remaining = timeout.saturating_sub(started.elapsed());
         let last = match tokio::time::timeout(
             remaining.max(Duration::from_millis(1)),
-            connection.source.served(flag),
+            served_for(connection, flag, change),
         )
         .await
         {
-            Ok(Ok(served)) if served.enabled == enabled => {
+            Ok(Ok(None)) => {
                 return Verification::Confirmed {
                     after: started.elapsed(),
                 };
             }
-            Ok(Ok(served)) => {
-                let text = format!(
-                    "services still see it {}",
-                    if served.enabled { "ON" } else { "OFF" }
-                );
+            Ok(Ok(Some(text))) => {
                 seen = Some(text.clone());
                 text
             }
@@ -561,7 +694,10 @@ pub async fn reconcile(
             stage: "re-read an interrupted flip",
             error,
         })?;
-    let applied = current.state.enabled == pending.enabled;
+    let applied = match &pending.rollout {
+        Some(target) => target.reached_by(&current.state),
+        None => current.state.enabled == pending.enabled,
+    };
     let mut record = pending.clone();
     record.phase = Phase::Reconciled;
     record.at = clock.now();

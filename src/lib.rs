@@ -17,6 +17,7 @@ pub mod model;
 pub mod notify;
 pub mod provider;
 pub mod redact;
+pub mod rollout;
 pub mod secret;
 pub mod serve;
 pub mod session;

@@ -399,6 +399,7 @@ mod tests {
 
     fn record() -> AuditRecord {
         AuditRecord {
+            v: crate::audit::RECORD_VERSION,
             id: "20261202T070000.000Z-1-0".into(),
             phase: Phase::Outcome,
             at: chrono::Utc::now(),
@@ -410,6 +411,8 @@ mod tests {
             from: "SERVING".into(),
             to: "KILLED".into(),
             enabled: false,
+            rollout: None,
+            previous: None,
             note: "INC-42 <!channel> p99\nsecond line".into(),
             result: Some(audit::Result::Ok),
             error: None,

@@ -79,7 +79,10 @@ fn killing_in_prod_takes_three_keys_plus_note_and_environment_name() {
     };
     assert_eq!(request.env, "prod");
     assert_eq!(request.flag, "kill_switch_checkout");
-    assert!(!request.enabled, "a kill turns the switch off");
+    assert!(
+        request.change == killswitch::flip::Change::Switch { enabled: false },
+        "a kill turns the switch off"
+    );
     assert_eq!(request.note, "INC-4711 p99");
     let Mode::Flip(dialog) = &state.mode else {
         panic!("dialog stays open while applying")

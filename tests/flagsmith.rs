@@ -100,7 +100,7 @@ fn request(env: &str, flag: &Flag, enabled: bool, note: &str) -> FlipRequest {
         env: env.to_string(),
         flag: flag.meta.key.clone(),
         kind: flag.meta.kind,
-        enabled,
+        change: killswitch::flip::Change::Switch { enabled },
         seen: flag.state.clone(),
         note: note.to_string(),
         operator: "alice@bastion".to_string(),

@@ -1094,6 +1094,7 @@ fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
     );
 
     let record = killswitch::audit::AuditRecord {
+        v: killswitch::audit::RECORD_VERSION,
         id: "1".into(),
         phase: killswitch::audit::Phase::Outcome,
         at: support::dashboard::now(),
@@ -1105,6 +1106,8 @@ fn tui_cells_details_dialog_and_audit_view_show_hostile_text_escaped() {
         from: "SERVING".into(),
         to: "KILLED".into(),
         enabled: false,
+        rollout: None,
+        previous: None,
         note: "x\n2026-11-24 03:12:00 alice restore prod".into(),
         result: Some(killswitch::audit::Result::Ok),
         error: None,
@@ -1199,7 +1202,7 @@ async fn the_vendor_write_refuses_a_hostile_note_before_any_record_or_change() {
             env: "prod".into(),
             flag: "kill_switch_checkout".into(),
             kind: seen.meta.kind,
-            enabled: false,
+            change: killswitch::flip::Change::Switch { enabled: false },
             seen: seen.state.clone(),
             note: note.to_string(),
             operator: "tester".into(),
@@ -1306,6 +1309,7 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
     std::fs::write(&prod, document.to_string()).expect("write");
     let audit = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
     let record = AuditRecord {
+        v: killswitch::audit::RECORD_VERSION,
         id: "1".into(),
         phase: Phase::Outcome,
         at: chrono::Utc::now(),
@@ -1317,6 +1321,8 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
         from: "ON".into(),
         to: "OFF".into(),
         enabled: false,
+        rollout: None,
+        previous: None,
         note: flag.note.clone(),
         result: Some(killswitch::audit::Result::Error),
         error: Some(flag.error.clone()),

@@ -63,7 +63,7 @@ fn space_marks_cells_and_the_flip_key_acts_on_the_marked_set() {
     assert!(
         requests
             .iter()
-            .all(|r| r.note == "INC-88 both" && !r.enabled)
+            .all(|r| r.note == "INC-88 both" && !r.change.enabled())
     );
 
     let applied = FlipOutcome::Applied {

@@ -80,7 +80,7 @@ fn kill_request(flag: &str, seen: &killswitch::model::Flag, note: &str) -> FlipR
         env: "prod".into(),
         flag: flag.into(),
         kind: seen.meta.kind,
-        enabled: false,
+        change: killswitch::flip::Change::Switch { enabled: false },
         seen: seen.state.clone(),
         note: note.into(),
         operator: "alice@bastion".into(),
@@ -368,7 +368,7 @@ async fn kill_in_production_is_confirmed_by_the_client_api_and_the_note_lands_in
         .await
         .expect("read");
     let mut restore = kill_request("kill_switch_checkout", &killed, "INC-4711 resolved");
-    restore.enabled = true;
+    restore.change = flip::Change::Switch { enabled: true };
     let outcome = flip::execute(
         &restore,
         &connection,
@@ -413,7 +413,7 @@ async fn confirmed_means_the_sdks_next_poll_serves_the_new_state() {
         for enabled in [false, true] {
             let seen = connection.source.read_flag(flag).await.expect("read");
             let mut request = kill_request(flag, &seen, "INC-12 SDK poll check");
-            request.enabled = enabled;
+            request.change = flip::Change::Switch { enabled };
             let outcome = flip::execute(
                 &request,
                 &connection,

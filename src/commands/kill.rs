@@ -280,7 +280,7 @@ pub(super) async fn decide(
         env: env.to_string(),
         flag: args.flag.clone(),
         kind,
-        enabled,
+        change: flip::Change::Switch { enabled },
         seen: current.state.clone(),
         note: args.note.clone(),
         operator: session.operator().await,

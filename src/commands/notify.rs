@@ -29,6 +29,7 @@ pub async fn test(session: &Session, name: Option<&str>, out: &mut dyn Write) ->
     }
     let now = session.clock.now();
     let record = AuditRecord {
+        v: crate::audit::RECORD_VERSION,
         id: format!("test-{}", crate::audit::new_id(now)),
         phase: Phase::Notified,
         at: now,
@@ -40,6 +41,8 @@ pub async fn test(session: &Session, name: Option<&str>, out: &mut dyn Write) ->
         from: "-".into(),
         to: "-".into(),
         enabled: true,
+        rollout: None,
+        previous: None,
         note: "a test message from `killswitch notify test`".into(),
         result: None,
         error: None,

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 
 use crate::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
 use crate::model::{Flag, FlagKind, FlagMeta, FlagState, ServedState};
+use crate::rollout::RolloutTarget;
 use crate::secret::SecretFields;
 
 /// Who and where, for the status bar and error messages. Never holds a credential.
@@ -150,6 +151,21 @@ pub trait FlagSource: Send + Sync {
     /// What services get for this flag now, read the way an SDK reads it.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError>;
 
+    /// The flag's rule as services download it (the SDK-facing read: the flagd file, Unleash's
+    /// client feature list, LaunchDarkly's SDK payload, Flagsmith's environment document),
+    /// summarised like [`FlagSource::read_state`]: what a rollout's verification compares with
+    /// its target ([`crate::rollout::RolloutTarget::reached_by`]).
+    async fn served_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        let _ = key;
+        Err(ProviderError::new(
+            ErrorKind::Api,
+            format!(
+                "{} gives killswitch no way to read the rule services get",
+                self.info().vendor
+            ),
+        ))
+    }
+
     /// The vendor's own change history for the flag, when it keeps one.
     async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
         let _ = key;
@@ -175,6 +191,41 @@ pub trait FlagWriter: Send + Sync {
         note: &ChangeNote,
         seen: &FlagState,
     ) -> Result<WriteResult, ProviderError>;
+
+    /// Sets how the flag's default audience is split ([`RolloutTarget`]): the share that gets
+    /// the on variant, or everyone to one variant. Segment and identity overrides are left as
+    /// they are; the split's stickiness (hash key, seed, group id) is kept, so stepping up keeps
+    /// everyone who already had the feature. `seen` as for [`FlagWriter::set_enabled`].
+    async fn set_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let _ = (key, note, seen);
+        Err(ProviderError::new(
+            ErrorKind::Refused,
+            format!(
+                "this vendor's rollouts cannot be changed by killswitch ({} asked): nothing was changed",
+                target.summary()
+            ),
+        ))
+    }
+
+    /// Other environments the same rollout write changes too, as the vendor names them (a
+    /// Flagsmith segment is project-wide: its percentage is every environment's that uses it).
+    /// Empty when the change stays in this environment. The dialog and the CLI say these and
+    /// ask for the typed confirmation of any protected one among them.
+    async fn rollout_shared_with(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        seen: &FlagState,
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = (key, target, seen);
+        Ok(Vec::new())
+    }
 }
 
 /// Whether a write path should be built at all.

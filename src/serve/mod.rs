@@ -897,7 +897,7 @@ async fn flip_for(
         env: env.to_string(),
         flag: flag.to_string(),
         kind,
-        enabled,
+        change: flip::Change::Switch { enabled },
         seen: current.state.clone(),
         note: note.to_string(),
         operator: format!("trigger:{}", config.name),

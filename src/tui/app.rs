@@ -1109,7 +1109,7 @@ fn open_flip_set(state: &mut State) {
             env: env.name.clone(),
             flag: flag.meta.key.clone(),
             kind: flag.meta.kind,
-            enabled,
+            change: flip::Change::Switch { enabled },
             seen: flag.state.clone(),
             note: String::new(),
             operator: state.operator.clone(),
@@ -1224,7 +1224,7 @@ fn open_flip(state: &mut State) {
         flag: flag.meta.key.clone(),
         // The row's metadata is merged across environments (see `merge_rows`).
         kind: row.meta.kind,
-        enabled,
+        change: flip::Change::Switch { enabled },
         seen: flag.state.clone(),
         note: String::new(),
         operator: state.operator.clone(),
@@ -1580,7 +1580,7 @@ fn finish_flip_set(
     let mut failed = 0;
     for (request, result) in &results {
         let target = format!("{} in {}", request.flag, request.env);
-        let word = flip::action_word(request.kind, request.enabled);
+        let word = request.change.word(request.kind);
         let (ok, line) = match result {
             Ok(FlipOutcome::Applied {
                 verification: Verification::Confirmed { after },
@@ -1662,7 +1662,7 @@ fn finish_flip(
     changed: bool,
     since_launch: Duration,
 ) -> Vec<Effect> {
-    let word = flip::action_word(request.kind, request.enabled);
+    let word = request.change.word(request.kind);
     let target = format!("{} in {}", request.flag, request.env);
     let (ok, lines) = match &result {
         Ok(FlipOutcome::Applied {

@@ -38,7 +38,8 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
             .set
             .iter()
             .map(|r| {
-                let sentence = crate::flip::describe(r.kind, &r.flag, &r.env, &r.seen, r.enabled);
+                let sentence =
+                    crate::flip::describe_change(r.kind, &r.flag, &r.env, &r.seen, &r.change);
                 Line::styled(text::line(&sentence), danger)
             })
             .collect()

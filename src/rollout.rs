@@ -1,0 +1,209 @@
+//! Rollout changes as flips: what share of a flag's default audience gets its on variant, or
+//! which single variant everyone in it gets.
+//!
+//! The default audience is everyone no segment or identity override covers. Overrides are never
+//! changed by a rollout; each vendor file says where its default audience's split lives.
+//!
+//! This module is the vendor-neutral part: the target an operator asks for, how it is parsed
+//! and worded, and whether a flag's state (as the vendor or as services read it) has reached it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{FlagState, Rollout, value_text};
+
+/// Rollout weights are kept to LaunchDarkly's resolution: thousandths of a percent.
+pub const PERCENT_RESOLUTION: f64 = 0.001;
+
+/// What a rollout asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RolloutTarget {
+    /// This share of the default audience (0..=100) gets the flag's on variant; the rest get
+    /// its off variant. `0` aborts a rollout, `100` opens it to everyone.
+    Percent { percent: f64 },
+    /// Everyone in the default audience gets this variant (ends an experiment).
+    Variant { variant: String },
+}
+
+/// A percentage the operator typed that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PercentError(String);
+
+impl RolloutTarget {
+    /// Parses "50", "50%", "12.5": a number from 0 to 100 with at most three decimals.
+    pub fn parse_percent(text: &str) -> Result<f64, PercentError> {
+        let trimmed = text.trim();
+        let number = trimmed.strip_suffix('%').unwrap_or(trimmed).trim();
+        let shown = crate::text::line_max(text, 40);
+        let percent: f64 = number.parse().map_err(|_| {
+            PercentError(format!(
+                "rollout percentage `{shown}` is not a number: give 0 to 100 (like 10 or 12.5)"
+            ))
+        })?;
+        if !percent.is_finite() || !(0.0..=100.0).contains(&percent) {
+            return Err(PercentError(format!(
+                "rollout percentage `{shown}` is out of range: give 0 to 100"
+            )));
+        }
+        let thousandths = percent / PERCENT_RESOLUTION;
+        if (thousandths - thousandths.round()).abs() > 1e-6 {
+            return Err(PercentError(format!(
+                "rollout percentage `{shown}` is finer than vendors keep: at most three decimals"
+            )));
+        }
+        Ok((thousandths.round()) * PERCENT_RESOLUTION)
+    }
+
+    /// "50%", "0%", "variant treatment_b".
+    pub fn summary(&self) -> String {
+        match self {
+            RolloutTarget::Percent { percent } => {
+                Rollout::Percentage { percent: *percent }.summary()
+            }
+            RolloutTarget::Variant { variant } => {
+                format!("variant {}", crate::text::line(variant))
+            }
+        }
+    }
+
+    /// Whether `state` already gives its default audience what this target asks for.
+    pub fn reached_by(&self, state: &FlagState) -> bool {
+        match self {
+            RolloutTarget::Percent { percent } => share_on(state)
+                .is_some_and(|share| (share - percent).abs() < PERCENT_RESOLUTION / 2.0),
+            RolloutTarget::Variant { variant } => {
+                state.enabled
+                    && state.rollout == Rollout::Everyone
+                    && state
+                        .value
+                        .as_ref()
+                        .is_some_and(|value| value_text(value) == *variant)
+            }
+        }
+    }
+
+    /// The state the flag is expected to have once this target is live: what the intent
+    /// record names as the target before anything is written. Overrides stay as they are.
+    pub fn predicted(&self, state: &FlagState) -> FlagState {
+        match self {
+            RolloutTarget::Percent { percent } if *percent >= 100.0 => FlagState {
+                enabled: true,
+                value: Some(true.into()),
+                rollout: Rollout::Everyone,
+                overrides: state.overrides.clone(),
+                version: None,
+            },
+            RolloutTarget::Percent { percent } => FlagState {
+                enabled: true,
+                value: Some(false.into()),
+                rollout: Rollout::Percentage { percent: *percent },
+                overrides: state.overrides.clone(),
+                version: None,
+            },
+            RolloutTarget::Variant { variant } => FlagState {
+                enabled: true,
+                value: Some(serde_json::Value::String(variant.clone())),
+                rollout: Rollout::Everyone,
+                overrides: state.overrides.clone(),
+                version: None,
+            },
+        }
+    }
+
+    /// The target that gives the default audience back what `state` gives it, when that can be
+    /// said as one target (what `undo` of a rollout asks for). `None` for splits across several
+    /// variants, code defaults and rules killswitch cannot read.
+    pub fn of_state(state: &FlagState) -> Option<RolloutTarget> {
+        if let Some(percent) = share_on(state) {
+            return Some(RolloutTarget::Percent { percent });
+        }
+        match (&state.rollout, &state.value) {
+            (Rollout::Everyone, Some(value)) if state.enabled => Some(RolloutTarget::Variant {
+                variant: value_text(value),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The share of the default audience a boolean flag serves on: `None` when the flag is not a
+/// plain boolean split (variants, code defaults, unread rules).
+pub fn share_on(state: &FlagState) -> Option<f64> {
+    match &state.rollout {
+        Rollout::Percentage { percent } if state.enabled => Some(*percent),
+        Rollout::Percentage { .. } => Some(0.0),
+        Rollout::Everyone => match &state.value {
+            _ if !state.enabled => Some(0.0),
+            None | Some(serde_json::Value::Bool(true)) => Some(100.0),
+            Some(serde_json::Value::Bool(false)) => Some(0.0),
+            Some(_) => None,
+        },
+        Rollout::Split { .. } | Rollout::CodeDefault | Rollout::Unknown => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_parse_in_range_with_at_most_three_decimals() {
+        assert_eq!(RolloutTarget::parse_percent("50"), Ok(50.0));
+        assert_eq!(RolloutTarget::parse_percent(" 12.5% "), Ok(12.5));
+        assert_eq!(RolloutTarget::parse_percent("0"), Ok(0.0));
+        assert_eq!(RolloutTarget::parse_percent("100"), Ok(100.0));
+        assert_eq!(RolloutTarget::parse_percent("0.125"), Ok(0.125));
+        for bad in ["101", "-1", "NaN", "inf", "ten", "", "0.0001", "50%%"] {
+            let error = RolloutTarget::parse_percent(bad);
+            assert!(error.is_err(), "{bad:?} was accepted: {error:?}");
+        }
+        let message = RolloutTarget::parse_percent("\u{1b}[31m150")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!message.contains('\u{1b}'), "{message}");
+    }
+
+    #[test]
+    fn a_target_is_reached_by_the_share_the_default_audience_gets() {
+        let canary = FlagState {
+            enabled: true,
+            value: Some(false.into()),
+            rollout: Rollout::Percentage { percent: 10.0 },
+            ..FlagState::default()
+        };
+        assert!(RolloutTarget::Percent { percent: 10.0 }.reached_by(&canary));
+        assert!(!RolloutTarget::Percent { percent: 50.0 }.reached_by(&canary));
+        let everyone = FlagState {
+            enabled: true,
+            value: Some(true.into()),
+            ..FlagState::default()
+        };
+        assert!(RolloutTarget::Percent { percent: 100.0 }.reached_by(&everyone));
+        let off = FlagState::default();
+        assert!(RolloutTarget::Percent { percent: 0.0 }.reached_by(&off));
+        let split = FlagState {
+            enabled: true,
+            rollout: Rollout::from_weights(&[("a".into(), 50.0), ("b".into(), 50.0)]),
+            ..FlagState::default()
+        };
+        assert!(!RolloutTarget::Percent { percent: 50.0 }.reached_by(&split));
+        assert_eq!(RolloutTarget::of_state(&split), None);
+        let variant = FlagState {
+            enabled: true,
+            value: Some("model_v3".into()),
+            ..FlagState::default()
+        };
+        let target = RolloutTarget::Variant {
+            variant: "model_v3".into(),
+        };
+        assert!(target.reached_by(&variant));
+        assert!(target.reached_by(&target.predicted(&split)));
+        assert_eq!(RolloutTarget::of_state(&variant), Some(target));
+        assert_eq!(
+            RolloutTarget::of_state(&canary),
+            Some(RolloutTarget::Percent { percent: 10.0 })
+        );
+    }
+}
