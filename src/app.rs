@@ -38,6 +38,18 @@ pub fn run(cli: Cli) -> i32 {
                 let mut confirm = commands::kill::TerminalConfirm;
                 commands::kill::run(&session, args, enabled, &mut confirm, &mut stdout).await
             }
+            Some(Command::Rollout(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadWrite).await?;
+                let mut stdout = std::io::stdout().lock();
+                let mut confirm = commands::kill::TerminalConfirm;
+                commands::rollout::run(&session, args, &mut confirm, &mut stdout).await
+            }
+            Some(Command::Undo(args)) => {
+                let session = commands::build_session(&cli.global, Access::ReadWrite).await?;
+                let mut stdout = std::io::stdout().lock();
+                let mut confirm = commands::kill::TerminalConfirm;
+                commands::undo::run(&session, args, &mut confirm, &mut stdout).await
+            }
             Some(Command::Runbook(args)) => {
                 let session = commands::build_session(&cli.global, Access::ReadOnly).await?;
                 let mut stdout = std::io::stdout().lock();

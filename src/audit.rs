@@ -566,6 +566,42 @@ impl AuditLog {
     }
 }
 
+/// The lookup `undo` (the CLI's and the dashboard's) stands on.
+impl AuditLog {
+    /// The last change killswitch recorded as applied to `flag` in `env`: the newest outcome or
+    /// reconcile record whose result is `ok`. Intents without an outcome, refusals, errors,
+    /// pending approvals and unknown outcomes are skipped: they changed nothing killswitch can
+    /// say it changed (an unknown one is caught by undo's guard, which compares the flag with
+    /// what this change left). An undo is itself a change (a kill, restore or rollout), so the
+    /// newest change after an undo is that undo: undoing it again re-does the first change.
+    pub fn last_change(
+        &self,
+        env: &str,
+        flag: &str,
+    ) -> std::result::Result<Option<AuditRecord>, AuditError> {
+        let mut last = None;
+        // Most lines are other flags': only lines naming this one (as JSON writes it) are
+        // parsed in full.
+        let needle = serde_json::to_string(flag).unwrap_or_default();
+        self.for_each_line(0, &mut |line| {
+            if !line.contains(&needle) {
+                return;
+            }
+            let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
+                return;
+            };
+            if record.env == env
+                && record.flag == flag
+                && matches!(record.phase, Phase::Outcome | Phase::Reconciled)
+                && record.result == Some(Result::Ok)
+            {
+                last = Some(record);
+            }
+        })?;
+        Ok(last)
+    }
+}
+
 fn ends_with_newline(file: &File, len: u64) -> bool {
     let mut last = [0u8; 1];
     std::os::unix::fs::FileExt::read_at(file, &mut last, len - 1)
@@ -903,5 +939,89 @@ mod tests {
             assert!(log.lock_path(id).is_none(), "{id}");
         }
         assert!(log.lock_flip("../x").is_err());
+    }
+    #[test]
+    fn the_last_change_is_the_newest_applied_outcome_of_that_flag_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("open");
+        assert_eq!(
+            log.last_change("prod", "kill_switch_checkout")
+                .expect("read"),
+            None
+        );
+        let kill = record("1", Phase::Outcome);
+        log.append(&record("1", Phase::Intent)).expect("append");
+        log.append(&kill).expect("append");
+        // Later, but not applied / another env / another flag / only an intent: all skipped.
+        for (id, phase, result, env, flag) in [
+            (
+                "2",
+                Phase::Outcome,
+                Some(Result::Error),
+                "prod",
+                "kill_switch_checkout",
+            ),
+            (
+                "3",
+                Phase::Outcome,
+                Some(Result::NotApplied),
+                "prod",
+                "kill_switch_checkout",
+            ),
+            (
+                "4",
+                Phase::Outcome,
+                Some(Result::PendingApproval),
+                "prod",
+                "kill_switch_checkout",
+            ),
+            (
+                "5",
+                Phase::Outcome,
+                Some(Result::Unknown),
+                "prod",
+                "kill_switch_checkout",
+            ),
+            (
+                "6",
+                Phase::Outcome,
+                Some(Result::Ok),
+                "dev",
+                "kill_switch_checkout",
+            ),
+            (
+                "7",
+                Phase::Outcome,
+                Some(Result::Ok),
+                "prod",
+                "kill_switch_checkout_v2",
+            ),
+            ("8", Phase::Intent, None, "prod", "kill_switch_checkout"),
+            (
+                "9",
+                Phase::Notified,
+                Some(Result::Ok),
+                "prod",
+                "kill_switch_checkout",
+            ),
+        ] {
+            let mut other = record(id, phase);
+            other.result = result;
+            other.env = env.into();
+            other.flag = flag.into();
+            log.append(&other).expect("append");
+        }
+        let last = log
+            .last_change("prod", "kill_switch_checkout")
+            .expect("read");
+        assert_eq!(last.map(|r| r.id), Some("1".to_string()));
+        // A reconciled flip that was applied counts.
+        let mut reconciled = record("10", Phase::Reconciled);
+        reconciled.action = "restore".into();
+        log.append(&reconciled).expect("append");
+        let last = log
+            .last_change("prod", "kill_switch_checkout")
+            .expect("read");
+        assert_eq!(last.map(|r| r.action), Some("restore".to_string()));
     }
 }

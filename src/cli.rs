@@ -14,14 +14,14 @@ pub const EXIT_STATUS: &str = "\
 Exit status:
   0   done (status: every environment read; status --check: the flag is in that state)
   1   unexpected failure (config file, audit log, terminal); status --check: it is not
-  2   bad command line
-  3   the flag already is in the requested state: nothing was changed
+  2   bad command line (also: a rollout percentage out of range, a variant the flag lacks)
+  3   the flag already is in the requested state (undo: no change to undo): nothing was changed
   4   refused: read-only, not confirmed, no terminal and no --yes, empty note
   5   no such flag or environment
   6   Vault / credentials error
   7   the vendor failed or refused (unreachable, 5xx, rate limited, auth at the vendor)
   8   applied, but what services see did not agree within the verify timeout
-  9   the flag changed since it was read: nothing was changed
+  9   the flag changed since it was read (undo: since the change): nothing was changed
   10  the vendor requires approval: a request was created, nothing is live yet
   11  outcome unknown: the write's answer was lost and the re-read failed; check the flag
 A closed output pipe (`killswitch status | head -2`) ends quietly with 0.";
@@ -65,10 +65,11 @@ impl Cli {
         let name = command.name();
         let own = |option: &str, value: &str| -> String {
             match (name, option) {
-                ("status" | "audit", _) | ("runbook" | "kill" | "restore", "--env") => {
+                ("status" | "audit" | "undo", _)
+                | ("runbook" | "kill" | "restore" | "rollout", "--env") => {
                     format!("use `killswitch {name} {option} {value}`")
                 }
-                ("runbook" | "kill" | "restore", _) => {
+                ("runbook" | "kill" | "restore" | "rollout", _) => {
                     format!(
                         "`{name}` takes the flag as its argument: `killswitch {name} {value} ...`"
                     )
@@ -103,6 +104,8 @@ impl Command {
             Command::Status(_) => "status",
             Command::Kill(_) => "kill",
             Command::Restore(_) => "restore",
+            Command::Rollout(_) => "rollout",
+            Command::Undo(_) => "undo",
             Command::Runbook(_) => "runbook",
             Command::Audit(_) => "audit",
             Command::Stale(_) => "stale",
@@ -144,6 +147,13 @@ pub enum Command {
     Kill(FlipArgs),
     /// Restore a killed feature: turn its flag back ON in one environment.
     Restore(FlipArgs),
+    /// Step a rollout: the share of the flag's default audience that gets it (`--to 0` aborts,
+    /// `--to 100` opens it to everyone), or everyone to one variant (`--variant`). Segment and
+    /// identity overrides stay as they are; users keep their buckets.
+    Rollout(RolloutArgs),
+    /// Revert the last change killswitch made to a flag in one environment (kill -> restore,
+    /// restore -> kill, rollout -> the rollout before); refused if the flag moved since.
+    Undo(UndoArgs),
     /// Print a ready-to-paste runbook step (markdown) to check, kill and restore a flag.
     Runbook(RunbookArgs),
     /// The local audit log, joined with the vendor's history for a flag.
@@ -195,6 +205,60 @@ pub struct FlipArgs {
     /// the flag has moved since.
     #[arg(skip)]
     pub seen: Option<crate::model::FlagState>,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "variant"])))]
+pub struct RolloutArgs {
+    /// The flag's key, e.g. checkout_stripe_payment_intents_v2024_11.
+    #[arg(add = ArgValueCandidates::new(complete::flags))]
+    pub flag: String,
+
+    /// The environment to change.
+    #[arg(long, required = true, add = ArgValueCandidates::new(complete::environments))]
+    pub env: String,
+
+    /// The share of the default audience that gets the flag's on variant: 0 to 100, at most
+    /// three decimals (0 aborts the rollout, 100 opens it to everyone).
+    #[arg(long, value_name = "PERCENT", allow_hyphen_values = true)]
+    pub to: Option<String>,
+
+    /// Everyone in the default audience gets this variant (ends an experiment).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
+
+    /// The audit note (required): why, with the incident or ticket.
+    #[arg(long)]
+    pub note: String,
+
+    /// Do not ask: needed when there is no terminal (runbooks, scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[arg(long, value_enum, default_value_t = FlipOutput::Text)]
+    pub output: FlipOutput,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UndoArgs {
+    /// The environment the change was made in.
+    #[arg(long, required = true, add = ArgValueCandidates::new(complete::environments))]
+    pub env: String,
+
+    /// The flag whose last change killswitch made is reverted.
+    #[arg(long, required = true, add = ArgValueCandidates::new(complete::flags))]
+    pub flag: String,
+
+    /// The audit note (required): why the change is taken back.
+    #[arg(long)]
+    pub note: String,
+
+    /// Do not ask: needed when there is no terminal (runbooks, scripts).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[arg(long, value_enum, default_value_t = FlipOutput::Text)]
+    pub output: FlipOutput,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -412,6 +476,10 @@ mod tests {
                 "status",
                 "kill",
                 "restore",
+                "rollout",
+                "undo",
+                "--to",
+                "--variant",
                 "runbook",
                 "audit",
                 "stale",

@@ -127,6 +127,71 @@ impl RolloutTarget {
     }
 }
 
+/// What a flag's rollout can be set to, as its vendor defines the flag.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutChoices {
+    /// Whether a percentage applies: the flag has one on and one off variant.
+    pub percent: bool,
+    /// The variants `--variant` can name, in the vendor's order.
+    pub variants: Vec<String>,
+    /// Each variant's value as a flag's state shows it (`value_text`), beside `variants`: where
+    /// a vendor names variants apart from their values (flagd's `treatment_a` serving
+    /// `"model_v3a"`), the target is kept as the value, which is what a state can be compared
+    /// with. Empty when names and values are the same.
+    pub values: Vec<String>,
+}
+
+impl RolloutChoices {
+    /// `Err(why)` when `target` asks for what the flag does not have: the usage error's words
+    /// (the caller adds the flag and environment).
+    pub fn check(&self, target: &RolloutTarget) -> Result<(), String> {
+        let listed = || {
+            if self.variants.is_empty() {
+                "none".to_string()
+            } else {
+                self.variants
+                    .iter()
+                    .map(|v| crate::text::line_max(v, 80))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        match target {
+            RolloutTarget::Percent { .. } if !self.percent => Err(format!(
+                "a percentage needs an on and an off variant, and this flag has variants {}: send everyone to one with --variant NAME",
+                listed()
+            )),
+            RolloutTarget::Variant { variant }
+                if !self.variants.contains(variant) && !self.values.contains(variant) =>
+            {
+                Err(format!(
+                    "it has no variant `{}`: its variants are {}",
+                    crate::text::line_max(variant, 80),
+                    listed()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The target as states show it: a variant named by its name becomes its value's text.
+    pub fn canonical(&self, target: &RolloutTarget) -> RolloutTarget {
+        match target {
+            RolloutTarget::Variant { variant } => {
+                let value = self
+                    .variants
+                    .iter()
+                    .position(|name| name == variant)
+                    .and_then(|index| self.values.get(index));
+                RolloutTarget::Variant {
+                    variant: value.cloned().unwrap_or_else(|| variant.clone()),
+                }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 /// The share of the default audience a boolean flag serves on: `None` when the flag is not a
 /// plain boolean split (variants, code defaults, unread rules).
 pub fn share_on(state: &FlagState) -> Option<f64> {

@@ -8,9 +8,11 @@ pub mod discover;
 pub mod doctor;
 pub mod kill;
 pub mod notify;
+pub mod rollout;
 pub mod runbook;
 pub mod stale;
 pub mod status;
+pub mod undo;
 
 use std::path::PathBuf;
 use std::sync::Arc;

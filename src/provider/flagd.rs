@@ -27,6 +27,7 @@ use super::{
 };
 use crate::config::EnvironmentConfig;
 use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
+use crate::rollout::{RolloutChoices, RolloutTarget};
 
 /// Metadata keys killswitch adds to a killed boolean flag so a restore is exact.
 const SAVED_DEFAULT: &str = "killswitch_saved_default_variant";
@@ -182,6 +183,11 @@ impl FlagSource for FlagdFile {
             value: flag.state.value,
         })
     }
+
+    /// The rule services get is the file's, as the evaluator reads it: read again now.
+    async fn served_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        Ok(self.read_flag(key).await?.state)
+    }
 }
 
 struct FlagdWriter {
@@ -209,6 +215,39 @@ impl FlagWriter for FlagdWriter {
             ProviderError::new(ErrorKind::Io, format!("flagd write task failed: {err}"))
         })?
     }
+
+    async fn set_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let file = self.file.clone();
+        let key = key.to_string();
+        let target = target.clone();
+        // flagd keeps no change notes: the audit log holds this one.
+        let _ = note;
+        let seen_version = seen.version.clone();
+        tokio::task::spawn_blocking(move || {
+            modify_flag(&file, &key, seen_version.as_deref(), |flag| {
+                set_rollout_definition(flag, &key, &target)
+            })
+        })
+        .await
+        .map_err(|err| {
+            ProviderError::new(ErrorKind::Io, format!("flagd write task failed: {err}"))
+        })?
+    }
+
+    async fn rollout_choices(&self, key: &str) -> Result<Option<RolloutChoices>, ProviderError> {
+        let document = self.file.read_document()?;
+        let definition = document
+            .get("flags")
+            .and_then(|flags| flags.get(key))
+            .ok_or_else(|| self.file.not_found(key))?;
+        Ok(Some(rollout_choices_of(definition)))
+    }
 }
 
 fn write_flag(
@@ -217,6 +256,23 @@ fn write_flag(
     enabled: bool,
     note: &ChangeNote,
     seen_version: Option<&str>,
+) -> Result<WriteResult, ProviderError> {
+    modify_flag(file, key, seen_version, |object| {
+        if enabled {
+            turn_on(object, key)
+        } else {
+            turn_off(object, key, note)
+        }
+    })
+}
+
+/// Changes one flag definition of the file with `edit`: under the file's lock, conditional on
+/// the definition's content version (`seen_version`), written atomically through symlinks.
+fn modify_flag(
+    file: &FlagdFile,
+    key: &str,
+    seen_version: Option<&str>,
+    edit: impl FnOnce(&mut Map<String, Value>) -> Result<(), Refusal>,
 ) -> Result<WriteResult, ProviderError> {
     let io_error = |what: &str, err: std::io::Error| {
         ProviderError::new(
@@ -253,12 +309,7 @@ fn write_flag(
             format!("{}: flag `{key}` is not a JSON object", file.env),
         )
     })?;
-    let changed = if enabled {
-        turn_on(object, key)
-    } else {
-        turn_off(object, key, note)
-    };
-    changed.map_err(|(kind, m)| ProviderError::new(kind, format!("{}: {m}", file.env)))?;
+    edit(object).map_err(|(kind, m)| ProviderError::new(kind, format!("{}: {m}", file.env)))?;
     let mut text = serde_json::to_string_pretty(&document).map_err(|err| {
         ProviderError::new(ErrorKind::Io, format!("{}: cannot encode: {err}", file.env))
     })?;
@@ -601,6 +652,9 @@ fn read_targeting(
     boolean: bool,
 ) -> (Rollout, Vec<Override>, Option<String>) {
     if let Some(split) = targeting.get("fractional") {
+        if let Some(variant) = sole_variant(split) {
+            return (Rollout::Everyone, Vec::new(), Some(variant));
+        }
         return (fractional(split, variants, boolean), Vec::new(), None);
     }
     let Some(branches) = targeting.get("if").and_then(Value::as_array) else {
@@ -615,7 +669,10 @@ fn read_targeting(
             return match &branches[index + 1] {
                 Value::String(variant) => (Rollout::Everyone, overrides, Some(variant.clone())),
                 other => match other.get("fractional") {
-                    Some(split) => (fractional(split, variants, boolean), overrides, None),
+                    Some(split) => match sole_variant(split) {
+                        Some(variant) => (Rollout::Everyone, overrides, Some(variant)),
+                        None => (fractional(split, variants, boolean), overrides, None),
+                    },
                     None => (Rollout::Unknown, overrides, None),
                 },
             };
@@ -641,7 +698,10 @@ fn read_targeting(
     let (rollout, fallback) = match branches.get(index).filter(|_| branches.len() % 2 == 1) {
         Some(Value::String(variant)) => (Rollout::Everyone, Some(variant.clone())),
         Some(other) if other.get("fractional").is_some() => {
-            (fractional(&other["fractional"], variants, boolean), None)
+            match sole_variant(&other["fractional"]) {
+                Some(variant) => (Rollout::Everyone, Some(variant)),
+                None => (fractional(&other["fractional"], variants, boolean), None),
+            }
         }
         // No else branch: the evaluator falls back to the default variant.
         None => (Rollout::Everyone, None),
@@ -905,6 +965,296 @@ impl FileLock {
     }
 }
 
+// ---- rollouts -------------------------------------------------------------------------------
+//
+// A rollout changes the default audience's branch of the targeting only: the top-level
+// `fractional`, or the else branch of an `if` chain (segments' branches stay as they are).
+// The evaluator buckets a key by a hash of the bucketing expression (default: the flag key and
+// the targeting key) scaled by the total weight, then walks the entries in order: the first
+// entry covers the lowest buckets. So the bucketing expression and the entries' order are
+// kept and only the weights change: stepping the on share up keeps every key that had it, and
+// going back to a share gives exactly the keys that had it then. Where there is no split yet
+// one is made, on variant first, with the default bucketing. Everyone-to-variant gives the
+// variant all the weight and the others 0 (the split stays, so a later step is as sticky),
+// and makes it the default variant.
+
+/// If exactly one entry of a `fractional` has weight, its variant: everyone gets it.
+fn sole_variant(split: &Value) -> Option<String> {
+    let entries: Vec<(String, f64)> = split
+        .as_array()?
+        .iter()
+        .filter_map(|entry| {
+            let pair = entry.as_array()?;
+            let variant = pair.first()?.as_str()?.to_string();
+            let weight = pair.get(1).and_then(Value::as_f64).unwrap_or(1.0);
+            Some((variant, weight))
+        })
+        .collect();
+    let mut weighted = entries.iter().filter(|(_, weight)| *weight > 0.0);
+    match (weighted.next(), weighted.next()) {
+        (Some((variant, _)), None) => Some(variant.clone()),
+        _ => None,
+    }
+}
+
+/// What `--to` / `--variant` can ask of a flagd flag: a percentage when it has a `true` and a
+/// `false` variant, and its variants by name (with their values, which states show).
+fn rollout_choices_of(definition: &Value) -> RolloutChoices {
+    let variants = definition
+        .get("variants")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    RolloutChoices {
+        percent: variant_with(&variants, true).is_some()
+            && variant_with(&variants, false).is_some(),
+        variants: variants.keys().cloned().collect(),
+        values: variants.values().map(crate::model::value_text).collect(),
+    }
+}
+
+/// The integer weights (the evaluator takes only integers) of an on share of `percent`:
+/// out of 100 for whole percentages, out of 100,000 (thousandths of a percent) otherwise.
+fn split_weights(percent: f64) -> (i64, i64) {
+    if (percent - percent.round()).abs() < 1e-9 {
+        let on = percent.round() as i64;
+        (on, 100 - on)
+    } else {
+        let on = (percent * 1000.0).round() as i64;
+        (on, 100_000 - on)
+    }
+}
+
+/// The variant a target names: by name, else by the value states show (unique).
+fn variant_named(variants: &Map<String, Value>, wanted: &str) -> Option<String> {
+    if variants.contains_key(wanted) {
+        return Some(wanted.to_string());
+    }
+    let mut by_value = variants
+        .iter()
+        .filter(|(_, value)| crate::model::value_text(value) == wanted);
+    match (by_value.next(), by_value.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// Where the default audience's outcome lives in a flag's targeting.
+enum DefaultBranch<'a> {
+    /// No targeting: everyone gets the default variant.
+    Missing,
+    /// A `fractional` object: the top-level targeting or an `if` branch.
+    Split(&'a mut Map<String, Value>),
+    /// A variant name (an `if` chain's else or `if true` branch), replaceable in place.
+    Variant(&'a mut Value),
+    /// An `if` chain without an else branch: the default variant is the fallback.
+    NoElse(&'a mut Vec<Value>),
+}
+
+fn default_branch<'a>(
+    flag: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<DefaultBranch<'a>, Refusal> {
+    let unreadable = || {
+        (
+            ErrorKind::Refused,
+            format!(
+                "flag `{key}`: its targeting is a rule killswitch cannot read (only a top-level `fractional` or an `if` chain over segments whose else branch is a variant or a `fractional`); nothing was changed"
+            ),
+        )
+    };
+    let Some(targeting) = flag.get_mut("targeting").filter(|t| !is_empty_targeting(t)) else {
+        return Ok(DefaultBranch::Missing);
+    };
+    let Some(object) = targeting.as_object_mut() else {
+        return Err(unreadable());
+    };
+    if object.contains_key("fractional") {
+        return Ok(DefaultBranch::Split(object));
+    }
+    let Some(Value::Array(branches)) = object.get_mut("if") else {
+        return Err(unreadable());
+    };
+    let mut index = 0;
+    let mut default = None;
+    while index + 1 < branches.len() {
+        if branches[index] == Value::Bool(true) {
+            default = Some(index + 1);
+            break;
+        }
+        index += 2;
+    }
+    let position = match default {
+        Some(position) => position,
+        None if branches.len() % 2 == 1 => branches.len() - 1,
+        None => return Ok(DefaultBranch::NoElse(branches)),
+    };
+    let branch = &mut branches[position];
+    if branch.is_string() {
+        return Ok(DefaultBranch::Variant(branch));
+    }
+    match branch.as_object_mut() {
+        Some(object) if object.contains_key("fractional") => Ok(DefaultBranch::Split(object)),
+        _ => Err(unreadable()),
+    }
+}
+
+/// Sets the weights of an existing `fractional` for an on share: its on and off entries keep
+/// their places (and the bucketing expression, if any, stays first).
+fn set_split_share(
+    split: &mut Map<String, Value>,
+    key: &str,
+    variants: &Map<String, Value>,
+    percent: f64,
+) -> Result<(), Refusal> {
+    let (on_weight, off_weight) = split_weights(percent);
+    let Some(Value::Array(entries)) = split.get_mut("fractional") else {
+        return Err((
+            ErrorKind::Refused,
+            format!("flag `{key}`: its `fractional` is not a list; nothing was changed"),
+        ));
+    };
+    let (mut on, mut off, mut other) = (0, 0, Vec::new());
+    for entry in entries.iter() {
+        let Some(pair) = entry.as_array() else {
+            // The bucketing expression: kept as it is.
+            continue;
+        };
+        let name = pair.first().and_then(Value::as_str).unwrap_or_default();
+        match variants.get(name).and_then(Value::as_bool) {
+            Some(true) => on += 1,
+            Some(false) => off += 1,
+            None => other.push(name.to_string()),
+        }
+    }
+    if on != 1 || off != 1 || !other.is_empty() {
+        return Err((
+            ErrorKind::Refused,
+            format!(
+                "flag `{key}`: its default split is not one on and one off entry ({on} on, {off} off{}): killswitch cannot change its share without moving users; nothing was changed",
+                if other.is_empty() {
+                    String::new()
+                } else {
+                    format!(", others: {}", other.join(", "))
+                }
+            ),
+        ));
+    }
+    for entry in entries.iter_mut() {
+        let Some(pair) = entry.as_array_mut() else {
+            continue;
+        };
+        let name = pair.first().and_then(Value::as_str).unwrap_or_default();
+        let weight = match variants.get(name).and_then(Value::as_bool) {
+            Some(true) => on_weight,
+            _ => off_weight,
+        };
+        pair.truncate(1);
+        pair.push(Value::from(weight));
+    }
+    Ok(())
+}
+
+/// Gives `variant` all of an existing `fractional`'s weight (appended if it has no entry).
+fn set_split_variant(
+    split: &mut Map<String, Value>,
+    key: &str,
+    variant: &str,
+) -> Result<(), Refusal> {
+    let Some(Value::Array(entries)) = split.get_mut("fractional") else {
+        return Err((
+            ErrorKind::Refused,
+            format!("flag `{key}`: its `fractional` is not a list; nothing was changed"),
+        ));
+    };
+    let mut found = false;
+    for entry in entries.iter_mut() {
+        let Some(pair) = entry.as_array_mut() else {
+            continue;
+        };
+        let this = pair.first().and_then(Value::as_str) == Some(variant);
+        found |= this;
+        pair.truncate(1);
+        pair.push(Value::from(if this { 100 } else { 0 }));
+    }
+    if !found {
+        entries.push(serde_json::json!([variant, 100]));
+    }
+    Ok(())
+}
+
+/// The rollout write on one flag definition.
+fn set_rollout_definition(
+    flag: &mut Map<String, Value>,
+    key: &str,
+    target: &RolloutTarget,
+) -> Result<(), Refusal> {
+    let refused = |message: String| {
+        (
+            ErrorKind::Refused,
+            format!("flag `{key}`: {message}; nothing was changed"),
+        )
+    };
+    if let Some(metadata) = flag.get("metadata").and_then(Value::as_object)
+        && (metadata.contains_key(SAVED_DEFAULT)
+            || metadata.contains_key(SAVED_TARGETING)
+            || metadata.contains_key(SAVED_STATE))
+    {
+        return Err(refused(
+            "it is killed by killswitch (its rule is set aside until a restore): restore it first, then step the rollout".to_string(),
+        ));
+    }
+    if flag.get("state").and_then(Value::as_str) == Some("DISABLED") {
+        return Err(refused(
+            "it is DISABLED (services serve their code default): enable it in the file first"
+                .to_string(),
+        ));
+    }
+    let variants = flag
+        .get("variants")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match target {
+        RolloutTarget::Percent { percent } => {
+            let (Some(on), Some(off)) = (
+                variant_with(&variants, true),
+                variant_with(&variants, false),
+            ) else {
+                return Err(refused(format!(
+                    "a percentage needs a variant serving true and one serving false (variants: {})",
+                    variants.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            };
+            let (on_weight, off_weight) = split_weights(*percent);
+            let fresh = serde_json::json!({"fractional": [[on, on_weight], [off, off_weight]]});
+            match default_branch(flag, key)? {
+                DefaultBranch::Split(split) => set_split_share(split, key, &variants, *percent)?,
+                DefaultBranch::Variant(branch) => *branch = fresh,
+                DefaultBranch::NoElse(branches) => branches.push(fresh),
+                DefaultBranch::Missing => {
+                    flag.insert("targeting".into(), fresh);
+                }
+            }
+        }
+        RolloutTarget::Variant { variant } => {
+            let Some(name) = variant_named(&variants, variant) else {
+                return Err(refused(format!(
+                    "it has no variant `{variant}` (variants: {})",
+                    variants.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            };
+            match default_branch(flag, key)? {
+                DefaultBranch::Split(split) => set_split_variant(split, key, &name)?,
+                DefaultBranch::Variant(branch) => *branch = Value::String(name.clone()),
+                DefaultBranch::NoElse(_) | DefaultBranch::Missing => {}
+            }
+            flag.insert("defaultVariant".into(), Value::String(name));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1131,6 +1481,108 @@ mod tests {
             cell(&format!(r#"{{{off_on}}}"#)),
             ("KILLED".to_string(), false)
         );
+    }
+
+    #[test]
+    fn a_rollout_changes_only_the_default_branch_weights() {
+        let document = parse_document(PROD).expect("seed parses");
+        let flag_of = |key: &str| document["flags"][key].as_object().cloned().expect("object");
+        let state = |key: &str, flag: &Map<String, Value>| {
+            summarise(key, &Value::Object(flag.clone())).state
+        };
+        let percent = |p: f64| RolloutTarget::Percent { percent: p };
+
+        // The canary: weights change in place, the entries keep their order.
+        let key = "checkout_stripe_payment_intents_v2024_11";
+        let mut canary = flag_of(key);
+        set_rollout_definition(&mut canary, key, &percent(50.0)).expect("50%");
+        assert_eq!(
+            canary["targeting"],
+            serde_json::json!({"fractional": [["on", 50], ["off", 50]]})
+        );
+        assert!(percent(50.0).reached_by(&state(key, &canary)));
+        set_rollout_definition(&mut canary, key, &percent(12.5)).expect("12.5%");
+        assert_eq!(
+            canary["targeting"],
+            serde_json::json!({"fractional": [["on", 12500], ["off", 87500]]})
+        );
+        set_rollout_definition(&mut canary, key, &percent(100.0)).expect("100%");
+        let everyone = state(key, &canary);
+        assert_eq!(crate::model::cell_text(FlagKind::Release, &everyone), "ON");
+        assert!(percent(100.0).reached_by(&everyone));
+
+        // A custom bucketing expression stays first; the off entry first stays first.
+        let mut custom = canary.clone();
+        custom.insert(
+            "targeting".into(),
+            serde_json::json!({"fractional": [{"var": "email"}, ["off", 90], ["on", 10]]}),
+        );
+        set_rollout_definition(&mut custom, key, &percent(50.0)).expect("50%");
+        assert_eq!(
+            custom["targeting"],
+            serde_json::json!({"fractional": [{"var": "email"}, ["off", 50], ["on", 50]]})
+        );
+
+        // The dark launch: the segments' branch stays, the else branch becomes the split.
+        let key = "catalog_v2_search_engine";
+        let mut dark = flag_of(key);
+        let segments = dark["targeting"]["if"][0].clone();
+        set_rollout_definition(&mut dark, key, &percent(10.0)).expect("10%");
+        assert_eq!(dark["targeting"]["if"][0], segments);
+        assert_eq!(dark["targeting"]["if"][1], "on");
+        assert_eq!(
+            dark["targeting"]["if"][2],
+            serde_json::json!({"fractional": [["on", 10], ["off", 90]]})
+        );
+        let read = state(key, &dark);
+        assert_eq!(read.overrides.len(), 1);
+        assert!(percent(10.0).reached_by(&read));
+
+        // A default-on switch gets a split made, on first.
+        let key = "kill_switch_checkout";
+        let mut switch = flag_of(key);
+        set_rollout_definition(&mut switch, key, &percent(10.0)).expect("10%");
+        assert_eq!(
+            switch["targeting"],
+            serde_json::json!({"fractional": [["on", 10], ["off", 90]]})
+        );
+
+        // Everyone to one variant: the split stays with all the weight on it.
+        let key = "recommendations_ab_test_model_v3";
+        let mut ab = flag_of(key);
+        assert!(set_rollout_definition(&mut ab, key, &percent(10.0)).is_err());
+        let choices = rollout_choices_of(&Value::Object(ab.clone()));
+        assert!(!choices.percent);
+        let target = choices.canonical(&RolloutTarget::Variant {
+            variant: "treatment_a".into(),
+        });
+        assert_eq!(
+            target,
+            RolloutTarget::Variant {
+                variant: "model_v3a".into()
+            }
+        );
+        set_rollout_definition(&mut ab, key, &target).expect("variant");
+        assert_eq!(
+            ab["targeting"],
+            serde_json::json!({"fractional": [["control", 0], ["treatment_a", 100], ["treatment_b", 0]]})
+        );
+        assert_eq!(ab["defaultVariant"], "treatment_a");
+        assert!(target.reached_by(&state(key, &ab)));
+
+        // A killed flag and an unread rule are refused, unchanged.
+        let key = "kill_switch_checkout";
+        let mut killed = flag_of(key);
+        turn_off(&mut killed, key, &note()).expect("kill");
+        let before = killed.clone();
+        let (kind, message) =
+            set_rollout_definition(&mut killed, key, &percent(10.0)).expect_err("refused");
+        assert_eq!(kind, ErrorKind::Refused);
+        assert!(message.contains("restore it first"), "{message}");
+        assert_eq!(killed, before);
+        let mut odd = flag_of(key);
+        odd.insert("targeting".into(), serde_json::json!({"var": "variant"}));
+        assert!(set_rollout_definition(&mut odd, key, &percent(10.0)).is_err());
     }
 
     #[test]

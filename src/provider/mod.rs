@@ -213,6 +213,18 @@ pub trait FlagWriter: Send + Sync {
         ))
     }
 
+    /// What this flag's rollout can be set to, as the vendor defines it (whether a percentage
+    /// applies, the variants it has): checked before anything is written or audited, so a
+    /// variant the flag lacks is a usage error naming the ones it has. `None` when the vendor
+    /// file does not say (its write then refuses what it cannot do).
+    async fn rollout_choices(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::rollout::RolloutChoices>, ProviderError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Other environments the same rollout write changes too, as the vendor names them (a
     /// Flagsmith segment is project-wide: its percentage is every environment's that uses it).
     /// Empty when the change stays in this environment. The dialog and the CLI say these and
