@@ -217,3 +217,27 @@ pub fn flagd_serves_all(file: &Path, flag: &str) -> Option<bool> {
         n => panic!("{flag}: the evaluator serves true to {n} of {KEYS} keys"),
     }
 }
+
+/// Which variant the flagd evaluator serves each of [`KEYS`] targeting keys for `flag`, asked
+/// for as `kind` ("boolean" or "string"): the variant's name per key (`None`: the evaluator
+/// served the code default), in key order (`user-0` first).
+pub fn flagd_variants(file: &Path, flag: &str, kind: &str) -> Vec<Option<String>> {
+    let args = vec![
+        file.display().to_string(),
+        KEYS.to_string(),
+        kind.to_string(),
+        flag.to_string(),
+    ];
+    let results: BTreeMap<String, Vec<(Value, Option<String>, Option<String>, Option<String>)>> =
+        run("flagd_variants.py", &args);
+    let rows = results
+        .get(flag)
+        .unwrap_or_else(|| panic!("no evaluation of {flag}"));
+    assert_eq!(rows.len(), KEYS);
+    rows.iter()
+        .map(|(_, variant, _, error)| {
+            assert!(error.is_none(), "{flag}: the evaluator erred: {error:?}");
+            variant.clone()
+        })
+        .collect()
+}
