@@ -47,6 +47,7 @@ use super::{
 };
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{Flag, FlagKind, FlagMeta, FlagState, Override, Rollout, ServedState};
+use crate::rollout::{RolloutChoices, RolloutTarget};
 use crate::secret::{Secret, SecretFields};
 
 /// The client specification killswitch reads the client API as (segments sent apart).
@@ -159,6 +160,7 @@ pub fn connect(
         backend_token,
         scope: OnceCell::new(),
         polled: std::sync::Mutex::new(None),
+        polled_rules: std::sync::Mutex::new(None),
         segment_names: std::sync::Mutex::new(Vec::new()),
         written: std::sync::Mutex::new(Vec::new()),
     });
@@ -268,6 +270,9 @@ pub struct UnleashApi {
     scope: OnceCell<()>,
     /// The last client list polled (ETag, flag -> enabled), for `If-None-Match`.
     polled: std::sync::Mutex<Option<PolledList>>,
+    /// The client list as last polled for rules (rollout verification): its ETag and each
+    /// flag's state in this environment.
+    polled_rules: std::sync::Mutex<Option<PolledRules>>,
     /// Segment names by id, from the last bulk read (the per-flag client read carries ids).
     segment_names: std::sync::Mutex<Vec<Segment>>,
     /// Flags this session wrote, and when: the bulk client list is cached by Unleash for up to
@@ -654,6 +659,12 @@ impl FlagSource for UnleashApi {
         })
     }
 
+    /// The flag's rule as SDKs get it on their next poll: the client list, polled as an SDK
+    /// does (with `If-None-Match`: a 304 keeps the last list).
+    async fn served_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        self.poll_rule(key).await
+    }
+
     async fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, ProviderError> {
         let what = format!("{}: read Unleash events of flag `{key}`", self.env);
         let path = format!(
@@ -853,6 +864,30 @@ impl FlagWriter for UnleashWriter {
         api.call(&what, Method::POST, &path, &self.admin_token, None)
             .await?;
         Ok(WriteResult::Applied)
+    }
+
+    async fn set_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        self.write_rollout(key, target, note, seen).await
+    }
+
+    async fn rollout_choices(&self, key: &str) -> Result<Option<RolloutChoices>, ProviderError> {
+        let detail = self.api.client_feature(key).await?;
+        let env = detail.environment(&self.api.unleash_env).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: flag `{key}` has no Unleash environment `{}`",
+                    self.api.env, self.api.unleash_env
+                ),
+            )
+        })?;
+        Ok(Some(rollout_choices_of(env)))
     }
 }
 
@@ -1254,6 +1289,17 @@ fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> Flag
         });
     }
     let (value, rollout) = match (everyone, best_percent) {
+        // Every weight on one variant (everyone sent to it): everyone gets that variant.
+        (Some(Rollout::Split { variants }), _)
+            if variants.iter().filter(|v| v.percent > 0.0).count() == 1 =>
+        {
+            let sole = variants
+                .iter()
+                .find(|v| v.percent > 0.0)
+                .map(|v| v.variant.clone())
+                .unwrap_or_default();
+            (Value::String(sole), Rollout::Everyone)
+        }
         (Some(rollout), _) => (Value::Bool(true), rollout),
         (None, Some(percent)) => (Value::Bool(false), Rollout::Percentage { percent }),
         // On, but only for targeted strategies: everyone else gets false.
@@ -1265,6 +1311,431 @@ fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> Flag
         rollout,
         overrides,
         version,
+    }
+}
+
+// ---- rollouts -------------------------------------------------------------------------------
+//
+// The default audience is whoever no targeted strategy covers: the environment's one active
+// strategy without constraints or segments. A rollout changes its `rollout` parameter with a
+// JSON Patch of that one field (`PATCH .../strategies/{id}`), so stickiness, groupId (the hash
+// seed: changing it reshuffles users), constraints, segments and variants stay as they are.
+// - No such strategy (the flag is on for segments only, or has no strategy at all): one is
+//   added, `flexibleRollout` with stickiness `default` and groupId the flag's name, as the
+//   Unleash UI adds it.
+// - A `default` strategy (or another untargeted kind) serving everyone: refused, naming it.
+//   Turning it into a flexibleRollout is a restructure an on-call engineer should see done in
+//   Unleash, not have done silently.
+// - Several untargeted strategies: refused, naming them (which one is "the" rollout?).
+// - The environment switched off: refused (a rollout sets who gets the flag while it is on).
+// Everyone to one variant: the strategy's variants (or, without any, the environment's
+// variants) get that variant as the one `variable` variant and every other as `fix` with
+// weight 0, and the strategy's rollout goes to 100.
+
+/// The client list as last polled for rules: its ETag and each flag's state.
+#[derive(Clone)]
+struct PolledRules {
+    etag: String,
+    states: Arc<std::collections::HashMap<String, FlagState>>,
+}
+
+/// The strategy that decides the default audience: active, no constraints, no segments.
+fn default_strategies(strategies: &[Strategy]) -> Vec<&Strategy> {
+    strategies
+        .iter()
+        .filter(|s| s.disabled != Some(true) && s.constraints.is_empty() && s.segments.is_empty())
+        .collect()
+}
+
+fn rollout_choices_of(env: &FeatureEnvironment) -> RolloutChoices {
+    let defaults = default_strategies(&env.strategies);
+    let variants: Vec<String> = match defaults.first() {
+        Some(strategy) if !strategy.variants.is_empty() => {
+            strategy.variants.iter().map(|v| v.name.clone()).collect()
+        }
+        _ => env.variants.iter().map(|v| v.name.clone()).collect(),
+    };
+    RolloutChoices {
+        // A share of a strategy that splits across variants is not one on/off percentage.
+        percent: defaults.first().is_none_or(|s| s.variants.len() < 2),
+        variants,
+        values: Vec::new(),
+    }
+}
+
+/// "50", "12.5": the rollout parameter as Unleash keeps it (a string).
+fn rollout_parameter(percent: f64) -> String {
+    if (percent - percent.round()).abs() < 1e-9 {
+        format!("{}", percent.round() as i64)
+    } else {
+        let text = format!("{percent:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The variants with `chosen` getting everyone: the one `variable` variant, every other `fix`
+/// at 0. Other fields (payload, stickiness) are sent back as they were.
+fn everyone_to(variants: &[Value], chosen: &str) -> Vec<Value> {
+    variants
+        .iter()
+        .map(|variant| {
+            let mut variant = variant.clone();
+            if let Some(object) = variant.as_object_mut() {
+                let this = object.get("name").and_then(Value::as_str) == Some(chosen);
+                object.insert(
+                    "weightType".into(),
+                    Value::String(if this { "variable" } else { "fix" }.into()),
+                );
+                object.insert("weight".into(), Value::from(if this { 1000 } else { 0 }));
+            }
+            variant
+        })
+        .collect()
+}
+
+impl UnleashApi {
+    /// [`FlagSource::served_rule`]: the client list SDKs poll, with the last ETag.
+    async fn poll_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        let what = format!(
+            "{}: read the rule of flag `{key}` from the Unleash client API",
+            self.env
+        );
+        let url = self.url(&format!(
+            "/api/client/features?project={}",
+            segment(&self.project)
+        ));
+        let last = self
+            .polled_rules
+            .lock()
+            .map(|polled| polled.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+        let mut request = self
+            .client
+            .get(&url)
+            .header(AUTHORIZATION, auth_header(&self.backend_token)?)
+            .header(ACCEPT, "application/json")
+            .header("Unleash-Client-Spec", CLIENT_SPEC);
+        if let Some(last) = &last {
+            request = request.header(IF_NONE_MATCH, last.etag.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| http::transport_error(&what, &url, &err))?;
+        let status = response.status();
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let states = match (status, last) {
+            (StatusCode::NOT_MODIFIED, Some(last)) => last.states,
+            _ => {
+                let body = response
+                    .text()
+                    .await
+                    .map_err(|err| http::transport_error(&what, &url, &err))?;
+                if !status.is_success() {
+                    return Err(http::status_error(&what, &url, status, &body));
+                }
+                let list: ClientFeatures = serde_json::from_str(&body).map_err(|err| {
+                    ProviderError::new(
+                        ErrorKind::Api,
+                        format!(
+                            "{what}: {} answered JSON killswitch cannot read: {err}",
+                            display_url(&url)
+                        ),
+                    )
+                })?;
+                let segments = list.segments;
+                let states = Arc::new(
+                    list.features
+                        .into_iter()
+                        .filter_map(|feature| {
+                            let detail = feature.into_detail(&self.unleash_env);
+                            let flag = summarise(&detail, &self.unleash_env, &segments)?;
+                            Some((detail.name, flag.state))
+                        })
+                        .collect::<std::collections::HashMap<_, _>>(),
+                );
+                if let Some(etag) = etag {
+                    let polled = PolledRules {
+                        etag,
+                        states: states.clone(),
+                    };
+                    match self.polled_rules.lock() {
+                        Ok(mut slot) => *slot = Some(polled),
+                        Err(poisoned) => *poisoned.into_inner() = Some(polled),
+                    }
+                }
+                states
+            }
+        };
+        states.get(key).cloned().ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{what}: the client list for Unleash environment `{}` has no flag `{key}`",
+                    self.unleash_env
+                ),
+            )
+        })
+    }
+}
+
+impl UnleashWriter {
+    /// [`FlagWriter::set_rollout`] for Unleash (see the section's comment).
+    async fn write_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let api = &self.api;
+        // As for a toggle: the version compared right before writing, the tag type checked and
+        // the rule list polled (the verification's ETag baseline) in the same round trip.
+        let (detail, tag_type, _baseline) = tokio::join!(
+            api.client_feature(key),
+            self.ensure_tag_type(),
+            api.poll_rule(key)
+        );
+        let detail = detail?;
+        let current = detail.environment(&api.unleash_env).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{}: flag `{key}` has no Unleash environment `{}`",
+                    api.env, api.unleash_env
+                ),
+            )
+        })?;
+        if let Some(expected) = &seen.version
+            && *expected != environment_version(current)
+        {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: flag `{key}` changed in Unleash ({}) since it was read; nothing was changed",
+                    api.env, api.unleash_env
+                ),
+            ));
+        }
+        let refused = |message: String| {
+            ProviderError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{}: flag `{key}` in Unleash environment {}: {message}; nothing was changed",
+                    api.env, api.unleash_env
+                ),
+            )
+        };
+        if !current.enabled {
+            return Err(refused(
+                "the environment is switched off, and a rollout sets who gets the flag while it is on: turn it on first (`killswitch restore`), then step the rollout".into(),
+            ));
+        }
+        // The client API carries no strategy ids: the Admin API's list of this environment's
+        // strategies does (the same strategies, read right after the version check).
+        let strategies_path = format!(
+            "{}/environments/{}/strategies",
+            api.feature_path(key),
+            segment(&api.unleash_env)
+        );
+        let listed: Vec<Strategy> = api
+            .get_json(
+                &format!("{}: read the strategies of flag `{key}`", api.env),
+                &strategies_path,
+                &self.admin_token,
+            )
+            .await?;
+        let defaults = default_strategies(&listed);
+        let strategy = match defaults.as_slice() {
+            [] => None,
+            [one] if one.name == "flexibleRollout" => Some(*one),
+            [one] => {
+                return Err(refused(format!(
+                    "everyone gets it through a `{}` strategy{}, which has no rollout percentage; killswitch changes the rollout of a flexibleRollout strategy and will not restructure this one: change it to a gradual rollout in Unleash",
+                    one.name,
+                    one.title
+                        .as_deref()
+                        .map(|t| format!(" (\"{t}\")"))
+                        .unwrap_or_default()
+                )));
+            }
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|s| s.title.clone().unwrap_or_else(|| s.name.clone()))
+                    .collect();
+                return Err(refused(format!(
+                    "{} strategies without constraints or segments ({}) all decide the default audience: killswitch cannot tell which rollout to change",
+                    many.len(),
+                    names.join(", ")
+                )));
+            }
+        };
+        let strategy_id = match strategy {
+            Some(strategy) => Some(strategy.id.clone().ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{}: the Unleash Admin API gave flag `{key}`'s strategy no id",
+                        api.env
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        // What is written: a patch of the strategy, a new strategy, and/or the env's variants.
+        let mut patch: Vec<Value> = Vec::new();
+        let mut environment_variants: Option<Vec<Value>> = None;
+        let percent = match target {
+            RolloutTarget::Percent { percent } => *percent,
+            RolloutTarget::Variant { variant } => {
+                let on_strategy = strategy.is_some_and(|s| !s.variants.is_empty());
+                let listed: Vec<&Variant> = if on_strategy {
+                    strategy
+                        .map(|s| s.variants.iter().collect())
+                        .unwrap_or_default()
+                } else {
+                    current.variants.iter().collect()
+                };
+                if !listed.iter().any(|v| v.name == *variant) {
+                    return Err(refused(format!(
+                        "it has no variant `{variant}` (variants: {})",
+                        listed
+                            .iter()
+                            .map(|v| v.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                // The variants as Unleash holds them (payloads and stickiness included).
+                let raw = self.raw_variants(key, strategy_id.as_deref()).await?;
+                let weighted = everyone_to(&raw, variant);
+                if on_strategy {
+                    patch.push(json!({"op": "replace", "path": "/variants", "value": weighted}));
+                } else {
+                    environment_variants = Some(weighted);
+                }
+                100.0
+            }
+        };
+
+        // The note first, like the audit log: the change's event then carries it in its tags.
+        tag_type?;
+        let what = format!("{}: attach the note to flag `{key}` as tags", api.env);
+        let path = format!("/api/admin/features/{}/tags", segment(key));
+        let body = json!({
+            "addedTags": note_tags(note)
+                .into_iter()
+                .map(|value| json!({"type": NOTE_TAG_TYPE, "value": value}))
+                .collect::<Vec<_>>(),
+            "removedTags": [],
+        });
+        api.call(&what, Method::PUT, &path, &self.admin_token, Some(&body))
+            .await
+            .map_err(|err| {
+                ProviderError::new(err.kind, format!("{}; nothing was changed", err.message))
+            })?;
+        if let Ok(mut written) = api.written.lock() {
+            written.push((key.to_string(), std::time::Instant::now()));
+        }
+
+        let rollout = rollout_parameter(percent);
+        match &strategy_id {
+            Some(id) => {
+                patch.insert(
+                    0,
+                    json!({"op": "replace", "path": "/parameters/rollout", "value": rollout}),
+                );
+                let what = format!(
+                    "{}: set the rollout of flag `{key}` in Unleash environment {} to {rollout}%",
+                    api.env, api.unleash_env
+                );
+                api.call(
+                    &what,
+                    Method::PATCH,
+                    &format!("{strategies_path}/{}", segment(id)),
+                    &self.admin_token,
+                    Some(&Value::Array(patch)),
+                )
+                .await?;
+            }
+            None => {
+                let what = format!(
+                    "{}: add a {rollout}% gradual rollout to flag `{key}` in Unleash environment {}",
+                    api.env, api.unleash_env
+                );
+                let body = json!({
+                    "name": "flexibleRollout",
+                    "title": "killswitch rollout",
+                    "parameters": {"rollout": rollout, "stickiness": "default", "groupId": key},
+                    "constraints": [],
+                    "segments": [],
+                });
+                api.call(
+                    &what,
+                    Method::POST,
+                    &strategies_path,
+                    &self.admin_token,
+                    Some(&body),
+                )
+                .await?;
+            }
+        }
+        if let Some(variants) = environment_variants {
+            let what = format!(
+                "{}: send everyone in Unleash environment {} to one variant of flag `{key}`",
+                api.env, api.unleash_env
+            );
+            let path = format!(
+                "{}/environments/{}/variants",
+                api.feature_path(key),
+                segment(&api.unleash_env)
+            );
+            api.call(
+                &what,
+                Method::PUT,
+                &path,
+                &self.admin_token,
+                Some(&Value::Array(variants)),
+            )
+            .await?;
+        }
+        Ok(WriteResult::Applied)
+    }
+
+    /// The variants of the strategy `id` (or, without one, of the environment) as the Admin API
+    /// holds them: every field, so a write sends back what it does not change.
+    async fn raw_variants(&self, key: &str, id: Option<&str>) -> Result<Vec<Value>, ProviderError> {
+        let api = &self.api;
+        let base = format!(
+            "{}/environments/{}",
+            api.feature_path(key),
+            segment(&api.unleash_env)
+        );
+        let what = format!("{}: read the variants of flag `{key}`", api.env);
+        match id {
+            Some(id) => {
+                let strategy: Value = api
+                    .get_json(
+                        &what,
+                        &format!("{base}/strategies/{}", segment(id)),
+                        &self.admin_token,
+                    )
+                    .await?;
+                Ok(strategy["variants"].as_array().cloned().unwrap_or_default())
+            }
+            None => {
+                let environment: Value = api.get_json(&what, &base, &self.admin_token).await?;
+                Ok(environment["variants"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default())
+            }
+        }
     }
 }
 

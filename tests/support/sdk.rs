@@ -241,3 +241,32 @@ pub fn flagd_variants(file: &Path, flag: &str, kind: &str) -> Vec<Option<String>
         })
         .collect()
 }
+
+/// What the Unleash Python SDK serves userIds `user-0` ... `user-{KEYS-1}` for `flag` after one
+/// poll at start (`tests/sdk/unleash_rollout.py`): whether each is enabled, and its variant's
+/// name ("disabled" when none).
+pub fn unleash_users(base_url: &str, token: &str, flag: &str) -> (Vec<bool>, Vec<String>) {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let args = vec![
+        format!("{base_url}/api"),
+        token.to_string(),
+        cache.path().display().to_string(),
+        KEYS.to_string(),
+        flag.to_string(),
+    ];
+    let results: Value = run("unleash_rollout.py", &args);
+    let enabled = results[flag]["enabled"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no evaluation of {flag}: {results}"))
+        .iter()
+        .map(|v| v.as_bool().unwrap_or_else(|| panic!("{flag}: {v}")))
+        .collect::<Vec<_>>();
+    let variants = results[flag]["variant"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no variants of {flag}: {results}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(enabled.len(), KEYS);
+    (enabled, variants)
+}
