@@ -14,6 +14,38 @@ use crate::model::{FlagState, Rollout, value_text};
 /// Rollout weights are kept to LaunchDarkly's resolution: thousandths of a percent.
 pub const PERCENT_RESOLUTION: f64 = 0.001;
 
+/// The rollout steps used until the config names its own (`[rollout] steps`): abort, canary,
+/// half, everyone.
+pub const DEFAULT_STEPS: [f64; 4] = [0.0, 10.0, 50.0, 100.0];
+
+/// A percentage as `--to` takes it: "10", "12.5", "0.125".
+pub fn percent_arg(percent: f64) -> String {
+    let text = format!("{percent:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// The largest step below `percent`: where "one step back" goes.
+pub fn previous_step(steps: &[f64], percent: f64) -> Option<f64> {
+    steps
+        .iter()
+        .copied()
+        .filter(|step| *step < percent - PERCENT_RESOLUTION / 2.0)
+        .fold(None, |best: Option<f64>, step| {
+            Some(best.map_or(step, |b| b.max(step)))
+        })
+}
+
+/// The smallest step above `percent`: where "one step up" goes.
+pub fn next_step(steps: &[f64], percent: f64) -> Option<f64> {
+    steps
+        .iter()
+        .copied()
+        .filter(|step| *step > percent + PERCENT_RESOLUTION / 2.0)
+        .fold(None, |best: Option<f64>, step| {
+            Some(best.map_or(step, |b| b.min(step)))
+        })
+}
+
 /// What a rollout asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -132,6 +164,9 @@ impl RolloutTarget {
 pub struct RolloutChoices {
     /// Whether a percentage applies: the flag has one on and one off variant.
     pub percent: bool,
+    /// The vendor's SDKs read only whole percentages (Unleash's `rollout` parameter: "12.5"
+    /// makes its SDK serve nobody).
+    pub whole_percent_only: bool,
     /// The variants `--variant` can name, in the vendor's order.
     pub variants: Vec<String>,
     /// Each variant's value as a flag's state shows it (`value_text`), beside `variants`: where
@@ -161,6 +196,16 @@ impl RolloutChoices {
                 "a percentage needs an on and an off variant, and this flag has variants {}: send everyone to one with --variant NAME",
                 listed()
             )),
+            RolloutTarget::Percent { percent }
+                if self.whole_percent_only && (percent - percent.round()).abs() > 1e-9 =>
+            {
+                Err(format!(
+                    "{} is not a whole percentage, and this vendor's SDKs read only whole ones: give {} or {}",
+                    percent_arg(*percent),
+                    percent.floor(),
+                    percent.ceil()
+                ))
+            }
             RolloutTarget::Variant { variant }
                 if !self.variants.contains(variant) && !self.values.contains(variant) =>
             {
@@ -228,6 +273,67 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(!message.contains('\u{1b}'), "{message}");
+    }
+
+    #[test]
+    fn steps_back_and_up_go_to_the_neighbouring_step() {
+        assert_eq!(previous_step(&DEFAULT_STEPS, 50.0), Some(10.0));
+        assert_eq!(previous_step(&DEFAULT_STEPS, 25.0), Some(10.0));
+        assert_eq!(previous_step(&DEFAULT_STEPS, 10.0), Some(0.0));
+        assert_eq!(previous_step(&DEFAULT_STEPS, 0.0), None);
+        assert_eq!(next_step(&DEFAULT_STEPS, 10.0), Some(50.0));
+        assert_eq!(next_step(&DEFAULT_STEPS, 100.0), None);
+        assert_eq!(percent_arg(10.0), "10");
+        assert_eq!(percent_arg(0.125), "0.125");
+        assert_eq!(percent_arg(12.5), "12.5");
+    }
+
+    #[test]
+    fn choices_name_what_a_flag_has() {
+        let whole = RolloutChoices {
+            percent: true,
+            whole_percent_only: true,
+            ..RolloutChoices::default()
+        };
+        assert!(
+            whole
+                .check(&RolloutTarget::Percent { percent: 12.0 })
+                .is_ok()
+        );
+        let half = whole
+            .check(&RolloutTarget::Percent { percent: 12.5 })
+            .err()
+            .unwrap_or_default();
+        assert!(half.contains("give 12 or 13"), "{half}");
+        let ab = RolloutChoices {
+            percent: false,
+            whole_percent_only: false,
+            variants: vec!["control".into(), "treatment_a".into()],
+            values: vec!["model_v2".into(), "model_v3a".into()],
+        };
+        let by_name = RolloutTarget::Variant {
+            variant: "treatment_a".into(),
+        };
+        assert_eq!(ab.check(&by_name), Ok(()));
+        assert_eq!(
+            ab.canonical(&by_name),
+            RolloutTarget::Variant {
+                variant: "model_v3a".into()
+            }
+        );
+        let by_value = RolloutTarget::Variant {
+            variant: "model_v2".into(),
+        };
+        assert_eq!(ab.check(&by_value), Ok(()));
+        assert_eq!(ab.canonical(&by_value), by_value);
+        let missing = ab
+            .check(&RolloutTarget::Variant {
+                variant: "nope".into(),
+            })
+            .err()
+            .unwrap_or_default();
+        assert!(missing.contains("control, treatment_a"), "{missing}");
+        assert!(ab.check(&RolloutTarget::Percent { percent: 10.0 }).is_err());
     }
 
     #[test]

@@ -291,3 +291,33 @@ fn rollout_and_undo_are_in_help_and_the_man_page() {
         "EXIT STATUS says undo's 3"
     );
 }
+
+#[test]
+fn the_runbook_of_a_rollout_flag_has_its_abort_and_its_step_back() {
+    let home = Home::new();
+    seeded(&home);
+    assert_eq!(code(&rollout(&home, CANARY, "50")), 0);
+    let output = run(&home, &["runbook", CANARY, "--env", "prod"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("It is a rollout at 50%"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "killswitch rollout {CANARY} --env prod --to 0 --note \"INC-XXXX: <symptom>\""
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "killswitch rollout {CANARY} --env prod --to 10 --note"
+        )),
+        "the step back from 50% is 10%: {text}"
+    );
+    assert!(
+        text.contains(&format!("killswitch undo --env prod --flag {CANARY}")),
+        "{text}"
+    );
+    // A kill switch's runbook has no rollout steps.
+    let switch = run(&home, &["runbook", "kill_switch_checkout", "--env", "prod"]);
+    assert!(!String::from_utf8_lossy(&switch.stdout).contains("rollout"));
+}

@@ -73,6 +73,38 @@ async fn flag(server: &Unleash, name: &str, kind: &str, strategies: &[Value]) {
         None,
     )
     .await;
+    // Unleash caches the list SDKs poll for up to about a second: wait until it has the flag
+    // as set up, so the first SDK read is of this setup.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list: Value = reqwest::Client::new()
+            .get(format!("{}/api/client/features", server.url))
+            .header("Authorization", BACKEND_TOKEN)
+            .send()
+            .await
+            .expect("client API")
+            .json()
+            .await
+            .expect("client API json");
+        let ready = list["features"].as_array().is_some_and(|features| {
+            features.iter().any(|f| {
+                f["name"] == name
+                    && f["enabled"] == true
+                    && f["strategies"].as_array().map(Vec::len) == Some(strategies.len().max(1))
+            })
+        });
+        if ready {
+            // The SDK asks with its own client-spec header, which Unleash caches apart: give
+            // that copy its second too.
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never showed in the client list"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn gradual(name: &str, percent: u32) -> Value {
@@ -232,6 +264,23 @@ async fn canary_steps_are_sticky_for_the_unleash_sdk_and_undo_is_guarded() {
         users(server, name),
         at_10,
         "after 0 and 100, 10% is the same users"
+    );
+    // Unleash's SDK reads the rollout as a whole number ("12.5" serves nobody): a finer share
+    // is a usage error before anything is written, and the write refuses it too.
+    let writer = connection.writer.clone().expect("writer");
+    let choices = writer
+        .rollout_choices(name)
+        .await
+        .expect("choices")
+        .expect("said");
+    assert!(choices.check(&percent(12.5)).is_err());
+    let err = step(&connection, &audit, name, percent(12.5), "CHG-3b")
+        .await
+        .expect_err("refused");
+    assert_eq!(err.provider_kind(), Some(ErrorKind::Refused), "{err}");
+    assert_eq!(
+        strategies(server, name).await[0]["parameters"]["rollout"],
+        "10"
     );
 
     // Audit records carry the cells, the target, the one before and the note.

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::{exit, print_error};
 use crate::cli::RunbookArgs;
 use crate::flip;
-use crate::model::{Flag, FlagKind, cell_text};
+use crate::model::{Flag, FlagKind, Rollout, cell_text};
 use crate::session::Session;
 use crate::text;
 
@@ -164,6 +164,59 @@ fn write_step(
         "   {base} restore {quoted_key} --env {quoted_env} --note \"INC-XXXX resolved\""
     )?;
     writeln!(out, "   ```")?;
+    write_rollout_steps(out, base, &quoted_env, &quoted_key, flag)
+}
+
+/// For a rollout flag (not a kill switch, serving a percentage of its default audience): the
+/// abort step (`--to 0`) and the step back to the previous configured step.
+fn write_rollout_steps(
+    out: &mut dyn Write,
+    base: &str,
+    quoted_env: &str,
+    quoted_key: &str,
+    flag: &Flag,
+) -> std::io::Result<()> {
+    let percent = match flag.state.rollout {
+        Rollout::Percentage { percent } if flag.meta.kind != FlagKind::KillSwitch => percent,
+        _ => return Ok(()),
+    };
+    let shown = |p: f64| Rollout::Percentage { percent: p }.summary();
+    let steps = crate::rollout::DEFAULT_STEPS;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "4. It is a rollout at {}: abort it (only its segments and overrides keep it; users keep their buckets for later):",
+        shown(percent)
+    )?;
+    writeln!(out)?;
+    writeln!(out, "   ```sh")?;
+    writeln!(
+        out,
+        "   {base} rollout {quoted_key} --env {quoted_env} --to 0 --note \"INC-XXXX: <symptom>\""
+    )?;
+    writeln!(out, "   ```")?;
+    if let Some(back) = crate::rollout::previous_step(&steps, percent).filter(|p| *p > 0.0) {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "5. Or step back to the previous step, {} (the same users as when it was there):",
+            shown(back)
+        )?;
+        writeln!(out)?;
+        writeln!(out, "   ```sh")?;
+        writeln!(
+            out,
+            "   {base} rollout {quoted_key} --env {quoted_env} --to {} --note \"INC-XXXX: <symptom>\"",
+            crate::rollout::percent_arg(back)
+        )?;
+        writeln!(out, "   ```")?;
+    }
+    writeln!(
+        out,
+        "   Exit codes as for step 2 (2: a percentage out of range). To take back the last change \
+         killswitch made instead: `{base} undo --env {quoted_env} --flag {quoted_key} --note \"INC-XXXX\"` \
+         (refused with 9 if the flag moved since)."
+    )?;
     Ok(())
 }
 

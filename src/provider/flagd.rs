@@ -1008,6 +1008,7 @@ fn rollout_choices_of(definition: &Value) -> RolloutChoices {
     RolloutChoices {
         percent: variant_with(&variants, true).is_some()
             && variant_with(&variants, false).is_some(),
+        whole_percent_only: false,
         variants: variants.keys().cloned().collect(),
         values: variants.values().map(crate::model::value_text).collect(),
     }

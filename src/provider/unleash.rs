@@ -1358,6 +1358,8 @@ fn rollout_choices_of(env: &FeatureEnvironment) -> RolloutChoices {
     RolloutChoices {
         // A share of a strategy that splits across variants is not one on/off percentage.
         percent: defaults.first().is_none_or(|s| s.variants.len() < 2),
+        // Its SDKs (the Yggdrasil engine) read `rollout` as a whole number: "12.5" serves nobody.
+        whole_percent_only: true,
         variants,
         values: Vec::new(),
     }
@@ -1365,12 +1367,7 @@ fn rollout_choices_of(env: &FeatureEnvironment) -> RolloutChoices {
 
 /// "50", "12.5": the rollout parameter as Unleash keeps it (a string).
 fn rollout_parameter(percent: f64) -> String {
-    if (percent - percent.round()).abs() < 1e-9 {
-        format!("{}", percent.round() as i64)
-    } else {
-        let text = format!("{percent:.3}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
+    crate::rollout::percent_arg(percent)
 }
 
 /// The variants with `chosen` getting everyone: the one `variable` variant, every other `fix`
@@ -1591,6 +1588,12 @@ impl UnleashWriter {
         let mut patch: Vec<Value> = Vec::new();
         let mut environment_variants: Option<Vec<Value>> = None;
         let percent = match target {
+            RolloutTarget::Percent { percent } if (percent - percent.round()).abs() > 1e-9 => {
+                return Err(refused(format!(
+                    "{}% is not a whole percentage, and Unleash's SDKs read only whole ones (\"12.5\" serves nobody)",
+                    crate::rollout::percent_arg(*percent)
+                )));
+            }
             RolloutTarget::Percent { percent } => *percent,
             RolloutTarget::Variant { variant } => {
                 let on_strategy = strategy.is_some_and(|s| !s.variants.is_empty());
