@@ -218,6 +218,9 @@ pub fn flagd_serves_all(file: &Path, flag: &str) -> Option<bool> {
     }
 }
 
+/// One row of `flagd_variants.py`: value, variant, reason, error code.
+type VariantRow = (Value, Option<String>, Option<String>, Option<String>);
+
 /// Which variant the flagd evaluator serves each of [`KEYS`] targeting keys for `flag`, asked
 /// for as `kind` ("boolean" or "string"): the variant's name per key (`None`: the evaluator
 /// served the code default), in key order (`user-0` first).
@@ -228,8 +231,7 @@ pub fn flagd_variants(file: &Path, flag: &str, kind: &str) -> Vec<Option<String>
         kind.to_string(),
         flag.to_string(),
     ];
-    let results: BTreeMap<String, Vec<(Value, Option<String>, Option<String>, Option<String>)>> =
-        run("flagd_variants.py", &args);
+    let results: BTreeMap<String, Vec<VariantRow>> = run("flagd_variants.py", &args);
     let rows = results
         .get(flag)
         .unwrap_or_else(|| panic!("no evaluation of {flag}"));
