@@ -146,6 +146,9 @@ async fn decide(
             );
         }
     };
+    if args.output == crate::cli::FlipOutput::Text {
+        super::print_error(format!("undoing {what}: {} -> {}", undone.from, undone.to));
+    }
     let note = undo_note(&args.note, &undone);
     if let Err(problem) = crate::text::validate_note(&note) {
         return report.finish(

@@ -1397,10 +1397,8 @@ impl UnleashApi {
             "{}: read the rule of flag `{key}` from the Unleash client API",
             self.env
         );
-        let url = self.url(&format!(
-            "/api/client/features?project={}",
-            segment(&self.project)
-        ));
+        // The same request as `served`: the list as an SDK polls it.
+        let url = self.url("/api/client/features");
         let last = self
             .polled_rules
             .lock()
@@ -1410,8 +1408,7 @@ impl UnleashApi {
             .client
             .get(&url)
             .header(AUTHORIZATION, auth_header(&self.backend_token)?)
-            .header(ACCEPT, "application/json")
-            .header("Unleash-Client-Spec", CLIENT_SPEC);
+            .header(ACCEPT, "application/json");
         if let Some(last) = &last {
             request = request.header(IF_NONE_MATCH, last.etag.as_str());
         }
@@ -1448,6 +1445,9 @@ impl UnleashApi {
                 let states = Arc::new(
                     list.features
                         .into_iter()
+                        .filter(|feature| {
+                            feature.project.as_deref().is_none_or(|p| p == self.project)
+                        })
                         .filter_map(|feature| {
                             let detail = feature.into_detail(&self.unleash_env);
                             let flag = summarise(&detail, &self.unleash_env, &segments)?;
