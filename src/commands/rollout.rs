@@ -335,16 +335,12 @@ pub(super) async fn apply(
         // Said even with --yes: a script's log must show what else moved.
         print_error(line);
     }
-    let mut protected: Vec<String> = Vec::new();
-    for name in std::iter::once(env.to_string()).chain(shared.iter().cloned()) {
-        let needs_typing = match session.config.environment(&name) {
-            Some(config) => config.protected,
-            None => name != env,
-        };
-        if needs_typing && !protected.contains(&name) {
-            protected.push(name);
-        }
-    }
+    let protected = to_type(env, &shared, |name| {
+        session
+            .config
+            .environment(name)
+            .map(|config| config.protected)
+    });
     if !yes {
         if !confirm.interactive() {
             return report.finish(
@@ -378,12 +374,7 @@ pub(super) async fn apply(
         let accepted = if protected.is_empty() {
             answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
         } else {
-            let mut typed: Vec<&str> = answer.split_whitespace().collect();
-            typed.sort_unstable();
-            typed.dedup();
-            let mut wanted: Vec<&str> = protected.iter().map(String::as_str).collect();
-            wanted.sort_unstable();
-            typed == wanted
+            typed_all(&answer, &protected)
         };
         if !accepted {
             return report.finish(
@@ -519,6 +510,38 @@ pub(super) async fn apply(
     }
 }
 
+/// The environment names the operator must type: `env` and each of `shared` that is protected,
+/// or that the config does not know (`protected(name)` is `None`: killswitch cannot tell).
+pub fn to_type(
+    env: &str,
+    shared: &[String],
+    protected: impl Fn(&str) -> Option<bool>,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in std::iter::once(env).chain(shared.iter().map(String::as_str)) {
+        let needs_typing = match protected(name) {
+            Some(protected) => protected,
+            None => name != env,
+        };
+        if needs_typing && !names.iter().any(|known| known == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// Whether `answer` types every name of `names` (space-separated, any order; a vendor's name
+/// with spaces in it is typed as it is shown).
+pub fn typed_all(answer: &str, names: &[String]) -> bool {
+    let mut typed: Vec<&str> = answer.split_whitespace().collect();
+    typed.sort_unstable();
+    typed.dedup();
+    let mut wanted: Vec<&str> = names.iter().flat_map(|n| n.split_whitespace()).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    !wanted.is_empty() && typed == wanted
+}
+
 /// A vendor error's exit code (as `kill` maps them).
 pub(super) fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
     match kind {
@@ -526,5 +549,37 @@ pub(super) fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
         ErrorKind::Conflict => ("changed", exit::CHANGED),
         ErrorKind::Refused => ("refused", exit::REFUSED),
         _ => ("provider_error", exit::PROVIDER),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_protected_or_unknown_environment_the_write_shares_must_be_typed() {
+        let config = |name: &str| match name {
+            "prod" | "prod-eu" => Some(true),
+            "staging" | "dev" => Some(false),
+            _ => None,
+        };
+        assert_eq!(to_type("dev", &[], config), Vec::<String>::new());
+        assert_eq!(to_type("prod", &[], config), vec!["prod"]);
+        let shared = vec![
+            "staging".to_string(),
+            "prod-eu".to_string(),
+            "Production (EU)".to_string(),
+            "prod-eu".to_string(),
+        ];
+        assert_eq!(
+            to_type("dev", &shared, config),
+            vec!["prod-eu", "Production (EU)"]
+        );
+        let names = to_type("prod", &shared, config);
+        assert_eq!(names, vec!["prod", "prod-eu", "Production (EU)"]);
+        assert!(typed_all("prod-eu Production (EU) prod", &names));
+        assert!(!typed_all("prod prod-eu", &names));
+        assert!(!typed_all("y", &["prod".to_string()]));
+        assert!(typed_all(" prod ", &["prod".to_string()]));
     }
 }
