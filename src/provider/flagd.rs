@@ -479,6 +479,20 @@ fn turn_on(flag: &mut Map<String, Value>, key: &str) -> Result<(), Refusal> {
     // A restore that still serves nobody `true` would be a silent no-op: refuse it.
     let after = summarise(key, &Value::Object(flag.clone()));
     if !after.state.enabled {
+        // A rollout taken to 0% serves false through its split, not through a kill: the way
+        // back is a rollout step, and the message says so.
+        let rolled_back = flag
+            .get("targeting")
+            .is_some_and(|t| t.to_string().contains("\"fractional\""));
+        if rolled_back {
+            return Err((
+                ErrorKind::Refused,
+                format!(
+                    "flag `{key}` serves false because its rollout is at 0%, not because it was killed: \
+                     step the rollout instead (`killswitch rollout {key} --env ENV --to PERCENT`); nothing was changed"
+                ),
+            ));
+        }
         return Err(io(format!(
             "flag `{key}` would still serve false to everyone after a restore"
         )));
@@ -1581,6 +1595,13 @@ mod tests {
         assert_eq!(kind, ErrorKind::Refused);
         assert!(message.contains("restore it first"), "{message}");
         assert_eq!(killed, before);
+        // A switch rolled out to 0% is not "killed": a restore says to step the rollout.
+        let mut zero = flag_of(key);
+        set_rollout_definition(&mut zero, key, &percent(0.0)).expect("0%");
+        assert!(!state(key, &zero).enabled);
+        let (kind, message) = turn_on(&mut zero, key).expect_err("refused");
+        assert_eq!(kind, ErrorKind::Refused);
+        assert!(message.contains("step the rollout"), "{message}");
         let mut odd = flag_of(key);
         odd.insert("targeting".into(), serde_json::json!({"var": "variant"}));
         assert!(set_rollout_definition(&mut odd, key, &percent(10.0)).is_err());
