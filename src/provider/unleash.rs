@@ -1254,7 +1254,23 @@ fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> Flag
                     best_percent = Some(best_percent.map_or(p, |b: f64| b.max(p)));
                 }
                 _ => {
-                    everyone = Some(split.unwrap_or_default());
+                    // One variant with weight: everyone gets it (what everyone-to-variant leaves
+                    // on a flag with a single variant).
+                    let listed = if strategy.variants.is_empty() {
+                        &env.variants
+                    } else {
+                        &strategy.variants
+                    };
+                    let single = match listed.as_slice() {
+                        [only] if only.weight > 0.0 => Some(Rollout::Split {
+                            variants: vec![crate::model::VariantWeight {
+                                variant: only.name.clone(),
+                                percent: 100.0,
+                            }],
+                        }),
+                        _ => None,
+                    };
+                    everyone = Some(split.or(single).unwrap_or_default());
                 }
             }
             continue;
@@ -1800,6 +1816,49 @@ mod tests {
             ]
         );
         assert_eq!(beta.state.value, Some(Value::Bool(false)));
+    }
+
+    #[test]
+    fn everyone_sent_to_one_variant_reads_as_that_variant() {
+        let flag = detail(
+            r#"{"name":"ab","type":"experiment","environments":[
+            {"name":"production","enabled":true,"strategies":[{"name":"flexibleRollout",
+             "parameters":{"rollout":"100"},"variants":[{"name":"a","weight":0},
+             {"name":"b","weight":1000},{"name":"control","weight":0}]}]}]}"#,
+        );
+        let state = summarise(&flag, "production", &[])
+            .expect("production")
+            .state;
+        assert_eq!(state.value, Some(Value::String("b".into())));
+        assert_eq!(state.rollout, Rollout::Everyone);
+        let target = RolloutTarget::Variant {
+            variant: "b".into(),
+        };
+        assert!(target.reached_by(&state));
+        let single = detail(
+            r#"{"name":"one","environments":[{"name":"production","enabled":true,
+             "strategies":[{"name":"flexibleRollout","parameters":{"rollout":"100"},
+             "variants":[{"name":"only","weight":1000}]}]}]}"#,
+        );
+        let state = summarise(&single, "production", &[])
+            .expect("production")
+            .state;
+        assert!(
+            RolloutTarget::Variant {
+                variant: "only".into()
+            }
+            .reached_by(&state)
+        );
+        // A canary's share is still a percentage.
+        let canary = detail(
+            r#"{"name":"c","environments":[{"name":"production","enabled":true,
+             "strategies":[{"name":"flexibleRollout","parameters":{"rollout":"10"}}]}]}"#,
+        );
+        let state = summarise(&canary, "production", &[])
+            .expect("production")
+            .state;
+        assert!(RolloutTarget::Percent { percent: 10.0 }.reached_by(&state));
+        assert_eq!(rollout_parameter(12.0), "12");
     }
 
     #[test]
