@@ -105,12 +105,7 @@ impl RolloutTarget {
             RolloutTarget::Percent { percent } => share_on(state)
                 .is_some_and(|share| (share - percent).abs() < PERCENT_RESOLUTION / 2.0),
             RolloutTarget::Variant { variant } => {
-                state.enabled
-                    && state.rollout == Rollout::Everyone
-                    && state
-                        .value
-                        .as_ref()
-                        .is_some_and(|value| value_text(value) == *variant)
+                served_to_everyone(state).is_some_and(|served| served == *variant)
             }
         }
     }
@@ -118,6 +113,16 @@ impl RolloutTarget {
     /// The state the flag is expected to have once this target is live: what the intent
     /// record names as the target before anything is written. Overrides stay as they are.
     pub fn predicted(&self, state: &FlagState) -> FlagState {
+        // A flag switched off whose one serving override is a percentage of everyone (a
+        // Flagsmith `PERCENTAGE_SPLIT` segment): that percentage is what changes.
+        if let (RolloutTarget::Percent { percent }, Some(index)) =
+            (self, percentage_override(state))
+        {
+            let mut predicted = state.clone();
+            predicted.overrides[index].rollout = Rollout::Percentage { percent: *percent };
+            predicted.version = None;
+            return predicted;
+        }
         match self {
             RolloutTarget::Percent { percent } if *percent >= 100.0 => FlagState {
                 enabled: true,
@@ -150,12 +155,57 @@ impl RolloutTarget {
         if let Some(percent) = share_on(state) {
             return Some(RolloutTarget::Percent { percent });
         }
-        match (&state.rollout, &state.value) {
-            (Rollout::Everyone, Some(value)) if state.enabled => Some(RolloutTarget::Variant {
-                variant: value_text(value),
-            }),
-            _ => None,
+        served_to_everyone(state).map(|variant| RolloutTarget::Variant { variant })
+    }
+}
+
+/// The variant everyone in the default audience gets, when they all get one: a flag on with
+/// one value for everyone, or a split whose whole weight is on one variant (a Flagsmith
+/// multivariate flag allocating 100% to one option, a LaunchDarkly rollout of 100000 to one
+/// variation).
+fn served_to_everyone(state: &FlagState) -> Option<String> {
+    if !state.enabled {
+        return None;
+    }
+    match (&state.rollout, &state.value) {
+        (Rollout::Everyone, Some(value)) => Some(value_text(value)),
+        (Rollout::Split { variants }, _) => {
+            let mut served = variants
+                .iter()
+                .filter(|variant| variant.percent >= PERCENT_RESOLUTION / 2.0);
+            match (served.next(), served.next()) {
+                (Some(only), None) if (only.percent - 100.0).abs() < PERCENT_RESOLUTION => {
+                    Some(only.variant.clone())
+                }
+                _ => None,
+            }
         }
+        _ => None,
+    }
+}
+
+/// The override that holds a boolean flag's rollout when the flag itself is switched off: the
+/// one override that serves anything, a group whose rule is a plain percentage of everyone
+/// (how Flagsmith rolls a boolean flag out: a `PERCENTAGE_SPLIT` segment override, the
+/// environment default off). Vendors that summarise a switched-off flag with no overrides
+/// (LaunchDarkly, Unleash) never match.
+pub fn percentage_override(state: &FlagState) -> Option<usize> {
+    if state.enabled || state.rollout != Rollout::Everyone {
+        return None;
+    }
+    let mut serving = state
+        .overrides
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.enabled);
+    match (serving.next(), serving.next()) {
+        (Some((index, o)), None)
+            if o.kind == crate::model::OverrideKind::Segment
+                && matches!(o.rollout, Rollout::Percentage { .. }) =>
+        {
+            Some(index)
+        }
+        _ => None,
     }
 }
 
@@ -240,6 +290,11 @@ impl RolloutChoices {
 /// The share of the default audience a boolean flag serves on: `None` when the flag is not a
 /// plain boolean split (variants, code defaults, unread rules).
 pub fn share_on(state: &FlagState) -> Option<f64> {
+    if let Some(index) = percentage_override(state)
+        && let Rollout::Percentage { percent } = state.overrides[index].rollout
+    {
+        return Some(percent);
+    }
     match &state.rollout {
         Rollout::Percentage { percent } if state.enabled => Some(*percent),
         Rollout::Percentage { .. } => Some(0.0),
@@ -376,5 +431,91 @@ mod tests {
             RolloutTarget::of_state(&canary),
             Some(RolloutTarget::Percent { percent: 10.0 })
         );
+    }
+    #[test]
+    fn a_percentage_segment_of_a_switched_off_flag_is_its_rollout() {
+        use crate::model::{Override, OverrideKind};
+        let segment = |percent: f64, enabled: bool| Override {
+            target: "segment stripe_pi_rollout_10pct".into(),
+            kind: OverrideKind::Segment,
+            enabled,
+            value: Some("pi_v2024_11b".into()),
+            rollout: Rollout::Percentage { percent },
+        };
+        let canary = FlagState {
+            enabled: false,
+            overrides: vec![segment(10.0, true)],
+            ..FlagState::default()
+        };
+        assert_eq!(share_on(&canary), Some(10.0));
+        assert!(RolloutTarget::Percent { percent: 10.0 }.reached_by(&canary));
+        assert!(!RolloutTarget::Percent { percent: 0.0 }.reached_by(&canary));
+        let fifty = RolloutTarget::Percent { percent: 50.0 };
+        let predicted = fifty.predicted(&canary);
+        assert_eq!(predicted.overrides, vec![segment(50.0, true)]);
+        assert!(!predicted.enabled);
+        assert!(fifty.reached_by(&predicted));
+        assert_eq!(
+            RolloutTarget::of_state(&canary),
+            Some(RolloutTarget::Percent { percent: 10.0 })
+        );
+        // A segment that serves off, or a second group that serves too: not a rollout share.
+        let off = FlagState {
+            overrides: vec![segment(10.0, false)],
+            ..canary.clone()
+        };
+        assert_eq!(share_on(&off), Some(0.0));
+        let tenant = Override {
+            target: "segment tenant_bigcorp".into(),
+            rollout: Rollout::Everyone,
+            ..segment(0.0, true)
+        };
+        let two = FlagState {
+            overrides: vec![segment(10.0, true), tenant],
+            ..canary.clone()
+        };
+        assert_eq!(share_on(&two), Some(0.0));
+        // The flag on for everyone: the segment no longer decides.
+        let on = FlagState {
+            enabled: true,
+            ..canary
+        };
+        assert_eq!(share_on(&on), Some(100.0));
+    }
+
+    #[test]
+    fn a_split_with_all_its_weight_on_one_variant_serves_it_to_everyone() {
+        let all_b = FlagState {
+            enabled: true,
+            value: Some("control".into()),
+            rollout: Rollout::from_weights(&[
+                ("model_a".into(), 0.0),
+                ("model_b".into(), 100.0),
+                ("model_c".into(), 0.0),
+            ]),
+            ..FlagState::default()
+        };
+        let model_b = RolloutTarget::Variant {
+            variant: "model_b".into(),
+        };
+        assert!(model_b.reached_by(&all_b));
+        assert!(
+            !RolloutTarget::Variant {
+                variant: "control".into()
+            }
+            .reached_by(&all_b)
+        );
+        assert_eq!(RolloutTarget::of_state(&all_b), Some(model_b.clone()));
+        let mostly_b = FlagState {
+            rollout: Rollout::from_weights(&[("model_a".into(), 1.0), ("model_b".into(), 99.0)]),
+            ..all_b.clone()
+        };
+        assert!(!model_b.reached_by(&mostly_b));
+        assert_eq!(RolloutTarget::of_state(&mostly_b), None);
+        let off = FlagState {
+            enabled: false,
+            ..all_b
+        };
+        assert!(!model_b.reached_by(&off));
     }
 }

@@ -3,7 +3,8 @@
 # at .test-servers/sdks/venv (driven by the scripts under tests/sdk/):
 # - openfeature-sdk + openfeature-provider-flagd (the flagd evaluator, FILE mode),
 # - UnleashClient (the Unleash Python SDK),
-# - flagsmith (flagsmith-python, remote and local evaluation).
+# - flagsmith (flagsmith-python, remote and local evaluation),
+# - launchdarkly-server-sdk (the LaunchDarkly Python server SDK, polling mode).
 # Idempotent: returns at once when the pinned set is already there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +14,7 @@ PACKAGES=(
   "openfeature-provider-flagd==0.6.1"
   "UnleashClient==6.9.1"
   "flagsmith==6.3.0"
+  "launchdarkly-server-sdk==9.18.4"
 )
 PINNED="${PACKAGES[*]}"
 DIR=.test-servers/sdks
@@ -29,6 +31,6 @@ rm -rf "$VENV"
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 # Fail here, not in a test, when an import is broken.
-"$PY" -c 'import openfeature, openfeature.contrib.provider.flagd, UnleashClient, flagsmith'
+"$PY" -c 'import openfeature, openfeature.contrib.provider.flagd, UnleashClient, flagsmith, ldclient'
 echo "$PINNED" > "$DIR/version"
 echo "sdks installed at $VENV ($PINNED)"
