@@ -35,6 +35,7 @@ use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
     Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
+use crate::rollout::RolloutTarget;
 use crate::secret::{Secret, SecretFields};
 
 /// Vault fields needed to read (with the server-side key alone).
@@ -1032,6 +1033,12 @@ impl FlagSource for Flagsmith {
         Ok(summarise(&document, state).state)
     }
 
+    /// The environment document (server-side key): what local-evaluation SDKs download and
+    /// evaluate, segments and multivariate allocations included.
+    async fn served_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        self.rule_as_downloaded(key).await
+    }
+
     /// `GET /api/v1/flags/` with the server-side key: the environment defaults services get.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
         let path = "/api/v1/flags/";
@@ -1306,6 +1313,28 @@ impl FlagWriter for FlagsmithWriter {
             }
         }
     }
+
+    /// See [`FlagsmithWriter::rollout`].
+    async fn set_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        self.rollout(key, target, note, seen).await
+    }
+
+    /// See [`FlagsmithWriter::shared_with`].
+    async fn rollout_shared_with(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        seen: &FlagState,
+    ) -> Result<Vec<String>, ProviderError> {
+        let _ = seen;
+        self.shared_with(key, target).await
+    }
 }
 
 /// What one write attempt did.
@@ -1498,6 +1527,503 @@ impl FlagsmithWriter {
             .with_outcome_unknown());
         }
         Ok(Written::Done(WriteResult::Applied))
+    }
+}
+
+// ---- rollouts -------------------------------------------------------------------------------
+//
+// Where a Flagsmith rollout lives, and what killswitch changes:
+// - a multivariate feature: the environment feature state's `multivariate_feature_state_values`
+//   (`--variant NAME`: 100% to that option, 0 to the others; the control value: 0 to all). The
+//   existing allocation rows are updated in place (their ids sent back), never deleted and
+//   recreated;
+// - a boolean feature whose environment default is off and whose one serving segment override
+//   uses a plain `PERCENTAGE_SPLIT` segment: that condition's percentage, on the segment itself
+//   (project-wide: every environment overriding with the segment changes too). The segment, its
+//   rules and its condition keep their ids; Flagsmith hashes the segment id with the identity,
+//   so stepping up keeps everyone who had the feature and stepping back gives the same set.
+
+/// The parts of the raw environment document a rollout write needs beyond [`Document`]: the
+/// ids Flagsmith updates in place.
+struct RolloutIds {
+    /// (allocation row id, option id, option value) of the environment default's variants.
+    allocations: Vec<(Option<u64>, u64, Value)>,
+    /// (segment id, segment name) of every segment in the document.
+    segments: Vec<(u64, String)>,
+}
+
+impl RolloutIds {
+    fn parse(raw: &Value, key: &str) -> RolloutIds {
+        let allocations = raw
+            .get("feature_states")
+            .and_then(Value::as_array)
+            .and_then(|states| {
+                states.iter().find(|fs| {
+                    fs.get("feature")
+                        .and_then(|f| f.get("name"))
+                        .and_then(Value::as_str)
+                        == Some(key)
+                })
+            })
+            .and_then(|fs| fs.get("multivariate_feature_state_values"))
+            .and_then(Value::as_array)
+            .map(|values| {
+                values
+                    .iter()
+                    .filter_map(|mv| {
+                        let option = mv.get("multivariate_feature_option")?;
+                        Some((
+                            mv.get("id").and_then(Value::as_u64),
+                            option.get("id")?.as_u64()?,
+                            option.get("value").cloned().unwrap_or(Value::Null),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let segments = raw
+            .get("project")
+            .and_then(|p| p.get("segments"))
+            .and_then(Value::as_array)
+            .map(|segments| {
+                segments
+                    .iter()
+                    .filter_map(|segment| {
+                        Some((
+                            segment.get("id")?.as_u64()?,
+                            segment.get("name")?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RolloutIds {
+            allocations,
+            segments,
+        }
+    }
+}
+
+/// What a rollout changes in Flagsmith.
+enum RolloutPlan {
+    /// New allocations of the environment default: (row id, option id, percentage).
+    Allocations(Vec<(Option<u64>, u64, f64)>),
+    /// A new percentage for this `PERCENTAGE_SPLIT` segment (id, name).
+    Segment { id: u64, name: String, percent: f64 },
+}
+
+/// "50", "12.5": how Flagsmith keeps a `PERCENTAGE_SPLIT` value (a string).
+fn percentage_text(percent: f64) -> String {
+    let text = format!("{percent:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+impl Flagsmith {
+    /// The environment document read once, parsed and raw (for the ids rollouts keep).
+    async fn document_with_ids(&self, key: &str) -> Result<(Document, RolloutIds), ProviderError> {
+        let path = "/api/v1/environment-document/";
+        let raw = self
+            .call_json(
+                "read the Flagsmith environment document",
+                Method::GET,
+                path,
+                Auth::Environment,
+                None,
+            )
+            .await?;
+        let ids = RolloutIds::parse(&raw, key);
+        let document = Document::parse(raw).map_err(|message| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{}: the environment document from {} is not what Flagsmith sends: {message}",
+                    self.env,
+                    display_url(&self.url(path))
+                ),
+            )
+        })?;
+        let _ = self.ids.set(Ids {
+            env: document.id,
+            api_key: document.api_key.clone(),
+            project: self.project.unwrap_or(document.project_id),
+        });
+        Ok((document, ids))
+    }
+
+    /// The flag's rule as local-evaluation SDKs download it: the environment document.
+    async fn rule_as_downloaded(&self, key: &str) -> Result<FlagState, ProviderError> {
+        let document = self.document().await?;
+        let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
+        Ok(summarise(&document, state).state)
+    }
+
+    /// What `target` changes for `key`, or why Flagsmith cannot express it.
+    fn rollout_plan(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        document: &Document,
+        ids: &RolloutIds,
+    ) -> Result<RolloutPlan, ProviderError> {
+        let env = &self.env;
+        let state = document.feature(key).ok_or_else(|| self.not_found(key))?;
+        let refused = |message: String| ProviderError::new(ErrorKind::Refused, message);
+        if !state.multivariate.is_empty() {
+            let control = value_text(&state.value);
+            let options: Vec<String> = std::iter::once(control.clone())
+                .chain(
+                    ids.allocations
+                        .iter()
+                        .map(|(_, _, value)| value_text(value)),
+                )
+                .collect();
+            let RolloutTarget::Variant { variant } = target else {
+                return Err(refused(format!(
+                    "{env}: `{key}` is a multivariate Flagsmith feature: a rollout of it sends everyone to one variant (give a variant: {}); nothing was changed",
+                    options.join(", ")
+                )));
+            };
+            let to_control = *variant == control;
+            if !to_control
+                && !ids
+                    .allocations
+                    .iter()
+                    .any(|(_, _, value)| value_text(value) == *variant)
+            {
+                return Err(refused(format!(
+                    "{env}: `{key}` has no variant `{}` (its variants: {}); nothing was changed",
+                    crate::text::line_max(variant, 80),
+                    options.join(", ")
+                )));
+            }
+            return Ok(RolloutPlan::Allocations(
+                ids.allocations
+                    .iter()
+                    .map(|(row, option, value)| {
+                        let share = if !to_control && value_text(value) == *variant {
+                            100.0
+                        } else {
+                            0.0
+                        };
+                        (*row, *option, share)
+                    })
+                    .collect(),
+            ));
+        }
+        let RolloutTarget::Percent { percent } = target else {
+            return Err(refused(format!(
+                "{env}: `{key}` is not a multivariate Flagsmith feature: it has no variants to send everyone to (give a percentage); nothing was changed"
+            )));
+        };
+        let summary = summarise(document, state).state;
+        if summary.enabled {
+            return Err(refused(format!(
+                "{env}: `{key}` is on for everyone in this environment (its environment default is enabled), so no segment percentage decides who gets it. Flagsmith rolls a boolean feature out with a PERCENTAGE_SPLIT segment override while the environment default is off; nothing was changed"
+            )));
+        }
+        let Some(index) = crate::rollout::percentage_override(&summary) else {
+            return Err(refused(format!(
+                "{env}: `{key}` has no PERCENTAGE_SPLIT segment override serving it in this environment (a segment whose only rule is a percentage split, the override enabled, no other override serving): killswitch changes that segment's percentage and creates none; nothing was changed"
+            )));
+        };
+        let target_name = summary.overrides[index].target.clone();
+        let Some((id, name)) = ids
+            .segments
+            .iter()
+            .find(|(_, name)| format!("segment {name}") == target_name)
+        else {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: the environment document names no id for `{}`; nothing was changed",
+                    crate::text::line(&target_name)
+                ),
+            ));
+        };
+        Ok(RolloutPlan::Segment {
+            id: *id,
+            name: name.clone(),
+            percent: *percent,
+        })
+    }
+}
+
+impl FlagsmithWriter {
+    /// `set_rollout`: the re-read guard (as for kills), then the write the plan calls for.
+    async fn rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let (document, ids) = client.document_with_ids(key).await?;
+        let state = document
+            .feature(key)
+            .ok_or_else(|| client.not_found(key))?
+            .clone();
+        let now = summarise(&document, &state);
+        if seen.version.is_some() && now.state.version != seen.version {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{env}: `{key}` changed in Flagsmith since it was read (version {} is now {}); nothing was changed",
+                    seen.version.as_deref().unwrap_or("?"),
+                    now.state.version.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        let plan = client.rollout_plan(key, target, &document, &ids)?;
+        let settings = client.settings(&document.api_key).await?;
+        if let Some(approvals) = settings.approvals {
+            return Err(ProviderError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}); killswitch does not put Flagsmith rollouts into change requests. Nothing was changed; ask a Flagsmith admin to apply it"
+                ),
+            ));
+        }
+        match plan {
+            RolloutPlan::Segment { id, name, percent } => {
+                self.set_segment_percentage(key, &document, id, &name, percent)
+                    .await
+            }
+            RolloutPlan::Allocations(allocations) if settings.versioned => {
+                self.publish_allocations(key, target, note, &document, &state, &allocations)
+                    .await
+            }
+            RolloutPlan::Allocations(allocations) => {
+                self.put_allocations(key, &document, &state, &allocations)
+                    .await
+            }
+        }
+    }
+
+    /// Classic environments: `PUT /api/v1/features/featurestates/{id}/` with the allocation
+    /// rows' ids, so Flagsmith updates them in place.
+    async fn put_allocations(
+        &self,
+        key: &str,
+        document: &Document,
+        state: &DocFeatureState,
+        allocations: &[(Option<u64>, u64, f64)],
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let Some(feature_state_id) = state.django_id else {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: the environment document gives no feature-state id (`django_id`) for `{key}`, so its allocations cannot be changed through the Admin API; nothing was changed"
+                ),
+            ));
+        };
+        let values: Vec<Value> = allocations
+            .iter()
+            .map(|(row, option, percent)| {
+                let mut value = json!({
+                    "multivariate_feature_option": option,
+                    "percentage_allocation": percent,
+                });
+                if let Some(row) = row {
+                    value["id"] = json!(row);
+                }
+                value
+            })
+            .collect();
+        let body = json!({
+            "id": feature_state_id,
+            "feature": state.feature_id,
+            "environment": document.id,
+            "enabled": true,
+            "feature_state_value": typed_value(&state.value),
+            "multivariate_feature_state_values": values,
+        });
+        let path = format!("/api/v1/features/featurestates/{feature_state_id}/");
+        let what = format!("change the variant allocations of `{key}`");
+        let answer = client
+            .call(&what, Method::PUT, &path, Auth::Admin, Some(&body))
+            .await?;
+        parse_json(env, &what, &client.url(&path), &answer.body)
+            .map_err(ProviderError::with_outcome_unknown)?;
+        Ok(WriteResult::Applied)
+    }
+
+    /// v2-versioned environments: a new version, published now, the note as its description.
+    async fn publish_allocations(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        document: &Document,
+        state: &DocFeatureState,
+        allocations: &[(Option<u64>, u64, f64)],
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let path = format!(
+            "/api/v1/environments/{}/features/{}/versions/",
+            document.id, state.feature_id
+        );
+        let values: Vec<Value> = allocations
+            .iter()
+            .map(|(_, option, percent)| {
+                json!({"multivariate_feature_option": option, "percentage_allocation": percent})
+            })
+            .collect();
+        let body = json!({
+            "description": note.vendor_text(),
+            "publish_immediately": true,
+            "feature_states_to_update": [{
+                "feature_segment": null,
+                "enabled": true,
+                "feature_state_value": typed_value(&state.value),
+                "multivariate_feature_state_values": values,
+            }],
+        });
+        let what = format!("publish a version of `{key}` serving {}", target.summary());
+        let answer = client
+            .call(&what, Method::POST, &path, Auth::Admin, Some(&body))
+            .await?;
+        let version = parse_json(env, &what, &client.url(&path), &answer.body)
+            .map_err(ProviderError::with_outcome_unknown)?;
+        if version.get("published").and_then(Value::as_bool) != Some(true) {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: Flagsmith created a version of `{key}` at {} but did not publish it; nothing is live",
+                    display_url(&client.url(&path))
+                ),
+            ));
+        }
+        Ok(WriteResult::Applied)
+    }
+
+    /// The segment read, its `PERCENTAGE_SPLIT` condition given the new value, and written back
+    /// whole with every rule's and condition's id, so Flagsmith updates them in place.
+    async fn set_segment_percentage(
+        &self,
+        key: &str,
+        document: &Document,
+        segment: u64,
+        name: &str,
+        percent: f64,
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let project = client.project.unwrap_or(document.project_id);
+        let path = format!("/api/v1/projects/{project}/segments/{segment}/");
+        let shown = crate::text::line(name);
+        let mut body = client
+            .call_json(
+                &format!("read segment `{shown}` of `{key}`"),
+                Method::GET,
+                &path,
+                Auth::Admin,
+                None,
+            )
+            .await?;
+        let mut found = 0;
+        set_percentage_split(body.get_mut("rules"), &percentage_text(percent), &mut found);
+        if found != 1 {
+            return Err(ProviderError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{env}: segment `{shown}` at {} has {found} PERCENTAGE_SPLIT conditions, not one: killswitch changes only a plain percentage segment; nothing was changed",
+                    display_url(&client.url(&path))
+                ),
+            ));
+        }
+        let what = format!(
+            "set segment `{shown}` (used by `{key}`) to {}",
+            crate::rollout::RolloutTarget::Percent { percent }.summary()
+        );
+        let answer = client
+            .call(&what, Method::PUT, &path, Auth::Admin, Some(&body))
+            .await?;
+        parse_json(env, &what, &client.url(&path), &answer.body)
+            .map_err(ProviderError::with_outcome_unknown)?;
+        Ok(WriteResult::Applied)
+    }
+
+    /// The other Flagsmith environments whose feature states use the segment a percentage
+    /// rollout of `key` changes (Admin API: the segment's associated features, the project's
+    /// environments for their names). Empty for multivariate allocations, which stay in this
+    /// environment.
+    async fn shared_with(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+    ) -> Result<Vec<String>, ProviderError> {
+        let client = &self.client;
+        let (document, ids) = client.document_with_ids(key).await?;
+        let RolloutPlan::Segment { id, name, .. } =
+            client.rollout_plan(key, target, &document, &ids)?
+        else {
+            return Ok(Vec::new());
+        };
+        let project = client.project.unwrap_or(document.project_id);
+        let uses_path = format!("/api/v1/projects/{project}/segments/{id}/associated-features/");
+        let envs_path = format!("/api/v1/environments/?project={project}");
+        let shown = crate::text::line(&name);
+        let uses_what = format!("read where segment `{shown}` is used");
+        let (uses, envs) = tokio::join!(
+            client.call_json(&uses_what, Method::GET, &uses_path, Auth::Admin, None),
+            client.call_json(
+                "list the project's environments",
+                Method::GET,
+                &envs_path,
+                Auth::Admin,
+                None
+            ),
+        );
+        let (uses, envs) = (uses?, envs?);
+        let names: Vec<(u64, String)> = results(&envs)
+            .iter()
+            .filter_map(|env| {
+                Some((
+                    env.get("id")?.as_u64()?,
+                    env.get("name")?.as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut shared: Vec<String> = Vec::new();
+        for environment in results(&uses)
+            .iter()
+            .filter_map(|used| used.get("environment").and_then(Value::as_u64))
+            .filter(|environment| *environment != document.id)
+        {
+            let name = names
+                .iter()
+                .find(|(id, _)| *id == environment)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_else(|| format!("environment #{environment}"));
+            if !shared.contains(&name) {
+                shared.push(name);
+            }
+        }
+        shared.sort();
+        Ok(shared)
+    }
+}
+
+/// Gives every `PERCENTAGE_SPLIT` condition under `rules` the value `text`, counting them.
+fn set_percentage_split(rules: Option<&mut Value>, text: &str, found: &mut usize) {
+    let Some(rules) = rules.and_then(Value::as_array_mut) else {
+        return;
+    };
+    for rule in rules {
+        if let Some(conditions) = rule.get_mut("conditions").and_then(Value::as_array_mut) {
+            for condition in conditions {
+                if condition.get("operator").and_then(Value::as_str) == Some("PERCENTAGE_SPLIT") {
+                    condition["value"] = json!(text);
+                    *found += 1;
+                }
+            }
+        }
+        set_percentage_split(rule.get_mut("rules"), text, found);
     }
 }
 

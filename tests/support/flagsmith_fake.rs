@@ -70,6 +70,8 @@ pub struct Fake {
     pub enterprise: bool,
     pub envs: Vec<Env>,
     pub features: Vec<Value>,
+    /// The project's segments as the Admin API shows them (`project-segments.json`).
+    pub segments: Vec<Value>,
     pub change_requests: Vec<Value>,
     pub audit: Vec<Value>,
     /// (method, path with query, auth used: "environment", "api-key", "token", "none").
@@ -114,6 +116,7 @@ impl FakeFlagsmith {
             enterprise,
             envs: vec![dev(), staging(), prod()],
             features: results(&fixture("prod.project-features.json")),
+            segments: results(&fixture("project-segments.json")),
             next_id: 5000,
             ..Fake::default()
         };
@@ -598,6 +601,21 @@ fn admin_route(
         ("POST", ["environments", key, "create-change-request"]) if fake.enterprise => {
             create_change_request(fake, key, body)
         }
+        ("PUT", ["features", "featurestates", id]) => put_feature_state(fake, id, body),
+        ("GET", ["environments"]) if query_param(query, "project").as_deref() == Some("1") => {
+            json_response(
+                200,
+                Value::Array(fake.envs.iter().map(environment_settings).collect()),
+            )
+        }
+        ("GET", ["projects", "1", "segments", id]) => match segment_index(fake, id) {
+            Some(index) => json_response(200, fake.segments[index].clone()),
+            None => detail(404, "Not found."),
+        },
+        ("PUT", ["projects", "1", "segments", id]) => put_segment(fake, id, body),
+        ("GET", ["projects", "1", "segments", id, "associated-features"]) => {
+            associated_features(fake, id)
+        }
         ("GET", ["projects", "1", "features"]) => project_features(fake, query),
         ("GET", ["projects", "1", "tags"]) => json_response(
             200,
@@ -872,6 +890,22 @@ fn create_version(
                 Some("bool") => value["boolean_value"].clone(),
                 _ => value["string_value"].clone(),
             };
+            // The version's allocations, by option; its rows are new rows (new ids).
+            if let (Some(rows), Some(sent)) = (
+                fs["multivariate_feature_state_values"].as_array_mut(),
+                update["multivariate_feature_state_values"].as_array(),
+            ) {
+                for row in rows.iter_mut() {
+                    let option = row["multivariate_feature_option"]["id"].clone();
+                    if let Some(new) = sent
+                        .iter()
+                        .find(|s| s["multivariate_feature_option"] == option)
+                    {
+                        row["percentage_allocation"] = new["percentage_allocation"].clone();
+                    }
+                    row["id"] = json!(new_id * 10 + row["id"].as_u64().unwrap_or(0) % 10);
+                }
+            }
         }
         // A new version is a new feature-state row.
         fs["django_id"] = json!(new_id);
@@ -1046,6 +1080,282 @@ fn audit_log(fake: &Fake, admin: &Admin, query: &str) -> Response {
     json_response(
         200,
         json!({"count": entries.len(), "next": null, "previous": null, "results": entries}),
+    )
+}
+
+// ---- rollouts: multivariate allocations and segments -----------------------------------------
+//
+// Not recorded; written from Flagsmith's open-source API as its web UI uses it:
+// - `PUT /api/v1/features/featurestates/{id}/` (the recorded `prod.toggle-put` shape) takes
+//   `multivariate_feature_state_values`; it is a writable nested serializer: a row sent with
+//   its `id` is updated in place, a row without one is created, a row left out is deleted;
+//   allocations must total at most 100.
+// - `GET`/`PUT /api/v1/projects/{p}/segments/{id}/` (the recorded `project-segments` shape):
+//   rules and conditions sent with their ids are updated in place. Segments are project-wide:
+//   every environment's document carries the segment's new rule.
+// - `GET /api/v1/projects/{p}/segments/{id}/associated-features/`: the segment's overrides
+//   (feature segments) in every environment.
+// - `GET /api/v1/environments/?project={p}`: the project's environments.
+
+/// `PUT /api/v1/features/featurestates/{id}/` (environment defaults).
+fn put_feature_state(fake: &mut Fake, id: &str, body: &Bytes) -> Response {
+    let wanted = id.parse::<u64>().ok();
+    let found = fake.envs.iter().enumerate().find_map(|(index, env)| {
+        let position = env.document["feature_states"]
+            .as_array()?
+            .iter()
+            .position(|fs| wanted.is_some() && fs["django_id"].as_u64() == wanted)?;
+        Some((index, position))
+    });
+    let Some((index, position)) = found else {
+        return detail(404, "No FeatureState matches the given query.");
+    };
+    if fake.envs[index].versioned {
+        return detail(
+            400,
+            "This environment uses v2 feature versioning. Use the environment feature version endpoint instead.",
+        );
+    }
+    if fake.enterprise && fake.envs[index].approvals.is_some() {
+        return detail(403, "You do not have permission to perform this action.");
+    }
+    let data = match parse_body(body) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let rows = match data.get("multivariate_feature_state_values") {
+        None => None,
+        Some(Value::Array(rows)) => Some(rows.clone()),
+        Some(_) => {
+            return json_response(
+                400,
+                json!({"multivariate_feature_state_values": {"non_field_errors": ["Expected a list of items but got type \"dict\"."]}}),
+            );
+        }
+    };
+    if let Some(rows) = &rows {
+        let mut total = 0.0;
+        for row in rows {
+            let Some(percent) = row["percentage_allocation"].as_f64() else {
+                return json_response(
+                    400,
+                    json!({"multivariate_feature_state_values": [{"percentage_allocation": ["A valid number is required."]}]}),
+                );
+            };
+            if !(0.0..=100.0).contains(&percent)
+                || row["multivariate_feature_option"].as_u64().is_none()
+            {
+                return json_response(
+                    400,
+                    json!({"multivariate_feature_state_values": [{"non_field_errors": ["Invalid percentage allocation or option."]}]}),
+                );
+            }
+            total += percent;
+        }
+        if total > 100.0 + 1e-9 {
+            return json_response(
+                400,
+                json!({"multivariate_feature_state_values": ["Total percentage allocation for feature must be less or equal to 100 percent"]}),
+            );
+        }
+    }
+    let env_id = fake.envs[index].id;
+    let mut next_id = fake.next_id;
+    let fs = &mut fake.envs[index].document["feature_states"][position];
+    if let Some(enabled) = data.get("enabled").and_then(Value::as_bool) {
+        fs["enabled"] = json!(enabled);
+    }
+    if let Some(rows) = rows {
+        let existing = fs["multivariate_feature_state_values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut updated = Vec::new();
+        for row in rows {
+            let option = row["multivariate_feature_option"].as_u64();
+            let kept = row["id"]
+                .as_u64()
+                .and_then(|id| existing.iter().find(|mv| mv["id"].as_u64() == Some(id)));
+            let mut value = match kept {
+                Some(mv) => mv.clone(),
+                None => {
+                    next_id += 1;
+                    let option_value = existing
+                        .iter()
+                        .find(|mv| mv["multivariate_feature_option"]["id"].as_u64() == option)
+                        .map(|mv| mv["multivariate_feature_option"].clone())
+                        .unwrap_or(json!({"id": option, "value": null, "key": null}));
+                    json!({
+                        "multivariate_feature_option": option_value,
+                        "id": next_id,
+                        "mv_fs_value_uuid": format!("0527e604-0e35-4900-8b65-{next_id:012}"),
+                    })
+                }
+            };
+            value["percentage_allocation"] = row["percentage_allocation"].clone();
+            updated.push(value);
+        }
+        fs["multivariate_feature_state_values"] = Value::Array(updated);
+    }
+    let answer = json!({
+        "id": fs["django_id"],
+        "feature_state_value": data.get("feature_state_value").cloned().unwrap_or(Value::Null),
+        "multivariate_feature_state_values": fs["multivariate_feature_state_values"]
+            .as_array()
+            .map(|rows| rows.iter().map(|mv| json!({
+                "id": mv["id"],
+                "multivariate_feature_option": mv["multivariate_feature_option"]["id"],
+                "percentage_allocation": mv["percentage_allocation"],
+            })).collect::<Vec<_>>())
+            .unwrap_or_default(),
+        "deleted_at": null,
+        "uuid": fs["featurestate_uuid"],
+        "enabled": fs["enabled"],
+        "created_at": "2026-11-24T23:39:03.356641Z",
+        "updated_at": now(),
+        "live_from": "2026-11-24T23:39:03.355590Z",
+        "version": 1,
+        "feature": fs["feature"]["id"],
+        "environment": env_id,
+        "identity": null,
+        "feature_segment": null,
+        "change_request": null,
+        "environment_feature_version": null
+    });
+    let name = fs["feature"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    fake.next_id = next_id;
+    record_audit(
+        fake,
+        env_id,
+        format!("Flag state updated for feature: {name}"),
+        None,
+    );
+    json_response(200, answer)
+}
+
+fn segment_index(fake: &Fake, id: &str) -> Option<usize> {
+    let id = id.parse::<u64>().ok()?;
+    fake.segments
+        .iter()
+        .position(|s| s["id"].as_u64() == Some(id))
+}
+
+/// `PUT /api/v1/projects/1/segments/{id}/`: rules and conditions by id, in place.
+fn put_segment(fake: &mut Fake, id: &str, body: &Bytes) -> Response {
+    let Some(index) = segment_index(fake, id) else {
+        return detail(404, "Not found.");
+    };
+    let data = match parse_body(body) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    match data.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => {}
+        _ => return json_response(400, json!({"name": ["This field is required."]})),
+    }
+    if data.get("project").and_then(Value::as_u64) != Some(1) {
+        return json_response(400, json!({"project": ["This field is required."]}));
+    }
+    let Some(rules) = data.get("rules").and_then(Value::as_array) else {
+        return json_response(400, json!({"rules": ["This field is required."]}));
+    };
+    let mut next_id = fake.next_id;
+    let rules: Vec<Value> = rules.iter().map(|r| keep_ids(r, &mut next_id)).collect();
+    fake.next_id = next_id;
+    let segment = &mut fake.segments[index];
+    segment["name"] = data["name"].clone();
+    segment["rules"] = Value::Array(rules.clone());
+    segment["updated_at"] = json!(now());
+    let segment = segment.clone();
+    // Segments are project-wide: every environment's document gets the new rules.
+    let engine_rules: Vec<Value> = rules.iter().map(engine_rule).collect();
+    for env in &mut fake.envs {
+        if let Some(segments) = env.document["project"]["segments"].as_array_mut() {
+            for doc_segment in segments.iter_mut().filter(|s| s["id"] == segment["id"]) {
+                doc_segment["name"] = segment["name"].clone();
+                doc_segment["rules"] = Value::Array(engine_rules.clone());
+            }
+        }
+    }
+    json_response(200, segment)
+}
+
+/// A rule as sent, with new ids for rules and conditions sent without one.
+fn keep_ids(rule: &Value, next_id: &mut u64) -> Value {
+    let mut rule = rule.clone();
+    if rule["id"].as_u64().is_none() {
+        *next_id += 1;
+        rule["id"] = json!(*next_id);
+    }
+    if let Some(conditions) = rule["conditions"].as_array_mut() {
+        for condition in conditions {
+            if condition["id"].as_u64().is_none() {
+                *next_id += 1;
+                condition["id"] = json!(*next_id);
+            }
+        }
+    }
+    let nested: Vec<Value> = rule["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| keep_ids(r, next_id))
+        .collect();
+    rule["rules"] = Value::Array(nested);
+    rule
+}
+
+/// An Admin API rule as the environment document (the SDK's engine model) carries it.
+fn engine_rule(rule: &Value) -> Value {
+    json!({
+        "type": rule["type"],
+        "rules": rule["rules"].as_array().map(|r| r.iter().map(engine_rule).collect::<Vec<_>>()).unwrap_or_default(),
+        "conditions": rule["conditions"].as_array().map(|c| c.iter().map(|condition| json!({
+            "operator": condition["operator"],
+            "value": condition["value"],
+            "property_": condition["property"],
+        })).collect::<Vec<_>>()).unwrap_or_default(),
+    })
+}
+
+/// `GET /api/v1/projects/1/segments/{id}/associated-features/`: the segment's overrides in
+/// every environment.
+fn associated_features(fake: &Fake, id: &str) -> Response {
+    let Some(index) = segment_index(fake, id) else {
+        return detail(404, "Not found.");
+    };
+    let segment_id = fake.segments[index]["id"].clone();
+    let mut used = Vec::new();
+    for env in &fake.envs {
+        for doc_segment in env.document["project"]["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["id"] == segment_id)
+        {
+            for fs in doc_segment["feature_states"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                used.push(json!({
+                    "id": used.len() + 1,
+                    "feature": fs["feature"]["id"],
+                    "environment": env.id,
+                    "segment": segment_id,
+                    "priority": fs["feature_segment"]["priority"],
+                    "is_feature_specific": false,
+                }));
+            }
+        }
+    }
+    json_response(
+        200,
+        json!({"count": used.len(), "next": null, "previous": null, "results": used}),
     )
 }
 

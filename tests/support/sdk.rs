@@ -24,8 +24,10 @@ pub fn python() -> PathBuf {
 /// `false` (after printing why) when the SDKs are not installed outside CI; panics under CI.
 pub fn available() -> bool {
     server_available(
-        "the SDKs (OpenFeature flagd evaluator, UnleashClient, flagsmith-python)",
-        python().exists() && servers_dir().join("sdks/version").exists(),
+        "the SDKs (OpenFeature flagd evaluator, UnleashClient, flagsmith-python, the LaunchDarkly Python server SDK)",
+        python().exists()
+            && std::fs::read_to_string(servers_dir().join("sdks/version"))
+                .is_ok_and(|pinned| pinned.contains("launchdarkly-server-sdk")),
         HOW,
     )
 }
@@ -271,4 +273,48 @@ pub fn unleash_users(base_url: &str, token: &str, flag: &str) -> (Vec<bool>, Vec
         .collect::<Vec<_>>();
     assert_eq!(enabled.len(), KEYS);
     (enabled, variants)
+}
+
+/// What flagsmith-python in local evaluation mode serves `flag` to [`KEYS`] identities
+/// (`user-0`…): (enabled, value) per identity, in order. `api_url` ends in `/api/v1/`.
+pub fn flagsmith_identities(api_url: &str, server_key: &str, flag: &str) -> Vec<(bool, Value)> {
+    #[derive(Deserialize)]
+    struct Out {
+        identities: Vec<(bool, Value)>,
+    }
+    let out: Out = run(
+        "flagsmith_rollout.py",
+        &[
+            api_url.to_string(),
+            server_key.to_string(),
+            flag.to_string(),
+            KEYS.to_string(),
+        ],
+    );
+    out.identities
+}
+
+/// What the LaunchDarkly Python server SDK (polling mode, its base URI the fake) serves
+/// `flag` to [`KEYS`] contexts (`user-0`…), evaluated with `default`: the values in order.
+pub fn launchdarkly_values(
+    base_uri: &str,
+    sdk_key: &str,
+    flag: &str,
+    default: &Value,
+) -> Vec<Value> {
+    #[derive(Deserialize)]
+    struct Out {
+        values: Vec<Value>,
+    }
+    let out: Out = run(
+        "launchdarkly_sdk.py",
+        &[
+            base_uri.to_string(),
+            sdk_key.to_string(),
+            flag.to_string(),
+            KEYS.to_string(),
+            default.to_string(),
+        ],
+    );
+    out.values
 }

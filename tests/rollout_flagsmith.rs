@@ -1,0 +1,421 @@
+//! Flagsmith rollouts through `flip::execute` against the fake Flagsmith API, checked with what
+//! services run: flagsmith-python in local evaluation mode (it downloads the environment
+//! document and evaluates segments and allocations itself) over 1,000 identities.
+
+#[path = "support/flagsmith_fake.rs"]
+mod flagsmith_fake;
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use flagsmith_fake::{ADMIN_TOKEN, FakeFlagsmith};
+use killswitch::audit::{AuditLog, Phase};
+use killswitch::clock::SystemClock;
+use killswitch::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
+use killswitch::flip::{self, Change, FlipError, FlipOutcome, FlipRequest, Verification};
+use killswitch::provider::{self, Access, Connection, ErrorKind};
+use killswitch::rollout::RolloutTarget;
+use killswitch::secret::{Secret, SecretFields};
+use serde_json::{Value, json};
+use support::sdk;
+
+const CANARY: &str = "checkout_stripe_payment_intents_v2024_11";
+const AB_TEST: &str = "recommendations_ab_test_model_v3";
+
+fn network() -> NetworkConfig {
+    NetworkConfig {
+        connect_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_millis(1500),
+        verify_timeout: Duration::from_secs(3),
+    }
+}
+
+fn connect(fake: &FakeFlagsmith, env: &str) -> Connection {
+    let config = EnvironmentConfig {
+        name: env.to_string(),
+        provider: ProviderKind::Flagsmith,
+        protected: env == "prod",
+        file: None,
+        vault_mount: "kv".into(),
+        vault_path: format!("feature-flags/flagsmith/{env}"),
+        options: BTreeMap::new(),
+    };
+    let mut fields = SecretFields::new("vault kv/feature-flags/flagsmith/test");
+    fields.insert("api_url", Secret::new(format!("{}/api/v1/", fake.url)));
+    fields.insert("environment_key", Secret::new(fake.env(env).server_key));
+    fields.insert("admin_token", Secret::new(ADMIN_TOKEN));
+    provider::connect(&config, Some(&fields), Access::ReadWrite, &network()).expect("connect")
+}
+
+async fn rollout(
+    connection: &Connection,
+    log: &AuditLog,
+    flag: &str,
+    target: RolloutTarget,
+    note: &str,
+) -> Result<FlipOutcome, FlipError> {
+    let current = connection.source.read_flag(flag).await.expect("read");
+    let request = FlipRequest {
+        env: connection.env.clone(),
+        flag: flag.to_string(),
+        kind: current.meta.kind,
+        change: Change::Rollout { target },
+        seen: current.state,
+        note: note.to_string(),
+        operator: "alice@bastion".to_string(),
+    };
+    flip::execute(
+        &request,
+        connection,
+        log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await
+}
+
+fn percent(percent: f64) -> RolloutTarget {
+    RolloutTarget::Percent { percent }
+}
+
+fn variant(name: &str) -> RolloutTarget {
+    RolloutTarget::Variant {
+        variant: name.to_string(),
+    }
+}
+
+fn assert_applied(outcome: &Result<FlipOutcome, FlipError>) {
+    match outcome {
+        Ok(FlipOutcome::Applied { verification, .. }) => assert!(
+            matches!(verification, Verification::Confirmed { .. }),
+            "{verification:?}"
+        ),
+        other => panic!("not applied: {other:?}"),
+    }
+}
+
+/// flagsmith-python (local evaluation) over 1,000 identities, off the runtime the fake runs on.
+async fn evaluate(fake: &FakeFlagsmith, env: &str, flag: &str) -> Vec<(bool, Value)> {
+    let url = format!("{}/api/v1/", fake.url);
+    let key = fake.env(env).server_key;
+    let flag = flag.to_string();
+    tokio::task::spawn_blocking(move || sdk::flagsmith_identities(&url, &key, &flag))
+        .await
+        .expect("the SDK run")
+}
+
+/// The identities flagsmith-python (local evaluation) serves `flag` enabled to.
+async fn enabled_identities(fake: &FakeFlagsmith, env: &str, flag: &str) -> BTreeSet<usize> {
+    evaluate(fake, env, flag)
+        .await
+        .iter()
+        .enumerate()
+        .filter(|(_, (enabled, _))| *enabled)
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// The distinct values (as JSON text) flagsmith-python serves `flag` to the identities.
+async fn values(fake: &FakeFlagsmith, env: &str, flag: &str) -> BTreeSet<String> {
+    evaluate(fake, env, flag)
+        .await
+        .into_iter()
+        .map(|(_, value)| value.to_string())
+        .collect()
+}
+
+/// Rule and condition ids of a segment as the Admin API holds it.
+fn segment_ids(fake: &FakeFlagsmith, id: u64) -> Vec<u64> {
+    fn walk(rules: &Value, into: &mut Vec<u64>) {
+        for rule in rules.as_array().into_iter().flatten() {
+            into.extend(rule["id"].as_u64());
+            for condition in rule["conditions"].as_array().into_iter().flatten() {
+                into.extend(condition["id"].as_u64());
+            }
+            walk(&rule["rules"], into);
+        }
+    }
+    let state = fake.state.lock().expect("fake state");
+    let segment = state
+        .segments
+        .iter()
+        .find(|s| s["id"] == id)
+        .expect("segment");
+    let mut ids = vec![id];
+    walk(&segment["rules"], &mut ids);
+    ids
+}
+
+fn segment_percentage_in(fake: &FakeFlagsmith, env: &str) -> Value {
+    let document = fake.env(env).document;
+    let segment = document["project"]["segments"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "stripe_pi_rollout_10pct"))
+        .cloned()
+        .expect("segment in the document");
+    segment["rules"][0]["rules"][0]["conditions"][0]["value"].clone()
+}
+
+fn allocation_rows(fake: &FakeFlagsmith, env: &str) -> Vec<(u64, f64)> {
+    let document = fake.env(env).document;
+    document["feature_states"]
+        .as_array()
+        .and_then(|states| states.iter().find(|fs| fs["feature"]["name"] == AB_TEST))
+        .and_then(|fs| fs["multivariate_feature_state_values"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|mv| {
+            (
+                mv["id"].as_u64().unwrap_or_default(),
+                mv["percentage_allocation"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_segment_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_and_aborts() {
+    if !sdk::available() {
+        return;
+    }
+    let fake = FakeFlagsmith::open_source().await;
+    let prod = connect(&fake, "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let ids_before = segment_ids(&fake, 2);
+
+    let at_10 = enabled_identities(&fake, "prod", CANARY).await;
+    assert!(
+        (50..=150).contains(&at_10.len()),
+        "10% of 1000 identities, got {}",
+        at_10.len()
+    );
+
+    // The segment is project-wide: staging overrides with it too, dev does not.
+    let writer = prod.writer.as_ref().expect("writable");
+    let seen = prod.source.read_state(CANARY).await.expect("read");
+    let shared = writer
+        .rollout_shared_with(CANARY, &percent(50.0), &seen)
+        .await
+        .expect("shared with");
+    assert_eq!(shared, vec!["staging".to_string()]);
+    // A multivariate rollout stays in its environment.
+    let seen_ab = prod.source.read_state(AB_TEST).await.expect("read");
+    let shared = writer
+        .rollout_shared_with(AB_TEST, &variant("model_b"), &seen_ab)
+        .await
+        .expect("shared with");
+    assert!(shared.is_empty(), "{shared:?}");
+
+    let outcome = rollout(&prod, &log, CANARY, percent(50.0), "INC-17 step up").await;
+    assert_applied(&outcome);
+    let at_50 = enabled_identities(&fake, "prod", CANARY).await;
+    assert!(
+        (400..=600).contains(&at_50.len()),
+        "50% of 1000 identities, got {}",
+        at_50.len()
+    );
+    let lost: Vec<&usize> = at_10.difference(&at_50).collect();
+    assert!(
+        lost.is_empty(),
+        "identities lost the feature on 10 -> 50: {lost:?}"
+    );
+    assert_eq!(segment_percentage_in(&fake, "prod"), json!("50"));
+    assert_eq!(
+        segment_percentage_in(&fake, "staging"),
+        json!("50"),
+        "segments are project-wide"
+    );
+    assert_eq!(segment_ids(&fake, 2), ids_before, "ids kept in place");
+
+    let outcome = rollout(&prod, &log, CANARY, percent(10.0), "INC-17 step back").await;
+    assert_applied(&outcome);
+    assert_eq!(enabled_identities(&fake, "prod", CANARY).await, at_10);
+
+    let outcome = rollout(&prod, &log, CANARY, percent(0.0), "INC-17 abort").await;
+    assert_applied(&outcome);
+    assert!(enabled_identities(&fake, "prod", CANARY).await.is_empty());
+
+    // Asked again: nothing to do.
+    let outcome = rollout(&prod, &log, CANARY, percent(0.0), "INC-17 abort again").await;
+    assert!(
+        matches!(outcome, Ok(FlipOutcome::AlreadyInState { .. })),
+        "{outcome:?}"
+    );
+
+    let records = log.records().expect("records");
+    let outcomes: Vec<_> = records
+        .iter()
+        .filter(|r| r.phase == Phase::Outcome && r.action == "rollout")
+        .collect();
+    // "Already there" writes nothing to the log.
+    assert_eq!(outcomes.len(), 3, "{outcomes:#?}");
+    let steps: Vec<(Option<RolloutTarget>, Option<RolloutTarget>, &str)> = outcomes
+        .iter()
+        .map(|r| (r.rollout.clone(), r.previous.clone(), r.note.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (Some(percent(50.0)), Some(percent(10.0)), "INC-17 step up"),
+            (Some(percent(10.0)), Some(percent(50.0)), "INC-17 step back"),
+            (Some(percent(0.0)), Some(percent(10.0)), "INC-17 abort"),
+        ]
+    );
+    let intents: Vec<_> = records
+        .iter()
+        .filter(|r| r.phase == Phase::Intent && r.action == "rollout")
+        .collect();
+    assert_eq!(intents.len(), 3);
+    // The cells say where the flag stands; the percentages themselves are in `rollout` and
+    // `previous` (a segment canary's cell reads "ON 1 seg only" at any percentage).
+    for record in &intents {
+        assert!(
+            !record.from.is_empty() && !record.to.is_empty(),
+            "{record:?}"
+        );
+        assert_eq!(record.provider, "flagsmith");
+    }
+    assert_eq!(intents[0].rollout, Some(percent(50.0)));
+    assert_eq!(intents[0].previous, Some(percent(10.0)));
+}
+
+#[tokio::test]
+async fn an_ab_test_ends_with_everyone_on_one_variant_keeping_the_allocation_rows() {
+    if !sdk::available() {
+        return;
+    }
+    let fake = FakeFlagsmith::open_source().await;
+    let prod = connect(&fake, "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    assert_eq!(
+        values(&fake, "prod", AB_TEST).await.len(),
+        3,
+        "before: a 33/33/34 split"
+    );
+    let rows_before: Vec<u64> = allocation_rows(&fake, "prod").iter().map(|r| r.0).collect();
+
+    let outcome = rollout(
+        &prod,
+        &log,
+        AB_TEST,
+        variant("model_b"),
+        "INC-17 model_b wins",
+    )
+    .await;
+    assert_applied(&outcome);
+    assert_eq!(
+        values(&fake, "prod", AB_TEST).await,
+        BTreeSet::from([json!("model_b").to_string()])
+    );
+    assert_eq!(
+        allocation_rows(&fake, "prod"),
+        vec![
+            (rows_before[0], 0.0),
+            (rows_before[1], 100.0),
+            (rows_before[2], 0.0)
+        ]
+    );
+    let outcome = rollout(
+        &prod,
+        &log,
+        AB_TEST,
+        variant("control"),
+        "INC-17 back to control",
+    )
+    .await;
+    assert_applied(&outcome);
+    assert_eq!(
+        values(&fake, "prod", AB_TEST).await,
+        BTreeSet::from([json!("control").to_string()])
+    );
+    let records = log.records().expect("records");
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.phase == Phase::Outcome)
+        .expect("outcome");
+    assert_eq!(last.rollout, Some(variant("control")));
+    assert_eq!(last.previous, Some(variant("model_b")));
+    assert_eq!(last.note, "INC-17 back to control");
+}
+
+#[tokio::test]
+async fn in_a_versioned_environment_the_variant_is_a_new_version_carrying_the_note() {
+    if !sdk::available() {
+        return;
+    }
+    let fake = FakeFlagsmith::open_source().await;
+    let staging = connect(&fake, "staging");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let outcome = rollout(
+        &staging,
+        &log,
+        AB_TEST,
+        variant("model_c"),
+        "INC-17 ship model_c",
+    )
+    .await;
+    assert_applied(&outcome);
+    assert_eq!(
+        values(&fake, "staging", AB_TEST).await,
+        BTreeSet::from([json!("model_c").to_string()])
+    );
+    let versions = fake.env("staging").versions;
+    let (feature, newest) = versions.first().expect("a version");
+    assert_eq!(*feature, 4);
+    let description = newest["description"].as_str().unwrap_or_default();
+    assert!(
+        description.starts_with("INC-17 ship model_c (by alice@bastion via killswitch, audit "),
+        "{description}"
+    );
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|(method, path, _)| method == "PUT" && path.contains("featurestates")),
+        "no classic write in a versioned environment"
+    );
+}
+
+#[tokio::test]
+async fn what_flagsmith_cannot_express_is_refused_and_changes_nothing() {
+    let fake = FakeFlagsmith::open_source().await;
+    let prod = connect(&fake, "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let document = fake.env("prod").document;
+    let cases = [
+        (AB_TEST, percent(50.0), "multivariate"),
+        (AB_TEST, variant("model_z"), "no variant `model_z`"),
+        (CANARY, variant("model_b"), "not a multivariate"),
+        // On for everyone: no segment decides who gets it.
+        ("kill_switch_checkout", percent(50.0), "on for everyone"),
+    ];
+    for (flag, target, words) in cases {
+        let outcome = rollout(&prod, &log, flag, target, "INC-17 refused").await;
+        match outcome {
+            Err(FlipError::Provider { error, .. }) => {
+                assert_eq!(error.kind, ErrorKind::Refused, "{error:?}");
+                assert!(error.message.contains(words), "{}", error.message);
+                assert!(
+                    error.message.contains("nothing was changed"),
+                    "{}",
+                    error.message
+                );
+            }
+            other => panic!("{flag}: not refused: {other:?}"),
+        }
+    }
+    assert_eq!(fake.env("prod").document, document);
+    // dev has no segment override for the canary and serves it to everyone.
+    let dev = connect(&fake, "dev");
+    let outcome = rollout(&dev, &log, CANARY, percent(50.0), "INC-17 refused").await;
+    assert!(
+        matches!(outcome, Err(FlipError::Provider { .. })),
+        "{outcome:?}"
+    );
+}
