@@ -60,6 +60,7 @@ use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
     Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
+use crate::rollout::RolloutTarget;
 use crate::secret::{Secret, SecretFields};
 
 pub const DEFAULT_API_URL: &str = "https://app.launchdarkly.com";
@@ -664,6 +665,11 @@ impl FlagSource for LdApi {
         self.parse_flag(&what, item)
     }
 
+    /// `/sdk/latest-all` with the SDK key: the rule server-side SDKs download and evaluate.
+    async fn served_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
+        self.rule_from_sdk(key).await
+    }
+
     /// The server-side SDK polling endpoint, read with the SDK key: what services get.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
         let what = format!(
@@ -826,6 +832,20 @@ impl FlagWriter for LdWriter {
             _ => Err(http::status_error(&what, &url, answer.status, &answer.body)),
         }
     }
+
+    /// See the rollouts section: `updateFallthroughVariationOrRollout`, the note as `comment`.
+    /// Not conditional on `seen` (the semantic patch has no precondition): the flip's re-read
+    /// guard just before is the protection, as for kills.
+    async fn set_rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        seen: &FlagState,
+    ) -> Result<WriteResult, ProviderError> {
+        let _ = seen;
+        self.rollout(key, target, note).await
+    }
 }
 
 /// Whether a 400 to a flag PATCH is LaunchDarkly's "would make a pending scheduled change or
@@ -882,6 +902,302 @@ impl LdWriter {
                     display_url(&url)
                 ),
             )
+        })?;
+        let id = created
+            .get("_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!("{what}: the created approval request has no `_id`"),
+                )
+            })?;
+        Ok(WriteResult::PendingApproval {
+            reference: format!("LaunchDarkly approval request {id}"),
+        })
+    }
+}
+
+// ---- rollouts ---------------------------------------------------------------------------------
+//
+// A rollout changes the environment's fallthrough (the default rule: who no target or rule
+// matches) with the semantic patch instruction `updateFallthroughVariationOrRollout`:
+// `rolloutWeights` maps variation ids to thousandths of a percent (100000 = 100%), and the
+// existing rollout's `bucketBy` and `contextKind` are sent back as `rolloutBucketBy` and
+// `rolloutContextKind` (the instruction resets what it is not given), so every context keeps
+// its bucket: stepping up keeps everyone who had the feature, stepping back gives the same set.
+// The instruction has no parameter for a rollout's custom `seed`; LaunchDarkly's documentation
+// does not say whether an existing seed survives it (the flag's salt, the default, does).
+// `variationId` sends everyone to one variation. A flag switched off is turned on in the same
+// patch (all or nothing). The note is the patch's `comment`; an environment that requires
+// approvals gets an approval request with the same instructions, as kills do.
+
+/// What a rollout reads from the REST flag: variation ids, and the fallthrough's bucketing.
+struct RolloutBase {
+    /// (`_id`, value, name) in the flag's order.
+    variations: Vec<(String, Value, Option<String>)>,
+    on: bool,
+    bucket_by: Option<Value>,
+    context_kind: Option<Value>,
+}
+
+impl RolloutBase {
+    fn parse(flag: &Value, ld_env: &str) -> Result<RolloutBase, String> {
+        let variations = flag
+            .get("variations")
+            .and_then(Value::as_array)
+            .ok_or("the flag has no `variations`")?
+            .iter()
+            .map(|variation| {
+                let id = variation
+                    .get("_id")
+                    .and_then(Value::as_str)
+                    .ok_or("a variation has no `_id`")?;
+                Ok((
+                    id.to_string(),
+                    variation.get("value").cloned().unwrap_or(Value::Null),
+                    variation
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let config = flag
+            .get("environments")
+            .and_then(|envs| envs.get(ld_env))
+            .ok_or_else(|| format!("the flag has no configuration for environment `{ld_env}`"))?;
+        let rollout = config
+            .get("fallthrough")
+            .and_then(|fallthrough| fallthrough.get("rollout"))
+            .filter(|rollout| rollout.is_object());
+        let field = |name: &str| {
+            rollout
+                .and_then(|rollout| rollout.get(name))
+                .filter(|value| !value.is_null())
+                .cloned()
+        };
+        Ok(RolloutBase {
+            variations,
+            on: config.get("on").and_then(Value::as_bool).unwrap_or(false),
+            bucket_by: field("bucketBy"),
+            context_kind: field("contextKind"),
+        })
+    }
+
+    /// The instructions that give the default audience `target`.
+    fn instructions(&self, key: &str, target: &RolloutTarget) -> Result<Vec<Value>, String> {
+        let mut fallthrough = json!({"kind": "updateFallthroughVariationOrRollout"});
+        match target {
+            RolloutTarget::Variant { variant } => {
+                let found = self.variations.iter().find(|(_, value, name)| {
+                    value_text(value) == *variant || name.as_deref() == Some(variant.as_str())
+                });
+                let Some((id, _, _)) = found else {
+                    let names: Vec<String> = self
+                        .variations
+                        .iter()
+                        .map(|(_, value, _)| value_text(value))
+                        .collect();
+                    return Err(format!(
+                        "`{key}` has no variation `{}` (its variations: {})",
+                        crate::text::line_max(variant, 80),
+                        names.join(", ")
+                    ));
+                };
+                fallthrough["variationId"] = json!(id);
+            }
+            RolloutTarget::Percent { percent } => {
+                let on = self
+                    .variations
+                    .iter()
+                    .find(|(_, value, _)| *value == Value::Bool(true));
+                let off = self
+                    .variations
+                    .iter()
+                    .find(|(_, value, _)| *value == Value::Bool(false));
+                let (Some((on, _, _)), Some((off, _, _)), 2) = (on, off, self.variations.len())
+                else {
+                    return Err(format!(
+                        "`{key}` is not a boolean flag: a rollout of it sends everyone to one variation (give a variant)"
+                    ));
+                };
+                let weight = (percent / crate::rollout::PERCENT_RESOLUTION).round() as i64;
+                let weight = weight.clamp(0, 100_000);
+                fallthrough["rolloutWeights"] =
+                    json!({ on.clone(): weight, off.clone(): 100_000 - weight });
+                if let Some(bucket_by) = &self.bucket_by {
+                    fallthrough["rolloutBucketBy"] = bucket_by.clone();
+                }
+                if let Some(context_kind) = &self.context_kind {
+                    fallthrough["rolloutContextKind"] = context_kind.clone();
+                }
+            }
+        }
+        let mut instructions = Vec::new();
+        if !self.on {
+            instructions.push(json!({"kind": "turnFlagOn"}));
+        }
+        instructions.push(fallthrough);
+        Ok(instructions)
+    }
+}
+
+impl LdApi {
+    /// The flag's rule from `/sdk/latest-all` (SDK key): what server-side SDKs evaluate.
+    async fn rule_from_sdk(&self, key: &str) -> Result<FlagState, ProviderError> {
+        let what = format!(
+            "{}: read the rule of `{key}` as the server-side SDK downloads it",
+            self.env
+        );
+        let url = format!("{}/sdk/latest-all", self.sdk_url);
+        let mut all: SdkAll = serde_json::from_value(
+            self.get_json(&what, &url, &self.sdk_key).await?,
+        )
+        .map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: unexpected SDK data representation: {err}"),
+            )
+        })?;
+        let not_found = || {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{what}: {} serves no flag `{key}` to this SDK key's environment",
+                    display_url(&url)
+                ),
+            )
+        };
+        let flag = all.flags.remove(key).ok_or_else(not_found)?;
+        let flag = from_sdk(key, flag, &self.ld_env)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))?
+            .ok_or_else(not_found)?;
+        summarise(&flag, &self.ld_env)
+            .map(|flag| flag.state)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))
+    }
+}
+
+impl LdWriter {
+    /// `set_rollout`: the REST flag read for its variation ids and bucketing, then one
+    /// semantic patch (or an approval request where the environment requires one).
+    async fn rollout(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+    ) -> Result<WriteResult, ProviderError> {
+        let api = &self.api;
+        let what = format!(
+            "{}: roll `{key}` out to {} in LaunchDarkly project `{}` environment `{}`",
+            api.env,
+            target.summary(),
+            api.project,
+            api.ld_env
+        );
+        let read_url = format!("{}?env={}", api.flag_url(key), path_segment(&api.ld_env));
+        let flag = api.get_json(&what, &read_url, &self.token).await?;
+        let base = RolloutBase::parse(&flag, &api.ld_env).map_err(|message| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!("{what}: {message}; nothing was changed"),
+            )
+        })?;
+        let instructions = base.instructions(key, target).map_err(|message| {
+            ProviderError::new(
+                ErrorKind::Refused,
+                format!("{}: {message}; nothing was changed", api.env),
+            )
+        })?;
+        let url = api.flag_url(key);
+        let patch = json!({
+            "environmentKey": api.ld_env,
+            "comment": note.vendor_text(),
+            "instructions": instructions,
+        });
+        let answer = api
+            .send(
+                &what,
+                Method::PATCH,
+                &url,
+                &self.token,
+                Some((SEMANTIC_PATCH, &patch)),
+                Retry::Never,
+            )
+            .await?;
+        match answer.status.as_u16() {
+            200..=299 => Ok(WriteResult::Applied),
+            405 => {
+                self.request_rollout_approval(key, target, &instructions, note)
+                    .await
+            }
+            400 if is_pending_conflict(&answer.body) => Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: LaunchDarkly refused it because it conflicts with a pending scheduled change or approval request on this flag ({} answered 400: {}). Nothing was changed; review them in LaunchDarkly, then retry",
+                    display_url(&url),
+                    http::body_message(&answer.body)
+                ),
+            )),
+            _ => Err(http::status_error(&what, &url, answer.status, &answer.body)),
+        }
+    }
+
+    async fn request_rollout_approval(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        instructions: &[Value],
+        note: &ChangeNote,
+    ) -> Result<WriteResult, ProviderError> {
+        let api = &self.api;
+        let what = format!(
+            "{}: create an approval request to roll `{key}` out to {} (LaunchDarkly environment `{}` requires approval)",
+            api.env,
+            target.summary(),
+            api.ld_env
+        );
+        let url = format!(
+            "{}/api/v2/projects/{}/flags/{}/environments/{}/approval-requests",
+            api.api_url,
+            path_segment(&api.project),
+            path_segment(key),
+            path_segment(&api.ld_env)
+        );
+        let body = json!({
+            "description": format!(
+                "killswitch: roll {key} out to {} in {}: {}",
+                target.summary(),
+                api.ld_env,
+                note.note
+            ),
+            "comment": note.vendor_text(),
+            "instructions": instructions,
+        });
+        let answer = api
+            .send(
+                &what,
+                Method::POST,
+                &url,
+                &self.token,
+                Some(("application/json", &body)),
+                Retry::Never,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(http::status_error(&what, &url, answer.status, &answer.body));
+        }
+        let created: Value = serde_json::from_str(&answer.body).map_err(|err| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{what}: {} answered malformed JSON: {err}",
+                    display_url(&url)
+                ),
+            )
+            .with_outcome_unknown()
         })?;
         let id = created
             .get("_id")

@@ -42,6 +42,7 @@
 //!
 //! What the fake does not do: JSON patch and merge patch (killswitch sends only semantic
 //! patches; such bodies get a 400 saying so), instructions other than turnFlagOn/turnFlagOff
+//! and updateFallthroughVariationOrRollout (see [`update_fallthrough`])
 //! (valid kinds are accepted by validation but answered 400 "not implemented by the fake"),
 //! approval review and apply, segments.
 #![allow(dead_code)]
@@ -903,7 +904,10 @@ fn patch_flag(
                 &format!("unknown instruction kind \"{kind}\""),
             );
         }
-        if kind != "turnFlagOn" && kind != "turnFlagOff" {
+        if !matches!(
+            kind,
+            "turnFlagOn" | "turnFlagOff" | "updateFallthroughVariationOrRollout"
+        ) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
@@ -969,17 +973,35 @@ fn patch_flag(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
-    let mut changed = false;
-    for kind in &kinds {
-        let on = kind == "turnFlagOn";
-        let flag = &mut state.flags[index];
-        if flag["environments"][&env]["on"] == on {
-            continue; // "instructions silently do nothing if the flag is already in that state"
+    // All or nothing: the instructions apply to a copy, kept only when every one succeeded.
+    let mut working = state.flags[index].clone();
+    let mut done: Vec<(&str, String)> = Vec::new();
+    for instruction in instructions {
+        let kind = instruction["kind"].as_str().unwrap_or_default();
+        match kind {
+            "turnFlagOn" | "turnFlagOff" => {
+                let on = kind == "turnFlagOn";
+                if working["environments"][&env]["on"] == on {
+                    continue; // "instructions silently do nothing if the flag is already in that state"
+                }
+                working["environments"][&env]["on"] = json!(on);
+                let verb = if on { "turned on" } else { "turned off" };
+                done.push(("updateOn", verb.to_string()));
+            }
+            _ => match update_fallthrough(&mut working, &env, instruction) {
+                Ok(true) => done.push((
+                    "updateFallthrough",
+                    "changed the default rule of".to_string(),
+                )),
+                Ok(false) => {}
+                Err(message) => {
+                    return error(StatusCode::BAD_REQUEST, "invalid_request", &message);
+                }
+            },
         }
-        flag["environments"][&env]["on"] = json!(on);
-        changed = true;
     }
-    if changed {
+    if !done.is_empty() {
+        state.flags[index] = working;
         let flag = &mut state.flags[index];
         let version = flag["environments"][&env]["version"].as_i64().unwrap_or(0) + 1;
         flag["environments"][&env]["version"] = json!(version);
@@ -987,16 +1009,23 @@ fn patch_flag(
         let flag_version = flag["_version"].as_i64().unwrap_or(0) + 1;
         flag["_version"] = json!(flag_version);
         let name = flag["name"].clone();
-        let on = kinds.last().map(String::as_str) == Some("turnFlagOn");
-        let verb = if on { "turned on" } else { "turned off" };
+        let verb = done
+            .iter()
+            .map(|(_, verb)| verb.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ");
         let id = next_hex(state);
         let resource = format!("proj/{}:env/{env}:flag/{key}", state.project);
+        let accesses: Vec<Value> = done
+            .iter()
+            .map(|(action, _)| json!({"action": action, "resource": resource}))
+            .collect();
         state.audit.push(json!({
             "_links": {"self": {"href": format!("/api/v2/auditlog/{id}"), "type": "application/json"}},
             "_id": id,
             "_accountId": "5f8a0000000000000000abcd",
             "date": now_millis(),
-            "accesses": [{"action": "updateOn", "resource": resource}],
+            "accesses": accesses,
             "kind": "flag",
             "name": name,
             "description": format!("- {verb} the flag"),
@@ -1024,6 +1053,74 @@ fn patch_flag(
         StatusCode::OK,
         represent(&state.flags[index], None, false, false),
     )
+}
+
+/// `updateFallthroughVariationOrRollout` as "Update feature flag" documents it: `variationId`
+/// serves one variation; `rolloutWeights` (variation id -> thousandths of a percent, summing to
+/// 100000) with optional `rolloutBucketBy` and `rolloutContextKind` (default `user`) serves a
+/// percentage rollout. Assumed where the documentation is silent: a rollout keeps the `seed` of
+/// the rollout it replaces (the instruction has no parameter for it), and weights must sum to
+/// 100000 as they must in the REST representation. Returns whether anything changed.
+fn update_fallthrough(flag: &mut Value, env: &str, instruction: &Value) -> Result<bool, String> {
+    let ids: Vec<String> = flag["variations"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .map(|v| v["_id"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let old = flag["environments"][env]["fallthrough"].clone();
+    let new = if let Some(id) = instruction.get("variationId") {
+        let index = id
+            .as_str()
+            .and_then(|id| ids.iter().position(|known| known == id))
+            .ok_or_else(|| format!("unknown variation id {id}"))?;
+        json!({"variation": index})
+    } else if let Some(weights) = instruction.get("rolloutWeights") {
+        let weights = weights
+            .as_object()
+            .ok_or("rolloutWeights must be an object of variation ids to weights")?;
+        let mut variations = Vec::new();
+        let mut total = 0i64;
+        for (index, id) in ids.iter().enumerate() {
+            let Some(weight) = weights.get(id) else {
+                continue;
+            };
+            let weight = weight
+                .as_i64()
+                .filter(|w| (0..=100_000).contains(w))
+                .ok_or_else(|| {
+                    format!("weight for variation {id} must be an integer from 0 to 100000")
+                })?;
+            total += weight;
+            variations.push(json!({"variation": index, "weight": weight}));
+        }
+        if let Some(unknown) = weights.keys().find(|id| !ids.contains(id)) {
+            return Err(format!("unknown variation id \"{unknown}\""));
+        }
+        if total != 100_000 {
+            return Err(format!("rollout weights must sum to 100000, not {total}"));
+        }
+        let mut rollout = json!({
+            "variations": variations,
+            "contextKind": instruction.get("rolloutContextKind").cloned().unwrap_or(json!("user")),
+        });
+        if let Some(bucket_by) = instruction.get("rolloutBucketBy") {
+            rollout["bucketBy"] = bucket_by.clone();
+        }
+        if let Some(seed) = old.get("rollout").and_then(|r| r.get("seed")) {
+            rollout["seed"] = seed.clone();
+        }
+        json!({"rollout": rollout})
+    } else {
+        return Err(
+            "updateFallthroughVariationOrRollout needs variationId or rolloutWeights".into(),
+        );
+    };
+    let changed = new != old;
+    flag["environments"][env]["fallthrough"] = new;
+    Ok(changed)
 }
 
 fn next_hex(state: &mut FakeState) -> String {
