@@ -133,6 +133,15 @@ async fn on_keys(fake: &FakeLd) -> BTreeSet<usize> {
         .collect()
 }
 
+/// (rollout, previous, from, to, note) of an outcome record.
+type Step = (
+    Option<RolloutTarget>,
+    Option<RolloutTarget>,
+    String,
+    String,
+    String,
+);
+
 #[tokio::test]
 async fn a_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_and_aborts() {
     if !sdk::available() {
@@ -193,13 +202,7 @@ async fn a_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_and_abort
     assert!(comments[2].starts_with("INC-17 abort"), "{comments:?}");
 
     let records = log.records().expect("records");
-    let steps: Vec<(
-        Option<RolloutTarget>,
-        Option<RolloutTarget>,
-        String,
-        String,
-        String,
-    )> = records
+    let steps: Vec<Step> = records
         .iter()
         .filter(|r| r.phase == Phase::Outcome && r.action == "rollout")
         .map(|r| {
