@@ -2056,6 +2056,41 @@ mod tests {
     }
 
     #[test]
+    fn a_percentage_split_keeps_flagsmiths_text_form_and_only_its_value_changes() {
+        assert_eq!(percentage_text(50.0), "50");
+        assert_eq!(percentage_text(12.5), "12.5");
+        assert_eq!(percentage_text(0.125), "0.125");
+        assert_eq!(percentage_text(0.0), "0");
+        let mut segment = fixture("project-segments.json")["results"][1].clone();
+        let before = segment.clone();
+        let mut found = 0;
+        set_percentage_split(segment.get_mut("rules"), "50", &mut found);
+        assert_eq!(found, 1);
+        let condition = &segment["rules"][0]["rules"][0]["conditions"][0];
+        assert_eq!(condition["value"], json!("50"));
+        assert_eq!(condition["id"], json!(2), "ids kept");
+        let mut back = segment.clone();
+        back["rules"][0]["rules"][0]["conditions"][0]["value"] = json!("10");
+        assert_eq!(back, before, "nothing else changed");
+    }
+
+    #[test]
+    fn a_rollout_plan_uses_the_recorded_ids() {
+        let raw = fixture("prod.environment-document.json");
+        let ids = RolloutIds::parse(&raw, "recommendations_ab_test_model_v3");
+        let rows: Vec<(Option<u64>, u64)> =
+            ids.allocations.iter().map(|(r, o, _)| (*r, *o)).collect();
+        assert_eq!(rows, vec![(Some(3), 1), (Some(6), 2), (Some(9), 3)]);
+        assert_eq!(
+            ids.segments,
+            vec![
+                (1, "tenant_bigcorp".to_string()),
+                (2, "stripe_pi_rollout_10pct".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn recorded_prod_document_summarises_every_rollout_form() {
         let document = prod();
         assert_eq!((document.id, document.project_id), (3, 1));

@@ -1700,6 +1700,79 @@ mod tests {
     use super::*;
     use crate::model::cell_text;
 
+    fn rollout_base(fallthrough: Value, on: bool) -> RolloutBase {
+        let flag = json!({
+            "variations": [
+                {"_id": "v-true", "value": true, "name": "Enabled"},
+                {"_id": "v-false", "value": false}
+            ],
+            "environments": {"production": {"on": on, "fallthrough": fallthrough}}
+        });
+        match RolloutBase::parse(&flag, "production") {
+            Ok(base) => base,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    #[test]
+    fn a_rollout_sends_thousandths_and_the_existing_bucketing_back() {
+        let base = rollout_base(
+            json!({"rollout": {"variations": [], "bucketBy": "email", "contextKind": "org", "seed": 7}}),
+            true,
+        );
+        let instructions = base
+            .instructions("f", &RolloutTarget::Percent { percent: 12.345 })
+            .unwrap_or_default();
+        assert_eq!(
+            instructions,
+            vec![json!({
+                "kind": "updateFallthroughVariationOrRollout",
+                "rolloutWeights": {"v-true": 12345, "v-false": 87655},
+                "rolloutBucketBy": "email",
+                "rolloutContextKind": "org",
+            })]
+        );
+        // No rollout yet: LaunchDarkly's defaults; a flag switched off is turned on first.
+        let base = rollout_base(json!({"variation": 1}), false);
+        let instructions = base
+            .instructions("f", &RolloutTarget::Percent { percent: 100.0 })
+            .unwrap_or_default();
+        assert_eq!(
+            instructions,
+            vec![
+                json!({"kind": "turnFlagOn"}),
+                json!({
+                    "kind": "updateFallthroughVariationOrRollout",
+                    "rolloutWeights": {"v-true": 100000, "v-false": 0},
+                }),
+            ]
+        );
+        // A variant by value or by name.
+        for name in ["false", "Enabled"] {
+            let instructions = base
+                .instructions(
+                    "f",
+                    &RolloutTarget::Variant {
+                        variant: name.into(),
+                    },
+                )
+                .unwrap_or_default();
+            assert_eq!(instructions.len(), 2, "{name}");
+        }
+        let unknown = base.instructions(
+            "f",
+            &RolloutTarget::Variant {
+                variant: "maybe".into(),
+            },
+        );
+        assert!(
+            unknown
+                .as_ref()
+                .is_err_and(|e| e.contains("no variation `maybe`") && e.contains("true, false")),
+            "{unknown:?}"
+        );
+    }
+
     fn flag(json: Value) -> Flag {
         let parsed: LdFlag = serde_json::from_value(json).unwrap();
         summarise(&parsed, "production").unwrap()
