@@ -32,6 +32,11 @@ fn network() -> NetworkConfig {
 }
 
 fn connect(fake: &FakeFlagsmith, env: &str) -> Connection {
+    connect_at(fake, &fake.url, env)
+}
+
+/// Connects to `url` (the fake, or a fault proxy in front of it).
+fn connect_at(fake: &FakeFlagsmith, url: &str, env: &str) -> Connection {
     let config = EnvironmentConfig {
         name: env.to_string(),
         provider: ProviderKind::Flagsmith,
@@ -42,7 +47,7 @@ fn connect(fake: &FakeFlagsmith, env: &str) -> Connection {
         options: BTreeMap::new(),
     };
     let mut fields = SecretFields::new("vault kv/feature-flags/flagsmith/test");
-    fields.insert("api_url", Secret::new(format!("{}/api/v1/", fake.url)));
+    fields.insert("api_url", Secret::new(format!("{url}/api/v1/")));
     fields.insert("environment_key", Secret::new(fake.env(env).server_key));
     fields.insert("admin_token", Secret::new(ADMIN_TOKEN));
     provider::connect(&config, Some(&fields), Access::ReadWrite, &network()).expect("connect")
@@ -418,4 +423,75 @@ async fn what_flagsmith_cannot_express_is_refused_and_changes_nothing() {
         matches!(outcome, Err(FlipError::Provider { .. })),
         "{outcome:?}"
     );
+}
+
+#[tokio::test]
+async fn a_lost_answer_to_the_segment_write_is_read_again_and_found_live() {
+    use support::faults::{Fault, FaultProxy};
+    let fake = FakeFlagsmith::open_source().await;
+    let upstream = fake
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the fake's address");
+    let proxy = FaultProxy::start(upstream);
+    let prod = connect_at(&fake, &proxy.url(), "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    proxy.set(Fault::lose_answer("PUT /api/v1/projects/1/segments/2/"));
+    let outcome = rollout(&prod, &log, CANARY, percent(50.0), "INC-17 lost answer").await;
+    match outcome {
+        Ok(FlipOutcome::Applied {
+            lost_answer: Some(lost),
+            ..
+        }) => assert!(lost.contains("segment"), "{lost}"),
+        other => panic!("not applied after a lost answer: {other:?}"),
+    }
+    assert_eq!(segment_percentage_in(&fake, "prod"), json!("50"));
+    let outcome = log
+        .records()
+        .expect("records")
+        .into_iter()
+        .rev()
+        .find(|r| r.phase == Phase::Outcome)
+        .expect("outcome");
+    assert_eq!(outcome.result, Some(killswitch::audit::Result::Ok));
+    assert_eq!(outcome.rollout, Some(percent(50.0)));
+}
+
+#[tokio::test]
+async fn a_segment_changed_by_someone_else_since_it_was_shown_is_not_overwritten() {
+    let fake = FakeFlagsmith::open_source().await;
+    let prod = connect(&fake, "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let shown = prod.source.read_flag(CANARY).await.expect("read");
+    // Someone moves the canary to 30% in Flagsmith's UI meanwhile (staging's operator, say).
+    let staging = connect(&fake, "staging");
+    let outcome = rollout(&staging, &log, CANARY, percent(30.0), "INC-17 other hand").await;
+    assert_applied(&outcome);
+    let request = FlipRequest {
+        env: "prod".into(),
+        flag: CANARY.into(),
+        kind: shown.meta.kind,
+        change: Change::Rollout {
+            target: percent(50.0),
+        },
+        seen: shown.state,
+        note: "INC-17 step up".into(),
+        operator: "alice@bastion".into(),
+    };
+    let outcome = flip::execute(
+        &request,
+        &prod,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await;
+    assert!(
+        matches!(outcome, Err(FlipError::Changed { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(segment_percentage_in(&fake, "prod"), json!("30"));
 }
