@@ -495,3 +495,64 @@ async fn a_segment_changed_by_someone_else_since_it_was_shown_is_not_overwritten
     );
     assert_eq!(segment_percentage_in(&fake, "prod"), json!("30"));
 }
+
+#[tokio::test]
+async fn where_approvals_are_required_an_ab_test_ending_is_a_change_request() {
+    let fake = FakeFlagsmith::enterprise().await;
+    fake.require_approvals("prod", 2);
+    let prod = connect(&fake, "prod");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let document = fake.env("prod").document;
+    let outcome = rollout(
+        &prod,
+        &log,
+        AB_TEST,
+        variant("model_a"),
+        "INC-17 model_a wins",
+    )
+    .await;
+    let Ok(FlipOutcome::PendingApproval { reference, .. }) = outcome else {
+        panic!("not pending: {outcome:?}");
+    };
+    assert!(reference.contains("awaits 2 approvals"), "{reference}");
+    assert_eq!(fake.env("prod").document, document, "nothing live");
+    let requests = fake
+        .state
+        .lock()
+        .expect("fake state")
+        .change_requests
+        .clone();
+    assert_eq!(requests.len(), 1);
+    let description = requests[0]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.starts_with("INC-17 model_a wins"),
+        "{description}"
+    );
+    let allocations: Vec<(Value, Value)> =
+        requests[0]["feature_states"][0]["multivariate_feature_state_values"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| (v["id"].clone(), v["percentage_allocation"].clone()))
+            .collect();
+    assert_eq!(
+        allocations,
+        vec![
+            (json!(3), json!(100.0)),
+            (json!(6), json!(0.0)),
+            (json!(9), json!(0.0))
+        ]
+    );
+    // A segment cannot go into a change request: refused, nothing changed.
+    let outcome = rollout(&prod, &log, CANARY, percent(50.0), "INC-17 step up").await;
+    match outcome {
+        Err(FlipError::Provider { error, .. }) => {
+            assert_eq!(error.kind, ErrorKind::Refused, "{error:?}");
+            assert!(error.message.contains("bypass"), "{}", error.message);
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    assert_eq!(segment_percentage_in(&fake, "prod"), json!("10"));
+}

@@ -1777,13 +1777,31 @@ impl FlagsmithWriter {
         }
         let plan = client.rollout_plan(key, target, &document, &ids)?;
         let settings = client.settings(&document.api_key).await?;
-        if let Some(approvals) = settings.approvals {
-            return Err(ProviderError::new(
-                ErrorKind::Refused,
-                format!(
-                    "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}); killswitch does not put Flagsmith rollouts into change requests. Nothing was changed; ask a Flagsmith admin to apply it"
-                ),
-            ));
+        match (&plan, settings.approvals) {
+            (RolloutPlan::Allocations(allocations), Some(approvals)) => {
+                return self
+                    .request_allocations(
+                        key,
+                        target,
+                        note,
+                        &document,
+                        &state,
+                        allocations,
+                        settings.versioned,
+                        approvals,
+                    )
+                    .await;
+            }
+            (RolloutPlan::Segment { name, .. }, Some(approvals)) => {
+                return Err(ProviderError::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}), and a change request cannot carry a segment: changing segment `{}` directly would bypass them. Nothing was changed; ask a Flagsmith admin to apply it",
+                        crate::text::line(name)
+                    ),
+                ));
+            }
+            _ => {}
         }
         match plan {
             RolloutPlan::Segment { id, name, percent } => {
@@ -1899,6 +1917,110 @@ impl FlagsmithWriter {
             ));
         }
         Ok(WriteResult::Applied)
+    }
+
+    /// Environments that require approvals: a change request holding the new allocations (the
+    /// note as its description), reported pending, as kills are. The open-source build has no
+    /// change requests (404): said plainly, nothing changed.
+    #[allow(clippy::too_many_arguments)]
+    async fn request_allocations(
+        &self,
+        key: &str,
+        target: &RolloutTarget,
+        note: &ChangeNote,
+        document: &Document,
+        state: &DocFeatureState,
+        allocations: &[(Option<u64>, u64, f64)],
+        versioned: bool,
+        approvals: u64,
+    ) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let path = format!(
+            "/api/v1/environments/{}/create-change-request/",
+            document.api_key
+        );
+        let title = format!(
+            "killswitch: roll {key} out to {} in {env}",
+            target.summary()
+        );
+        let values: Vec<Value> = allocations
+            .iter()
+            .map(|(row, option, percent)| {
+                let mut value = json!({
+                    "multivariate_feature_option": option,
+                    "percentage_allocation": percent,
+                });
+                if let (Some(row), false) = (row, versioned) {
+                    value["id"] = json!(row);
+                }
+                value
+            })
+            .collect();
+        let mut body = json!({
+            "title": title,
+            "description": note.vendor_text(),
+            "approvals": [],
+            "group_assignments": [],
+        });
+        if versioned {
+            body["feature_states"] = json!([]);
+            body["change_sets"] = json!([{
+                "feature": state.feature_id,
+                "feature_states_to_update": [{
+                    "feature_segment": null,
+                    "enabled": true,
+                    "feature_state_value": typed_value(&state.value),
+                    "multivariate_feature_state_values": values,
+                }],
+                "live_from": Utc::now().to_rfc3339(),
+            }]);
+        } else {
+            body["feature_states"] = json!([{
+                "id": state.django_id,
+                "feature": state.feature_id,
+                "enabled": true,
+                "feature_state_value": typed_value(&state.value),
+                "multivariate_feature_state_values": values,
+                "live_from": Utc::now().to_rfc3339(),
+            }]);
+        }
+        let created = match client
+            .call_json(
+                &format!("create a change request to roll `{key}` out"),
+                Method::POST,
+                &path,
+                Auth::Admin,
+                Some(&body),
+            )
+            .await
+        {
+            Ok(created) => created,
+            Err(error) if error.kind == ErrorKind::NotFound => {
+                return Err(ProviderError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}), but {} answered 404: this Flagsmith build has no change-request endpoint (an enterprise feature). Nothing was changed; ask a Flagsmith admin to apply it or to lift the approval requirement",
+                        display_url(&client.url(&path))
+                    ),
+                ));
+            }
+            Err(error) => return Err(error),
+        };
+        let id = created
+            .get("id")
+            .and_then(Value::as_u64)
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| "?".to_string());
+        Ok(WriteResult::PendingApproval {
+            reference: format!(
+                "Flagsmith change request #{id} \"{title}\" awaits {approvals} approval{} ({})",
+                if approvals == 1 { "" } else { "s" },
+                display_url(
+                    &client.url(&format!("/api/v1/features/workflows/change-requests/{id}/"))
+                )
+            ),
+        })
     }
 
     /// The segment read, its `PERCENTAGE_SPLIT` condition given the new value, and written back
