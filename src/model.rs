@@ -338,7 +338,8 @@ pub fn value_text(value: &serde_json::Value) -> String {
 /// per situation whatever the vendor (the README's list):
 /// - kill switches: `SERVING`, `SERVING 10%`, `SERVING 2 seg only` (off by default, on for
 ///   segments), `SERVING (code default)`, `KILLED`;
-/// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `20 +2 seg`, `OFF`,
+/// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `ON 10% (1 seg)` (switched
+///   off, on for a percentage segment), `20 +2 seg`, `OFF`,
 ///   `code default`;
 /// - either: `UNKNOWN (rule)` when a rule decides what killswitch cannot read.
 pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
@@ -366,6 +367,15 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
     let serving = counted(state.overrides.iter().filter(|o| o.enabled));
     let default_off = !state.enabled
         || (rollout.is_empty() && state.value == Some(serde_json::Value::Bool(false)));
+    // The one group serving a flag switched off is a percentage of everyone (Flagsmith's
+    // `PERCENTAGE_SPLIT` segment): that percentage is the flag's rollout, and a rollout's
+    // "10% -> 50%" must show in the cell.
+    if let Some(index) = crate::rollout::percentage_override(state) {
+        return format!(
+            "{on} {} ({serving})",
+            state.overrides[index].rollout.summary()
+        );
+    }
     if default_off && !serving.is_empty() {
         return format!("{on} {serving} only");
     }
@@ -431,12 +441,16 @@ mod tests {
             }],
             ..FlagState::default()
         };
+        // Switched off, on for a percentage segment (Flagsmith's canary): the percentage shows.
         assert_eq!(
             cell_text(FlagKind::KillSwitch, &state),
-            "SERVING 1 seg only"
+            "SERVING 10% (1 seg)"
         );
-        assert_eq!(cell_text(FlagKind::Release, &state), "ON 1 seg only");
-        // Off by default with targeting on for a segment reads the same.
+        assert_eq!(cell_text(FlagKind::Release, &state), "ON 10% (1 seg)");
+        let mut tenant = state.clone();
+        tenant.overrides[0].rollout = Rollout::Everyone;
+        assert_eq!(cell_text(FlagKind::Release, &tenant), "ON 1 seg only");
+        // Off by default with targeting on for a segment reads "only" too.
         let targeted = FlagState {
             enabled: true,
             value: Some(false.into()),

@@ -300,7 +300,7 @@ async fn six_sample_flags_per_environment_with_the_server_side_key_alone() {
                 ("kill_switch_recommendations", "KILLED"),
                 ("catalog_v2_search_engine", "opensearch"),
                 ("recommendations_ab_test_model_v3", "ON 25/25/25/25"),
-                ("checkout_stripe_payment_intents_v2024_11", "ON 1 seg only"),
+                ("checkout_stripe_payment_intents_v2024_11", "ON 10% (1 seg)"),
                 ("catalog_per_tenant_pagination_size", "30"),
             ],
         ),
@@ -311,7 +311,7 @@ async fn six_sample_flags_per_environment_with_the_server_side_key_alone() {
                 ("kill_switch_recommendations", "SERVING"),
                 ("catalog_v2_search_engine", "opensearch"),
                 ("recommendations_ab_test_model_v3", "ON 33/33/34"),
-                ("checkout_stripe_payment_intents_v2024_11", "ON 1 seg only"),
+                ("checkout_stripe_payment_intents_v2024_11", "ON 10% (1 seg)"),
                 ("catalog_per_tenant_pagination_size", "30 +1 seg +1 id"),
             ],
         ),
@@ -770,12 +770,12 @@ async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
             }
         }
     }
-    // A flag off by default and on for a 10% segment reads `ON 1 seg only`: the SDK serves it
+    // A flag off by default and on for a 10% segment reads `ON 10% (1 seg)`: the SDK serves it
     // off to the environment and on to some identities, not to all.
     let connection = connect(&fake, "prod", Admin::None);
     let canary = "checkout_stripe_payment_intents_v2024_11";
     let flag = read(&connection, canary).await;
-    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 1 seg only");
+    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 10% (1 seg)");
     let seen = sdk_sees(&fake, "prod", "local", &[canary]).await;
     assert_eq!(seen["environment"][canary]["enabled"], false, "{seen}");
     let identities = sdk_enabled(&seen, canary).len() - 1;
@@ -808,7 +808,7 @@ async fn turning_off_a_flag_that_still_serves_through_an_override_is_refused_not
     let connection = connect(&fake, "prod", Admin::Token);
     let canary = "checkout_stripe_payment_intents_v2024_11";
     let flag = read(&connection, canary).await;
-    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 1 seg only");
+    assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 10% (1 seg)");
     let before = fake.requests().len();
     let result = flip::execute(
         &request("prod", &flag, false, "INC-12 stop the canary"),

@@ -273,15 +273,18 @@ async fn a_segment_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_a
         .filter(|r| r.phase == Phase::Intent && r.action == "rollout")
         .collect();
     assert_eq!(intents.len(), 3);
-    // The cells say where the flag stands; the percentages themselves are in `rollout` and
-    // `previous` (a segment canary's cell reads "ON 1 seg only" at any percentage).
-    for record in &intents {
-        assert!(
-            !record.from.is_empty() && !record.to.is_empty(),
-            "{record:?}"
-        );
-        assert_eq!(record.provider, "flagsmith");
-    }
+    let cells: Vec<(&str, &str)> = intents
+        .iter()
+        .map(|r| (r.from.as_str(), r.to.as_str()))
+        .collect();
+    assert_eq!(
+        cells,
+        vec![
+            ("ON 10% (1 seg)", "ON 50% (1 seg)"),
+            ("ON 50% (1 seg)", "ON 10% (1 seg)"),
+            ("ON 10% (1 seg)", "ON 0% (1 seg)"),
+        ]
+    );
     assert_eq!(intents[0].rollout, Some(percent(50.0)));
     assert_eq!(intents[0].previous, Some(percent(10.0)));
 }
