@@ -213,6 +213,20 @@ async fn a_segment_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_a
         .expect("shared with");
     assert!(shared.is_empty(), "{shared:?}");
 
+    // What the dialog and the CLI say before asking.
+    let shown = prod.source.read_flag(CANARY).await.expect("read");
+    assert_eq!(
+        flip::describe_change(
+            shown.meta.kind,
+            CANARY,
+            "prod",
+            &shown.state,
+            &Change::Rollout {
+                target: percent(50.0)
+            }
+        ),
+        format!("ROLLOUT {CANARY} in prod: ON 10% (1 seg) -> ON 50% (1 seg)")
+    );
     let outcome = rollout(&prod, &log, CANARY, percent(50.0), "INC-17 step up").await;
     assert_applied(&outcome);
     let at_50 = enabled_identities(&fake, "prod", CANARY).await;

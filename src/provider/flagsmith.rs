@@ -2107,7 +2107,8 @@ impl FlagsmithWriter {
             .filter_map(|env| {
                 Some((
                     env.get("id")?.as_u64()?,
-                    env.get("name")?.as_str()?.to_string(),
+                    // Vendor text, shown in the dialog and the CLI: one inert line.
+                    crate::text::line(env.get("name")?.as_str()?),
                 ))
             })
             .collect();
