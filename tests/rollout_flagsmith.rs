@@ -573,3 +573,166 @@ async fn where_approvals_are_required_an_ab_test_ending_is_a_change_request() {
     }
     assert_eq!(segment_percentage_in(&fake, "prod"), json!("10"));
 }
+
+// ---- through `killswitch rollout` (the command's code, a scripted terminal) ------------------
+
+/// Flagsmith fields for each environment of the fake, by name, as Vault would hold them.
+struct FakeVault {
+    url: String,
+    keys: BTreeMap<String, String>,
+}
+
+#[async_trait::async_trait]
+impl killswitch::session::CredentialSource for FakeVault {
+    async fn credentials(
+        &self,
+        env: &EnvironmentConfig,
+    ) -> Result<killswitch::session::Credentials, killswitch::session::ConnectError> {
+        let mut fields = SecretFields::new(format!("vault {}", env.vault_location()));
+        fields.insert("api_url", Secret::new(format!("{}/api/v1/", self.url)));
+        fields.insert(
+            "environment_key",
+            Secret::new(self.keys.get(&env.name).cloned().unwrap_or_default()),
+        );
+        fields.insert("admin_token", Secret::new(ADMIN_TOKEN));
+        Ok(killswitch::session::Credentials {
+            fields,
+            write_denied: None,
+        })
+    }
+
+    async fn operator(&self) -> Option<String> {
+        Some("token-alice".into())
+    }
+}
+
+/// Answers the one question with a scripted line and keeps what was asked.
+struct Scripted {
+    answer: String,
+    asked: Vec<String>,
+}
+
+impl killswitch::commands::kill::Confirm for Scripted {
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn ask(&mut self, question: &str) -> std::io::Result<String> {
+        self.asked.push(question.to_string());
+        Ok(self.answer.clone())
+    }
+}
+
+/// dev, staging and prod on the fake; staging and prod protected.
+fn session(fake: &FakeFlagsmith, dir: &std::path::Path) -> killswitch::session::Session {
+    let mut text = String::from("protected = [\"staging\", \"prod\"]\n\n");
+    for env in ["dev", "staging", "prod"] {
+        text.push_str(&format!(
+            "[[environment]]\nname = \"{env}\"\nprovider = \"flagsmith\"\nvault_path = \"feature-flags/flagsmith/{env}\"\n\n"
+        ));
+    }
+    let config = killswitch::config::parse(&text, &dir.join("config.toml")).expect("config");
+    let keys = ["dev", "staging", "prod"]
+        .iter()
+        .map(|env| (env.to_string(), fake.env(env).server_key))
+        .collect();
+    killswitch::session::Session::new(
+        config,
+        Access::ReadWrite,
+        std::sync::Arc::new(FakeVault {
+            url: fake.url.clone(),
+            keys,
+        }),
+        std::sync::Arc::new(AuditLog::open(&dir.join("audit.jsonl")).expect("audit")),
+        std::sync::Arc::new(SystemClock),
+    )
+}
+
+fn rollout_args(
+    flag: &str,
+    to: Option<&str>,
+    variant: Option<&str>,
+) -> killswitch::cli::RolloutArgs {
+    killswitch::cli::RolloutArgs {
+        flag: flag.to_string(),
+        env: "prod".to_string(),
+        to: to.map(str::to_string),
+        variant: variant.map(str::to_string),
+        note: "INC-17 canary step".to_string(),
+        yes: false,
+        output: killswitch::cli::FlipOutput::Json,
+    }
+}
+
+#[tokio::test]
+async fn the_rollout_command_names_the_environments_a_segment_shares_and_needs_each_protected_one_typed()
+ {
+    let fake = FakeFlagsmith::open_source().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = session(&fake, dir.path());
+    let args = rollout_args(CANARY, Some("50"), None);
+
+    // Only prod typed: staging, which the segment also changes, is protected too.
+    let mut confirm = Scripted {
+        answer: "prod".into(),
+        asked: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let code = killswitch::commands::rollout::run(&session, &args, &mut confirm, &mut out)
+        .await
+        .expect("run");
+    assert_eq!(code, 4, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(confirm.asked.len(), 1);
+    assert!(confirm.asked[0].contains("staging"), "{}", confirm.asked[0]);
+    assert!(
+        confirm.asked[0].contains("ON 10% (1 seg) -> ON 50% (1 seg)"),
+        "{}",
+        confirm.asked[0]
+    );
+    assert_eq!(
+        segment_percentage_in(&fake, "prod"),
+        json!("10"),
+        "nothing changed"
+    );
+
+    let mut confirm = Scripted {
+        answer: "staging prod".into(),
+        asked: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let code = killswitch::commands::rollout::run(&session, &args, &mut confirm, &mut out)
+        .await
+        .expect("run");
+    let report: Value = serde_json::from_slice(&out).expect("JSON report");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["shared_with"], json!(["staging"]));
+    assert_eq!(report["from"], json!("ON 10% (1 seg)"));
+    assert_eq!(report["to"], json!("ON 50% (1 seg)"));
+    assert_eq!(segment_percentage_in(&fake, "staging"), json!("50"));
+
+    // What the flag does not have is a usage error before anything is written.
+    for (to, variant) in [(Some("50"), None), (None, Some("model_z"))] {
+        let mut confirm = Scripted {
+            answer: "prod".into(),
+            asked: Vec::new(),
+        };
+        let mut out = Vec::new();
+        let code = killswitch::commands::rollout::run(
+            &session,
+            &rollout_args(AB_TEST, to, variant),
+            &mut confirm,
+            &mut out,
+        )
+        .await
+        .expect("run");
+        let report: Value = serde_json::from_slice(&out).expect("JSON report");
+        assert_eq!(code, 2, "{report}");
+        assert!(
+            report["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("control, model_a, model_b, model_c")),
+            "{report}"
+        );
+        assert!(confirm.asked.is_empty());
+    }
+}

@@ -463,3 +463,28 @@ async fn rollout_patches_and_approval_requests_validate_against_the_openapi_spec
         "{results:#?}"
     );
 }
+
+#[tokio::test]
+async fn the_choices_a_flag_offers_come_from_its_variations() {
+    let fake = FakeLd::start().await;
+    let prod = connect(&fake, "production", SDK_KEY_PROD);
+    let writer = prod.writer.as_ref().expect("writable");
+    let experiment = writer
+        .rollout_choices(EXPERIMENT)
+        .await
+        .expect("choices")
+        .expect("said");
+    assert!(!experiment.percent);
+    assert_eq!(experiment.variants, vec!["control", "a", "b"]);
+    assert_eq!(experiment.values, vec!["control", "bm25", "vector"]);
+    assert!(experiment.check(&variant("b")).is_ok());
+    assert_eq!(experiment.canonical(&variant("b")), variant("vector"));
+    assert!(experiment.check(&percent(50.0)).is_err());
+    let canary = writer
+        .rollout_choices(CANARY)
+        .await
+        .expect("choices")
+        .expect("said");
+    assert!(canary.percent);
+    assert!(canary.check(&percent(12.345)).is_ok());
+}

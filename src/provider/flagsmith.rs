@@ -35,7 +35,7 @@ use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
     Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
-use crate::rollout::RolloutTarget;
+use crate::rollout::{RolloutChoices, RolloutTarget};
 use crate::secret::{Secret, SecretFields};
 
 /// Vault fields needed to read (with the server-side key alone).
@@ -1323,6 +1323,32 @@ impl FlagWriter for FlagsmithWriter {
         seen: &FlagState,
     ) -> Result<WriteResult, ProviderError> {
         self.rollout(key, target, note, seen).await
+    }
+
+    /// A multivariate feature: its control value and options (no percentage); any other
+    /// feature: a percentage (its write refuses when no percentage segment decides it).
+    async fn rollout_choices(&self, key: &str) -> Result<Option<RolloutChoices>, ProviderError> {
+        let client = &self.client;
+        let (document, ids) = client.document_with_ids(key).await?;
+        let state = document.feature(key).ok_or_else(|| client.not_found(key))?;
+        if state.multivariate.is_empty() {
+            return Ok(Some(RolloutChoices {
+                percent: true,
+                ..RolloutChoices::default()
+            }));
+        }
+        Ok(Some(RolloutChoices {
+            percent: false,
+            whole_percent_only: false,
+            variants: std::iter::once(value_text(&state.value))
+                .chain(
+                    ids.allocations
+                        .iter()
+                        .map(|(_, _, value)| value_text(value)),
+                )
+                .collect(),
+            values: Vec::new(),
+        }))
     }
 
     /// See [`FlagsmithWriter::shared_with`].

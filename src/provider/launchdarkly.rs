@@ -60,7 +60,7 @@ use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::model::{
     Flag, FlagKind, FlagMeta, FlagState, Override, OverrideKind, Rollout, ServedState, value_text,
 };
-use crate::rollout::RolloutTarget;
+use crate::rollout::{RolloutChoices, RolloutTarget};
 use crate::secret::{Secret, SecretFields};
 
 pub const DEFAULT_API_URL: &str = "https://app.launchdarkly.com";
@@ -831,6 +831,49 @@ impl FlagWriter for LdWriter {
             )),
             _ => Err(http::status_error(&what, &url, answer.status, &answer.body)),
         }
+    }
+
+    /// A boolean flag: a percentage; every flag: its variations by name (or value, when
+    /// unnamed), with their values, which states show. From the REST flag (names live there).
+    async fn rollout_choices(&self, key: &str) -> Result<Option<RolloutChoices>, ProviderError> {
+        let api = &self.api;
+        let what = format!(
+            "{}: read the variations of `{key}` in LaunchDarkly project `{}`",
+            api.env, api.project
+        );
+        let url = format!("{}?env={}", api.flag_url(key), path_segment(&api.ld_env));
+        let flag = api.get_json(&what, &url, &self.token).await?;
+        let base = RolloutBase::parse(&flag, &api.ld_env)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))?;
+        let values: Vec<String> = base
+            .variations
+            .iter()
+            .map(|(_, value, _)| value_text(value))
+            .collect();
+        let percent = base.variations.len() == 2
+            && base
+                .variations
+                .iter()
+                .any(|(_, v, _)| *v == Value::Bool(true))
+            && base
+                .variations
+                .iter()
+                .any(|(_, v, _)| *v == Value::Bool(false));
+        Ok(Some(RolloutChoices {
+            percent,
+            whole_percent_only: false,
+            variants: base
+                .variations
+                .iter()
+                .zip(&values)
+                .map(|((_, _, name), value)| {
+                    name.clone()
+                        .filter(|name| !name.is_empty())
+                        .unwrap_or_else(|| value.clone())
+                })
+                .collect(),
+            values,
+        }))
     }
 
     /// See the rollouts section: `updateFallthroughVariationOrRollout`, the note as `comment`.
