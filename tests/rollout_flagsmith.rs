@@ -710,6 +710,30 @@ async fn the_rollout_command_names_the_environments_a_segment_shares_and_needs_e
     assert_eq!(report["to"], json!("ON 50% (1 seg)"));
     assert_eq!(segment_percentage_in(&fake, "staging"), json!("50"));
 
+    // Undo goes back to the previous percentage, on the same segment, typed the same way.
+    let undo = killswitch::cli::UndoArgs {
+        env: "prod".into(),
+        flag: CANARY.into(),
+        note: "INC-17 back".into(),
+        yes: false,
+        output: killswitch::cli::FlipOutput::Json,
+    };
+    let mut confirm = Scripted {
+        answer: "staging prod".into(),
+        asked: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let code = killswitch::commands::undo::run(&session, &undo, &mut confirm, &mut out)
+        .await
+        .expect("undo");
+    let report: Value = serde_json::from_slice(&out).expect("JSON report");
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["rollout"],
+        json!({"type": "percent", "percent": 10.0})
+    );
+    assert_eq!(segment_percentage_in(&fake, "prod"), json!("10"));
+
     // What the flag does not have is a usage error before anything is written.
     for (to, variant) in [(Some("50"), None), (None, Some("model_z"))] {
         let mut confirm = Scripted {
