@@ -235,6 +235,11 @@ async fn a_segment_canary_steps_up_keeps_its_users_steps_back_to_the_same_ones_a
         "50% of 1000 identities, got {}",
         at_50.len()
     );
+    eprintln!(
+        "flagsmith-python (local evaluation): {} of 1000 get the canary at 10%, {} at 50%",
+        at_10.len(),
+        at_50.len()
+    );
     let lost: Vec<&usize> = at_10.difference(&at_50).collect();
     assert!(
         lost.is_empty(),
