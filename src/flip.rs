@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::audit::{self, AuditError, AuditLog, AuditRecord, Phase};
 use crate::clock::Clock;
-use crate::model::{Flag, FlagKind, FlagState, KILL_SWITCH_PREFIX, cell_text};
+use crate::model::{Flag, FlagKind, FlagState, KILL_SWITCH_PREFIX, audit_cell};
 use crate::provider::{ChangeNote, Connection, ErrorKind, ProviderError, WriteResult};
 use crate::rollout::RolloutTarget;
 use crate::session::Session;
@@ -274,7 +274,7 @@ pub const OUTCOME_UNKNOWN: &str = "OUTCOME UNKNOWN";
 /// --output json` (`from`/`to`) and the audit records use. Always computed from a state read
 /// from the vendor: "before" from the re-read guard, "after" from the re-read after the write.
 pub fn cell(kind: FlagKind, state: &FlagState) -> String {
-    cell_text(kind, state)
+    audit_cell(kind, state)
 }
 
 /// What the intent record names as the target before anything is written: the state asked for
@@ -374,7 +374,7 @@ async fn transaction(
         return Err(FlipError::Changed {
             env: request.env.clone(),
             flag: request.flag.clone(),
-            now: cell_text(current.meta.kind, &current.state),
+            now: audit_cell(current.meta.kind, &current.state),
             current: Box::new(current),
         });
     }
@@ -619,7 +619,7 @@ async fn served_for(
             Ok((!target.reached_by(&rule)).then(|| {
                 format!(
                     "services still get {}",
-                    crate::text::line(&cell_text(FlagKind::Release, &rule))
+                    crate::text::line(&audit_cell(FlagKind::Release, &rule))
                 )
             }))
         }
@@ -709,7 +709,7 @@ pub async fn reconcile(
     record.error = Some(format!(
         "interrupted flip reconciled at next start: {} (flag is now {})",
         if applied { "applied" } else { "not applied" },
-        cell_text(current.meta.kind, &current.state)
+        audit_cell(current.meta.kind, &current.state)
     ));
     audit_log.append(&record)?;
     audit_log.forget_flip(&pending.id);

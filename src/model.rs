@@ -334,25 +334,85 @@ pub fn value_text(value: &serde_json::Value) -> String {
     }
 }
 
-/// How one cell of the dashboard words a flag's state: what services are served, one wording
-/// per situation whatever the vendor (the README's list):
-/// - kill switches: `SERVING`, `SERVING 10%`, `SERVING 2 seg only` (off by default, on for
-///   segments), `SERVING (code default)`, `KILLED`;
-/// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `ON 10% (1 seg)` (switched
-///   off, on for a percentage segment), `20 +2 seg`, `OFF`,
-///   `code default`;
-/// - either: `UNKNOWN (rule)` when a rule decides what killswitch cannot read.
+/// What a cell's state means, for colour: chosen with the wording, from the state, never from
+/// the words. A kill switch's tones and another flag's differ (a kill switch's "on" is the
+/// healthy state, another flag's "off" is just off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    /// A kill switch serving everyone, a percentage, or its code default.
+    Serving,
+    /// A kill switch killed for everyone.
+    Killed,
+    /// A kill switch killed by default while segments or identities still get the feature
+    /// (`SERVING 1 seg only`): not what "killed" means, not what "serving" means either.
+    PartlyKilled,
+    /// Another flag on for everyone (with any value, and any overrides).
+    On,
+    /// Another flag on for a percentage or split of the default audience (`ON 10%`).
+    Rollout,
+    /// Another flag off by default, on for segments or identities only (`ON 1 seg only`).
+    Targeted,
+    /// Another flag off.
+    Off,
+    /// Another flag left to the services' code default.
+    CodeDefault,
+    /// A rule decides what killswitch cannot read.
+    Unknown,
+}
+
+/// One cell of the dashboard, built once from the domain state: the words, and what they mean
+/// ([`Tone`]) for the colour. Views pick colours from `tone`, never by matching `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellView {
+    /// The display wording (the README's list); views may compact it to fit a column.
+    pub text: String,
+    pub tone: Tone,
+}
+
+impl CellView {
+    /// How one cell of the dashboard words a flag's state: what services are served, one
+    /// wording per situation whatever the vendor (the README's list):
+    /// - kill switches: `SERVING`, `SERVING 10%`, `SERVING 2 seg only` (off by default, on for
+    ///   segments), `SERVING (code default)`, `KILLED`;
+    /// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `ON 10% (1 seg)` (switched
+    ///   off, on for a percentage segment), `20 +2 seg`, `OFF`, `code default`;
+    /// - either: `UNKNOWN (rule)` when a rule decides what killswitch cannot read.
+    pub fn of(kind: FlagKind, state: &FlagState) -> CellView {
+        let (text, tone) = classify(kind, state);
+        CellView { text, tone }
+    }
+}
+
+/// The display wording of a cell ([`CellView::of`]'s `text`).
 pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
+    CellView::of(kind, state).text
+}
+
+/// The stable wording of a state for the audit log's `from`/`to` (and the JSON results that
+/// quote them): the README's cell table as of audit record version 1. Scripts and people read
+/// old logs next to new ones, so this wording does not follow the dashboard's display: it is
+/// pinned by `model::tests::the_audit_wording_is_pinned`. When the display words change, change
+/// [`CellView`]'s text, not this.
+pub fn audit_cell(kind: FlagKind, state: &FlagState) -> String {
+    classify(kind, state).0
+}
+
+/// The one classification of a state: its words (the audit log's stable wording, which the
+/// display uses as it is today) and its tone.
+fn classify(kind: FlagKind, state: &FlagState) -> (String, Tone) {
     let kill_switch = kind == FlagKind::KillSwitch;
     let on = if kill_switch { "SERVING" } else { "ON" };
     // (A kill switch on its code default serves; `enabled: false` next to it is a state being
     // predicted for after a kill, which serves off.)
     match state.rollout {
         Rollout::CodeDefault if kill_switch && state.enabled => {
-            return "SERVING (code default)".to_string();
+            return ("SERVING (code default)".to_string(), Tone::Serving);
         }
-        Rollout::CodeDefault if !kill_switch => return "code default".to_string(),
-        Rollout::Unknown if state.enabled => return "UNKNOWN (rule)".to_string(),
+        Rollout::CodeDefault if !kill_switch => {
+            return ("code default".to_string(), Tone::CodeDefault);
+        }
+        Rollout::Unknown if state.enabled => return ("UNKNOWN (rule)".to_string(), Tone::Unknown),
         _ => {}
     }
     let rollout = state.rollout.summary();
@@ -370,30 +430,44 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
     // The one group serving a flag switched off is a percentage of everyone (Flagsmith's
     // `PERCENTAGE_SPLIT` segment): that percentage is the flag's rollout, and a rollout's
     // "10% -> 50%" must show in the cell.
+    // A kill switch so read serves a percentage of everyone, like `SERVING 10%`.
     if let Some(index) = crate::rollout::percentage_override(state) {
-        return format!(
-            "{on} {} ({serving})",
-            state.overrides[index].rollout.summary()
+        let tone = if kill_switch {
+            Tone::Serving
+        } else {
+            Tone::Rollout
+        };
+        return (
+            format!(
+                "{on} {} ({serving})",
+                state.overrides[index].rollout.summary()
+            ),
+            tone,
         );
     }
     if default_off && !serving.is_empty() {
-        return format!("{on} {serving} only");
+        let tone = if kill_switch {
+            Tone::PartlyKilled
+        } else {
+            Tone::Targeted
+        };
+        return (format!("{on} {serving} only"), tone);
     }
     if kill_switch {
         return if state.enabled {
-            format!("SERVING{}", prefixed(&rollout))
+            (format!("SERVING{}", prefixed(&rollout)), Tone::Serving)
         } else {
-            "KILLED".to_string()
+            ("KILLED".to_string(), Tone::Killed)
         };
     }
     if !state.enabled {
-        return "OFF".to_string();
+        return ("OFF".to_string(), Tone::Off);
     }
     match (&state.value, rollout.is_empty()) {
-        (_, false) => format!("ON {rollout}{overrides}"),
-        (Some(serde_json::Value::Bool(true)) | None, true) => format!("ON{overrides}"),
-        (Some(serde_json::Value::Bool(false)), true) => "ON false".to_string(),
-        (Some(value), true) => format!("{}{overrides}", value_text(value)),
+        (_, false) => (format!("ON {rollout}{overrides}"), Tone::Rollout),
+        (Some(serde_json::Value::Bool(true)) | None, true) => (format!("ON{overrides}"), Tone::On),
+        (Some(serde_json::Value::Bool(false)), true) => ("ON false".to_string(), Tone::On),
+        (Some(value), true) => (format!("{}{overrides}", value_text(value)), Tone::On),
     }
 }
 
@@ -613,6 +687,160 @@ mod tests {
         };
         assert_eq!(cell_text(FlagKind::Config, &config), "20 +1 seg");
         assert_eq!(config.overrides[0].summary(), "50 (eu_tenants)");
+    }
+
+    /// Every situation's state, for the tables below.
+    fn situations() -> Vec<(FlagKind, FlagState)> {
+        let segment = |enabled| Override {
+            target: "segment beta".into(),
+            kind: OverrideKind::Segment,
+            enabled,
+            value: None,
+            rollout: Rollout::Everyone,
+        };
+        let identity = Override {
+            target: "identity alice".into(),
+            kind: OverrideKind::Identity,
+            ..segment(true)
+        };
+        let on = FlagState {
+            enabled: true,
+            value: Some(true.into()),
+            ..FlagState::default()
+        };
+        let off = FlagState {
+            enabled: false,
+            value: Some(false.into()),
+            ..FlagState::default()
+        };
+        let percent = FlagState {
+            rollout: Rollout::Percentage { percent: 10.0 },
+            ..on.clone()
+        };
+        let split = FlagState {
+            rollout: Rollout::from_weights(&[
+                ("a".into(), 1.0),
+                ("b".into(), 1.0),
+                ("c".into(), 1.0),
+            ]),
+            ..on.clone()
+        };
+        let code_default = FlagState {
+            rollout: Rollout::CodeDefault,
+            ..on.clone()
+        };
+        let unknown = FlagState {
+            rollout: Rollout::Unknown,
+            ..on.clone()
+        };
+        let partly = FlagState {
+            overrides: vec![segment(true), identity],
+            ..off.clone()
+        };
+        let with_overrides = FlagState {
+            overrides: vec![segment(true), segment(false)],
+            ..on.clone()
+        };
+        let value = FlagState {
+            value: Some(20.into()),
+            overrides: vec![segment(true)],
+            ..on.clone()
+        };
+        let on_false = FlagState {
+            value: Some(false.into()),
+            ..on.clone()
+        };
+        let canary_segment = FlagState {
+            overrides: vec![Override {
+                rollout: Rollout::Percentage { percent: 10.0 },
+                ..segment(true)
+            }],
+            ..off.clone()
+        };
+        use FlagKind::{KillSwitch, Release};
+        vec![
+            (KillSwitch, on.clone()),
+            (KillSwitch, off.clone()),
+            (KillSwitch, percent.clone()),
+            (KillSwitch, code_default.clone()),
+            (KillSwitch, unknown.clone()),
+            (KillSwitch, partly.clone()),
+            (Release, on),
+            (Release, off),
+            (Release, percent),
+            (Release, split),
+            (Release, code_default),
+            (Release, unknown),
+            (Release, partly),
+            (Release, with_overrides),
+            (FlagKind::Config, value),
+            (Release, on_false),
+            (KillSwitch, canary_segment.clone()),
+            (Release, canary_segment),
+        ]
+    }
+
+    #[test]
+    fn the_audit_wording_is_pinned() {
+        // The audit log's `from`/`to` (record version 1). Old logs are read next to new ones:
+        // this table changes only with a new record version, never with the dashboard's words.
+        let expected = [
+            "SERVING",
+            "KILLED",
+            "SERVING 10%",
+            "SERVING (code default)",
+            "UNKNOWN (rule)",
+            "SERVING 1 seg, 1 id only",
+            "ON",
+            "OFF",
+            "ON 10%",
+            "ON 33/33/34",
+            "code default",
+            "UNKNOWN (rule)",
+            "ON 1 seg, 1 id only",
+            "ON +2 seg",
+            "20 +1 seg",
+            "ON false",
+            "SERVING 10% (1 seg)",
+            "ON 10% (1 seg)",
+        ];
+        let words: Vec<String> = situations()
+            .iter()
+            .map(|(kind, state)| audit_cell(*kind, state))
+            .collect();
+        assert_eq!(words, expected);
+    }
+
+    #[test]
+    fn each_cell_carries_its_tone_with_its_words() {
+        let expected = [
+            Tone::Serving,
+            Tone::Killed,
+            Tone::Serving,
+            Tone::Serving,
+            Tone::Unknown,
+            Tone::PartlyKilled,
+            Tone::On,
+            Tone::Off,
+            Tone::Rollout,
+            Tone::Rollout,
+            Tone::CodeDefault,
+            Tone::Unknown,
+            Tone::Targeted,
+            Tone::On,
+            Tone::On,
+            Tone::On,
+            Tone::Serving,
+            Tone::Rollout,
+        ];
+        let tones: Vec<Tone> = situations()
+            .iter()
+            .map(|(kind, state)| CellView::of(*kind, state).tone)
+            .collect();
+        assert_eq!(tones, expected);
+        for (kind, state) in situations() {
+            assert_eq!(CellView::of(kind, &state).text, cell_text(kind, &state));
+        }
     }
 
     #[test]

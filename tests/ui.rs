@@ -321,3 +321,73 @@ fn a_long_title_line_is_cut_with_a_mark() {
         "{title}"
     );
 }
+
+/// The foreground colours of the screen's cells that spell `word` on the line that has it.
+fn colours_of(state: &killswitch::tui::app::State, word: &str) -> Vec<ratatui::style::Color> {
+    let (width, height) = state.size;
+    let backend = ratatui::backend::TestBackend::new(width, height);
+    let mut terminal = ratatui::Terminal::new(backend).expect("test terminal");
+    terminal
+        .draw(|frame| killswitch::tui::view::render(frame, state))
+        .expect("draw");
+    let buffer = terminal.backend().buffer();
+    for y in 0..buffer.area.height {
+        let symbols: Vec<&str> = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        let line = symbols.concat();
+        if let Some(at) = line.find(word) {
+            // Cells are one character each here (ASCII words after ASCII keys).
+            let start = line[..at].chars().count() as u16;
+            return (start..start + word.chars().count() as u16)
+                .map(|x| buffer[(x, y)].fg)
+                .collect();
+        }
+    }
+    panic!("{word} is not on the screen")
+}
+
+#[test]
+fn a_partial_kill_is_not_drawn_in_the_serving_colour() {
+    use killswitch::model::{Override, OverrideKind, Rollout};
+    use ratatui::style::Color;
+    let mut state = loaded(false, (110, 30), None);
+    // prod's kill switch killed by default while a segment still gets the feature.
+    let mut prod = support::dashboard::snapshot("prod");
+    let flag = prod
+        .flags
+        .iter_mut()
+        .find(|flag| flag.meta.key == "kill_switch_checkout")
+        .expect("sample kill switch");
+    flag.state.enabled = false;
+    flag.state.value = Some(false.into());
+    flag.state.rollout = Rollout::Everyone;
+    flag.state.overrides = vec![Override {
+        target: "segment beta".into(),
+        kind: OverrideKind::Segment,
+        enabled: true,
+        value: None,
+        rollout: Rollout::Everyone,
+    }];
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(prod),
+            read_only_reason: None,
+        },
+    );
+    let partial = colours_of(&state, "SERVING 1 seg only");
+    assert!(
+        partial.iter().all(|colour| *colour != Color::Green),
+        "a partial kill drawn as serving: {partial:?}"
+    );
+    // Nor is it drawn as a full kill: the words and the colour both say "partly".
+    assert!(
+        partial.iter().all(|colour| *colour != Color::Red),
+        "{partial:?}"
+    );
+    // A kill switch serving everyone keeps the serving colour.
+    let serving = colours_of(&state, "SERVING");
+    assert!(serving.iter().all(|c| *c == Color::Green), "{serving:?}");
+}

@@ -36,7 +36,7 @@ use self::page::{EnvView, LoadView, TriggerView};
 use crate::cli::{Output, ServeArgs, StatusArgs};
 use crate::commands::status::StatusReport;
 use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
-use crate::model::{EnvSnapshot, cell_text};
+use crate::model::EnvSnapshot;
 use crate::provider::{Access, ErrorKind};
 use crate::secret::Secret;
 use crate::session::{ConnectError, Session};
@@ -869,7 +869,7 @@ async fn flip_for(
         }
     };
     let kind = current.meta.kind;
-    let from = cell_text(kind, &current.state);
+    let from = flip::cell(kind, &current.state);
     answer.action = Some(flip::action_name(kind, enabled));
     answer.from = Some(from.clone());
     let remember = || {
@@ -982,7 +982,7 @@ async fn flip_for(
         }
         Ok(FlipOutcome::AlreadyInState { current }) => {
             remember();
-            let now = cell_text(current.meta.kind, &current.state);
+            let now = flip::cell(current.meta.kind, &current.state);
             answer.to = Some(now.clone());
             answer.finish(
                 "nothing_to_do",
@@ -1003,7 +1003,7 @@ async fn flip_for(
             if let Some(now) = now.filter(|now| now.state.enabled == enabled) {
                 remember();
                 server.metrics.flip("nothing_to_do");
-                let shown = cell_text(now.meta.kind, &now.state);
+                let shown = flip::cell(now.meta.kind, &now.state);
                 answer.to = Some(shown.clone());
                 return answer.finish(
                     "nothing_to_do",

@@ -6,7 +6,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 
-use crate::model::{FlagKind, cell_text};
+use crate::model::{CellView, Tone};
 use crate::tui::app::{LoadState, Mode, State};
 use crate::tui::layout;
 use crate::{redact, text};
@@ -68,20 +68,18 @@ pub fn render_title(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// Style for a cell, from its full wording (before any compacting): words carry the meaning,
-/// colour only helps.
-fn cell_style(kind: FlagKind, text: &str) -> Style {
-    match (kind, text) {
-        (FlagKind::KillSwitch, "KILLED") => {
-            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
-        }
+/// Style for a cell, from what its state means ([`Tone`]), never from its words: words carry
+/// the meaning, colour only helps.
+pub fn cell_style(tone: Tone) -> Style {
+    match tone {
+        Tone::Killed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        // Killed by default, still serving segments: neither the killed nor the serving colour.
+        Tone::PartlyKilled => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
         // killswitch cannot tell what a rule serves: neither the serving nor the killed colour.
-        (_, text) if text.starts_with("UNKNOWN") => {
-            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
-        }
-        (FlagKind::KillSwitch, _) => Style::new().fg(Color::Green),
-        (_, "OFF") => Style::new().fg(Color::DarkGray),
-        _ => Style::new(),
+        Tone::Unknown => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Tone::Serving => Style::new().fg(Color::Green),
+        Tone::Off => Style::new().fg(Color::DarkGray),
+        Tone::On | Tone::Rollout | Tone::Targeted | Tone::CodeDefault => Style::new(),
     }
 }
 
@@ -219,9 +217,9 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
         for &col in shown {
             let flag = state.flag_at(row, col);
             // The row's kind: its metadata is merged across environments.
-            let full = flag.map(|flag| text::line(&cell_text(row.meta.kind, &flag.state)));
-            let text = match &full {
-                Some(full) => fit_cell(full, cell_width),
+            let view = flag.map(|flag| CellView::of(row.meta.kind, &flag.state));
+            let text = match &view {
+                Some(view) => fit_cell(&text::line(&view.text), cell_width),
                 None => match state
                     .envs
                     .get(col)
@@ -232,10 +230,7 @@ pub fn render_table(frame: &mut Frame, area: Rect, state: &State) {
                     _ => "—".to_string(),
                 },
             };
-            let mut style = match (flag, &full) {
-                (Some(_), Some(full)) => cell_style(row.meta.kind, full),
-                _ => Style::new(),
-            };
+            let mut style = view.map(|view| cell_style(view.tone)).unwrap_or_default();
             if selected_row && col == state.col {
                 style = style.add_modifier(Modifier::REVERSED);
             }
