@@ -11,7 +11,10 @@ pub mod commands;
 pub mod config;
 pub mod discover;
 pub mod flip;
+/// Test-only (the vendor parsers' unit tests fuzz their private parsers with it): the file lives
+/// with the other test helpers under `tests/support/`, and is compiled only for unit tests.
 #[cfg(test)]
+#[path = "../tests/support/fuzz_json.rs"]
 mod fuzz_support;
 pub mod model;
 pub mod notify;

@@ -1,6 +1,9 @@
 //! Test-only: structure-aware fuzzing of vendor JSON. A recorded (or realistic) document is
 //! mutated at random places (values replaced by any JSON, keys dropped, arrays emptied), so the
 //! parser is driven deep into its structure instead of failing at the top level every time.
+//!
+//! Compiled only into the library's unit tests, as `crate::fuzz_support` (see `src/lib.rs`):
+//! the vendor files' tests fuzz their private parsers with it. Not a module of `support/`.
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
