@@ -136,6 +136,10 @@ pub enum FlipError {
     },
     #[error("no audit, no change: {0}")]
     Audit(#[from] AuditError),
+    /// The environment could not be connected (credentials or the vendor's setup): nothing was
+    /// read or written.
+    #[error("{0}")]
+    Connect(#[from] crate::session::ConnectError),
     #[error("{stage}: {error}")]
     Provider {
         stage: &'static str,

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod discover;
+pub mod exit;
 pub mod flip;
 /// Test-only (the vendor parsers' unit tests fuzz their private parsers with it): the file lives
 /// with the other test helpers under `tests/support/`, and is compiled only for unit tests.
@@ -18,6 +19,7 @@ pub mod flip;
 mod fuzz_support;
 pub mod model;
 pub mod notify;
+pub mod outcome;
 pub mod provider;
 pub mod redact;
 pub mod rollout;

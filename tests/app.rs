@@ -202,7 +202,6 @@ fn finished_flip_shows_the_result_and_reloads_the_environment() {
         Action::FlipFinished {
             request: request.clone(),
             result: Ok(outcome),
-            changed: false,
             since_launch: Duration::from_millis(8400),
         },
     );
@@ -1316,5 +1315,94 @@ fn the_vendor_history_is_read_once_the_cursor_rests_and_shown_in_details() {
     assert!(
         prod.contains("last: KILLED by alice@bastion 1 min ago: INC-89 (audit a-9)"),
         "{screen}"
+    );
+}
+
+/// A flag that moved since it was shown: nothing was written; the dashboard shows it as the
+/// guard read it (before the reload arrives), the note is kept for the next `f`, which now
+/// offers the opposite of the new state.
+#[test]
+fn a_flag_that_changed_since_shown_is_shown_as_it_is_now_and_keeps_the_note() {
+    let mut state = loaded(false, (110, 30), Some(("prod", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-77 checkout");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "prod");
+    let effects = press(&mut state, KeyCode::Enter);
+    let [Effect::Flip(request)] = effects.as_slice() else {
+        panic!("flip effect")
+    };
+    let row = state.selected_row().cloned().expect("row");
+    let col = state.col;
+    assert_eq!(state.cell_text(&row, col).as_deref(), Some("SERVING"));
+    // Someone else killed it meanwhile: the guard read it killed.
+    let mut current = snapshot("prod")
+        .flag("kill_switch_checkout")
+        .cloned()
+        .expect("sample flag");
+    current.state.enabled = false;
+    current.state.value = Some(false.into());
+    let error = killswitch::flip::FlipError::Changed {
+        env: "prod".into(),
+        flag: "kill_switch_checkout".into(),
+        now: "KILLED".into(),
+        current: Box::new(current),
+    };
+    let effects = update(
+        &mut state,
+        Action::flip_finished((**request).clone(), Err(error), Duration::from_millis(900)),
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::Load("prod".into()), Effect::LoadLastChanges]
+    );
+    let DialogStage::Done { ok, lines } = &dialog(&state).stage else {
+        panic!("done")
+    };
+    assert!(!*ok);
+    assert!(
+        lines[0].starts_with(
+            "KILL FAILED: kill_switch_checkout in prod changed since it was shown: it is now KILLED"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("note is kept")),
+        "{lines:?}"
+    );
+    // The cell says what the flag is now, before the reload.
+    let row = state.selected_row().cloned().expect("row");
+    assert_eq!(state.cell_text(&row, col).as_deref(), Some("KILLED"));
+    press(&mut state, KeyCode::Enter);
+    assert!(matches!(state.mode, Mode::Normal));
+    // The reload arrives with the same state; `f` now offers a restore, with the note.
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok({
+                let mut prod = snapshot("prod");
+                if let Some(flag) = prod
+                    .flags
+                    .iter_mut()
+                    .find(|flag| flag.meta.key == "kill_switch_checkout")
+                {
+                    flag.state.enabled = false;
+                    flag.state.value = Some(false.into());
+                }
+                prod
+            }),
+            read_only_reason: None,
+        },
+    );
+    press(&mut state, KeyCode::Char('f'));
+    assert_eq!(dialog(&state).note.value(), "INC-77 checkout");
+    assert!(dialog(&state).from_draft);
+    assert!(
+        dialog(&state)
+            .sentence
+            .starts_with("RESTORE checkout in prod"),
+        "{}",
+        dialog(&state).sentence
     );
 }

@@ -84,7 +84,13 @@ fn space_marks_cells_and_the_flip_key_acts_on_the_marked_set() {
             (requests[0].clone(), Ok(applied)),
             (
                 requests[1].clone(),
-                Err("apply the change: HTTP 503".into()),
+                Err(killswitch::flip::FlipError::Provider {
+                    stage: "apply the change",
+                    error: killswitch::provider::ProviderError::new(
+                        killswitch::provider::ErrorKind::Api,
+                        "HTTP 503",
+                    ),
+                }),
             ),
         ]),
     );

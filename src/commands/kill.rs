@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
-use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
-use crate::provider::{Access, ErrorKind};
-use crate::session::{ConnectError, Session};
+use crate::flip::{self, FlipError, FlipOutcome, FlipRequest};
+use crate::outcome::{self, Class};
+use crate::provider::{Access, Connection, ErrorKind};
+use crate::session::Session;
 
 /// Asks the operator to confirm. The binary uses the terminal; tests script it.
 pub trait Confirm {
@@ -124,7 +125,9 @@ pub async fn run(
     Ok(code)
 }
 
-/// One environment's kill or restore, start to end; returns the exit code.
+/// One environment's kill or restore, start to end; returns the exit code: [`preflight`]
+/// (everything that can stop it before the question), [`confirm_flip`] (the question), the
+/// transaction, then [`report_outcome`] (the one presenter's words and code).
 pub(super) async fn decide(
     session: &Session,
     args: &FlipArgs,
@@ -132,162 +135,18 @@ pub(super) async fn decide(
     confirm: &mut dyn Confirm,
     report: &mut FlipReport,
 ) -> i32 {
-    let env = report.env.clone();
-    let env = env.as_str();
-    if session.access == Access::ReadOnly {
-        return finish(
-            report,
-            "refused",
-            exit::REFUSED,
-            "--read-only: no write path is built; nothing was changed".into(),
-        );
-    }
-    let Some(env_config) = session.config.environment(env) else {
-        return finish(
-            report,
-            "not_found",
-            exit::NOT_FOUND,
-            session.config.unknown_environment(env),
-        );
+    let ready = match preflight(session, args, enabled, report).await {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
-    if let Err(problem) = crate::text::validate_note(&args.note) {
-        return finish(
-            report,
-            "refused",
-            exit::REFUSED,
-            format!("--note: {problem}; nothing was changed"),
-        );
+    if let Err(code) = confirm_flip(args, &ready, confirm, report) {
+        return code;
     }
-    for line in flip::reconcile_pending(session, Some(env)).await {
-        print_error(line);
-    }
-    let connection = match session.connection(env).await {
-        Ok(connection) => connection,
-        Err(ConnectError::Credentials(message)) => {
-            return finish(report, "credentials", exit::CREDENTIALS, message);
-        }
-        Err(ConnectError::Provider(error)) => {
-            let (result, code) = provider_code(error.kind);
-            return finish(report, result, code, error.message);
-        }
-    };
-    if connection.writer.is_none() {
-        let reason = connection
-            .read_only_reason
-            .clone()
-            .unwrap_or_else(|| "no write access".into());
-        return finish(
-            report,
-            "refused",
-            exit::REFUSED,
-            format!("{env} is read-only: {reason}; nothing was changed"),
-        );
-    }
-    let current = match connection.source.read_flag(&args.flag).await {
-        Ok(flag) => flag,
-        Err(error) => {
-            let (result, code) = provider_code(error.kind);
-            let mut message = error.message;
-            if error.kind == ErrorKind::NotFound {
-                // A typo at 3 a.m.: name the closest flag that does exist.
-                if let Ok(flags) = connection.source.list_flags().await {
-                    message.push_str(&crate::text::did_you_mean(
-                        &args.flag,
-                        flags.iter().map(|flag| flag.meta.key.as_str()),
-                    ));
-                }
-            }
-            return finish(report, result, code, message);
-        }
-    };
-    if let Some(seen) = args.seen.as_ref().filter(|seen| **seen != current.state) {
-        return finish(
-            report,
-            "changed",
-            exit::CHANGED,
-            format!(
-                "{} in {env} changed since it was confirmed ({} -> {}): nothing was changed; look again and retry",
-                args.flag,
-                flip::cell(current.meta.kind, seen),
-                flip::cell(current.meta.kind, &current.state)
-            ),
-        );
-    }
-    let kind = current.meta.kind;
-    let from = flip::cell(kind, &current.state);
-    report.action = flip::action_name(kind, enabled);
-    report.from = Some(from.clone());
-    let already = match flip::already_there(env, &args.flag, &current.state, enabled) {
-        Ok(already) => already,
-        Err(refusal) => return finish(report, "refused", exit::REFUSED, refusal.to_string()),
-    };
-    if already {
-        report.to = Some(from.clone());
-        return finish(
-            report,
-            "nothing_to_do",
-            exit::NOTHING_TO_DO,
-            format!("{} in {env} already is {from}: nothing to do", args.flag),
-        );
-    }
-    let sentence = flip::describe(kind, &args.flag, env, &current.state, enabled);
-    if !args.yes {
-        if !confirm.interactive() {
-            return finish(
-                report,
-                "refused",
-                exit::REFUSED,
-                format!(
-                    "{sentence}: no terminal to confirm on; add --yes to confirm from a script. Nothing was changed"
-                ),
-            );
-        }
-        let (question, expected) = if env_config.protected {
-            (
-                format!("{sentence}\n{env} is protected. Type `{env}` to confirm: "),
-                env.to_string(),
-            )
-        } else {
-            (format!("{sentence}\nProceed? [y/N] "), "y".to_string())
-        };
-        let answer = match confirm.ask(&question) {
-            Ok(answer) => answer,
-            Err(err) => {
-                return finish(
-                    report,
-                    "refused",
-                    exit::REFUSED,
-                    format!("could not read the confirmation: {err}; nothing was changed"),
-                );
-            }
-        };
-        let accepted = if expected == "y" {
-            answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
-        } else {
-            answer == expected
-        };
-        if !accepted {
-            return finish(
-                report,
-                "refused",
-                exit::REFUSED,
-                "not confirmed; nothing was changed".into(),
-            );
-        }
-    }
-
-    let request = FlipRequest {
-        env: env.to_string(),
-        flag: args.flag.clone(),
-        kind,
-        change: flip::Change::Switch { enabled },
-        seen: current.state.clone(),
-        note: args.note.clone(),
-        operator: session.operator().await,
-    };
+    let mut request = ready.request;
+    request.operator = session.operator().await;
     let announced = flip::execute_announced(
         &request,
-        &connection,
+        &ready.connection,
         &session.audit,
         session.clock.as_ref(),
         session.config.network.verify_timeout,
@@ -303,107 +162,210 @@ pub(super) async fn decide(
             detail: delivery.detail.clone(),
         })
         .collect();
-    let outcome = announced.result;
-    let word = flip::action_word(kind, enabled);
-    match outcome {
-        Ok(FlipOutcome::Applied {
-            audit_id,
-            took,
-            verification,
-            audit_warning,
-            served_via,
-            from,
-            to,
-            lost_answer,
-        }) => {
-            if let Some(warning) = audit_warning {
-                print_error(format!("WARNING: {warning}"));
-            }
-            let change = format!("{from} -> {to}");
-            report.from = Some(from);
-            report.to = Some(to);
-            report.audit_id = Some(audit_id.clone());
-            let lost = lost_answer
-                .map(|lost| {
-                    format!(
-                        " The answer to the write was lost ({lost}); read again, the change is live."
-                    )
-                })
-                .unwrap_or_default();
-            match verification {
-                Verification::Confirmed { after } => {
-                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                    report.confirmed_ms = Some(ms);
-                    finish(
-                        report,
-                        "applied",
-                        exit::OK,
-                        format!(
-                            "{word} applied: {} in {env} ({} ms): {change}.{lost} Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}",
-                            args.flag,
-                            took.as_millis()
-                        ),
-                    )
-                }
-                Verification::NotConfirmed { waited, reason } => finish(
-                    report,
-                    "not_verified",
-                    exit::NOT_VERIFIED,
-                    format!(
-                        "{word} applied: {} in {env}: {change}.{lost} But what services see did not agree within {} ms: {reason}. Audit {audit_id}",
-                        args.flag,
-                        waited.as_millis()
-                    ),
-                ),
-            }
-        }
-        Ok(FlipOutcome::PendingApproval {
-            audit_id,
-            reference,
-            audit_warning,
-        }) => {
-            if let Some(warning) = audit_warning {
-                print_error(format!("WARNING: {warning}"));
-            }
-            report.audit_id = Some(audit_id.clone());
-            report.reference = Some(reference.clone());
-            finish(
-                report,
-                "pending_approval",
-                exit::PENDING_APPROVAL,
-                format!(
-                    "{word} of {} in {env} needs approval: request {reference} was created; NOTHING IS LIVE YET. Audit {audit_id}",
-                    args.flag
-                ),
-            )
-        }
-        Ok(FlipOutcome::AlreadyInState { current }) => finish(
+    report_outcome(&request, &announced.result, report)
+}
+
+/// A flip that passed every check and may be asked for.
+struct Ready {
+    connection: Connection,
+    /// The request (its operator is filled in after the confirmation).
+    request: FlipRequest,
+    protected: bool,
+}
+
+/// Everything before the question: access, the environment, the note, interrupted flips, the
+/// connection, the flag as it is now (against `--seen`), and whether there is anything to do.
+/// `Err` carries the exit code of a flip that stopped here (the report says why).
+async fn preflight(
+    session: &Session,
+    args: &FlipArgs,
+    enabled: bool,
+    report: &mut FlipReport,
+) -> Result<Ready, i32> {
+    let env = report.env.clone();
+    let env = env.as_str();
+    if session.access == Access::ReadOnly {
+        return Err(stop(
             report,
-            "nothing_to_do",
-            exit::NOTHING_TO_DO,
+            Class::Refused,
+            "--read-only: no write path is built; nothing was changed".into(),
+        ));
+    }
+    let Some(env_config) = session.config.environment(env) else {
+        return Err(stop(
+            report,
+            Class::NotFound,
+            session.config.unknown_environment(env),
+        ));
+    };
+    if let Err(problem) = crate::text::validate_note(&args.note) {
+        return Err(stop(
+            report,
+            Class::Refused,
+            format!("--note: {problem}; nothing was changed"),
+        ));
+    }
+    for line in flip::reconcile_pending(session, Some(env)).await {
+        print_error(line);
+    }
+    let connection = match session.connection(env).await {
+        Ok(connection) => connection,
+        Err(error) => return Err(stop(report, Class::of_connect(&error), error.to_string())),
+    };
+    if connection.writer.is_none() {
+        let reason = connection
+            .read_only_reason
+            .clone()
+            .unwrap_or_else(|| "no write access".into());
+        return Err(stop(
+            report,
+            Class::Refused,
+            format!("{env} is read-only: {reason}; nothing was changed"),
+        ));
+    }
+    let current = match connection.source.read_flag(&args.flag).await {
+        Ok(flag) => flag,
+        Err(error) => {
+            let mut message = error.message;
+            if error.kind == ErrorKind::NotFound {
+                // A typo at 3 a.m.: name the closest flag that does exist.
+                if let Ok(flags) = connection.source.list_flags().await {
+                    message.push_str(&crate::text::did_you_mean(
+                        &args.flag,
+                        flags.iter().map(|flag| flag.meta.key.as_str()),
+                    ));
+                }
+            }
+            return Err(stop(report, Class::of_provider(error.kind), message));
+        }
+    };
+    if let Some(seen) = args.seen.as_ref().filter(|seen| **seen != current.state) {
+        return Err(stop(
+            report,
+            Class::Changed,
             format!(
-                "{} in {env} already is {}: nothing to do",
+                "{} in {env} changed since it was confirmed ({} -> {}): nothing was changed; look again and retry",
                 args.flag,
+                flip::cell(current.meta.kind, seen),
                 flip::cell(current.meta.kind, &current.state)
             ),
-        ),
-        Err(error) => {
-            let (result, code) = match &error {
-                FlipError::Note(_)
-                | FlipError::ReadOnly { .. }
-                | FlipError::OverridesServe { .. } => ("refused", exit::REFUSED),
-                FlipError::Changed { .. } => ("changed", exit::CHANGED),
-                FlipError::Audit(_) => ("failed", exit::FAILURE),
-                FlipError::Provider { error, .. } => provider_code(error.kind),
-                FlipError::OutcomeUnknown { audit_id, .. } => {
-                    report.audit_id = Some(audit_id.clone());
-                    report.to = None;
-                    ("outcome_unknown", exit::OUTCOME_UNKNOWN)
-                }
-            };
-            finish(report, result, code, error.to_string())
-        }
+        ));
     }
+    let kind = current.meta.kind;
+    let change = flip::Change::Switch { enabled };
+    let from = flip::cell(kind, &current.state);
+    report.action = change.action_name(kind);
+    report.from = Some(from.clone());
+    let already = match flip::already_done(env, &args.flag, &current.state, &change) {
+        Ok(already) => already,
+        Err(refusal) => return Err(stop(report, Class::of_error(&refusal), refusal.to_string())),
+    };
+    if already {
+        report.to = Some(from.clone());
+        return Err(stop(
+            report,
+            Class::NothingToDo,
+            format!("{} in {env} already is {from}: nothing to do", args.flag),
+        ));
+    }
+    Ok(Ready {
+        connection,
+        request: FlipRequest {
+            env: env.to_string(),
+            flag: args.flag.clone(),
+            kind,
+            change,
+            seen: current.state,
+            note: args.note.clone(),
+            operator: String::new(),
+        },
+        protected: env_config.protected,
+    })
+}
+
+/// The question (unless `--yes`): `y` in an ordinary environment, the environment's name in a
+/// protected one; no terminal and no `--yes` is a refusal. `Err` carries the exit code.
+fn confirm_flip(
+    args: &FlipArgs,
+    ready: &Ready,
+    confirm: &mut dyn Confirm,
+    report: &mut FlipReport,
+) -> Result<(), i32> {
+    if args.yes {
+        return Ok(());
+    }
+    let request = &ready.request;
+    let env = request.env.as_str();
+    let sentence = flip::describe_change(
+        request.kind,
+        &request.flag,
+        env,
+        &request.seen,
+        &request.change,
+    );
+    if !confirm.interactive() {
+        return Err(stop(
+            report,
+            Class::Refused,
+            format!(
+                "{sentence}: no terminal to confirm on; add --yes to confirm from a script. Nothing was changed"
+            ),
+        ));
+    }
+    let (question, expected) = if ready.protected {
+        (
+            format!("{sentence}\n{env} is protected. Type `{env}` to confirm: "),
+            env.to_string(),
+        )
+    } else {
+        (format!("{sentence}\nProceed? [y/N] "), "y".to_string())
+    };
+    let answer = match confirm.ask(&question) {
+        Ok(answer) => answer,
+        Err(err) => {
+            return Err(stop(
+                report,
+                Class::Refused,
+                format!("could not read the confirmation: {err}; nothing was changed"),
+            ));
+        }
+    };
+    let accepted = if expected == "y" {
+        answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes")
+    } else {
+        answer == expected
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(stop(
+            report,
+            Class::Refused,
+            "not confirmed; nothing was changed".into(),
+        ))
+    }
+}
+
+/// The transaction's result into the report, in the presenter's words; returns the exit code.
+fn report_outcome(
+    request: &FlipRequest,
+    result: &std::result::Result<FlipOutcome, FlipError>,
+    report: &mut FlipReport,
+) -> i32 {
+    let said = outcome::present(request, result);
+    if let Some(warning) = &said.audit_warning {
+        print_error(format!("WARNING: {warning}"));
+    }
+    if said.from.is_some() {
+        report.from = said.from;
+    }
+    if said.to.is_some() {
+        report.to = said.to;
+    }
+    report.audit_id = said.audit_id.or(report.audit_id.take());
+    report.confirmed_ms = said.confirmed_ms;
+    report.reference = said.reference;
+    stop(report, said.class, said.message)
 }
 
 /// "notified: team-slack ok, hook FAILED: …" (stderr, after the result line).
@@ -427,12 +389,7 @@ fn finish(report: &mut FlipReport, result: &'static str, code: i32, message: Str
     code
 }
 
-/// A vendor error's exit code.
-fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
-    match kind {
-        ErrorKind::NotFound => ("not_found", exit::NOT_FOUND),
-        ErrorKind::Conflict => ("changed", exit::CHANGED),
-        ErrorKind::Refused => ("refused", exit::REFUSED),
-        _ => ("provider_error", exit::PROVIDER),
-    }
+/// [`finish`] with a class's result word and exit code.
+fn stop(report: &mut FlipReport, class: Class, message: String) -> i32 {
+    finish(report, class.cli_word(), class.exit_code(), message)
 }

@@ -35,7 +35,7 @@ use self::metrics::Metrics;
 use self::page::{EnvView, LoadView, TriggerView};
 use crate::cli::{Output, ServeArgs, StatusArgs};
 use crate::commands::status::StatusReport;
-use crate::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
+use crate::flip::{self, FlipError, FlipRequest};
 use crate::model::EnvSnapshot;
 use crate::provider::{Access, ErrorKind};
 use crate::secret::Secret;
@@ -913,126 +913,49 @@ async fn flip_for(
     .await;
     server.metrics.vendor_call(env, "flip", started.elapsed());
     server.refresh_now.notify_one();
-    let word = flip::action_word(kind, enabled);
-    let answer = match outcome {
-        Ok(FlipOutcome::Applied {
-            audit_id,
-            verification,
-            audit_warning,
-            served_via,
-            from,
-            to,
-            lost_answer,
-            ..
-        }) => {
+    // Another instance (or person) may have made the same change a moment ago: the conflict
+    // guard refused ours; if the flag now is what was asked, that is success.
+    if let Err(error) = &outcome {
+        let raced = matches!(error, FlipError::Changed { .. })
+            || error.provider_kind() == Some(ErrorKind::Conflict);
+        let now = if raced {
+            connection.source.read_flag(flag).await.ok()
+        } else {
+            None
+        };
+        if let Some(now) = now.filter(|now| now.state.enabled == enabled) {
             remember();
-            if let Some(warning) = audit_warning {
-                log(&format!("WARNING: {warning}"));
-            }
-            let change = format!("{from} -> {to}");
-            answer.from = Some(from);
-            answer.to = Some(to);
-            answer.audit_id = Some(audit_id.clone());
-            let lost = lost_answer
-                .map(|lost| {
-                    format!(
-                        " The answer to the write was lost ({lost}); read again, the change is live."
-                    )
-                })
-                .unwrap_or_default();
-            match verification {
-                Verification::Confirmed { after } => {
-                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                    answer.confirmed_ms = Some(ms);
-                    answer.finish(
-                        "applied",
-                        StatusCode::OK,
-                        format!(
-                            "{word} applied: {flag} in {env}: {change}.{lost} Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}"
-                        ),
-                    )
-                }
-                Verification::NotConfirmed { waited, reason } => answer.finish(
-                    "applied_not_confirmed",
-                    StatusCode::ACCEPTED,
-                    format!(
-                        "{word} applied: {flag} in {env}: {change}.{lost} But what services see did not agree within {} ms: {reason}. Audit {audit_id}",
-                        waited.as_millis()
-                    ),
-                ),
-            }
-        }
-        Ok(FlipOutcome::PendingApproval {
-            audit_id,
-            reference,
-            audit_warning,
-        }) => {
-            remember();
-            if let Some(warning) = audit_warning {
-                log(&format!("WARNING: {warning}"));
-            }
-            answer.audit_id = Some(audit_id.clone());
-            answer.finish(
-                "pending_approval",
-                StatusCode::ACCEPTED,
-                format!(
-                    "{word} of {flag} in {env} needs approval: request {reference} was created; NOTHING IS LIVE YET. Audit {audit_id}"
-                ),
-            )
-        }
-        Ok(FlipOutcome::AlreadyInState { current }) => {
-            remember();
-            let now = flip::cell(current.meta.kind, &current.state);
-            answer.to = Some(now.clone());
-            answer.finish(
+            server.metrics.flip("nothing_to_do");
+            let shown = flip::cell(now.meta.kind, &now.state);
+            answer.to = Some(shown.clone());
+            return answer.finish(
                 "nothing_to_do",
                 StatusCode::OK,
-                format!("{flag} in {env} already is {now}: nothing to do"),
-            )
+                format!(
+                    "{flag} in {env} was changed to {shown} by someone else at the same moment: nothing to do"
+                ),
+            );
         }
-        Err(error) => {
-            // Another instance (or person) may have made the same change a moment ago: the
-            // conflict guard refused ours; if the flag now is what was asked, that is success.
-            let raced = matches!(&error, FlipError::Changed { .. })
-                || error.provider_kind() == Some(ErrorKind::Conflict);
-            let now = if raced {
-                connection.source.read_flag(flag).await.ok()
-            } else {
-                None
-            };
-            if let Some(now) = now.filter(|now| now.state.enabled == enabled) {
-                remember();
-                server.metrics.flip("nothing_to_do");
-                let shown = flip::cell(now.meta.kind, &now.state);
-                answer.to = Some(shown.clone());
-                return answer.finish(
-                    "nothing_to_do",
-                    StatusCode::OK,
-                    format!(
-                        "{flag} in {env} was changed to {shown} by someone else at the same moment: nothing to do"
-                    ),
-                );
-            }
-            let (outcome, status) = match &error {
-                FlipError::Note(_)
-                | FlipError::ReadOnly { .. }
-                | FlipError::OverridesServe { .. } => ("refused", StatusCode::FORBIDDEN),
-                FlipError::Changed { .. } => ("changed", StatusCode::CONFLICT),
-                FlipError::Audit(_) => ("failed", StatusCode::INTERNAL_SERVER_ERROR),
-                FlipError::Provider { error, .. } => match error.kind {
-                    ErrorKind::Conflict => ("changed", StatusCode::CONFLICT),
-                    ErrorKind::Refused => ("refused", StatusCode::FORBIDDEN),
-                    _ => ("failed", StatusCode::BAD_GATEWAY),
-                },
-                // The write's answer was lost and the flag could not be read again.
-                FlipError::OutcomeUnknown { audit_id, .. } => {
-                    answer.audit_id = Some(audit_id.clone());
-                    ("outcome_unknown", StatusCode::GATEWAY_TIMEOUT)
-                }
-            };
-            answer.finish(outcome, status, error.to_string())
-        }
-    };
+    }
+    // The one presenter's words and class; `serve` adds only its outcome word and HTTP status.
+    let said = crate::outcome::present(&request, &outcome);
+    if outcome.is_ok() {
+        remember();
+    }
+    if let Some(warning) = &said.audit_warning {
+        log(&format!("WARNING: {warning}"));
+    }
+    if said.from.is_some() {
+        answer.from = said.from;
+    }
+    if said.to.is_some() {
+        answer.to = said.to;
+    }
+    answer.audit_id = said.audit_id;
+    answer.confirmed_ms = said.confirmed_ms;
+    let (word, status) = said.class.serve_answer();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let answer = answer.finish(word, status, said.message);
     server.metrics.flip(answer.outcome);
     answer
 }

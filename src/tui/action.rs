@@ -43,15 +43,16 @@ pub enum Action {
         env: String,
         metadata: std::sync::Arc<Vec<crate::model::FlagMeta>>,
     },
-    /// A flip finished. `since_launch` is measured from the moment killswitch started.
+    /// A flip finished. `since_launch` is measured from the moment killswitch started. The
+    /// error stays typed: its kind decides how the dialog reacts (a flag that changed since it
+    /// was shown keeps the note and shows the flag as it now is).
     FlipFinished {
         request: Box<FlipRequest>,
-        result: Result<FlipOutcome, String>,
-        changed: bool,
+        result: Result<FlipOutcome, FlipError>,
         since_launch: Duration,
     },
     /// A flip of the marked cells finished: each request with its result.
-    FlipSetFinished(Vec<(FlipRequest, Result<FlipOutcome, String>)>),
+    FlipSetFinished(Vec<(FlipRequest, Result<FlipOutcome, FlipError>)>),
     /// The audit view's data arrived.
     AuditLoaded {
         records: Result<Vec<AuditRecord>, String>,
@@ -83,11 +84,9 @@ impl Action {
         result: Result<FlipOutcome, FlipError>,
         since_launch: Duration,
     ) -> Action {
-        let changed = matches!(result, Err(FlipError::Changed { .. }));
         Action::FlipFinished {
             request: Box::new(request),
-            result: result.map_err(|err| err.to_string()),
-            changed,
+            result,
             since_launch,
         }
     }

@@ -14,8 +14,9 @@ use super::action::Action;
 use super::keymap::{Command, Keymap};
 use super::layout;
 use crate::audit::AuditRecord;
-use crate::flip::{self, FlipOutcome, FlipRequest, Verification};
+use crate::flip::{self, FlipError, FlipOutcome, FlipRequest};
 use crate::model::{EnvSnapshot, Flag, FlagMeta, cell_text};
+use crate::outcome::{self, Class};
 use crate::provider::HistoryEntry;
 
 /// What `update` asks the runner to do.
@@ -807,9 +808,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::FlipFinished {
             request,
             result,
-            changed,
             since_launch,
-        } => finish_flip(state, *request, result, changed, since_launch),
+        } => finish_flip(state, *request, result, since_launch),
         Action::FlipSetFinished(results) => finish_flip_set(state, results),
         Action::AuditLoaded { records, history } => {
             if let Mode::Audit(view) = &mut state.mode {
@@ -1573,63 +1573,18 @@ fn start_flip(dialog: &mut FlipDialog) -> Vec<Effect> {
 /// The marked set finished: one line per cell, the marks cleared, the environments reloaded.
 fn finish_flip_set(
     state: &mut State,
-    results: Vec<(FlipRequest, Result<FlipOutcome, String>)>,
+    results: Vec<(FlipRequest, Result<FlipOutcome, FlipError>)>,
 ) -> Vec<Effect> {
-    let mut all_ok = true;
     let mut lines = Vec::new();
     let mut failed = 0;
     for (request, result) in &results {
-        let target = format!("{} in {}", request.flag, request.env);
-        let word = request.change.word(request.kind);
-        let (ok, line) = match result {
-            Ok(FlipOutcome::Applied {
-                verification: Verification::Confirmed { after },
-                audit_id,
-                from,
-                to,
-                ..
-            }) => (
-                true,
-                format!(
-                    "{word} {target}: applied ({from} -> {to}), confirmed in {} ms · audit {audit_id}",
-                    after.as_millis()
-                ),
-            ),
-            Ok(FlipOutcome::Applied {
-                verification: Verification::NotConfirmed { reason, .. },
-                audit_id,
-                from,
-                to,
-                ..
-            }) => (
-                false,
-                format!(
-                    "{word} {target}: applied ({from} -> {to}), NOT confirmed: {reason} · audit {audit_id}"
-                ),
-            ),
-            Ok(FlipOutcome::PendingApproval { reference, .. }) => (
-                false,
-                format!("{word} {target}: NOT applied yet, awaits approval ({reference})"),
-            ),
-            Ok(FlipOutcome::AlreadyInState { current }) => (
-                true,
-                format!(
-                    "{target}: nothing to do, already {}",
-                    cell_text(current.meta.kind, &current.state)
-                ),
-            ),
-            // Not a failure: nobody knows whether it is live (see finish_flip).
-            Err(error) if error.starts_with(flip::OUTCOME_UNKNOWN) => {
-                (false, format!("{word} {target}: {error}"))
-            }
-            Err(error) => (false, format!("{word} {target} FAILED: {error}")),
-        };
-        if !ok {
+        let said = outcome::present(request, result);
+        if !said.class.ok() {
             failed += 1;
         }
-        all_ok &= ok;
-        lines.push(line);
+        lines.push(said.cell_line);
     }
+    let all_ok = failed == 0;
     let summary = if all_ok {
         format!("{} cells done", results.len())
     } else {
@@ -1658,88 +1613,57 @@ fn finish_flip_set(
 fn finish_flip(
     state: &mut State,
     request: FlipRequest,
-    result: Result<FlipOutcome, String>,
-    changed: bool,
+    result: Result<FlipOutcome, FlipError>,
     since_launch: Duration,
 ) -> Vec<Effect> {
-    let word = request.change.word(request.kind);
-    let target = format!("{} in {}", request.flag, request.env);
-    let (ok, lines) = match &result {
-        Ok(FlipOutcome::Applied {
-            audit_id,
-            took,
-            verification,
-            audit_warning,
-            served_via,
-            from,
-            to,
-            lost_answer,
-        }) => {
-            let mut lines = vec![format!(
-                "{word} applied: {target} ({} ms): {from} -> {to}",
-                took.as_millis()
-            )];
-            if let Some(lost) = lost_answer {
-                lines.push(format!(
-                    "The answer to the write was lost ({lost}); read again, the change is live"
-                ));
-            }
-            lines.push(match verification {
-                Verification::Confirmed { after } => {
-                    format!(
-                        "Confirmed by what services see ({served_via}) in {} ms",
-                        after.as_millis()
-                    )
-                }
-                Verification::NotConfirmed { waited, reason } => {
-                    format!("NOT confirmed after {} ms: {reason}", waited.as_millis())
-                }
-            });
-            lines.push(format!(
-                "{:.1} s since killswitch started · audit {audit_id}",
-                since_launch.as_secs_f64()
-            ));
-            if let Some(warning) = audit_warning {
-                lines.push(format!("WARNING: {warning}"));
-            }
-            (
-                matches!(verification, Verification::Confirmed { .. }),
-                lines,
-            )
+    let said = outcome::present(&request, &result);
+    let mut lines = said.lines;
+    if let Some(audit_id) = said
+        .audit_id
+        .as_ref()
+        .filter(|_| matches!(said.class, Class::Applied | Class::NotVerified))
+    {
+        lines.push(format!(
+            "{:.1} s since killswitch started · audit {audit_id}",
+            since_launch.as_secs_f64()
+        ));
+    }
+    if let Some(warning) = &said.audit_warning {
+        lines.push(format!("WARNING: {warning}"));
+    }
+    // The flag moved since it was shown: nothing was written. The dashboard shows it as it now
+    // is (read by the guard) without waiting for the reload, and the note is kept as the cell's
+    // draft, so `f` on the new state offers it again.
+    if let Err(FlipError::Changed { current, .. }) = &result {
+        if let Some(snapshot) = state
+            .envs
+            .iter_mut()
+            .find(|env| env.name == request.env)
+            .and_then(|env| env.snapshot.as_mut())
+            && let Some(flag) = snapshot
+                .flags
+                .iter_mut()
+                .find(|flag| flag.meta.key == request.flag)
+        {
+            flag.state = current.state.clone();
         }
-        Ok(FlipOutcome::PendingApproval {
-            audit_id,
-            reference,
-            audit_warning,
-        }) => {
-            let mut lines = vec![
-                format!("{word} NOT applied yet: {target} awaits approval"),
-                format!("Approval request: {reference}"),
-                format!("audit {audit_id}"),
-            ];
-            if let Some(warning) = audit_warning {
-                lines.push(format!("WARNING: {warning}"));
-            }
-            (false, lines)
+        if let Some(col) = state.envs.iter().position(|env| env.name == request.env) {
+            state.merge_rows(col);
         }
-        Ok(FlipOutcome::AlreadyInState { current }) => (
-            true,
-            vec![format!(
-                "Nothing to do: {target} already is {}",
-                flip::cell(current.meta.kind, &current.state)
-            )],
-        ),
-        Err(error) if error.starts_with(flip::OUTCOME_UNKNOWN) => {
-            (false, vec![format!("{word}: {error}")])
+        if !request.note.trim().is_empty() {
+            state.drafts.insert(
+                (request.env.clone(), request.flag.clone()),
+                request.note.clone(),
+            );
+            lines.push("The note is kept: f offers it again on the flag as it is now".to_string());
         }
-        Err(error) => (false, vec![format!("{word} FAILED: {error}")]),
-    };
+    }
+    let ok = said.class.ok();
     let summary = lines.first().cloned().unwrap_or_default();
     state.set_message(if ok { Level::Success } else { Level::Error }, summary);
     if let Mode::Flip(dialog) = &mut state.mode {
         dialog.stage = DialogStage::Done { ok, lines };
     }
-    let _ = changed;
     // Whatever happened, show the environment as it is now, and who changed it last.
     state.vendor_last.remove(&request.flag);
     match state.envs.iter_mut().find(|env| env.name == request.env) {

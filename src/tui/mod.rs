@@ -568,13 +568,7 @@ impl Runner {
                             .await;
                             (announced.result, announced.notified)
                         }
-                        Err(err) => (
-                            Err(flip::FlipError::ReadOnly {
-                                env: request.env.clone(),
-                                reason: err.to_string(),
-                            }),
-                            Vec::new(),
-                        ),
+                        Err(err) => (Err(flip::FlipError::Connect(err)), Vec::new()),
                     };
                     let _ = sender.send(Action::flip_finished(request, result, launched.elapsed()));
                     if let Some(line) = crate::notify::summary(&notified) {
@@ -605,15 +599,9 @@ impl Runner {
                                     .await;
                                     (announced.result, announced.notified)
                                 }
-                                Err(err) => (
-                                    Err(flip::FlipError::ReadOnly {
-                                        env: request.env.clone(),
-                                        reason: err.to_string(),
-                                    }),
-                                    Vec::new(),
-                                ),
+                                Err(err) => (Err(flip::FlipError::Connect(err)), Vec::new()),
                             };
-                            (request, result.map_err(|err| err.to_string()), notified)
+                            (request, result, notified)
                         }
                     });
                     let done = futures::future::join_all(runs).await;
