@@ -15,14 +15,35 @@ use crate::model::{EnvSnapshot, Flag, FlagMeta};
 use crate::provider::{self, Access, Connection, ErrorKind, ProviderError};
 use crate::secret::SecretFields;
 
-/// Why an environment could not be connected: credentials (Vault) or the provider setup.
+/// Why an environment could not be connected or read: its credentials (Vault) or the vendor
+/// (with the vendor error's kind). The kind travels with the failure to the dashboard and the
+/// commands, which take exit codes from it ([`crate::outcome::Class::of_connect`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     /// Vault (or another credential source) failed: path, field, status, cause.
     #[error("{0}")]
     Credentials(String),
+    /// The provider's setup, or the read of its flags, failed.
     #[error("{0}")]
     Provider(ProviderError),
+}
+
+impl ConnectError {
+    /// Whether the credentials (Vault), not the vendor, failed: `status` then exits 6, not 7.
+    pub fn is_credentials(&self) -> bool {
+        matches!(self, ConnectError::Credentials(_))
+    }
+
+    /// The same failure with its message rewritten (the kind kept).
+    fn map_message(self, change: impl FnOnce(String) -> String) -> ConnectError {
+        match self {
+            ConnectError::Credentials(message) => ConnectError::Credentials(change(message)),
+            ConnectError::Provider(error) => ConnectError::Provider(ProviderError {
+                message: change(error.message),
+                ..error
+            }),
+        }
+    }
 }
 
 /// Credentials plus the fields the reader may not see (for read-only-by-policy).
@@ -100,8 +121,6 @@ pub struct Session {
     /// Environments that have loaded at least once in this process: their reads get the
     /// regular request timeout, the others the longer first-read budget.
     loaded_once: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Environments whose last load failed on credentials (Vault), for exit code 6.
-    credential_failures: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Each flag's metadata: what each environment holds, and the copy merged across them that
     /// every snapshot shares.
     shared_meta: std::sync::Mutex<HashMap<String, MetaEntry>>,
@@ -134,7 +153,6 @@ impl Session {
             connecting: std::sync::Mutex::new(HashMap::new()),
             credentials_read: Mutex::new(HashMap::new()),
             loaded_once: std::sync::Mutex::new(std::collections::HashSet::new()),
-            credential_failures: std::sync::Mutex::new(std::collections::HashSet::new()),
             shared_meta: std::sync::Mutex::new(HashMap::new()),
             metadata: std::sync::Mutex::new(HashMap::new()),
         }
@@ -247,7 +265,7 @@ impl Session {
     /// Connects if needed and reads every flag of the environment with its metadata: the
     /// states and the metadata are read at the same time (for `status`, `stale`, `runbook`,
     /// which print once). A failed metadata read leaves the metadata out, never the states.
-    pub async fn load(&self, env: &str) -> Result<EnvSnapshot, String> {
+    pub async fn load(&self, env: &str) -> Result<EnvSnapshot, ConnectError> {
         let (states, metadata) = tokio::join!(self.load_states(env), self.metadata(env));
         let mut snapshot = states?;
         if let Ok(metadata) = metadata {
@@ -258,19 +276,19 @@ impl Session {
     }
 
     /// The environment's metadata, read once per session: concurrent callers share one read.
-    pub async fn metadata(&self, env: &str) -> Result<Arc<Vec<FlagMeta>>, String> {
+    pub async fn metadata(&self, env: &str) -> Result<Arc<Vec<FlagMeta>>, ConnectError> {
         let cell = match self.metadata.lock() {
             Ok(mut cells) => cells.entry(env.to_string()).or_default().clone(),
             Err(_) => Arc::new(tokio::sync::OnceCell::new()),
         };
         cell.get_or_try_init(|| async {
-            let connection = self.connection(env).await.map_err(|err| err.to_string())?;
+            let connection = self.connection(env).await?;
             connection
                 .source
                 .metadata()
                 .await
                 .map(Arc::new)
-                .map_err(|err| err.message)
+                .map_err(ConnectError::Provider)
         })
         .await
         .cloned()
@@ -285,7 +303,7 @@ impl Session {
     /// Connects if needed and reads the states of every flag of the environment: the one bulk
     /// call per environment (plus the metadata this session already knows, which costs
     /// nothing). The dashboard paints from this and fills metadata when it arrives.
-    pub async fn load_states(&self, env: &str) -> Result<EnvSnapshot, String> {
+    pub async fn load_states(&self, env: &str) -> Result<EnvSnapshot, ConnectError> {
         let first = !self.has_loaded(env);
         let limit = if first {
             self.config.network.first_read_timeout()
@@ -297,16 +315,11 @@ impl Session {
         } else {
             self.connection(env).await
         };
-        if let Ok(mut failed) = self.credential_failures.lock() {
-            if matches!(connected, Err(ConnectError::Credentials(_))) {
-                failed.insert(env.to_string());
-            } else {
-                failed.remove(env);
-            }
-        }
-        let connection = connected.map_err(|err| err.to_string())?;
+        let connection = connected?;
         let started = std::time::Instant::now();
-        let timed_out = |message: String| with_limit(message, limit);
+        let timed_out = |error: ProviderError| {
+            ConnectError::Provider(error).map_message(|m| with_limit(m, limit))
+        };
         let flags = match connection.source.list_flags().await {
             Ok(flags) => flags,
             // A read is safe to repeat: one retry for a blip (a dropped or reset connection,
@@ -317,13 +330,9 @@ impl Session {
                     && started.elapsed() < limit / 2 =>
             {
                 tokio::time::sleep(READ_RETRY_PAUSE).await;
-                connection
-                    .source
-                    .list_flags()
-                    .await
-                    .map_err(|err| timed_out(err.message))?
+                connection.source.list_flags().await.map_err(timed_out)?
             }
-            Err(err) => return Err(timed_out(err.message)),
+            Err(err) => return Err(timed_out(err)),
         };
         if let Ok(mut loaded) = self.loaded_once.lock() {
             loaded.insert(env.to_string());
@@ -399,17 +408,6 @@ impl Session {
                 flag.meta = entry.merged.clone();
             }
         }
-    }
-}
-
-impl Session {
-    /// Whether the last load of `env` failed on its credentials (Vault) rather than at the
-    /// provider: `status` then exits 6, not 7.
-    pub fn credentials_failed(&self, env: &str) -> bool {
-        self.credential_failures
-            .lock()
-            .map(|failed| failed.contains(env))
-            .unwrap_or(false)
     }
 }
 

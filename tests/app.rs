@@ -251,7 +251,7 @@ fn failed_refresh_keeps_the_last_data_marked_as_old() {
         &mut state,
         Action::EnvLoaded {
             env: "prod".into(),
-            result: Err("prod: timed out".into()),
+            result: Err(support::dashboard::vendor_failure("prod: timed out")),
             read_only_reason: None,
         },
     );
@@ -325,9 +325,9 @@ fn a_hung_and_a_failed_environment_do_not_hold_back_the_loaded_one() {
         &mut state,
         Action::EnvLoaded {
             env: "dev".into(),
-            result: Err(
-                "dev: https://flagsmith.internal/api/v1/environment-document/ timed out".into(),
-            ),
+            result: Err(support::dashboard::vendor_failure(
+                "dev: https://flagsmith.internal/api/v1/environment-document/ timed out",
+            )),
             read_only_reason: None,
         },
     );
@@ -810,10 +810,9 @@ fn a_deep_link_waits_for_its_failed_environment_then_selects_the_flag() {
         &mut state,
         Action::EnvLoaded {
             env: "prod".into(),
-            result: Err(
-                "prod: read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s"
-                    .into(),
-            ),
+            result: Err(support::dashboard::vendor_failure(
+                "prod: read the Flagsmith flags: https://fs/api/v1/flags/ timed out after 15 s",
+            )),
             read_only_reason: None,
         },
     );
@@ -892,7 +891,9 @@ fn failed_environments_retry_with_a_growing_pause() {
             state,
             Action::EnvLoaded {
                 env: "dev".into(),
-                result: Err("dev: dev: cannot read /x/dev.flagd.json: No such file".into()),
+                result: Err(support::dashboard::vendor_failure(
+                    "dev: dev: cannot read /x/dev.flagd.json: No such file",
+                )),
                 read_only_reason: None,
             },
         )
@@ -942,7 +943,7 @@ fn a_missing_flag_is_not_found_only_once_every_environment_loaded() {
         &mut state,
         Action::EnvLoaded {
             env: "dev".into(),
-            result: Err("timed out".into()),
+            result: Err(support::dashboard::vendor_failure("timed out")),
             read_only_reason: None,
         },
     );

@@ -912,3 +912,184 @@ fn read_only_commands_do_not_create_the_audit_log() {
         assert!(!home.audit_log().exists(), "{args:?} created the audit log");
     }
 }
+
+/// Audit records from before `v` existed (read as version 0) and from a newer writer (`"v": 2`
+/// with a field this build does not know) are read everywhere a log is read: `audit`, the
+/// search for interrupted flips, their reconciliation, and the dashboard's audit view.
+#[test]
+fn older_and_newer_audit_records_are_read_everywhere() {
+    use killswitch::audit::AuditLog;
+    use killswitch::tui::action::Action;
+    use killswitch::tui::app::update;
+    let home = Home::new();
+    seeded(&home);
+    let record = |v: Option<u32>, id: &str, env: &str, phase: &str, note: &str| {
+        let mut record = serde_json::json!({
+            "id": id, "phase": phase, "at": "2026-11-25T06:16:38.413Z",
+            "operator": "alice@bastion", "env": env, "provider": "flagd",
+            "flag": "kill_switch_checkout", "action": "kill",
+            "from": "SERVING", "to": "KILLED", "enabled": false, "note": note
+        });
+        if phase == "outcome" {
+            record["result"] = "ok".into();
+        }
+        if let Some(v) = v {
+            record["v"] = v.into();
+            // What a newer writer might add: this build must not stumble on it.
+            record["approved_by"] =
+                serde_json::json!({"name": "bob", "at": "2026-11-25T06:16:00Z"});
+        }
+        record.to_string()
+    };
+    // Finished flips: a version 0 pair and a version 2 pair; interrupted ones of each version
+    // (their writer, pid 999999, is gone).
+    let lines = [
+        record(
+            None,
+            "20261125T061638.413Z-999999-0",
+            "prod",
+            "intent",
+            "INC-old v0",
+        ),
+        record(
+            None,
+            "20261125T061638.413Z-999999-0",
+            "prod",
+            "outcome",
+            "INC-old v0",
+        ),
+        record(
+            Some(2),
+            "20261125T061638.413Z-999999-1",
+            "prod",
+            "intent",
+            "INC-new v2",
+        ),
+        record(
+            Some(2),
+            "20261125T061638.413Z-999999-1",
+            "prod",
+            "outcome",
+            "INC-new v2",
+        ),
+        record(
+            None,
+            "20261125T061638.413Z-999999-2",
+            "dev",
+            "intent",
+            "INC-cut v0",
+        ),
+        record(
+            Some(2),
+            "20261125T061638.413Z-999999-3",
+            "staging",
+            "intent",
+            "INC-cut v2",
+        ),
+    ];
+    std::fs::create_dir_all(home.audit_log().parent().expect("dir")).expect("state dir");
+    std::fs::write(home.audit_log(), format!("{}\n", lines.join("\n"))).expect("audit log");
+
+    // The log as the library reads it: every record, versions kept.
+    let log = AuditLog::open_read_only(&home.audit_log()).expect("log");
+    let records = log.records().expect("every version reads");
+    assert_eq!(
+        records.iter().map(|r| r.v).collect::<Vec<_>>(),
+        [0, 0, 2, 2, 0, 2]
+    );
+    // Interrupted flips of both versions are found.
+    let pending: Vec<String> = log
+        .pending()
+        .expect("pending")
+        .into_iter()
+        .map(|r| r.env)
+        .collect();
+    assert_eq!(pending, ["dev", "staging"]);
+
+    // `audit` lists every record.
+    let output = run(
+        &home,
+        &[
+            "audit",
+            "--flag",
+            "kill_switch_checkout",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: AuditReport = serde_json::from_str(&stdout(&output)).expect("typed audit");
+    for note in ["INC-old v0", "INC-new v2", "INC-cut v0", "INC-cut v2"] {
+        assert!(
+            report
+                .entries
+                .iter()
+                .any(|e| e.note.as_deref() == Some(note)),
+            "{note}: {:?}",
+            report.entries
+        );
+    }
+
+    // The dashboard's audit view draws them.
+    let mut state = support::dashboard::loaded(false, (240, 40), None);
+    support::dashboard::press(&mut state, crossterm::event::KeyCode::Char('a'));
+    update(
+        &mut state,
+        Action::AuditLoaded {
+            records: Ok(records),
+            history: Vec::new(),
+        },
+    );
+    let screen = support::dashboard::render(&state);
+    for note in ["INC-old v0", "INC-new v2", "INC-cut v0", "INC-cut v2"] {
+        assert!(screen.contains(note), "{note}: {screen}");
+    }
+
+    // A writable start in each environment reconciles that environment's interrupted flip.
+    for env in ["dev", "staging"] {
+        let output = run(
+            &home,
+            &[
+                "kill",
+                "kill_switch_recommendations",
+                "--env",
+                env,
+                "--note",
+                "INC-5",
+                "--yes",
+            ],
+        );
+        assert_eq!(code(&output), 0, "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!(
+                "interrupted kill of kill_switch_checkout in {env}"
+            )),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let reconciled: Vec<(String, String)> = audit_lines(&home)
+        .iter()
+        .filter(|r| r["phase"] == "reconciled")
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["v"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reconciled,
+        [
+            ("20261125T061638.413Z-999999-2".to_string(), "1".to_string()),
+            ("20261125T061638.413Z-999999-3".to_string(), "1".to_string()),
+        ]
+    );
+    assert!(
+        AuditLog::open_read_only(&home.audit_log())
+            .expect("log")
+            .pending()
+            .expect("pending")
+            .is_empty()
+    );
+}

@@ -1388,7 +1388,10 @@ fn render_everything(flag: &HostileFlag) -> Vec<(String, String)> {
         let result = if env == "prod" {
             Ok(snapshot.clone())
         } else {
-            Err(format!("{env}: {}", flag.error))
+            Err(support::dashboard::vendor_failure(&format!(
+                "{env}: {}",
+                flag.error
+            )))
         };
         update(
             &mut state,

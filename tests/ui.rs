@@ -30,9 +30,9 @@ fn dashboard_while_loading_and_after_a_failure() {
         &mut state,
         Action::EnvLoaded {
             env: "prod".into(),
-            result: Err(
-                "prod: vault kv/feature-flags/flagsmith/prod answered 403 permission denied".into(),
-            ),
+            result: Err(support::dashboard::vault_failure(
+                "prod: vault kv/feature-flags/flagsmith/prod answered 403 permission denied",
+            )),
             read_only_reason: None,
         },
     );

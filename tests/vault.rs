@@ -636,7 +636,7 @@ async fn vault_messages_on_the_dashboard_never_show_a_secret() {
         &mut state,
         Action::EnvLoaded {
             env: "staging".into(),
-            result: Err(failed.clone()),
+            result: Err(support::dashboard::vault_failure(&failed)),
             read_only_reason: None,
         },
     );

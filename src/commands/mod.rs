@@ -24,7 +24,7 @@ use crate::cli::GlobalArgs;
 use crate::clock::{Clock, SystemClock};
 use crate::model::EnvSnapshot;
 use crate::provider::Access;
-use crate::session::{CredentialSource, NoCredentials, Session};
+use crate::session::{ConnectError, CredentialSource, NoCredentials, Session};
 use crate::vault::{VaultCredentials, VaultEnv};
 use crate::workspace::{self, Dirs};
 
@@ -110,7 +110,7 @@ pub async fn build_session_in(
 pub async fn load_all(
     session: &Session,
     only: &[String],
-) -> Vec<(String, Result<EnvSnapshot, String>)> {
+) -> Vec<(String, Result<EnvSnapshot, ConnectError>)> {
     let names: Vec<String> = session
         .config
         .environment_names()

@@ -78,7 +78,10 @@ pub async fn run(session: &Session, args: &StaleArgs, out: &mut dyn Write) -> Re
 
 /// The report over every environment read. A flag's owner and dates are taken from the first
 /// environment (in config order) that holds it.
-pub fn build(loaded: &[(String, Result<EnvSnapshot, String>)], as_of: NaiveDate) -> StaleReport {
+pub fn build(
+    loaded: &[(String, Result<EnvSnapshot, crate::session::ConnectError>)],
+    as_of: NaiveDate,
+) -> StaleReport {
     let mut flags: BTreeMap<&str, (&FlagMeta, Vec<String>)> = BTreeMap::new();
     let mut errors = Vec::new();
     for (env, result) in loaded {
@@ -94,7 +97,7 @@ pub fn build(loaded: &[(String, Result<EnvSnapshot, String>)], as_of: NaiveDate)
             }
             Err(error) => errors.push(super::status::EnvError {
                 env: env.clone(),
-                error: error.clone(),
+                error: error.to_string(),
             }),
         }
     }
@@ -278,7 +281,10 @@ mod tests {
         }
     }
 
-    fn snapshot(env: &str, flags: Vec<Flag>) -> (String, Result<EnvSnapshot, String>) {
+    fn snapshot(
+        env: &str,
+        flags: Vec<Flag>,
+    ) -> (String, Result<EnvSnapshot, crate::session::ConnectError>) {
         (
             env.to_string(),
             Ok(EnvSnapshot {
@@ -306,7 +312,15 @@ mod tests {
                 "prod",
                 vec![flag("a_old", Some("team-a"), Some((2026, 10, 1)))],
             ),
-            ("staging".to_string(), Err("unreachable".to_string())),
+            (
+                "staging".to_string(),
+                Err(crate::session::ConnectError::Provider(
+                    crate::provider::ProviderError::new(
+                        crate::provider::ErrorKind::Unreachable,
+                        "unreachable",
+                    ),
+                )),
+            ),
         ];
         let as_of = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
         let report = build(&loaded, as_of);

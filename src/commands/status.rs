@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{exit, load_all, print_error};
 use crate::cli::{Check, Output, StatusArgs};
 use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
-use crate::session::Session;
+use crate::session::{ConnectError, Session};
 use crate::{redact, text};
 
 /// One flag in one environment: the stable JSON shape documented in the README.
@@ -161,10 +161,9 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
     }
     Ok(if report.errors.is_empty() {
         exit::OK
-    } else if report
-        .errors
+    } else if loaded
         .iter()
-        .any(|error| session.credentials_failed(&error.env))
+        .any(|(_, result)| result.as_ref().is_err_and(|error| error.is_credentials()))
     {
         exit::CREDENTIALS
     } else {
@@ -177,7 +176,7 @@ pub async fn run(session: &Session, args: &StatusArgs, out: &mut dyn Write) -> R
 pub async fn collect(
     session: &Session,
     args: &StatusArgs,
-    loaded: &[(String, Result<EnvSnapshot, String>)],
+    loaded: &[(String, Result<EnvSnapshot, ConnectError>)],
 ) -> StatusReport {
     let today = session.clock.today();
     let mut report = StatusReport {
@@ -212,7 +211,7 @@ pub async fn collect(
             }
             Err(error) => report.errors.push(EnvError {
                 env: env.clone(),
-                error: error.clone(),
+                error: crate::redact::text(&error.to_string()),
             }),
         }
     }
@@ -266,7 +265,7 @@ fn sort_flags(flags: &mut [FlagStatus]) {
 fn write_table(
     out: &mut dyn Write,
     report: &StatusReport,
-    loaded: &[(String, Result<EnvSnapshot, String>)],
+    loaded: &[(String, Result<EnvSnapshot, ConnectError>)],
 ) -> Result<()> {
     // Every cell is vendor text: one inert line each (no escape can move the cursor or rewrite
     // another row), padded by its shown width. The cells are indexed once by (flag,

@@ -481,7 +481,7 @@ async fn refresh(server: &Server) {
             }
             Err(error) => LoadView::Failed {
                 at: now,
-                error: crate::redact::text(error),
+                error: crate::redact::text(&error.to_string()),
                 last_ok: previous_ok,
             },
         };
@@ -496,9 +496,9 @@ async fn refresh(server: &Server) {
         match (&result, state.last_good.get(&name)) {
             (Err(error), Some(last)) => {
                 shown.push((name.clone(), Ok(last.clone())));
-                shown.push((name.clone(), Err(crate::redact::text(error))));
+                shown.push((name.clone(), Err(error.clone())));
             }
-            (Err(error), None) => shown.push((name.clone(), Err(crate::redact::text(error)))),
+            (Err(error), None) => shown.push((name.clone(), Err(error.clone()))),
             (Ok(snapshot), _) => shown.push((name.clone(), Ok(snapshot.clone()))),
         }
     }

@@ -11,6 +11,7 @@ use crate::audit::AuditRecord;
 use crate::flip::{FlipError, FlipOutcome, FlipRequest};
 use crate::model::EnvSnapshot;
 use crate::provider::HistoryEntry;
+use crate::session::ConnectError;
 
 #[derive(Debug)]
 pub enum Action {
@@ -30,11 +31,11 @@ pub enum Action {
     Tick(DateTime<Utc>),
     /// Terminal size changed (columns, rows).
     Resize(u16, u16),
-    /// An environment finished loading (or failed). `writable` and `read_only_reason` come
-    /// from its connection.
+    /// An environment finished loading (or failed: credentials or the vendor, the kind kept).
+    /// `read_only_reason` comes from its connection.
     EnvLoaded {
         env: String,
-        result: Result<EnvSnapshot, String>,
+        result: Result<EnvSnapshot, ConnectError>,
         read_only_reason: Option<String>,
     },
     /// An environment's metadata (owners, tags, descriptions) arrived, after or before its

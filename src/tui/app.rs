@@ -760,7 +760,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         state.retries.remove(&env);
                     }
                     Err(error) => {
-                        let error = strip_env_prefix(&env, &error);
+                        let error = strip_env_prefix(&env, &error.to_string());
                         let retry = state.retries.entry(env.clone()).or_default();
                         retry.failures = retry.failures.saturating_add(1);
                         let delay = chrono::Duration::from_std(retry_delay(retry.failures))
@@ -1836,7 +1836,12 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             let env = &names[(random >> 33) as usize % names.len()];
             let result = if (random >> 20).is_multiple_of(9) {
-                Err(format!("{env}: timed out"))
+                Err(crate::session::ConnectError::Provider(
+                    crate::provider::ProviderError::new(
+                        crate::provider::ErrorKind::Unreachable,
+                        format!("{env}: timed out"),
+                    ),
+                ))
             } else {
                 Ok(snapshot(env, (random >> 40) % 11))
             };

@@ -4,7 +4,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use killswitch::model::EnvSnapshot;
-use killswitch::provider::flagd;
+use killswitch::provider::{ErrorKind, ProviderError, flagd};
+use killswitch::session::ConnectError;
 use killswitch::tui::action::Action;
 use killswitch::tui::app::{Effect, Setup, State, update};
 use killswitch::tui::keymap::Keymap;
@@ -89,6 +90,16 @@ pub fn type_text(state: &mut State, text: &str) -> Vec<Effect> {
         effects.extend(press(state, KeyCode::Char(c)));
     }
     effects
+}
+
+/// A load that failed at the vendor (timed out, refused), as the session reports it.
+pub fn vendor_failure(message: &str) -> ConnectError {
+    ConnectError::Provider(ProviderError::new(ErrorKind::Unreachable, message))
+}
+
+/// A load that failed on its credentials (Vault), as the session reports it.
+pub fn vault_failure(message: &str) -> ConnectError {
+    ConnectError::Credentials(message.to_string())
 }
 
 /// Renders the state into a TestBackend and returns the screen as text.
@@ -195,9 +206,9 @@ pub fn many(
     });
     for (index, env) in names.iter().enumerate() {
         let result = if Some(*env) == failed {
-            Err(format!(
+            Err(vault_failure(&format!(
                 "{env}: vault kv/feature-flags/flagsmith/{env} answered 403 permission denied"
-            ))
+            )))
         } else {
             Ok(many_snapshot(env, ENVS[index % 3]))
         };
