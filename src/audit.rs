@@ -24,7 +24,7 @@ pub enum Phase {
     Outcome,
     /// Written at a later start for an intent that never got an outcome.
     Reconciled,
-    /// How one notification receiver took the outcome ([`crate::notify`]): `result` ok or
+    /// How one notification receiver took the outcome ([`Listener`]): `result` ok or
     /// error, `receiver` its name. Written after the outcome, never instead of it.
     Notified,
 }
@@ -113,6 +113,35 @@ impl AuditRecord {
     }
 }
 
+/// How one notification receiver took one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub receiver: String,
+    pub ok: bool,
+    /// "delivered (HTTP 200)", or the error in words (redacted, no URL path).
+    pub detail: String,
+}
+
+/// The team's receivers (chat, webhook), told of every outcome the log records. The log
+/// carries them so every flip finds them; what they are and how they are told is
+/// `notify`'s business (its `Notifier` is the one implementation), so the log does not
+/// depend on it.
+#[async_trait::async_trait]
+pub trait Listener: Send + Sync + std::fmt::Debug {
+    /// The receivers' names.
+    fn names(&self) -> Vec<String>;
+
+    /// Sends `record` to every receiver that wants its environment (all of them when
+    /// `every_env`; only the one named `only` when given), concurrently, each within its
+    /// bound: one delivery per receiver.
+    async fn send(
+        &self,
+        record: &AuditRecord,
+        every_env: bool,
+        only: Option<&str>,
+    ) -> Vec<Delivery>;
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("audit log {path}: {message}")]
 pub struct AuditError {
@@ -126,8 +155,8 @@ pub struct AuditError {
 pub struct AuditLog {
     path: PathBuf,
     lock: Mutex<()>,
-    /// The team's sinks (chat, webhook) told of every outcome; see [`crate::notify`].
-    notifier: Option<std::sync::Arc<crate::notify::Notifier>>,
+    /// The team's sinks (chat, webhook) told of every outcome; see [`Listener`].
+    notifier: Option<std::sync::Arc<dyn Listener>>,
 }
 
 /// Held by the process running a flip, from before its intent record until after its outcome
@@ -334,12 +363,12 @@ impl AuditLog {
     }
 
     /// Tells `notifier`'s receivers of every outcome this log records from now on.
-    pub fn with_notifier(mut self, notifier: std::sync::Arc<crate::notify::Notifier>) -> AuditLog {
+    pub fn with_notifier(mut self, notifier: std::sync::Arc<dyn Listener>) -> AuditLog {
         self.notifier = Some(notifier);
         self
     }
 
-    pub fn notifier(&self) -> Option<&std::sync::Arc<crate::notify::Notifier>> {
+    pub fn notifier(&self) -> Option<&std::sync::Arc<dyn Listener>> {
         self.notifier.as_ref()
     }
 

@@ -35,14 +35,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The header carrying the body's HMAC-SHA256.
 pub const SIGNATURE_HEADER: &str = "X-Killswitch-Signature";
 
-/// How one receiver took one record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub receiver: String,
-    pub ok: bool,
-    /// "delivered (HTTP 200)", or the error in words (redacted, no URL path).
-    pub detail: String,
-}
+/// How one receiver took one record (defined with the audit log, which carries the receivers
+/// as an [`audit::Listener`] without knowing them).
+pub use crate::audit::Delivery;
 
 impl Delivery {
     /// "team-slack ok" / "team-slack FAILED: no answer within 2000 ms".
@@ -382,6 +377,22 @@ pub async fn announce(
         let _ = audit_log.append(&notified);
     }
     deliveries
+}
+
+#[async_trait::async_trait]
+impl audit::Listener for Notifier {
+    fn names(&self) -> Vec<String> {
+        Notifier::names(self)
+    }
+
+    async fn send(
+        &self,
+        record: &AuditRecord,
+        every_env: bool,
+        only: Option<&str>,
+    ) -> Vec<Delivery> {
+        Notifier::send(self, record, every_env, only).await
+    }
 }
 
 /// The longest a notification can hold up a result: the largest receiver bound.

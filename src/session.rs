@@ -17,7 +17,7 @@ use crate::secret::SecretFields;
 
 /// Why an environment could not be connected or read: its credentials (Vault) or the vendor
 /// (with the vendor error's kind). The kind travels with the failure to the dashboard and the
-/// commands, which take exit codes from it ([`crate::outcome::Class::of_connect`]).
+/// commands, which take exit codes from it (the outcome presenter's `Class::of_connect`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
     /// Vault (or another credential source) failed: path, field, status, cause.

@@ -3,7 +3,7 @@
 //! One note and one confirmation for the whole set: the prompt lists every environment and
 //! the change in each, and where any is protected the operator types every protected name
 //! (space-separated, any order) — a single key never confirms a set touching a protected
-//! environment. Then each environment is its own transaction ([`super::kill::decide`], the
+//! environment. Then each environment is its own transaction ([`super::single::decide`], the
 //! single-environment path: guard, audit intent, write, verify, outcome, notifications), run
 //! concurrently, its audit records carrying the batch id. One failure never stops the others.
 //!
@@ -17,7 +17,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::kill::{Confirm, FlipReport, decide, notified_line};
+use super::single::{Confirm, FlipReport, decide, notified_line};
 use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
 use crate::flip;

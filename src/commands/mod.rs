@@ -10,6 +10,7 @@ pub mod kill;
 pub mod notify;
 pub mod rollout;
 pub mod runbook;
+pub mod single;
 pub mod stale;
 pub mod status;
 pub mod undo;
