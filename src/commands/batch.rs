@@ -21,9 +21,10 @@ use super::single::{Confirm, FlipReport, decide, notified_line};
 use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
 use crate::flip;
-use crate::model::{FlagKind, FlagState, cell_text};
+use crate::model::{FlagKind, FlagState};
+use crate::outcome::Class;
 use crate::provider::Access;
-use crate::session::{ConnectError, Session};
+use crate::session::Session;
 
 /// Exit codes from worst to best.
 pub const SEVERITY: &[i32] = &[
@@ -100,10 +101,9 @@ pub async fn run(
         environments: Vec::new(),
         message: None,
     };
-    if let Some(refusal) = refuse_set(session, args, envs) {
-        let (result, code, message) = refusal;
-        report.result = result;
-        report.exit_code = code;
+    if let Some((class, message)) = refuse_set(session, args, envs) {
+        report.result = class.cli_word();
+        report.exit_code = class.exit_code();
         report.message = Some(crate::redact::text(&message));
         return write(out, args.output, &report);
     }
@@ -216,15 +216,10 @@ pub async fn run(
 }
 
 /// Refusals of the whole set, before anything is read.
-fn refuse_set(
-    session: &Session,
-    args: &FlipArgs,
-    envs: &[String],
-) -> Option<(&'static str, i32, String)> {
+fn refuse_set(session: &Session, args: &FlipArgs, envs: &[String]) -> Option<(Class, String)> {
     if session.access == Access::ReadOnly {
         return Some((
-            "refused",
-            exit::REFUSED,
+            Class::Refused,
             "--read-only: no write path is built; nothing was changed".into(),
         ));
     }
@@ -233,8 +228,7 @@ fn refuse_set(
         .find(|env| session.config.environment(env).is_none())
     {
         return Some((
-            "not_found",
-            exit::NOT_FOUND,
+            Class::NotFound,
             format!(
                 "{}; nothing was changed in any environment",
                 session.config.unknown_environment(env)
@@ -243,8 +237,7 @@ fn refuse_set(
     }
     if let Err(problem) = crate::text::validate_note(&args.note) {
         return Some((
-            "refused",
-            exit::REFUSED,
+            Class::Refused,
             format!("--note: {problem}; nothing was changed"),
         ));
     }
@@ -254,10 +247,9 @@ fn refuse_set(
 async fn plan(session: &Session, env: &str, args: &FlipArgs, enabled: bool) -> Plan {
     let connection = match session.connection(env).await {
         Ok(connection) => connection,
-        Err(ConnectError::Credentials(message)) => return Plan::Unreadable { message },
-        Err(ConnectError::Provider(error)) => {
+        Err(error) => {
             return Plan::Unreadable {
-                message: error.message,
+                message: error.to_string(),
             };
         }
     };
@@ -265,7 +257,7 @@ async fn plan(session: &Session, env: &str, args: &FlipArgs, enabled: bool) -> P
         // The one "already there" rule (overrides still serving are not "already off").
         Ok(flag) => match flip::already_there(env, &args.flag, &flag.state, enabled) {
             Ok(true) => Plan::Nothing {
-                now: cell_text(flag.meta.kind, &flag.state),
+                now: flip::cell(flag.meta.kind, &flag.state),
             },
             Ok(false) => Plan::Change {
                 kind: flag.meta.kind,
