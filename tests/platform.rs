@@ -242,6 +242,24 @@ async fn vault_failures_are_exit_6_and_name_the_path() {
         stdout.contains("kv/feature-flags/flagsmith-unseeded/prod"),
         "names the path: {stdout}"
     );
+    // A runbook step read from the same environment fails the same way (it said 7, "the
+    // vendor failed", when the error was a string).
+    let step = run(
+        &home,
+        &bao.addr,
+        &token,
+        args(
+            &config,
+            &["runbook", "kill_switch_checkout", "--env", "prod"],
+        ),
+    )
+    .await;
+    let said = String::from_utf8_lossy(&step.stderr).to_string();
+    assert_eq!(step.status.code(), Some(6), "{said}");
+    assert!(
+        said.contains("kv/feature-flags/flagsmith-unseeded/prod"),
+        "{said}"
+    );
 
     // A revoked token: the message says to log in again.
     bao.revoke(&token);

@@ -51,7 +51,12 @@ pub async fn run(
         },
         Err(error) => {
             print_error(format!("cannot read {env}: {error}"));
-            return Ok(exit::PROVIDER);
+            // The kind travels with the error: a Vault failure is 6, like `status`'s.
+            return Ok(if error.is_credentials() {
+                exit::CREDENTIALS
+            } else {
+                exit::PROVIDER
+            });
         }
     };
     let base = match config_arg {
