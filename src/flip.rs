@@ -271,12 +271,11 @@ pub fn already_done(
     }
 }
 
-/// The start of [`FlipError::OutcomeUnknown`]'s message, for views that get it as text.
-pub const OUTCOME_UNKNOWN: &str = "OUTCOME UNKNOWN";
-
 /// The before/after cell of a flip: the one wording the dialog, the result line, `kill
-/// --output json` (`from`/`to`) and the audit records use. Always computed from a state read
-/// from the vendor: "before" from the re-read guard, "after" from the re-read after the write.
+/// --output json` (`from`/`to`) and the audit records use, the log's stable wording
+/// ([`crate::model::audit_cell`]), not the dashboard's display. Always computed from a state
+/// read from the vendor: "before" from the re-read guard, "after" from the re-read after the
+/// write.
 pub fn cell(kind: FlagKind, state: &FlagState) -> String {
     audit_cell(kind, state)
 }
