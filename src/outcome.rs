@@ -165,6 +165,17 @@ fn applied_headline(request: &FlipRequest) -> String {
 
 /// Says how `result` went for `request`.
 pub fn present(request: &FlipRequest, result: &Result<FlipOutcome, FlipError>) -> Presented {
+    present_noting(request, result, None)
+}
+
+/// [`present`], with `also` said after an applied change (a rollout's "the same write changes
+/// staging too").
+pub fn present_noting(
+    request: &FlipRequest,
+    result: &Result<FlipOutcome, FlipError>,
+    also: Option<&str>,
+) -> Presented {
+    let also = also.map(|also| format!(" {also}")).unwrap_or_default();
     let word = request.change.word(request.kind);
     let (flag, env) = (&request.flag, &request.env);
     let target = format!("{flag} in {env}");
@@ -206,7 +217,7 @@ pub fn present(request: &FlipRequest, result: &Result<FlipOutcome, FlipError>) -
             if let Some(lost) = &lost {
                 presented.lines.push(lost.clone());
             }
-            let lost = lost.map(|lost| format!(" {lost}.")).unwrap_or_default();
+            let lost = lost.map(|lost| format!(" {lost}.")).unwrap_or_default() + &also;
             match verification {
                 Verification::Confirmed { after } => {
                     let ms = millis(*after);

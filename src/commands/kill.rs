@@ -10,8 +10,9 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use super::single::decide;
+pub(super) use super::single::notified_line;
 pub use super::single::{Confirm, FlipReport, NotifiedReport, TerminalConfirm};
-use super::single::{decide, notified_line};
 use super::{exit, print_error};
 use crate::cli::{FlipArgs, FlipOutput};
 use crate::session::Session;

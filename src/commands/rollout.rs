@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::kill::{Confirm, NotifiedReport};
 use super::{exit, print_error};
 use crate::cli::{FlipOutput, RolloutArgs};
-use crate::flip::{self, Change, FlipError, FlipOutcome, FlipRequest, Verification};
+use crate::flip::{self, Change, FlipRequest};
 use crate::model::Flag;
 use crate::provider::{Access, Connection, ErrorKind};
 use crate::rollout::RolloutTarget;
@@ -412,102 +412,21 @@ pub(super) async fn apply(
             detail: delivery.detail.clone(),
         })
         .collect();
-    let word = change.word(kind);
-    let also = shared_line
-        .map(|line| format!(" {line}"))
-        .unwrap_or_default();
-    match announced.result {
-        Ok(FlipOutcome::Applied {
-            audit_id,
-            took,
-            verification,
-            audit_warning,
-            served_via,
-            from,
-            to,
-            lost_answer,
-        }) => {
-            if let Some(warning) = audit_warning {
-                print_error(format!("WARNING: {warning}"));
-            }
-            let moved = format!("{from} -> {to}");
-            report.from = Some(from);
-            report.to = Some(to);
-            report.audit_id = Some(audit_id.clone());
-            let lost = lost_answer
-                .map(|lost| {
-                    format!(
-                        " The answer to the write was lost ({lost}); read again, the change is live."
-                    )
-                })
-                .unwrap_or_default();
-            match verification {
-                Verification::Confirmed { after } => {
-                    let ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-                    report.confirmed_ms = Some(ms);
-                    report.finish(
-                        "applied",
-                        exit::OK,
-                        format!(
-                            "{word} applied: {flag} in {env} ({} ms): {moved}.{lost}{also} Confirmed by what services see ({served_via}) in {ms} ms. Audit {audit_id}",
-                            took.as_millis()
-                        ),
-                    )
-                }
-                Verification::NotConfirmed { waited, reason } => report.finish(
-                    "not_verified",
-                    exit::NOT_VERIFIED,
-                    format!(
-                        "{word} applied: {flag} in {env}: {moved}.{lost}{also} But what services see did not agree within {} ms: {reason}. Audit {audit_id}",
-                        waited.as_millis()
-                    ),
-                ),
-            }
-        }
-        Ok(FlipOutcome::PendingApproval {
-            audit_id,
-            reference,
-            audit_warning,
-        }) => {
-            if let Some(warning) = audit_warning {
-                print_error(format!("WARNING: {warning}"));
-            }
-            report.audit_id = Some(audit_id.clone());
-            report.reference = Some(reference.clone());
-            report.finish(
-                "pending_approval",
-                exit::PENDING_APPROVAL,
-                format!(
-                    "{word} of {flag} in {env} needs approval: request {reference} was created; NOTHING IS LIVE YET. Audit {audit_id}"
-                ),
-            )
-        }
-        Ok(FlipOutcome::AlreadyInState { current }) => {
-            let now = flip::cell(current.meta.kind, &current.state);
-            report.to = Some(now.clone());
-            report.finish(
-                "nothing_to_do",
-                exit::NOTHING_TO_DO,
-                format!("{flag} in {env} already is {now}: nothing to do"),
-            )
-        }
-        Err(error) => {
-            let (result, code) = match &error {
-                FlipError::Note(_)
-                | FlipError::ReadOnly { .. }
-                | FlipError::OverridesServe { .. } => ("refused", exit::REFUSED),
-                FlipError::Changed { .. } => ("changed", exit::CHANGED),
-                FlipError::Audit(_) => ("failed", exit::FAILURE),
-                FlipError::Provider { error, .. } => provider_code(error.kind),
-                FlipError::OutcomeUnknown { audit_id, .. } => {
-                    report.audit_id = Some(audit_id.clone());
-                    report.to = None;
-                    ("outcome_unknown", exit::OUTCOME_UNKNOWN)
-                }
-            };
-            report.finish(result, code, error.to_string())
-        }
+    // The one presenter's words and code, with the other environments the write changes.
+    let said = crate::outcome::present_noting(&request, &announced.result, shared_line.as_deref());
+    if let Some(warning) = &said.audit_warning {
+        print_error(format!("WARNING: {warning}"));
     }
+    if said.from.is_some() {
+        report.from = said.from;
+    }
+    if said.to.is_some() {
+        report.to = said.to;
+    }
+    report.audit_id = said.audit_id.or(report.audit_id.take());
+    report.confirmed_ms = said.confirmed_ms;
+    report.reference = said.reference;
+    report.finish(said.class.cli_word(), said.class.exit_code(), said.message)
 }
 
 /// The environment names the operator must type: `env` and each of `shared` that is protected,
@@ -542,14 +461,10 @@ pub fn typed_all(answer: &str, names: &[String]) -> bool {
     !wanted.is_empty() && typed == wanted
 }
 
-/// A vendor error's exit code (as `kill` maps them).
+/// A vendor error's result word and exit code (the presenter's classes, as `kill` maps them).
 pub(super) fn provider_code(kind: ErrorKind) -> (&'static str, i32) {
-    match kind {
-        ErrorKind::NotFound => ("not_found", exit::NOT_FOUND),
-        ErrorKind::Conflict => ("changed", exit::CHANGED),
-        ErrorKind::Refused => ("refused", exit::REFUSED),
-        _ => ("provider_error", exit::PROVIDER),
-    }
+    let class = crate::outcome::Class::of_provider(kind);
+    (class.cli_word(), class.exit_code())
 }
 
 #[cfg(test)]
