@@ -401,7 +401,12 @@ mod tests {
                 ("provider_error", exit::PROVIDER, ("failed", 502)),
             ),
             (
-                FlipError::Connect(ConnectError::Credentials("prod: Vault 403".into())),
+                FlipError::Connect(ConnectError::Credentials(
+                    crate::session::CredentialError::new(
+                        crate::session::CredentialKind::Denied,
+                        "prod: Vault 403",
+                    ),
+                )),
                 ("credentials", exit::CREDENTIALS, ("failed", 502)),
             ),
             (

@@ -22,10 +22,66 @@ use crate::secret::SecretFields;
 pub enum ConnectError {
     /// Vault (or another credential source) failed: path, field, status, cause.
     #[error("{0}")]
-    Credentials(String),
+    Credentials(CredentialError),
     /// The provider's setup, or the read of its flags, failed.
     #[error("{0}")]
     Provider(ProviderError),
+}
+
+/// What failed when an environment's credentials could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    /// No credential source: `VAULT_ADDR` is not set.
+    NotConfigured,
+    /// The token was refused (expired, revoked, invalid): log in again.
+    Auth,
+    /// The token's policy does not allow reading the secret.
+    Denied,
+    /// No secret at the path, or a field missing, empty or not a string.
+    Missing,
+    /// Vault did not answer usefully (unreachable, sealed, an error status, a setup problem).
+    Unavailable,
+}
+
+impl CredentialKind {
+    /// What to do about it, in words (`doctor`'s fix line).
+    pub fn advice(self, location: &str) -> String {
+        match self {
+            CredentialKind::NotConfigured => {
+                "export VAULT_ADDR (and log in: vault login), or use --local".to_string()
+            }
+            CredentialKind::Auth => "vault login (the token was refused), then run again".into(),
+            CredentialKind::Denied => {
+                format!(
+                    "ask for a Vault policy with read on {location} (see the README's policies)"
+                )
+            }
+            CredentialKind::Missing => {
+                format!("vault kv put {location} with the fields in the README (Vault layout)")
+            }
+            CredentialKind::Unavailable => {
+                "check VAULT_ADDR and that Vault is unsealed and reachable".into()
+            }
+        }
+    }
+}
+
+/// Credentials that could not be read: the kind, and the message (names the Vault path and
+/// field, never a value).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CredentialError {
+    pub kind: CredentialKind,
+    pub message: String,
+}
+
+impl CredentialError {
+    pub fn new(kind: CredentialKind, message: impl Into<String>) -> CredentialError {
+        CredentialError {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 impl ConnectError {
@@ -37,7 +93,10 @@ impl ConnectError {
     /// The same failure with its message rewritten (the kind kept).
     fn map_message(self, change: impl FnOnce(String) -> String) -> ConnectError {
         match self {
-            ConnectError::Credentials(message) => ConnectError::Credentials(change(message)),
+            ConnectError::Credentials(error) => ConnectError::Credentials(CredentialError {
+                message: change(error.message),
+                ..error
+            }),
             ConnectError::Provider(error) => ConnectError::Provider(ProviderError {
                 message: change(error.message),
                 ..error
@@ -93,11 +152,14 @@ pub struct NoCredentials;
 #[async_trait]
 impl CredentialSource for NoCredentials {
     async fn credentials(&self, env: &EnvironmentConfig) -> Result<Credentials, ConnectError> {
-        Err(ConnectError::Credentials(format!(
-            "{}: provider {} reads its credentials from Vault at {}, but VAULT_ADDR is not set",
-            env.name,
-            env.provider.name(),
-            env.vault_location()
+        Err(ConnectError::Credentials(CredentialError::new(
+            CredentialKind::NotConfigured,
+            format!(
+                "{}: provider {} reads its credentials from Vault at {}, but VAULT_ADDR is not set",
+                env.name,
+                env.provider.name(),
+                env.vault_location()
+            ),
         )))
     }
 }

@@ -29,7 +29,9 @@ use vaultrs::error::ClientError;
 use crate::config::{EnvironmentConfig, NetworkConfig};
 use crate::provider;
 use crate::secret::{Secret, SecretFields};
-use crate::session::{ConnectError, CredentialSource, Credentials};
+use crate::session::{
+    ConnectError, CredentialError, CredentialKind, CredentialSource, Credentials,
+};
 
 /// The `vault` CLI's environment variables, read once. Build one by hand in tests.
 #[derive(Debug, Clone, Default)]
@@ -219,6 +221,21 @@ impl VaultCredentials {
         required: &[&str],
         write: &[&str],
     ) -> Result<Credentials, String> {
+        self.read_fields_typed(env_name, mount, path, required, write)
+            .await
+            .map_err(|error| error.message)
+    }
+
+    /// [`VaultCredentials::read_fields`], the failure with its kind (token refused, policy,
+    /// missing secret or field, Vault unavailable).
+    async fn read_fields_typed(
+        &self,
+        env_name: &str,
+        mount: &str,
+        path: &str,
+        required: &[&str],
+        write: &[&str],
+    ) -> Result<Credentials, CredentialError> {
         let location = format!("{mount}/{path}");
         let admin_path = format!("{path}/admin");
         // The admin sibling is read in the same round trip, in case the secret lacks the write
@@ -235,26 +252,41 @@ impl VaultCredentials {
             // A 403 is a policy or a dead token: ask Vault which, so the message says what to do.
             Err(failure) if failure.status == Some(403) => {
                 return Err(if self.token_refused().await {
-                    format!("{env_name}: {}", self.token_message(&location, &failure))
+                    CredentialError::new(
+                        CredentialKind::Auth,
+                        format!("{env_name}: {}", self.token_message(&location, &failure)),
+                    )
                 } else {
-                    self.read_message(env_name, &location, &failure)
+                    CredentialError::new(
+                        CredentialKind::Denied,
+                        self.read_message(env_name, &location, &failure),
+                    )
                 });
             }
-            Err(failure) => return Err(self.read_message(env_name, &location, &failure)),
+            Err(failure) => {
+                return Err(CredentialError::new(
+                    failure_kind(&failure),
+                    self.read_message(env_name, &location, &failure),
+                ));
+            }
         };
+        let missing = |message: String| CredentialError::new(CredentialKind::Missing, message);
         let at = |location: &str| format!("{env_name}: Vault {} {location}", self.address);
         let mut fields = SecretFields::new(format!("vault {location}"));
         for field in required {
             match secret.get(*field) {
                 None => {
-                    return Err(format!(
+                    return Err(missing(format!(
                         "{}: field `{field}` is missing (the secret has: {})",
                         at(&location),
                         field_list(&secret)
-                    ));
+                    )));
                 }
                 Some(value) => {
-                    fields.insert(*field, string_field(value, &at(&location), field)?);
+                    fields.insert(
+                        *field,
+                        string_field(value, &at(&location), field).map_err(missing)?,
+                    );
                 }
             }
         }
@@ -272,7 +304,10 @@ impl VaultCredentials {
         let mut has_write = write.is_empty();
         for field in write {
             if let Some(value) = secret.get(*field) {
-                fields.insert(*field, string_field(value, &at(&location), field)?);
+                fields.insert(
+                    *field,
+                    string_field(value, &at(&location), field).map_err(missing)?,
+                );
                 has_write = true;
             }
         }
@@ -309,11 +344,19 @@ impl VaultCredentials {
                     )),
                 });
             }
-            Err(failure) => return Err(self.read_message(env_name, &admin_location, &failure)),
+            Err(failure) => {
+                return Err(CredentialError::new(
+                    failure_kind(&failure),
+                    self.read_message(env_name, &admin_location, &failure),
+                ));
+            }
         };
         for field in write {
             if let Some(value) = admin.get(*field) {
-                fields.insert(*field, string_field(value, &at(&admin_location), field)?);
+                fields.insert(
+                    *field,
+                    string_field(value, &at(&admin_location), field).map_err(missing)?,
+                );
                 has_write = true;
             }
         }
@@ -469,7 +512,7 @@ impl CredentialSource for VaultCredentials {
             return Ok(Credentials::default());
         }
         let read = self
-            .read_fields(
+            .read_fields_typed(
                 &env.name,
                 &env.vault_mount,
                 &env.vault_path,
@@ -490,7 +533,12 @@ impl CredentialSource for VaultCredentials {
                 .map(|reason| crate::redact::text(&reason));
             credentials
         })
-        .map_err(|message| ConnectError::Credentials(crate::redact::text(&message)))
+        .map_err(|error| {
+            ConnectError::Credentials(CredentialError::new(
+                error.kind,
+                crate::redact::text(&error.message),
+            ))
+        })
     }
 
     async fn operator(&self) -> Option<String> {
@@ -734,6 +782,16 @@ fn unusual_body(body: &str) -> String {
 }
 
 /// A 503 in words: Vault says "Vault is sealed" (or a standby has no active node).
+/// What a failed secret read (other than a 403, which asks Vault which it is) says about the
+/// credentials: no secret there, or Vault not answering usefully.
+fn failure_kind(failure: &Failure) -> CredentialKind {
+    match failure.status {
+        Some(404) => CredentialKind::Missing,
+        Some(401) => CredentialKind::Auth,
+        _ => CredentialKind::Unavailable,
+    }
+}
+
 fn sealed(cause: &str) -> String {
     let said = if cause.is_empty() {
         "Vault is sealed or unavailable"

@@ -307,7 +307,8 @@ async fn doctor_checks_vault_each_secret_and_the_vendor() {
         [vault]\npath_template = \"feature-flags/doctor/{provider}/{env}\"\n\
         [[environment]]\nname = \"good\"\nprovider = \"flagsmith\"\n\
         [[environment]]\nname = \"missing\"\nprovider = \"flagsmith\"\n\
-        [[environment]]\nname = \"badkey\"\nprovider = \"flagsmith\"\n";
+        [[environment]]\nname = \"badkey\"\nprovider = \"flagsmith\"\n\
+        [[environment]]\nname = \"forbidden\"\nprovider = \"flagsmith\"\nvault_path = \"forbidden/thing\"\n";
     let path = home.path().join("doctor.toml");
     std::fs::write(&path, config).expect("config");
     let path = path.display().to_string();
@@ -350,7 +351,18 @@ async fn doctor_checks_vault_each_secret_and_the_vendor() {
         "{missing}"
     );
     assert!(text.contains("FAIL  badkey (flagsmith) read: "), "{text}");
-    assert!(text.ends_with("2 checks failed\n"), "{text}");
+    // A secret the token's policy may not read: the fix is a policy, not `vault kv put`.
+    let forbidden = text
+        .lines()
+        .find(|l| l.starts_with("FAIL  forbidden (flagsmith) secret"))
+        .unwrap_or_else(|| panic!("a line for the forbidden secret: {text}"));
+    assert!(
+        forbidden.contains("403")
+            && forbidden.contains("fix: ask for a Vault policy with read on kv/forbidden/thing")
+            && !forbidden.contains("vault kv put"),
+        "{forbidden}"
+    );
+    assert!(text.ends_with("3 checks failed\n"), "{text}");
     assert!(!text.contains(ADMIN_API_KEY), "no secret printed");
     let text = stdout(&without_vault);
     assert_eq!(code(&without_vault), 1, "{text}");

@@ -13,7 +13,7 @@ use crate::audit::AuditLog;
 use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::provider::{self, Access};
-use crate::session::CredentialSource;
+use crate::session::{ConnectError, CredentialKind, CredentialSource};
 use crate::text;
 use crate::vault::{VaultCredentials, VaultEnv};
 use crate::workspace::{self, Dirs};
@@ -164,14 +164,16 @@ pub async fn run_in(
                     Some(credentials)
                 }
                 Err(error) => {
-                    report.fail(
-                        &format!("{what} secret"),
-                        &error.to_string(),
-                        &format!(
-                            "vault kv put {} with the fields in the README (Vault layout)",
-                            env.vault_location()
-                        ),
-                    )?;
+                    // The fix depends on what failed: a missing secret, a policy, the token.
+                    let advice = match &error {
+                        ConnectError::Credentials(failure) => {
+                            failure.kind.advice(&env.vault_location())
+                        }
+                        ConnectError::Provider(_) => {
+                            CredentialKind::Missing.advice(&env.vault_location())
+                        }
+                    };
+                    report.fail(&format!("{what} secret"), &error.to_string(), &advice)?;
                     continue;
                 }
             }

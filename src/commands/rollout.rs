@@ -159,7 +159,7 @@ pub(super) async fn open(
     let connection = match session.connection(env).await {
         Ok(connection) => connection,
         Err(ConnectError::Credentials(message)) => {
-            return Err(report.finish("credentials", exit::CREDENTIALS, message));
+            return Err(report.finish("credentials", exit::CREDENTIALS, message.to_string()));
         }
         Err(ConnectError::Provider(error)) => {
             let (result, code) = provider_code(error.kind);

@@ -837,7 +837,7 @@ async fn flip_for(
         Ok(connection) => connection,
         Err(ConnectError::Credentials(message)) => {
             server.metrics.flip("failed");
-            return answer.finish("failed", StatusCode::BAD_GATEWAY, message);
+            return answer.finish("failed", StatusCode::BAD_GATEWAY, message.to_string());
         }
         Err(ConnectError::Provider(error)) => {
             server.metrics.flip("failed");

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use killswitch::model::EnvSnapshot;
 use killswitch::provider::{ErrorKind, ProviderError, flagd};
-use killswitch::session::ConnectError;
+use killswitch::session::{ConnectError, CredentialError, CredentialKind};
 use killswitch::tui::action::Action;
 use killswitch::tui::app::{Effect, Setup, State, update};
 use killswitch::tui::keymap::Keymap;
@@ -99,7 +99,7 @@ pub fn vendor_failure(message: &str) -> ConnectError {
 
 /// A load that failed on its credentials (Vault), as the session reports it.
 pub fn vault_failure(message: &str) -> ConnectError {
-    ConnectError::Credentials(message.to_string())
+    ConnectError::Credentials(CredentialError::new(CredentialKind::Denied, message))
 }
 
 /// Renders the state into a TestBackend and returns the screen as text.
