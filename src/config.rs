@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// `[[trigger]]` and `[serve]`: the tables `killswitch serve` reads.
+pub mod serve;
+
 /// The vendors killswitch can talk to. Adding one: a variant here, a module under `provider/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,7 +116,7 @@ pub struct Config {
     /// True when running on the embedded local flag files (the status bar says so).
     pub local_workspace: bool,
     /// `killswitch serve`: the alert triggers (`[[trigger]]`) and the status page's auth.
-    pub serve: crate::serve::config::ServeConfig,
+    pub serve: serve::ServeConfig,
     /// `[[notify]]`: who is told of every outcome ([`crate::notify`]).
     pub notify: Vec<NotifyConfig>,
     /// Where the environments came from when it is worth a line on the status bar
@@ -226,8 +229,8 @@ struct FileConfig {
     #[serde(default, rename = "environment")]
     environments: Vec<toml::Spanned<FileEnvironment>>,
     #[serde(default, rename = "trigger")]
-    triggers: Vec<toml::Spanned<crate::serve::config::FileTrigger>>,
-    serve: Option<toml::Spanned<crate::serve::config::FileServe>>,
+    triggers: Vec<toml::Spanned<serve::FileTrigger>>,
+    serve: Option<toml::Spanned<serve::FileServe>>,
     #[serde(default)]
     notify: Vec<toml::Spanned<FileNotify>>,
 }
@@ -400,7 +403,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 message,
             }
         })?;
-    let serve = crate::serve::config::validate(
+    let serve = serve::validate(
         &shown,
         text,
         &file.triggers,

@@ -11,7 +11,8 @@
 //! after a trigger's flip), so any number of page viewers costs the vendors nothing.
 
 pub mod alert;
-pub mod config;
+/// `[[trigger]]` and `[serve]` in the config file (a part of the config's model).
+pub use crate::config::serve as config;
 pub mod metrics;
 pub mod page;
 

@@ -1,10 +1,12 @@
 //! `[[trigger]]` and `[serve]` in the config file: the alert triggers `killswitch serve` acts on
 //! and the optional auth of its status page. Validated with the rest of the config (file:line
 //! errors); every token is a [`Secret`] and is registered with the redactor as soon as it is read.
+//! Part of the config file's model (a child of [`crate::config`]), so the config does not depend
+//! on the server; `crate::serve::config` names the same module for the server's code.
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, EnvironmentConfig, location_of};
+use super::{ConfigError, EnvironmentConfig, location_of};
 use crate::secret::Secret;
 
 /// Shorter tokens are refused: a trigger URL must not be guessable.
@@ -312,8 +314,8 @@ mod tests {
     const ENVS: &str =
         "[[environment]]\nname = \"prod\"\nprovider = \"flagd\"\nfile = \"p.json\"\n";
 
-    fn parse(extra: &str) -> Result<crate::config::Config, String> {
-        crate::config::parse(&format!("{ENVS}{extra}"), Path::new("ks.toml"))
+    fn parse(extra: &str) -> Result<super::super::Config, String> {
+        super::super::parse(&format!("{ENVS}{extra}"), Path::new("ks.toml"))
             .map_err(|err| err.to_string())
     }
 
