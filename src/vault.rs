@@ -635,8 +635,8 @@ fn build_client(
 /// The HTTP client vaultrs would build from `settings`, with [`vault_redirect_policy`].
 fn vault_http_client(
     settings: &vaultrs::client::VaultClientSettings,
-) -> Result<reqwest_vault::Client, String> {
-    let mut builder = reqwest_vault::Client::builder()
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
         .tls_backend_rustls()
         .redirect(vault_redirect_policy())
         .tls_danger_accept_invalid_certs(!settings.verify);
@@ -649,7 +649,7 @@ fn vault_http_client(
         for path in &settings.ca_certs {
             let content =
                 std::fs::read(path).map_err(|err| format!("cannot read CA file {path}: {err}"))?;
-            let certs = reqwest_vault::Certificate::from_pem_bundle(&content)
+            let certs = reqwest::Certificate::from_pem_bundle(&content)
                 .map_err(|err| format!("CA file {path}: not PEM certificates: {err}"))?;
             builder = builder.tls_certs_merge(certs);
         }
@@ -660,8 +660,8 @@ fn vault_http_client(
 /// Redirects are followed within Vault's own origin (scheme, host, port) only: a redirect
 /// elsewhere (an HA standby pointing at the active node, or anything else) is not followed,
 /// so the token never leaves for another origin. The 3xx then shows as the error.
-fn vault_redirect_policy() -> reqwest_vault::redirect::Policy {
-    reqwest_vault::redirect::Policy::custom(|attempt| {
+fn vault_redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
         let same_origin = attempt
             .previous()
             .first()
