@@ -621,7 +621,10 @@ fn build_client(
         .map_err(|err| format!("Vault {address}: bad client settings: {err}"))?;
     let mut client = VaultClient::new(settings).map_err(|err| {
         // FileReadError / ParseCertificateError name the CA file; the cause is in source().
-        format!("Vault {address}: cannot set up the client: {}", chain(&err))
+        format!(
+            "Vault {address}: cannot set up the client: {}",
+            provider::http::error_chain(&err)
+        )
     })?;
     // vaultrs takes no HTTP client and no redirect policy, and its own client follows
     // redirects to any origin with `X-Vault-Token` attached. Its HTTP client is a public field:
@@ -654,7 +657,9 @@ fn vault_http_client(
             builder = builder.tls_certs_merge(certs);
         }
     }
-    builder.build().map_err(|err| chain(&err))
+    builder
+        .build()
+        .map_err(|err| provider::http::error_chain(&err))
 }
 
 /// Redirects are followed within Vault's own origin (scheme, host, port) only: a redirect
@@ -855,7 +860,7 @@ fn describe(err: &ClientError) -> Failure {
             cause: "the secret's data is not a JSON object".to_string(),
         },
         other => {
-            let detail = chain(other);
+            let detail = provider::http::error_chain(other);
             let lower = detail.to_ascii_lowercase();
             let cause = if lower.contains("timed out") || lower.contains("timeout") {
                 format!("timed out: {detail}")
@@ -887,42 +892,6 @@ fn server_errors(error: &str) -> Vec<String> {
     } else {
         items
     }
-}
-
-/// "outer: inner: innermost", skipping repeats. Vault URLs carry no secrets (the token travels
-/// in a header), so reqwest's "for url (…)" is safe to show.
-fn chain(err: &dyn std::error::Error) -> String {
-    let all = chain_parts(err);
-    // vaultrs, rustify and reqwest each wrap the cause in a generic layer; keep the cause.
-    let generic = |part: &&String| {
-        part.starts_with("An error occurred with the request")
-            || part.starts_with("Error sending HTTP request")
-            || part.starts_with("error sending request for url")
-            || part.starts_with("client error (")
-    };
-    let specific: Vec<&String> = all.iter().filter(|part| !generic(part)).collect();
-    if specific.is_empty() {
-        all.join(": ")
-    } else {
-        specific
-            .iter()
-            .map(|part| part.as_str())
-            .collect::<Vec<_>>()
-            .join(": ")
-    }
-}
-
-fn chain_parts(err: &dyn std::error::Error) -> Vec<String> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current: Option<&dyn std::error::Error> = Some(err);
-    while let Some(error) = current {
-        let text = error.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = error.source();
-    }
-    parts
 }
 
 #[cfg(test)]

@@ -534,14 +534,7 @@ fn is_empty_targeting(targeting: &Value) -> bool {
 
 /// A stable content hash of one flag definition: the version the re-read guard compares.
 pub fn version_of(definition: &Value) -> String {
-    let text = definition.to_string();
-    // FNV-1a, 64 bit: stable across Rust versions and processes, unlike DefaultHasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    super::http::content_hash(&definition.to_string())
 }
 
 /// Turns one flagd flag definition into the domain model. Never fails: what it cannot read it

@@ -23,10 +23,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderName};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::http::{self, display_url};
+use super::http::{self, Method, Policy, Request, StatusCode, display_url};
 use super::{
     Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
     ProviderInfo, WriteResult,
@@ -59,15 +61,6 @@ enum AdminAuth {
     ApiKey(Secret),
     /// `Authorization: Token <user token>`.
     Token(Secret),
-}
-
-impl AdminAuth {
-    fn header(&self) -> String {
-        match self {
-            AdminAuth::ApiKey(key) => format!("Api-Key {}", key.expose()),
-            AdminAuth::Token(token) => format!("Token {}", token.expose()),
-        }
-    }
 }
 
 /// Builds the connection for one Flagsmith environment.
@@ -158,7 +151,7 @@ pub fn connect(
             served_via: "Flagsmith's /api/v1/flags/ (server-side key)",
         },
         base,
-        http: http::client(network)?,
+        http: http::Client::new(network)?,
         environment_key,
         admin: admin.clone(),
         project,
@@ -206,7 +199,7 @@ pub struct Flagsmith {
     info: ProviderInfo,
     /// Base URL without `/api/v1` and without a trailing slash.
     base: String,
-    http: reqwest::Client,
+    http: http::Client,
     environment_key: Secret,
     admin: Option<AdminAuth>,
     /// The project id from the config; otherwise the environment document's.
@@ -238,120 +231,78 @@ enum Auth {
     Admin,
 }
 
-/// A successful answer: status and body text.
-struct Answer {
-    status: StatusCode,
-    body: String,
-}
-
 impl Flagsmith {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    /// Sends one request and returns the body of a 2xx answer; anything else is an error that
-    /// names the environment, what was being done, the URL and the cause.
-    async fn call(
+    /// A request to `path` with the credential `auth` names; `what` is said in messages after
+    /// the environment's name.
+    fn request(
         &self,
         what: &str,
         method: Method,
         path: &str,
         auth: Auth,
-        body: Option<&Value>,
-    ) -> Result<Answer, ProviderError> {
-        let answer = self.send(what, method, path, auth, body).await?;
-        if !answer.status.is_success() {
-            return Err(http::status_error(
-                &format!("{}: {what}", self.env),
-                &self.url(path),
-                answer.status,
-                &answer.body,
-            ));
-        }
-        Ok(answer)
-    }
-
-    /// One request; any status is an answer (transport failures are errors).
-    async fn send(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        auth: Auth,
-        body: Option<&Value>,
-    ) -> Result<Answer, ProviderError> {
-        let url = self.url(path);
-        let what = format!("{}: {what}", self.env);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .header("Accept", "application/json");
+    ) -> Result<Request, ProviderError> {
+        let request = Request::new(format!("{}: {what}", self.env), method, self.url(path));
         match auth {
-            Auth::Environment => {
-                request = request.header("X-Environment-Key", self.environment_key.expose());
-            }
-            Auth::Admin => {
-                let Some(admin) = &self.admin else {
-                    return Err(ProviderError::new(
-                        ErrorKind::Auth,
-                        format!("{what}: needs an admin credential (admin_api_key or admin_token)"),
-                    ));
-                };
-                request = request.header("Authorization", admin.header());
-            }
+            Auth::Environment => request.credential(
+                HeaderName::from_static("x-environment-key"),
+                &self.environment_key,
+                "",
+            ),
+            Auth::Admin => match &self.admin {
+                Some(AdminAuth::ApiKey(key)) => request.credential(AUTHORIZATION, key, "Api-Key"),
+                Some(AdminAuth::Token(token)) => request.credential(AUTHORIZATION, token, "Token"),
+                None => Err(ProviderError::new(
+                    ErrorKind::Auth,
+                    format!(
+                        "{}: needs an admin credential (admin_api_key or admin_token)",
+                        request.what()
+                    ),
+                )),
+            },
         }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| http::transport_error(&what, &url, &err))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|err| http::transport_error(&what, &url, &err))?;
-        Ok(Answer { status, body: text })
     }
 
-    /// `call` and parse the body as JSON.
-    async fn call_json(
+    /// A read that must succeed, decoded into `T`.
+    async fn get<T: DeserializeOwned>(
         &self,
         what: &str,
-        method: Method,
         path: &str,
         auth: Auth,
-        body: Option<&Value>,
-    ) -> Result<Value, ProviderError> {
-        let answer = self.call(what, method, path, auth, body).await?;
-        parse_json(&self.env, what, &self.url(path), &answer.body)
+    ) -> Result<T, ProviderError> {
+        let request = self.request(what, Method::GET, path, auth)?;
+        self.http.json(&request, Policy::READ).await
     }
 
     async fn document(&self) -> Result<Document, ProviderError> {
-        let value = self
-            .call_json(
-                "read the Flagsmith environment document",
-                Method::GET,
-                "/api/v1/environment-document/",
-                Auth::Environment,
-                None,
-            )
-            .await?;
-        let document = Document::parse(value).map_err(|message| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!(
-                    "{}: the environment document from {} is not what Flagsmith sends: {message}",
-                    self.env,
-                    display_url(&self.url("/api/v1/environment-document/"))
-                ),
-            )
+        let request = self.request(
+            "read the Flagsmith environment document",
+            Method::GET,
+            "/api/v1/environment-document/",
+            Auth::Environment,
+        )?;
+        let answer = self.http.call(&request, Policy::READ).await?;
+        let document: Document = serde_json::from_str(&answer.body).map_err(|err| {
+            if err.is_data() {
+                ProviderError::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{}: the environment document from {} is not what Flagsmith sends: {err}",
+                        self.env,
+                        display_url(request.url())
+                    ),
+                )
+            } else {
+                http::decode_error(request.what(), request.url(), &answer.body, &err)
+            }
         })?;
         let _ = self.ids.set(Ids {
             env: document.id,
             api_key: document.api_key.clone(),
-            project: self.project.unwrap_or(document.project_id),
+            project: self.project.unwrap_or(document.project.id),
         });
         Ok(document)
     }
@@ -365,7 +316,7 @@ impl Flagsmith {
         Ok(Ids {
             env: document.id,
             api_key: document.api_key,
-            project: self.project.unwrap_or(document.project_id),
+            project: self.project.unwrap_or(document.project.id),
         })
     }
 
@@ -386,65 +337,43 @@ impl Flagsmith {
         let tags_path = format!("/api/v1/projects/{}/tags/", ids.project);
         let first_path = path(1);
         let (features, tags, _) = tokio::join!(
-            self.call_json(
-                "read feature metadata",
-                Method::GET,
-                &first_path,
-                Auth::Admin,
-                None,
-            ),
-            self.call_json("read tags", Method::GET, &tags_path, Auth::Admin, None),
+            self.get::<Listing<RawFeature>>("read feature metadata", &first_path, Auth::Admin),
+            self.get::<Listing<Tag>>("read tags", &tags_path, Auth::Admin),
             self.settings(&ids.api_key),
         );
-        let tags = tags.map(|value| tag_labels(&value)).unwrap_or_default();
+        let tags: Vec<Tag> = tags.map(Listing::into_items).unwrap_or_default();
         let first = features?;
-        let mut features = results(&first);
         // Flagsmith pages the list (`max_page_size` 999): the other pages at once, from the
         // count the first gives, so no flag loses its owner past the 999th.
         let total = first
-            .get("count")
-            .and_then(Value::as_u64)
+            .count()
             .and_then(|count| usize::try_from(count).ok())
             .unwrap_or(0);
+        let mut features = first.into_items();
         if !features.is_empty() && total > features.len() {
             let pages = total.div_ceil(FEATURES_PAGE).min(MAX_FEATURE_PAGES);
             let reads: Vec<_> = (2..=pages)
                 .map(|page| {
                     let path = path(page);
                     async move {
-                        self.call_json(
-                            "read feature metadata",
-                            Method::GET,
-                            &path,
-                            Auth::Admin,
-                            None,
-                        )
-                        .await
+                        self.get::<Listing<RawFeature>>("read feature metadata", &path, Auth::Admin)
+                            .await
                     }
                 })
                 .collect();
-            let pages: Vec<Result<Value, ProviderError>> = futures::stream::iter(reads)
-                .buffered(FEATURE_PAGES_AT_ONCE)
-                .collect()
-                .await;
+            let pages: Vec<Result<Listing<RawFeature>, ProviderError>> =
+                futures::stream::iter(reads)
+                    .buffered(FEATURE_PAGES_AT_ONCE)
+                    .collect()
+                    .await;
             for page in pages {
-                features.extend(results(&page?));
+                features.extend(page?.into_items());
             }
         }
         Ok(features
-            .iter()
-            .filter_map(|feature| AdminFeature::parse(feature, &tags))
+            .into_iter()
+            .map(|feature| AdminFeature::new(feature, &tags))
             .collect())
-    }
-
-    async fn flags(&self) -> Result<(Document, Vec<Flag>), ProviderError> {
-        let document = self.document().await?;
-        let flags = document
-            .feature_states
-            .iter()
-            .map(|state| summarise(&document, state))
-            .collect();
-        Ok((document, flags))
     }
 
     fn not_found(&self, key: &str) -> ProviderError {
@@ -479,23 +408,12 @@ impl Flagsmith {
 
     async fn fetch_settings(&self, api_key: &str) -> Result<Settings, ProviderError> {
         let path = format!("/api/v1/environments/{api_key}/");
-        let value = self
-            .call_json(
-                "read the environment's settings",
-                Method::GET,
-                &path,
-                Auth::Admin,
-                None,
-            )
+        let settings: EnvSettings = self
+            .get("read the environment's settings", &path, Auth::Admin)
             .await?;
         Ok(Settings {
-            versioned: value
-                .get("use_v2_feature_versioning")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            approvals: value
-                .get("minimum_change_request_approvals")
-                .and_then(Value::as_u64),
+            versioned: settings.use_v2_feature_versioning.unwrap_or(false),
+            approvals: settings.minimum_change_request_approvals,
         })
     }
 }
@@ -507,273 +425,311 @@ struct Settings {
     approvals: Option<u64>,
 }
 
-fn parse_json(env: &str, what: &str, url: &str, body: &str) -> Result<Value, ProviderError> {
-    serde_json::from_str(body).map_err(|err| {
-        ProviderError::new(
-            ErrorKind::Api,
-            format!(
-                "{env}: {what}: {} answered malformed JSON ({} bytes): {err}",
-                display_url(url),
-                body.len()
-            ),
-        )
-    })
+// ---- Flagsmith's JSON, as far as killswitch reads it ---------------------------------------
+
+/// `null` read as an empty list (Flagsmith sends `null` for some empty lists).
+fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-/// `results` of a paginated answer, or the answer itself when it is a plain list.
-fn results(value: &Value) -> Vec<Value> {
-    value
-        .get("results")
-        .and_then(Value::as_array)
-        .or_else(|| value.as_array())
-        .cloned()
-        .unwrap_or_default()
+/// A list whose items killswitch reads one by one: an item it cannot read is left out, so one
+/// odd feature or tag does not hide the others' metadata.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let items: Vec<Value> = list(deserializer)?;
+    Ok(items
+        .into_iter()
+        .filter_map(|item| serde_json::from_value(item).ok())
+        .collect())
 }
 
-fn tag_labels(value: &Value) -> Vec<(u64, String)> {
-    results(value)
-        .iter()
-        .filter_map(|tag| {
-            Some((
-                tag.get("id")?.as_u64()?,
-                tag.get("label")?.as_str()?.to_string(),
-            ))
-        })
-        .collect()
+/// An Admin API list: paginated (`{"count", "results"}`) or plain.
+#[derive(Deserialize)]
+#[serde(untagged, bound(deserialize = "T: DeserializeOwned"))]
+enum Listing<T> {
+    Page {
+        #[serde(default)]
+        count: Option<u64>,
+        #[serde(deserialize_with = "lenient")]
+        results: Vec<T>,
+    },
+    Plain(#[serde(deserialize_with = "lenient")] Vec<T>),
+}
+
+impl<T> Listing<T> {
+    fn count(&self) -> Option<u64> {
+        match self {
+            Listing::Page { count, .. } => *count,
+            Listing::Plain(_) => None,
+        }
+    }
+
+    fn into_items(self) -> Vec<T> {
+        match self {
+            Listing::Page { results, .. } | Listing::Plain(results) => results,
+        }
+    }
+}
+
+/// `GET /api/v1/environments/{api_key}/` (Admin API): the settings that pick the write path.
+#[derive(Deserialize)]
+struct EnvSettings {
+    #[serde(default)]
+    use_v2_feature_versioning: Option<bool>,
+    #[serde(default)]
+    minimum_change_request_approvals: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Tag {
+    id: u64,
+    label: String,
+}
+
+/// One feature of `GET /api/v1/projects/{id}/features/` (Admin API).
+#[derive(Deserialize)]
+struct RawFeature {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    owners: Vec<Owner>,
+    #[serde(default, deserialize_with = "lenient")]
+    group_owners: Vec<GroupOwner>,
+    #[serde(default, deserialize_with = "lenient")]
+    tags: Vec<u64>,
+}
+
+#[derive(Deserialize)]
+struct Owner {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct GroupOwner {
+    name: String,
+}
+
+/// One flag of `GET /api/v1/flags/` (server-side key): what services get.
+#[derive(Deserialize)]
+struct ServedFlag {
+    feature: Named,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    feature_state_value: Value,
+}
+
+#[derive(Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// One v2 version of a feature (`…/features/{id}/versions/`).
+#[derive(Deserialize)]
+struct Version {
+    #[serde(default)]
+    live_from: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    published: Option<bool>,
+    #[serde(default)]
+    published_by: Option<u64>,
+    #[serde(default)]
+    created_by: Option<u64>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// One entry of Flagsmith's audit log.
+#[derive(Deserialize)]
+struct AuditEntry {
+    #[serde(default)]
+    created_date: Option<String>,
+    #[serde(default)]
+    author: Option<Author>,
+    #[serde(default)]
+    log: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    #[serde(default)]
+    email: Option<String>,
+}
+
+/// A created change request.
+#[derive(Deserialize)]
+struct CreatedChangeRequest {
+    #[serde(default)]
+    id: Option<u64>,
+}
+
+/// A created v2 version.
+#[derive(Deserialize)]
+struct CreatedVersion {
+    #[serde(default)]
+    published: Option<bool>,
+}
+
+/// The answer to a classic feature-state `PATCH`.
+#[derive(Deserialize)]
+struct PatchedState {
+    #[serde(default)]
+    enabled: Option<bool>,
 }
 
 // ---- the environment document ---------------------------------------------------------------
 
 /// The parts of `/api/v1/environment-document/` killswitch uses.
+#[derive(Deserialize)]
 struct Document {
     /// The environment's numeric id (Admin API paths).
     id: u64,
     /// The environment's client-side key (Admin API paths; not a secret).
     api_key: String,
-    project_id: u64,
+    project: DocProject,
     feature_states: Vec<DocFeatureState>,
-    segments: Vec<DocSegment>,
-    identities: Vec<(String, Vec<DocFeatureState>)>,
+    #[serde(default, rename = "identity_overrides", deserialize_with = "list")]
+    identities: Vec<DocIdentity>,
 }
 
-#[derive(Clone)]
+#[derive(Deserialize)]
+struct DocProject {
+    id: u64,
+    #[serde(default, deserialize_with = "list")]
+    segments: Vec<DocSegment>,
+}
+
+#[derive(Clone, Deserialize)]
 struct DocFeatureState {
-    feature_id: u64,
-    name: String,
-    /// "STANDARD" or "MULTIVARIATE".
-    feature_type: String,
+    feature: DocFeature,
     enabled: bool,
     /// The feature state's id (changes with each v2 version).
+    #[serde(default)]
     django_id: Option<u64>,
+    #[serde(default, rename = "feature_state_value")]
     value: Value,
-    /// (option value, option id, percentage allocation).
-    multivariate: Vec<(Value, Option<u64>, f64)>,
-    /// Segment override priority (0 = first).
+    #[serde(
+        default,
+        rename = "multivariate_feature_state_values",
+        deserialize_with = "list"
+    )]
+    multivariate: Vec<DocVariant>,
+    /// Segment overrides only: their priority (0 = first).
+    #[serde(default)]
+    feature_segment: Option<DocFeatureSegment>,
+}
+
+#[derive(Clone, Deserialize)]
+struct DocFeature {
+    id: u64,
+    name: String,
+    /// "STANDARD" or "MULTIVARIATE".
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+struct DocVariant {
+    #[serde(default)]
+    multivariate_feature_option: Option<DocOption>,
+    percentage_allocation: f64,
+}
+
+#[derive(Clone, Deserialize)]
+struct DocOption {
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    value: Value,
+}
+
+#[derive(Clone, Deserialize)]
+struct DocFeatureSegment {
+    #[serde(default)]
     priority: Option<i64>,
 }
 
+#[derive(Deserialize)]
+struct DocIdentity {
+    identifier: String,
+    #[serde(default, deserialize_with = "list")]
+    identity_features: Vec<DocFeatureState>,
+}
+
+#[derive(Deserialize)]
 struct DocSegment {
     name: String,
-    /// The `PERCENTAGE_SPLIT` percentage when the segment is a plain percentage split.
-    percentage: Option<f64>,
+    #[serde(default, deserialize_with = "list")]
+    rules: Vec<DocRule>,
+    #[serde(default, deserialize_with = "list")]
     feature_states: Vec<DocFeatureState>,
 }
 
+#[derive(Deserialize)]
+struct DocRule {
+    #[serde(default, deserialize_with = "list")]
+    conditions: Vec<DocCondition>,
+    #[serde(default, deserialize_with = "list")]
+    rules: Vec<DocRule>,
+}
+
+#[derive(Deserialize)]
+struct DocCondition {
+    #[serde(default)]
+    operator: Option<String>,
+    #[serde(default)]
+    value: Value,
+}
+
 impl Document {
+    #[cfg(test)]
     fn parse(value: Value) -> Result<Document, String> {
-        let id = value
-            .get("id")
-            .and_then(Value::as_u64)
-            .ok_or("no numeric `id`")?;
-        let api_key = value
-            .get("api_key")
-            .and_then(Value::as_str)
-            .ok_or("no `api_key`")?
-            .to_string();
-        let project = value.get("project").ok_or("no `project`")?;
-        let project_id = project
-            .get("id")
-            .and_then(Value::as_u64)
-            .ok_or("no `project.id`")?;
-        let feature_states = value
-            .get("feature_states")
-            .and_then(Value::as_array)
-            .ok_or("no `feature_states` list")?
-            .iter()
-            .map(DocFeatureState::parse)
-            .collect::<Result<Vec<_>, _>>()?;
-        let segments = project
-            .get("segments")
-            .and_then(Value::as_array)
-            .map(|segments| {
-                segments
-                    .iter()
-                    .map(DocSegment::parse)
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let identities = value
-            .get("identity_overrides")
-            .and_then(Value::as_array)
-            .map(|identities| {
-                identities
-                    .iter()
-                    .map(|identity| {
-                        let name = identity
-                            .get("identifier")
-                            .and_then(Value::as_str)
-                            .ok_or("an identity override without `identifier`")?
-                            .to_string();
-                        let states = identity
-                            .get("identity_features")
-                            .and_then(Value::as_array)
-                            .map(|states| {
-                                states
-                                    .iter()
-                                    .map(DocFeatureState::parse)
-                                    .collect::<Result<Vec<_>, _>>()
-                            })
-                            .transpose()?
-                            .unwrap_or_default();
-                        Ok::<_, String>((name, states))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        Ok(Document {
-            id,
-            api_key,
-            project_id,
-            feature_states,
-            segments,
-            identities,
-        })
+        serde_json::from_value(value).map_err(|err| err.to_string())
     }
 
     fn feature(&self, key: &str) -> Option<&DocFeatureState> {
-        self.feature_states.iter().find(|state| state.name == key)
+        self.feature_states
+            .iter()
+            .find(|state| state.feature.name == key)
     }
 }
 
 impl DocFeatureState {
-    fn parse(value: &Value) -> Result<DocFeatureState, String> {
-        let feature = value
-            .get("feature")
-            .ok_or("a feature state without `feature`")?;
-        let name = feature
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or("a feature without `name`")?
-            .to_string();
-        let feature_id = feature
-            .get("id")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| format!("feature `{name}` has no numeric `id`"))?;
-        let enabled = value
-            .get("enabled")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| format!("feature `{name}` has no boolean `enabled`"))?;
-        let multivariate = value
-            .get("multivariate_feature_state_values")
-            .and_then(Value::as_array)
-            .map(|values| {
-                values
-                    .iter()
-                    .map(|mv| {
-                        let option = mv.get("multivariate_feature_option");
-                        let percent = mv
-                            .get("percentage_allocation")
-                            .and_then(Value::as_f64)
-                            .ok_or_else(|| {
-                                format!(
-                                    "feature `{name}`: a variant without `percentage_allocation`"
-                                )
-                            })?;
-                        Ok((
-                            option
-                                .and_then(|o| o.get("value"))
-                                .cloned()
-                                .unwrap_or(Value::Null),
-                            option.and_then(|o| o.get("id")).and_then(Value::as_u64),
-                            percent,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>, String>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        Ok(DocFeatureState {
-            feature_id,
-            feature_type: feature
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("STANDARD")
-                .to_string(),
-            name,
-            enabled,
-            django_id: value.get("django_id").and_then(Value::as_u64),
-            value: value
-                .get("feature_state_value")
-                .cloned()
-                .unwrap_or(Value::Null),
-            multivariate,
-            priority: value
-                .get("feature_segment")
-                .and_then(|segment| segment.get("priority"))
-                .and_then(Value::as_i64),
-        })
+    fn priority(&self) -> Option<i64> {
+        self.feature_segment.as_ref().and_then(|s| s.priority)
     }
 }
 
 impl DocSegment {
-    fn parse(value: &Value) -> Result<DocSegment, String> {
-        let name = value
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or("a segment without `name`")?
-            .to_string();
+    /// The `PERCENTAGE_SPLIT` percentage when the segment is a plain percentage split: its only
+    /// condition, at any depth of rules, is that split.
+    fn percentage(&self) -> Option<f64> {
         let mut conditions = Vec::new();
-        collect_conditions(value.get("rules"), &mut conditions);
-        // A plain percentage split: its only condition is PERCENTAGE_SPLIT.
-        let percentage = match conditions.as_slice() {
-            [only] if only.get("operator").and_then(Value::as_str) == Some("PERCENTAGE_SPLIT") => {
-                only.get("value").and_then(|value| match value {
-                    Value::String(text) => text.trim().parse::<f64>().ok(),
-                    other => other.as_f64(),
-                })
-            }
+        collect_conditions(&self.rules, &mut conditions);
+        match conditions.as_slice() {
+            [only] if only.operator.as_deref() == Some("PERCENTAGE_SPLIT") => match &only.value {
+                Value::String(text) => text.trim().parse::<f64>().ok(),
+                other => other.as_f64(),
+            },
             _ => None,
-        };
-        let feature_states = value
-            .get("feature_states")
-            .and_then(Value::as_array)
-            .map(|states| {
-                states
-                    .iter()
-                    .map(DocFeatureState::parse)
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        Ok(DocSegment {
-            name,
-            percentage,
-            feature_states,
-        })
+        }
     }
 }
 
-fn collect_conditions(rules: Option<&Value>, into: &mut Vec<Value>) {
-    let Some(rules) = rules.and_then(Value::as_array) else {
-        return;
-    };
+fn collect_conditions<'a>(rules: &'a [DocRule], into: &mut Vec<&'a DocCondition>) {
     for rule in rules {
-        if let Some(conditions) = rule.get("conditions").and_then(Value::as_array) {
-            into.extend(conditions.iter().cloned());
-        }
-        collect_conditions(rule.get("rules"), into);
+        into.extend(rule.conditions.iter());
+        collect_conditions(&rule.rules, into);
     }
 }
 
@@ -806,11 +762,10 @@ impl AdminFeature {
         }
     }
 
-    fn parse(value: &Value, tags: &[(u64, String)]) -> Option<AdminFeature> {
-        let name = value.get("name")?.as_str()?.to_string();
-        let raw_description = value
-            .get("description")
-            .and_then(Value::as_str)
+    fn new(raw: RawFeature, tags: &[Tag]) -> AdminFeature {
+        let raw_description = raw
+            .description
+            .as_deref()
             .map(str::trim)
             .filter(|text| !text.is_empty());
         // A description is shown on one line: its lines joined with a space, not run together.
@@ -821,56 +776,34 @@ impl AdminFeature {
                 .collect::<Vec<_>>()
                 .join(" ")
         });
-        let owners: Vec<String> = value
-            .get("owners")
-            .and_then(Value::as_array)
-            .map(|owners| {
-                owners
-                    .iter()
-                    .filter_map(|owner| owner.get("email").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let groups: Vec<String> = value
-            .get("group_owners")
-            .and_then(Value::as_array)
-            .map(|groups| {
-                groups
-                    .iter()
-                    .filter_map(|group| group.get("name").and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
         // Group owners (teams) first: they outlive the people in them.
-        let owner = groups.into_iter().chain(owners).next();
-        let labels: Vec<String> = value
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(Value::as_u64)
-                    .map(|id| {
-                        tags.iter()
-                            .find(|(tag, _)| *tag == id)
-                            .map(|(_, label)| label.clone())
-                            .unwrap_or_else(|| format!("tag {id}"))
-                    })
-                    .collect()
+        let owner = raw
+            .group_owners
+            .into_iter()
+            .map(|group| group.name)
+            .chain(raw.owners.into_iter().map(|owner| owner.email))
+            .next();
+        let labels: Vec<String> = raw
+            .tags
+            .iter()
+            .map(|id| {
+                tags.iter()
+                    .find(|tag| tag.id == *id)
+                    .map(|tag| tag.label.clone())
+                    .unwrap_or_else(|| format!("tag {id}"))
             })
-            .unwrap_or_default();
+            .collect();
         let expected_removal = labels
             .iter()
             .find_map(|label| removal_date(label))
             .or_else(|| raw_description.and_then(|text| text.lines().find_map(removal_date)));
-        Some(AdminFeature {
-            name,
+        AdminFeature {
+            name: raw.name,
             description,
             owner,
             tags: labels,
             expected_removal,
-        })
+        }
     }
 }
 
@@ -892,45 +825,53 @@ fn removal_date(text: &str) -> Option<NaiveDate> {
 /// One feature state as the domain model, from the environment document alone (owners, tags
 /// and descriptions arrive separately, see [`AdminFeature::meta`]).
 fn summarise(document: &Document, state: &DocFeatureState) -> Flag {
-    let vendor_kind = (state.feature_type == "MULTIVARIATE").then_some(FlagKind::Experiment);
-    let kind = FlagKind::classify(&state.name, vendor_kind);
+    let vendor_kind =
+        (state.feature.kind.as_deref() == Some("MULTIVARIATE")).then_some(FlagKind::Experiment);
+    let kind = FlagKind::classify(&state.feature.name, vendor_kind);
 
     let rollout = if state.multivariate.is_empty() {
         Rollout::Everyone
     } else {
         // Whatever the variants do not take is served the control value.
-        let allocated: f64 = state.multivariate.iter().map(|(_, _, p)| p.max(0.0)).sum();
+        let allocated: f64 = state
+            .multivariate
+            .iter()
+            .map(|variant| variant.percentage_allocation.max(0.0))
+            .sum();
         let mut weights = Vec::new();
         let control = (100.0 - allocated).max(0.0);
         if control > 0.0 {
             weights.push((value_text(&state.value), control));
         }
-        weights.extend(
-            state
-                .multivariate
-                .iter()
-                .map(|(value, _, percent)| (value_text(value), *percent)),
-        );
+        weights.extend(state.multivariate.iter().map(|variant| {
+            let value = variant
+                .multivariate_feature_option
+                .as_ref()
+                .map(|option| &option.value)
+                .unwrap_or(&Value::Null);
+            (value_text(value), variant.percentage_allocation)
+        }));
         Rollout::from_weights(&weights)
     };
 
     let mut segment_overrides: Vec<(i64, Override)> = document
+        .project
         .segments
         .iter()
         .filter_map(|segment| {
             let override_state = segment
                 .feature_states
                 .iter()
-                .find(|fs| fs.feature_id == state.feature_id)?;
+                .find(|fs| fs.feature.id == state.feature.id)?;
             Some((
-                override_state.priority.unwrap_or(i64::MAX),
+                override_state.priority().unwrap_or(i64::MAX),
                 Override {
                     target: format!("segment {}", segment.name),
                     kind: OverrideKind::Segment,
                     enabled: override_state.enabled,
                     value: non_null(&override_state.value),
                     rollout: segment
-                        .percentage
+                        .percentage()
                         .map(|percent| Rollout::Percentage { percent })
                         .unwrap_or_default(),
                 },
@@ -939,21 +880,19 @@ fn summarise(document: &Document, state: &DocFeatureState) -> Flag {
         .collect();
     segment_overrides.sort_by_key(|(priority, _)| *priority);
     let mut overrides: Vec<Override> = segment_overrides.into_iter().map(|(_, o)| o).collect();
-    overrides.extend(
-        document
-            .identities
+    overrides.extend(document.identities.iter().filter_map(|identity| {
+        let fs = identity
+            .identity_features
             .iter()
-            .filter_map(|(identifier, states)| {
-                let fs = states.iter().find(|fs| fs.feature_id == state.feature_id)?;
-                Some(Override {
-                    target: format!("identity {identifier}"),
-                    kind: OverrideKind::Identity,
-                    enabled: fs.enabled,
-                    value: non_null(&fs.value),
-                    rollout: Rollout::Everyone,
-                })
-            }),
-    );
+            .find(|fs| fs.feature.id == state.feature.id)?;
+        Some(Override {
+            target: format!("identity {}", identity.identifier),
+            kind: OverrideKind::Identity,
+            enabled: fs.enabled,
+            value: non_null(&fs.value),
+            rollout: Rollout::Everyone,
+        })
+    }));
 
     let mut flag_state = FlagState {
         enabled: state.enabled,
@@ -965,7 +904,7 @@ fn summarise(document: &Document, state: &DocFeatureState) -> Flag {
     flag_state.version = Some(version_of(state, &flag_state));
     Flag {
         meta: std::sync::Arc::new(FlagMeta {
-            key: state.name.clone(),
+            key: state.feature.name.clone(),
             kind,
             ..FlagMeta::default()
         }),
@@ -987,15 +926,10 @@ fn version_of(doc_state: &DocFeatureState, state: &FlagState) -> String {
         &state.overrides,
     ))
     .unwrap_or_default();
-    // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in content.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = http::content_hash(&content);
     match doc_state.django_id {
-        Some(id) => format!("fs{id}-{hash:016x}"),
-        None => format!("{hash:016x}"),
+        Some(id) => format!("fs{id}-{hash}"),
+        None => hash,
     }
 }
 
@@ -1006,7 +940,12 @@ impl FlagSource for Flagsmith {
     }
 
     async fn list_flags(&self) -> Result<Vec<Flag>, ProviderError> {
-        Ok(self.flags().await?.1)
+        let document = self.document().await?;
+        Ok(document
+            .feature_states
+            .iter()
+            .map(|state| summarise(&document, state))
+            .collect())
     }
 
     /// The environment document alone (server-side key): no Admin API call.
@@ -1042,21 +981,13 @@ impl FlagSource for Flagsmith {
     /// `GET /api/v1/flags/` with the server-side key: the environment defaults services get.
     async fn served(&self, key: &str) -> Result<ServedState, ProviderError> {
         let path = "/api/v1/flags/";
-        let value = self
-            .call_json(
-                "read what services see",
-                Method::GET,
-                path,
-                Auth::Environment,
-                None,
-            )
+        let flags: Listing<ServedFlag> = self
+            .get("read what services see", path, Auth::Environment)
             .await?;
-        let found = results(&value).into_iter().find(|flag| {
-            flag.get("feature")
-                .and_then(|feature| feature.get("name"))
-                .and_then(Value::as_str)
-                == Some(key)
-        });
+        let found = flags
+            .into_items()
+            .into_iter()
+            .find(|flag| flag.feature.name == key);
         let Some(flag) = found else {
             // With "hide disabled flags" on, Flagsmith leaves disabled flags out of what SDKs
             // get: a flag the environment holds but services do not get is off for them.
@@ -1076,22 +1007,19 @@ impl FlagSource for Flagsmith {
                 ),
             ));
         };
-        let enabled = flag
-            .get("enabled")
-            .and_then(Value::as_bool)
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorKind::Api,
-                    format!(
-                        "{}: flag `{key}` from {} has no boolean `enabled`",
-                        self.env,
-                        display_url(&self.url(path))
-                    ),
-                )
-            })?;
+        let enabled = flag.enabled.ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{}: flag `{key}` from {} has no boolean `enabled`",
+                    self.env,
+                    display_url(&self.url(path))
+                ),
+            )
+        })?;
         Ok(ServedState {
             enabled,
-            value: flag.get("feature_state_value").and_then(non_null),
+            value: non_null(&flag.feature_state_value),
         })
     }
 
@@ -1113,82 +1041,62 @@ impl FlagSource for Flagsmith {
         if settings.versioned {
             let path = format!(
                 "/api/v1/environments/{}/features/{}/versions/",
-                document.id, state.feature_id
+                document.id, state.feature.id
             );
-            let versions = self
-                .call_json(
-                    &format!("read the versions of `{key}`"),
-                    Method::GET,
-                    &path,
-                    Auth::Admin,
-                    None,
-                )
+            let versions: Listing<Version> = self
+                .get(&format!("read the versions of `{key}`"), &path, Auth::Admin)
                 .await?;
-            for version in results(&versions) {
+            for version in versions.into_items() {
                 let at = version
-                    .get("live_from")
-                    .or_else(|| version.get("created_at"))
-                    .and_then(Value::as_str)
+                    .live_from
+                    .as_deref()
+                    .or(version.created_at.as_deref())
                     .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
                     .map(|at| at.with_timezone(&Utc));
                 let Some(at) = at else { continue };
-                let published = version.get("published").and_then(Value::as_bool) == Some(true);
+                let published = version.published == Some(true);
                 entries.push(HistoryEntry {
                     at,
                     who: version
-                        .get("published_by")
-                        .or_else(|| version.get("created_by"))
-                        .and_then(Value::as_u64)
+                        .published_by
+                        .or(version.created_by)
                         .map(|user| format!("user {user}")),
                     what: if published {
                         "version published".to_string()
                     } else {
                         "version drafted (not published)".to_string()
                     },
-                    comment: version
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    comment: version.description,
                 });
             }
         }
-        let project = self.project.unwrap_or(document.project_id);
+        let project = self.project.unwrap_or(document.project.id);
         let search: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
         let path = format!(
             "/api/v1/projects/{project}/audit/?environments={}&search={search}",
             document.id
         );
         match self
-            .call_json(
+            .get::<Listing<AuditEntry>>(
                 &format!("read Flagsmith's audit log for `{key}`"),
-                Method::GET,
                 &path,
                 Auth::Admin,
-                None,
             )
             .await
         {
             Ok(log) => {
-                for entry in results(&log) {
+                for entry in log.into_items() {
                     let Some(at) = entry
-                        .get("created_date")
-                        .and_then(Value::as_str)
+                        .created_date
+                        .as_deref()
                         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
                     else {
                         continue;
                     };
                     entries.push(HistoryEntry {
                         at: at.with_timezone(&Utc),
-                        who: entry
-                            .get("author")
-                            .and_then(|author| author.get("email"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                        what: entry
-                            .get("log")
-                            .and_then(Value::as_str)
-                            .unwrap_or("change")
-                            .to_string(),
+                        who: entry.author.and_then(|author| author.email),
+                        what: entry.log.unwrap_or_else(|| "change".to_string()),
                         comment: None,
                     });
                 }
@@ -1290,10 +1198,14 @@ impl FlagWriter for FlagsmithWriter {
             ));
         }
         let settings = settings?;
-        match self
-            .write(key, enabled, note, &document, &state, settings)
-            .await?
-        {
+        let change = Change {
+            key,
+            enabled,
+            note,
+            document: &document,
+            state: &state,
+        };
+        match self.write(&change, settings).await? {
             Written::Done(result) => Ok(result),
             // The environment changed under the session (it became versioned, or now wants
             // approvals): learn its settings again and write on the right path, with the same
@@ -1303,10 +1215,7 @@ impl FlagWriter for FlagsmithWriter {
                 if !fresh.versioned && fresh.approvals.is_none() {
                     return Err(refusal);
                 }
-                match self
-                    .write(key, enabled, note, &document, &state, fresh)
-                    .await?
-                {
+                match self.write(&change, fresh).await? {
                     Written::Done(result) => Ok(result),
                     Written::ClassicRefused(refusal) => Err(refusal),
                 }
@@ -1371,135 +1280,188 @@ enum Written {
     ClassicRefused(ProviderError),
 }
 
+/// One change to write: the flag as the re-read just saw it.
+struct Change<'a> {
+    key: &'a str,
+    enabled: bool,
+    note: &'a ChangeNote,
+    document: &'a Document,
+    state: &'a DocFeatureState,
+}
+
+impl Change<'_> {
+    fn action(&self) -> &'static str {
+        if self.enabled { "turn on" } else { "turn off" }
+    }
+
+    /// The variants' allocations, kept as they are.
+    fn multivariate(&self) -> Vec<Value> {
+        self.state
+            .multivariate
+            .iter()
+            .filter_map(|variant| {
+                let id = variant.multivariate_feature_option.as_ref()?.id?;
+                Some(json!({
+                    "multivariate_feature_option": id,
+                    "percentage_allocation": variant.percentage_allocation,
+                }))
+            })
+            .collect()
+    }
+}
+
 impl FlagsmithWriter {
     /// The write on the path `settings` call for: change request, new version, or `PATCH`.
     async fn write(
         &self,
-        key: &str,
-        enabled: bool,
-        note: &ChangeNote,
-        document: &Document,
-        state: &DocFeatureState,
+        change: &Change<'_>,
         settings: Settings,
     ) -> Result<Written, ProviderError> {
+        if let Some(approvals) = settings.approvals {
+            return self
+                .change_request(change, approvals, settings.versioned)
+                .await
+                .map(Written::Done);
+        }
+        if settings.versioned {
+            return self.publish_version(change).await.map(Written::Done);
+        }
+        self.patch_classic(change).await
+    }
+
+    /// Environments that require approvals: a change request carrying the note, reported as
+    /// pending. The open-source build has no such endpoint (404): said plainly, nothing changed.
+    async fn change_request(
+        &self,
+        change: &Change<'_>,
+        approvals: u64,
+        versioned: bool,
+    ) -> Result<WriteResult, ProviderError> {
         let client = &self.client;
         let env = &client.env;
-        let multivariate: Vec<Value> = state
-            .multivariate
-            .iter()
-            .filter_map(|(_, option, percent)| {
-                option.map(|id| json!({"multivariate_feature_option": id, "percentage_allocation": percent}))
-            })
-            .collect();
-        let action = if enabled { "turn on" } else { "turn off" };
-
-        if let Some(approvals) = settings.approvals {
-            let path = format!(
-                "/api/v1/environments/{}/create-change-request/",
-                document.api_key
-            );
-            let title = format!("killswitch: {action} {key} in {env}");
-            let mut body = json!({
-                "title": title,
-                "description": note.vendor_text(),
-                "approvals": [],
-                "group_assignments": [],
-            });
-            if settings.versioned {
-                body["feature_states"] = json!([]);
-                body["change_sets"] = json!([{
-                    "feature": state.feature_id,
-                    "feature_states_to_update": [{
-                        "feature_segment": null,
-                        "enabled": enabled,
-                        "feature_state_value": typed_value(&state.value),
-                        "multivariate_feature_state_values": multivariate,
-                    }],
-                    "live_from": Utc::now().to_rfc3339(),
-                }]);
-            } else {
-                body["feature_states"] = json!([{
-                    "id": state.django_id,
-                    "feature": state.feature_id,
-                    "enabled": enabled,
-                    "feature_state_value": typed_value(&state.value),
-                    "multivariate_feature_state_values": multivariate,
-                    "live_from": Utc::now().to_rfc3339(),
-                }]);
-            }
-            let created = match client
-                .call_json(
-                    &format!("create a change request to {action} `{key}`"),
-                    Method::POST,
-                    &path,
-                    Auth::Admin,
-                    Some(&body),
-                )
-                .await
-            {
-                Ok(created) => created,
-                Err(error) if error.kind == ErrorKind::NotFound => {
-                    return Err(ProviderError::new(
-                        ErrorKind::Api,
-                        format!(
-                            "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}), but {} answered 404: this Flagsmith build has no change-request endpoint (change requests are an enterprise feature; the open-source build lacks them). Nothing was changed; ask a Flagsmith admin to apply it or to lift the approval requirement",
-                            display_url(&client.url(&path))
-                        ),
-                    ));
-                }
-                Err(error) => return Err(error),
-            };
-            let id = created
-                .get("id")
-                .and_then(Value::as_u64)
-                .map(|id| id.to_string())
-                .unwrap_or_else(|| "?".to_string());
-            return Ok(Written::Done(WriteResult::PendingApproval {
-                reference: format!(
-                    "Flagsmith change request #{id} \"{title}\" awaits {approvals} approval{} ({})",
-                    if approvals == 1 { "" } else { "s" },
-                    display_url(
-                        &client.url(&format!("/api/v1/features/workflows/change-requests/{id}/"))
-                    )
-                ),
-            }));
-        }
-
-        if settings.versioned {
-            let path = format!(
-                "/api/v1/environments/{}/features/{}/versions/",
-                document.id, state.feature_id
-            );
-            let body = json!({
-                "description": note.vendor_text(),
-                "publish_immediately": true,
+        let (key, state) = (change.key, change.state);
+        let action = change.action();
+        let path = format!(
+            "/api/v1/environments/{}/create-change-request/",
+            change.document.api_key
+        );
+        let title = format!("killswitch: {action} {key} in {env}");
+        let mut body = json!({
+            "title": title,
+            "description": change.note.vendor_text(),
+            "approvals": [],
+            "group_assignments": [],
+        });
+        if versioned {
+            body["feature_states"] = json!([]);
+            body["change_sets"] = json!([{
+                "feature": state.feature.id,
                 "feature_states_to_update": [{
                     "feature_segment": null,
-                    "enabled": enabled,
+                    "enabled": change.enabled,
                     "feature_state_value": typed_value(&state.value),
-                    "multivariate_feature_state_values": multivariate,
+                    "multivariate_feature_state_values": change.multivariate(),
                 }],
-            });
-            let what = format!("publish a version to {action} `{key}`");
-            let answer = client
-                .call(&what, Method::POST, &path, Auth::Admin, Some(&body))
-                .await?;
-            // A 2xx whose body cannot be read: the version may well be live.
-            let version = parse_json(env, &what, &client.url(&path), &answer.body)
-                .map_err(ProviderError::with_outcome_unknown)?;
-            if version.get("published").and_then(Value::as_bool) != Some(true) {
+                "live_from": Utc::now().to_rfc3339(),
+            }]);
+        } else {
+            body["feature_states"] = json!([{
+                "id": state.django_id,
+                "feature": state.feature.id,
+                "enabled": change.enabled,
+                "feature_state_value": typed_value(&state.value),
+                "multivariate_feature_state_values": change.multivariate(),
+                "live_from": Utc::now().to_rfc3339(),
+            }]);
+        }
+        let request = client
+            .request(
+                &format!("create a change request to {action} `{key}`"),
+                Method::POST,
+                &path,
+                Auth::Admin,
+            )?
+            .json(&body);
+        let created: CreatedChangeRequest = match client.http.json(&request, Policy::WRITE).await {
+            Ok(created) => created,
+            Err(error) if error.kind == ErrorKind::NotFound => {
                 return Err(ProviderError::new(
                     ErrorKind::Api,
                     format!(
-                        "{env}: Flagsmith created a version of `{key}` at {} but did not publish it; nothing is live",
-                        display_url(&client.url(&path))
+                        "{env}: this environment requires change-request approvals (minimum_change_request_approvals = {approvals}), but {} answered 404: this Flagsmith build has no change-request endpoint (change requests are an enterprise feature; the open-source build lacks them). Nothing was changed; ask a Flagsmith admin to apply it or to lift the approval requirement",
+                        display_url(request.url())
                     ),
                 ));
             }
-            return Ok(Written::Done(WriteResult::Applied));
-        }
+            Err(error) => return Err(error),
+        };
+        let id = created
+            .id
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| "?".to_string());
+        Ok(WriteResult::PendingApproval {
+            reference: format!(
+                "Flagsmith change request #{id} \"{title}\" awaits {approvals} approval{} ({})",
+                if approvals == 1 { "" } else { "s" },
+                display_url(
+                    &client.url(&format!("/api/v1/features/workflows/change-requests/{id}/"))
+                )
+            ),
+        })
+    }
 
-        let Some(feature_state_id) = state.django_id else {
+    /// Environments with v2 feature versioning: a new version, published at once, whose
+    /// `description` is the note.
+    async fn publish_version(&self, change: &Change<'_>) -> Result<WriteResult, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let (key, state) = (change.key, change.state);
+        let path = format!(
+            "/api/v1/environments/{}/features/{}/versions/",
+            change.document.id, state.feature.id
+        );
+        let body = json!({
+            "description": change.note.vendor_text(),
+            "publish_immediately": true,
+            "feature_states_to_update": [{
+                "feature_segment": null,
+                "enabled": change.enabled,
+                "feature_state_value": typed_value(&state.value),
+                "multivariate_feature_state_values": change.multivariate(),
+            }],
+        });
+        let request = client
+            .request(
+                &format!("publish a version to {} `{key}`", change.action()),
+                Method::POST,
+                &path,
+                Auth::Admin,
+            )?
+            .json(&body);
+        let answer = client.http.call(&request, Policy::WRITE).await?;
+        // A 2xx whose body cannot be read: the version may well be live.
+        let version: CreatedVersion = answer
+            .decode(&request)
+            .map_err(ProviderError::with_outcome_unknown)?;
+        if version.published != Some(true) {
+            return Err(ProviderError::new(
+                ErrorKind::Api,
+                format!(
+                    "{env}: Flagsmith created a version of `{key}` at {} but did not publish it; nothing is live",
+                    display_url(request.url())
+                ),
+            ));
+        }
+        Ok(WriteResult::Applied)
+    }
+
+    /// Classic environments: `PATCH` of the environment's feature state (no free-text field
+    /// there). A 400 is handed back: the environment may have become versioned.
+    async fn patch_classic(&self, change: &Change<'_>) -> Result<Written, ProviderError> {
+        let client = &self.client;
+        let env = &client.env;
+        let key = change.key;
+        let Some(feature_state_id) = change.state.django_id else {
             return Err(ProviderError::new(
                 ErrorKind::Api,
                 format!(
@@ -1509,45 +1471,37 @@ impl FlagsmithWriter {
         };
         let path = format!(
             "/api/v1/environments/{}/featurestates/{feature_state_id}/",
-            document.api_key
+            change.document.api_key
         );
-        let what = format!("{action} `{key}`");
-        let answer = client
-            .send(
-                &what,
+        let request = client
+            .request(
+                &format!("{} `{key}`", change.action()),
                 Method::PATCH,
                 &path,
                 Auth::Admin,
-                Some(&json!({ "enabled": enabled })),
-            )
-            .await?;
-        if !answer.status.is_success() {
-            let error = http::status_error(
-                &format!("{env}: {what}"),
-                &client.url(&path),
+            )?
+            .json(&json!({ "enabled": change.enabled }));
+        let answer = client.http.send(&request, Policy::WRITE).await?;
+        if answer.status == StatusCode::BAD_REQUEST {
+            return Ok(Written::ClassicRefused(http::status_error(
+                request.what(),
+                request.url(),
                 answer.status,
                 &answer.body,
-            );
-            if answer.status == StatusCode::BAD_REQUEST {
-                return Ok(Written::ClassicRefused(error));
-            }
-            return Err(error);
+            )));
         }
-        let changed = parse_json(
-            env,
-            "read the PATCH answer",
-            &client.url(&path),
-            &answer.body,
-        )
-        .map_err(ProviderError::with_outcome_unknown)?;
-        if changed.get("enabled").and_then(Value::as_bool) != Some(enabled) {
+        let answer = answer.success(&request)?;
+        let changed: PatchedState = answer
+            .decode(&request)
+            .map_err(ProviderError::with_outcome_unknown)?;
+        if changed.enabled != Some(change.enabled) {
             return Err(ProviderError::new(
                 ErrorKind::Api,
                 format!(
                     "{env}: Flagsmith answered {} to the change of `{key}` at {} but does not report it {}",
                     answer.status.as_u16(),
-                    display_url(&client.url(&path)),
-                    if enabled { "on" } else { "off" }
+                    display_url(request.url()),
+                    if change.enabled { "on" } else { "off" }
                 ),
             )
             .with_outcome_unknown());
@@ -2242,7 +2196,7 @@ mod tests {
     #[test]
     fn recorded_prod_document_summarises_every_rollout_form() {
         let document = prod();
-        assert_eq!((document.id, document.project_id), (3, 1));
+        assert_eq!((document.id, document.project.id), (3, 1));
         assert_eq!(document.feature_states.len(), 6);
 
         let checkout = flag(&document, "kill_switch_checkout");
@@ -2284,7 +2238,11 @@ mod tests {
             "description": "Kill switch for checkout.\nOwned by payments.\r\n\nremove-by: 2027-01-15",
             "tags": [],
         });
-        let parsed = AdminFeature::parse(&feature, &[]).expect("parses");
+        let raw: RawFeature = match serde_json::from_value(feature) {
+            Ok(raw) => raw,
+            Err(err) => panic!("a feature does not parse: {err}"),
+        };
+        let parsed = AdminFeature::new(raw, &[]);
         assert_eq!(
             parsed.description.as_deref(),
             Some("Kill switch for checkout. Owned by payments. remove-by: 2027-01-15")
@@ -2321,12 +2279,23 @@ mod tests {
     fn owners_tags_and_removal_dates_from_the_admin_api() {
         let features = fixture("prod.project-features.json");
         let tags = vec![
-            (1, "kill_switch".to_string()),
-            (2, "remove-by:2026-12-15".to_string()),
+            Tag {
+                id: 1,
+                label: "kill_switch".to_string(),
+            },
+            Tag {
+                id: 2,
+                label: "remove-by:2026-12-15".to_string(),
+            },
         ];
-        let parsed: Vec<AdminFeature> = results(&features)
-            .iter()
-            .filter_map(|f| AdminFeature::parse(f, &tags))
+        let listing: Listing<RawFeature> = match serde_json::from_value(features) {
+            Ok(listing) => listing,
+            Err(err) => panic!("the recorded features do not parse: {err}"),
+        };
+        let parsed: Vec<AdminFeature> = listing
+            .into_items()
+            .into_iter()
+            .map(|f| AdminFeature::new(f, &tags))
             .collect();
         assert_eq!(parsed.len(), 6);
         assert_eq!(parsed[0].owner.as_deref(), Some("admin@example.com"));

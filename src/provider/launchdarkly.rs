@@ -42,16 +42,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::http::{self, display_url};
+use super::http::{self, Method, Policy, Request, display_url, path_segment};
 use super::{
     Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
     ProviderInfo, WriteResult,
@@ -76,8 +75,6 @@ pub const WRITE_FIELDS: &[&str] = &["writer_token"];
 
 /// Page size for the flag list (the API's maximum is 100 under version 20240415).
 const PAGE_SIZE: usize = 100;
-/// The shortest wait before retrying a rate-limited read.
-const MIN_PAUSE: Duration = Duration::from_millis(50);
 /// Never more pages than this (50,000 flags): protects against a server that loops.
 const MAX_PAGES: usize = 500;
 /// Metadata pages read at once after the first when the answer gives no rate-limit budget.
@@ -123,7 +120,7 @@ pub fn connect(
         None => sdk_url_for(&api_url),
     };
     let api = Arc::new(LdApi {
-        http: http::client(network)?,
+        http: http::Client::new(network)?,
         info: ProviderInfo {
             vendor: "launchdarkly",
             location: format!("{api_url} project {project} environment {ld_env}"),
@@ -136,7 +133,6 @@ pub fn connect(
         ld_env,
         api_token,
         sdk_key,
-        read_wait_budget: network.request_timeout,
         scope: tokio::sync::OnceCell::new(),
     });
     let writer_token = secrets.get(WRITE_FIELDS[0]).cloned();
@@ -213,7 +209,7 @@ fn sdk_url_for(api_url: &str) -> String {
 
 /// One LaunchDarkly project environment, read with the reader token and the SDK key.
 pub struct LdApi {
-    http: reqwest::Client,
+    http: http::Client,
     info: ProviderInfo,
     /// killswitch's environment name (the dashboard column).
     env: String,
@@ -223,25 +219,8 @@ pub struct LdApi {
     ld_env: String,
     api_token: Secret,
     sdk_key: Secret,
-    /// How long a read may wait out a 429 in total: never longer than one request timeout.
-    read_wait_budget: Duration,
     /// Set once the project, the reader token and the environment key were found right.
     scope: tokio::sync::OnceCell<()>,
-}
-
-/// A finished HTTP exchange.
-struct Answer {
-    status: StatusCode,
-    body: String,
-    /// `X-Ratelimit-Route-Remaining`: requests this token may still make on the route.
-    remaining: Option<u64>,
-}
-
-/// Whether a 429 may be waited out (reads) or must be reported at once (writes).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    WaitBounded,
-    Never,
 }
 
 impl LdApi {
@@ -254,100 +233,46 @@ impl LdApi {
         )
     }
 
-    /// Sends one request, waiting out 429s for reads within the budget (each attempt is a fresh
-    /// request); `token` goes into the `Authorization` header as is, the only place a
-    /// credential is exposed.
-    async fn send(
+    /// A request with `token` in the `Authorization` header as is (LaunchDarkly's form) and
+    /// the pinned API version.
+    fn request(
         &self,
         what: &str,
         method: Method,
         url: &str,
         token: &Secret,
-        body: Option<(&str, &Value)>,
-        retry: Retry,
-    ) -> Result<Answer, ProviderError> {
-        let started = Instant::now();
-        loop {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header("Authorization", token.expose())
-                .header("LD-API-Version", API_VERSION)
-                .header("Accept", "application/json");
-            if let Some((content_type, json)) = body {
-                request = request
-                    .header("Content-Type", content_type)
-                    .body(json.to_string());
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|err| http::transport_error(what, url, &err))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let text = response
-                .text()
-                .await
-                .map_err(|err| http::transport_error(what, url, &err))?;
-            if status != StatusCode::TOO_MANY_REQUESTS {
-                let remaining = headers
-                    .get("x-ratelimit-route-remaining")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.trim().parse::<u64>().ok());
-                return Ok(Answer {
-                    status,
-                    body: text,
-                    remaining,
-                });
-            }
-            let wait = retry_after(&headers, chrono::Utc::now());
-            // At least a short pause, so a reset already past cannot make a busy loop, and
-            // every pause counts against the budget, so the loop ends.
-            let pause = wait.map(|wait| wait.max(MIN_PAUSE));
-            match pause {
-                Some(pause)
-                    if retry == Retry::WaitBounded
-                        && started.elapsed() + pause <= self.read_wait_budget =>
-                {
-                    tokio::time::sleep(pause).await;
-                }
-                _ => return Err(rate_limited(what, url, &text, wait)),
-            }
-        }
+    ) -> Result<Request, ProviderError> {
+        Ok(Request::new(what, method, url)
+            .credential(AUTHORIZATION, token, "")?
+            .header(
+                HeaderName::from_static("ld-api-version"),
+                HeaderValue::from_static(API_VERSION),
+            ))
     }
 
-    async fn get_json(
+    async fn get_json<T: DeserializeOwned>(
         &self,
         what: &str,
         url: &str,
         token: &Secret,
-    ) -> Result<Value, ProviderError> {
+    ) -> Result<T, ProviderError> {
         Ok(self.get_json_budget(what, url, token).await?.0)
     }
 
-    /// `get_json`, with the rate-limit budget the answer's headers give.
-    async fn get_json_budget(
+    /// `get_json`, with the rate-limit budget the answer's headers give
+    /// (`X-Ratelimit-Route-Remaining`: requests this token may still make on the route).
+    async fn get_json_budget<T: DeserializeOwned>(
         &self,
         what: &str,
         url: &str,
         token: &Secret,
-    ) -> Result<(Value, Option<u64>), ProviderError> {
-        let answer = self
-            .send(what, Method::GET, url, token, None, Retry::WaitBounded)
-            .await?;
-        let remaining = answer.remaining;
-        if !answer.status.is_success() {
-            return Err(http::status_error(what, url, answer.status, &answer.body));
-        }
-        let value = serde_json::from_str(&answer.body).map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!(
-                    "{what}: {} answered malformed JSON: {err}",
-                    display_url(url)
-                ),
-            )
-        })?;
+    ) -> Result<(T, Option<u64>), ProviderError> {
+        let request = self.request(what, Method::GET, url, token)?;
+        let answer = self.http.send(&request, Policy::READ).await?;
+        let remaining = answer
+            .header("x-ratelimit-route-remaining")
+            .and_then(|value| value.parse::<u64>().ok());
+        let value = answer.success(&request)?.decode(&request)?;
         Ok((value, remaining))
     }
 
@@ -363,14 +288,7 @@ impl LdApi {
             self.api_url,
             path_segment(&self.project)
         );
-        let (value, remaining) = self.get_json_budget(what, &url, &self.api_token).await?;
-        let page = serde_json::from_value(value).map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!("{what}: unexpected list representation: {err}"),
-            )
-        })?;
-        Ok((page, remaining))
+        self.get_json_budget(what, &url, &self.api_token).await
     }
 
     /// Once per connection: one flag of the REST list with the environment's configuration.
@@ -390,14 +308,7 @@ impl LdApi {
                     path_segment(&self.ld_env),
                     path_segment(&format!("filterEnv:{}", self.ld_env))
                 );
-                let page: LdPage =
-                    serde_json::from_value(self.get_json(&what, &url, &self.api_token).await?)
-                        .map_err(|err| {
-                            ProviderError::new(
-                                ErrorKind::Api,
-                                format!("{what}: unexpected list representation: {err}"),
-                            )
-                        })?;
+                let page: LdPage = self.get_json(&what, &url, &self.api_token).await?;
                 if let Some(item) = page.items.into_iter().next() {
                     self.parse_flag(&what, item)?;
                 }
@@ -495,7 +406,6 @@ fn flag_meta(flag: &LdFlag) -> FlagMeta {
     }
 }
 
-/// A path segment, percent-encoded (flag keys may hold `.`; never `/`, but be safe).
 /// How many metadata pages to read at once after the first, from the route budget the first
 /// answer gave: that budget less a reserve, between 1 and [`METADATA_MAX_CONCURRENCY`]; without
 /// a budget, [`METADATA_CONCURRENCY`].
@@ -507,59 +417,6 @@ fn metadata_concurrency(remaining: Option<u64>) -> usize {
             .clamp(1, METADATA_MAX_CONCURRENCY),
         None => METADATA_CONCURRENCY,
     }
-}
-
-fn path_segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
-/// How long LaunchDarkly asks us to wait: `Retry-After` seconds (IP limits), else the reset
-/// time in epoch milliseconds (`X-Ratelimit-Auth-Token-Reset`, then `X-Ratelimit-Reset`).
-pub fn retry_after(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(Duration::from_secs(seconds));
-    }
-    let reset = header("x-ratelimit-auth-token-reset")
-        .or_else(|| header("x-ratelimit-reset"))
-        .and_then(|v| v.parse::<i64>().ok())?;
-    let millis = reset.saturating_sub(now.timestamp_millis()).max(0);
-    Some(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
-}
-
-fn rate_limited(what: &str, url: &str, body: &str, wait: Option<Duration>) -> ProviderError {
-    let detail = http::body_message(body);
-    let detail = if detail.is_empty() {
-        String::new()
-    } else {
-        format!(": {detail}")
-    };
-    let when = match wait {
-        Some(wait) => {
-            let at = chrono::Utc::now()
-                + chrono::Duration::milliseconds(i64::try_from(wait.as_millis()).unwrap_or(0));
-            format!(
-                "retry after {:.1}s (at {} UTC)",
-                wait.as_secs_f64(),
-                at.format("%H:%M:%S")
-            )
-        }
-        None => "retry in a few seconds (no reset time given)".to_string(),
-    };
-    ProviderError::new(
-        ErrorKind::RateLimited,
-        format!(
-            "{what}: {} answered 429 rate limited{detail}; {when}",
-            display_url(url)
-        ),
-    )
 }
 
 #[async_trait]
@@ -583,12 +440,7 @@ impl FlagSource for LdApi {
             self.get_json(&what, &url, &self.sdk_key)
         );
         scope?;
-        let all: SdkAll = serde_json::from_value(all?).map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!("{what}: unexpected SDK data representation: {err}"),
-            )
-        })?;
+        let all: SdkAll = all?;
         let mut flags = Vec::with_capacity(all.flags.len());
         for (key, flag) in all.flags {
             let parsed = from_sdk(&key, flag, &self.ld_env).map_err(|message| {
@@ -661,8 +513,9 @@ impl FlagSource for LdApi {
         );
         // A single flag is always the detailed representation (rules and targets included).
         let url = format!("{}?env={}", self.flag_url(key), path_segment(&self.ld_env));
-        let item = self.get_json(&what, &url, &self.api_token).await?;
-        self.parse_flag(&what, item)
+        let flag: LdFlag = self.get_json(&what, &url, &self.api_token).await?;
+        summarise(&sdk_view(flag), &self.ld_env)
+            .map_err(|message| ProviderError::new(ErrorKind::Api, format!("{what}: {message}")))
     }
 
     /// `/sdk/latest-all` with the SDK key: the rule server-side SDKs download and evaluate.
@@ -679,13 +532,7 @@ impl FlagSource for LdApi {
         // `/sdk/latest-all` is what every current server-side SDK polls, so it is exactly what
         // services get (the per-flag `/sdk/latest-flags/{key}` is only served for old SDKs).
         let url = format!("{}/sdk/latest-all", self.sdk_url);
-        let all: SdkAll = serde_json::from_value(self.get_json(&what, &url, &self.sdk_key).await?)
-            .map_err(|err| {
-                ProviderError::new(
-                    ErrorKind::Api,
-                    format!("{what}: unexpected SDK data representation: {err}"),
-                )
-            })?;
+        let all: SdkAll = self.get_json(&what, &url, &self.sdk_key).await?;
         let flag = all.flags.get(key).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::NotFound,
@@ -733,15 +580,7 @@ impl FlagSource for LdApi {
             self.api_url,
             path_segment(&spec)
         );
-        let page: AuditPage = serde_json::from_value(
-            self.get_json(&what, &url, &self.api_token).await?,
-        )
-        .map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!("{what}: unexpected audit log representation: {err}"),
-            )
-        })?;
+        let page: AuditPage = self.get_json(&what, &url, &self.api_token).await?;
         Ok(page.items.into_iter().map(history_entry).collect())
     }
 }
@@ -806,16 +645,10 @@ impl FlagWriter for LdWriter {
             "comment": note.vendor_text(),
             "instructions": [{ "kind": kind }],
         });
-        let answer = api
-            .send(
-                &what,
-                Method::PATCH,
-                &url,
-                &self.token,
-                Some((SEMANTIC_PATCH, &patch)),
-                Retry::Never,
-            )
-            .await?;
+        let request = api
+            .request(&what, Method::PATCH, &url, &self.token)?
+            .body(HeaderValue::from_static(SEMANTIC_PATCH), patch.to_string());
+        let answer = api.http.send(&request, Policy::WRITE).await?;
         match answer.status.as_u16() {
             200..=299 => Ok(WriteResult::Applied),
             // The environment requires approvals: the API refuses direct changes.
@@ -924,38 +757,16 @@ impl LdWriter {
             "comment": note.vendor_text(),
             "instructions": [{ "kind": kind }],
         });
-        let answer = api
-            .send(
-                &what,
-                Method::POST,
-                &url,
-                &self.token,
-                Some(("application/json", &body)),
-                Retry::Never,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(http::status_error(&what, &url, answer.status, &answer.body));
-        }
-        let created: Value = serde_json::from_str(&answer.body).map_err(|err| {
+        let request = api
+            .request(&what, Method::POST, &url, &self.token)?
+            .json(&body);
+        let created: Created = api.http.json(&request, Policy::WRITE).await?;
+        let id = created.id.filter(|id| !id.is_empty()).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::Api,
-                format!(
-                    "{what}: {} answered malformed JSON: {err}",
-                    display_url(&url)
-                ),
+                format!("{what}: the created approval request has no `_id`"),
             )
         })?;
-        let id = created
-            .get("_id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorKind::Api,
-                    format!("{what}: the created approval request has no `_id`"),
-                )
-            })?;
         Ok(WriteResult::PendingApproval {
             reference: format!("LaunchDarkly approval request {id}"),
         })
@@ -1259,6 +1070,13 @@ impl LdWriter {
 }
 
 // ---- LaunchDarkly's JSON, as far as killswitch reads it -------------------------------
+
+/// A created approval request.
+#[derive(Deserialize)]
+struct Created {
+    #[serde(default, rename = "_id")]
+    id: Option<String>,
+}
 
 #[derive(Deserialize)]
 struct LdPage {
@@ -1937,23 +1755,6 @@ mod tests {
             "https://sdk.launchdarkly.us"
         );
         assert_eq!(sdk_url_for("http://127.0.0.1:9"), "http://127.0.0.1:9");
-    }
-
-    #[test]
-    fn retry_after_prefers_seconds_then_reset_millis() {
-        let now = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-reset", "1002500".parse().unwrap());
-        assert_eq!(
-            retry_after(&headers, now),
-            Some(Duration::from_millis(2500))
-        );
-        headers.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(7)));
-        let mut past = HeaderMap::new();
-        past.insert("x-ratelimit-reset", "999000".parse().unwrap());
-        assert_eq!(retry_after(&past, now), Some(Duration::ZERO));
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }
 }
 

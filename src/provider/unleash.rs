@@ -34,13 +34,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderValue, IF_NONE_MATCH};
-use reqwest::{Method, StatusCode};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, IF_NONE_MATCH};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::http::{self, display_url};
+use super::http::{self, Method, Policy, Request, StatusCode, display_url, path_segment};
 use super::{
     Access, ChangeNote, Connection, ErrorKind, FlagSource, FlagWriter, HistoryEntry, ProviderError,
     ProviderInfo, WriteResult,
@@ -155,7 +154,7 @@ pub fn connect(
         base,
         project,
         unleash_env,
-        client: http::client(network)?,
+        http: http::Client::new(network)?,
         read_token,
         backend_token,
         scope: OnceCell::new(),
@@ -245,17 +244,6 @@ fn check_header_value(
         })
 }
 
-fn auth_header(token: &Secret) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
-        ProviderError::new(
-            ErrorKind::Auth,
-            "an Unleash token is not usable in an HTTP header",
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
 /// One Unleash project and environment, read with the read token.
 pub struct UnleashApi {
     env: String,
@@ -263,7 +251,7 @@ pub struct UnleashApi {
     base: String,
     project: String,
     unleash_env: String,
-    client: reqwest::Client,
+    http: http::Client,
     read_token: Secret,
     backend_token: Secret,
     /// Set once the project and environment were found to exist.
@@ -287,12 +275,6 @@ struct PolledList {
     enabled: Arc<std::collections::HashMap<String, bool>>,
 }
 
-/// What an answer was: status and body text.
-struct Answer {
-    status: StatusCode,
-    body: String,
-}
-
 impl UnleashApi {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
@@ -301,82 +283,41 @@ impl UnleashApi {
     fn feature_path(&self, key: &str) -> String {
         format!(
             "/api/admin/projects/{}/features/{}",
-            segment(&self.project),
-            segment(key)
+            path_segment(&self.project),
+            path_segment(key)
         )
     }
 
-    async fn send(
+    /// A request to `path` with `token` (sent as is, Unleash's `Authorization` form); the
+    /// client API is asked as a current SDK asks it: segments by id plus their definitions.
+    fn request(
         &self,
         what: &str,
         method: Method,
         path: &str,
         token: &Secret,
-        body: Option<&Value>,
-    ) -> Result<Answer, ProviderError> {
-        let url = self.url(path);
-        let mut request = self
-            .client
-            .request(method, &url)
-            .header(AUTHORIZATION, auth_header(token)?)
-            .header(ACCEPT, "application/json");
-        if path.starts_with("/api/client/") {
-            // As a current SDK: segments by id plus their definitions, not inlined.
-            request = request.header("Unleash-Client-Spec", CLIENT_SPEC);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| http::transport_error(what, &url, &err))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|err| http::transport_error(what, &url, &err))?;
-        Ok(Answer { status, body })
-    }
-
-    /// A request that must succeed (2xx); returns the body.
-    async fn call(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        token: &Secret,
-        body: Option<&Value>,
-    ) -> Result<String, ProviderError> {
-        let answer = self.send(what, method, path, token, body).await?;
-        if answer.status.is_success() {
-            Ok(answer.body)
+    ) -> Result<Request, ProviderError> {
+        let request =
+            Request::new(what, method, self.url(path)).credential(AUTHORIZATION, token, "")?;
+        Ok(if path.starts_with("/api/client/") {
+            request.header(
+                HeaderName::from_static("unleash-client-spec"),
+                HeaderValue::from_static(CLIENT_SPEC),
+            )
         } else {
-            Err(http::status_error(
-                what,
-                &self.url(path),
-                answer.status,
-                &answer.body,
-            ))
-        }
+            request
+        })
     }
 
+    /// A read that must succeed, decoded.
     async fn get_json<T: for<'de> Deserialize<'de>>(
         &self,
         what: &str,
         path: &str,
         token: &Secret,
     ) -> Result<T, ProviderError> {
-        let body = self.call(what, Method::GET, path, token, None).await?;
-        serde_json::from_str(&body).map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!(
-                    "{what}: {} answered JSON killswitch cannot read: {err}",
-                    display_url(&self.url(path))
-                ),
-            )
-        })
+        let request = self.request(what, Method::GET, path, token)?;
+        self.http.json(&request, Policy::READ).await
     }
 
     /// The project and the environment exist (checked once per connection): an unknown project
@@ -440,7 +381,7 @@ impl UnleashApi {
     /// One flag as SDKs get it, uncached: `GET /api/client/features/{flag}` (backend token).
     async fn client_feature(&self, key: &str) -> Result<FeatureDetail, ProviderError> {
         let what = format!("{}: read flag `{key}`", self.env);
-        let path = format!("/api/client/features/{}", segment(key));
+        let path = format!("/api/client/features/{}", path_segment(key));
         let feature: ClientFeatureFull = self.get_json(&what, &path, &self.backend_token).await?;
         Ok(feature.into_detail(&self.unleash_env))
     }
@@ -452,7 +393,10 @@ impl UnleashApi {
             "{}: list flags of Unleash project `{}` from the client API",
             self.env, self.project
         );
-        let path = format!("/api/client/features?project={}", segment(&self.project));
+        let path = format!(
+            "/api/client/features?project={}",
+            path_segment(&self.project)
+        );
         let list: ClientFeatures = self.get_json(&what, &path, &self.backend_token).await?;
         let details = list
             .features
@@ -525,13 +469,6 @@ impl UnleashApi {
     }
 }
 
-/// A path segment, percent-encoded (flag names are URL-friendly in Unleash, but be safe).
-fn segment(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 #[async_trait]
 impl FlagSource for UnleashApi {
     fn info(&self) -> &ProviderInfo {
@@ -582,49 +519,28 @@ impl FlagSource for UnleashApi {
             "{}: read flag `{key}` from the Unleash client API",
             self.env
         );
-        let url = self.url("/api/client/features");
         let last = self
             .polled
             .lock()
             .map(|polled| polled.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        let mut request = self
-            .client
-            .get(&url)
-            .header(AUTHORIZATION, auth_header(&self.backend_token)?)
-            .header(ACCEPT, "application/json");
-        if let Some(last) = &last {
-            request = request.header(IF_NONE_MATCH, last.etag.as_str());
+        let mut request = Request::get(&what, self.url("/api/client/features")).credential(
+            AUTHORIZATION,
+            &self.backend_token,
+            "",
+        )?;
+        if let Some(last) = &last
+            && let Ok(etag) = HeaderValue::from_str(&last.etag)
+        {
+            request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| http::transport_error(&what, &url, &err))?;
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get(ETAG)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        let enabled = match (status, last) {
+        let answer = self.http.send(&request, Policy::READ).await?;
+        let enabled = match (answer.status, last) {
             (StatusCode::NOT_MODIFIED, Some(last)) => last.enabled,
             _ => {
-                let body = response
-                    .text()
-                    .await
-                    .map_err(|err| http::transport_error(&what, &url, &err))?;
-                if !status.is_success() {
-                    return Err(http::status_error(&what, &url, status, &body));
-                }
-                let list: ClientFeatureList = serde_json::from_str(&body).map_err(|err| {
-                    ProviderError::new(
-                        ErrorKind::Api,
-                        format!(
-                            "{what}: {} answered JSON killswitch cannot read: {err}",
-                            display_url(&url)
-                        ),
-                    )
-                })?;
+                let etag = answer.header("etag").map(str::to_string);
+                let answer = answer.success(&request)?;
+                let list: ClientFeatureList = answer.decode(&request)?;
                 let enabled = Arc::new(
                     list.features
                         .into_iter()
@@ -669,7 +585,7 @@ impl FlagSource for UnleashApi {
         let what = format!("{}: read Unleash events of flag `{key}`", self.env);
         let path = format!(
             "/api/admin/search/events?feature=IS:{}&limit=100",
-            segment(key)
+            path_segment(key)
         );
         let events: EventList = self.get_json(&what, &path, &self.read_token).await?;
         Ok(events
@@ -732,16 +648,15 @@ impl UnleashWriter {
                 let api = &self.api;
                 let what = format!("{}: check Unleash tag type `{NOTE_TAG_TYPE}`", api.env);
                 let path = format!("/api/admin/tag-types/{NOTE_TAG_TYPE}");
-                let answer = api
-                    .send(&what, Method::GET, &path, &self.admin_token, None)
-                    .await?;
+                let check = api.request(&what, Method::GET, &path, &self.admin_token)?;
+                let answer = api.http.send(&check, Policy::READ).await?;
                 if answer.status.is_success() {
                     return Ok(());
                 }
                 if answer.status != StatusCode::NOT_FOUND {
                     return Err(http::status_error(
                         &what,
-                        &api.url(&path),
+                        check.url(),
                         answer.status,
                         &answer.body,
                     ));
@@ -751,30 +666,28 @@ impl UnleashWriter {
                     "name": NOTE_TAG_TYPE,
                     "description": "Audit notes of changes made with killswitch",
                 });
-                let answer = api
-                    .send(
+                let create = api
+                    .request(
                         &what,
                         Method::POST,
                         "/api/admin/tag-types",
                         &self.admin_token,
-                        Some(&body),
-                    )
-                    .await?;
+                    )?
+                    .json(&body);
+                let answer = api.http.send(&create, Policy::WRITE).await?;
                 // 409: created meanwhile by another killswitch.
                 if answer.status.is_success() || answer.status == StatusCode::CONFLICT {
                     return Ok(());
                 }
                 // Two creations racing get a 500 (a duplicate key in Unleash's database), not a
                 // 409: the tag type exists if it can be read now.
-                let recheck = api
-                    .send(&what, Method::GET, &path, &self.admin_token, None)
-                    .await;
+                let recheck = api.http.send(&check, Policy::READ).await;
                 if recheck.is_ok_and(|again| again.status.is_success()) {
                     return Ok(());
                 }
                 Err(http::status_error(
                     &what,
-                    &api.url("/api/admin/tag-types"),
+                    create.url(),
                     answer.status,
                     &answer.body,
                 ))
@@ -832,7 +745,7 @@ impl FlagWriter for UnleashWriter {
         // The note first, like the audit log: the toggle event then carries it in its tags.
         tag_type?;
         let what = format!("{}: attach the note to flag `{key}` as tags", api.env);
-        let path = format!("/api/admin/features/{}/tags", segment(key));
+        let path = format!("/api/admin/features/{}/tags", path_segment(key));
         let body = json!({
             "addedTags": note_tags(note)
                 .into_iter()
@@ -840,11 +753,12 @@ impl FlagWriter for UnleashWriter {
                 .collect::<Vec<_>>(),
             "removedTags": [],
         });
-        api.call(&what, Method::PUT, &path, &self.admin_token, Some(&body))
-            .await
-            .map_err(|err| {
-                ProviderError::new(err.kind, format!("{}; nothing was changed", err.message))
-            })?;
+        let tags = api
+            .request(&what, Method::PUT, &path, &self.admin_token)?
+            .json(&body);
+        api.http.call(&tags, Policy::WRITE).await.map_err(|err| {
+            ProviderError::new(err.kind, format!("{}; nothing was changed", err.message))
+        })?;
 
         let action = if enabled { "on" } else { "off" };
         let what = format!(
@@ -856,13 +770,13 @@ impl FlagWriter for UnleashWriter {
         let path = format!(
             "{}/environments/{}/{action}",
             api.feature_path(key),
-            segment(&api.unleash_env)
+            path_segment(&api.unleash_env)
         );
         if let Ok(mut written) = api.written.lock() {
             written.push((key.to_string(), std::time::Instant::now()));
         }
-        api.call(&what, Method::POST, &path, &self.admin_token, None)
-            .await?;
+        let toggle = api.request(&what, Method::POST, &path, &self.admin_token)?;
+        api.http.call(&toggle, Policy::WRITE).await?;
         Ok(WriteResult::Applied)
     }
 
@@ -1135,14 +1049,7 @@ fn environment_version(env: &FeatureEnvironment) -> String {
         .map(|v| json!([v.name, v.weight]))
         .collect();
     let canonical = json!({"enabled": env.enabled, "strategies": strategies, "variants": variants});
-    let text = canonical.to_string();
-    // FNV-1a, 64 bit: stable across processes.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    http::content_hash(&canonical.to_string())
 }
 
 fn rollout_percent(strategy: &Strategy) -> Option<f64> {
