@@ -7,6 +7,8 @@
 mod flagsmith_fake;
 mod support;
 
+use support::vendor;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,7 @@ use flagsmith_fake::{ADMIN_API_KEY, ADMIN_TOKEN, FakeFlagsmith};
 use killswitch::audit::{self, AuditLog, Phase};
 use killswitch::clock::SystemClock;
 use killswitch::config::{Config, EnvironmentConfig, NetworkConfig, ProviderKind};
-use killswitch::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
+use killswitch::flip::{self, FlipError, FlipOutcome};
 use killswitch::model::{Flag, FlagKind, cell_text};
 use killswitch::provider::{
     self, Access, ChangeNote, Connection, ErrorKind, ProviderError, WriteResult,
@@ -32,24 +34,13 @@ enum Admin {
     Token,
 }
 
+/// Timeouts against the local fake: 500 ms connect, 1.5 s request, 3 s verification.
 fn network() -> NetworkConfig {
-    NetworkConfig {
-        connect_timeout: Duration::from_millis(500),
-        request_timeout: Duration::from_millis(1500),
-        verify_timeout: Duration::from_secs(3),
-    }
+    vendor::network(500, 1500, 3000)
 }
 
 fn env_config(name: &str) -> EnvironmentConfig {
-    EnvironmentConfig {
-        name: name.to_string(),
-        provider: ProviderKind::Flagsmith,
-        protected: name == "prod",
-        file: None,
-        vault_mount: "kv".into(),
-        vault_path: format!("feature-flags/flagsmith/{name}"),
-        options: BTreeMap::new(),
-    }
+    vendor::env_config(ProviderKind::Flagsmith, name, &[])
 }
 
 fn fields(url: &str, server_key: &str, admin: Admin) -> SecretFields {
@@ -66,13 +57,12 @@ fn fields(url: &str, server_key: &str, admin: Admin) -> SecretFields {
 
 fn connect(fake: &FakeFlagsmith, env: &str, admin: Admin) -> Connection {
     let server_key = fake.env(env).server_key;
-    provider::connect(
+    vendor::connect(
         &env_config(env),
-        Some(&fields(&fake.url, &server_key, admin)),
+        &fields(&fake.url, &server_key, admin),
         Access::ReadWrite,
         &network(),
     )
-    .expect("connect")
 }
 
 async fn cells(connection: &Connection) -> BTreeMap<String, String> {
@@ -93,18 +83,6 @@ async fn cells(connection: &Connection) -> BTreeMap<String, String> {
 
 async fn read(connection: &Connection, key: &str) -> Flag {
     connection.source.read_flag(key).await.expect("read flag")
-}
-
-fn request(env: &str, flag: &Flag, enabled: bool, note: &str) -> FlipRequest {
-    FlipRequest {
-        env: env.to_string(),
-        flag: flag.meta.key.clone(),
-        kind: flag.meta.kind,
-        change: killswitch::flip::Change::Switch { enabled },
-        seen: flag.state.clone(),
-        note: note.to_string(),
-        operator: "alice@bastion".to_string(),
-    }
 }
 
 fn note(text: &str) -> ChangeNote {
@@ -448,7 +426,7 @@ async fn admin_requests_per_flip(
         let current = read(&connection, flag).await;
         let before = fake.admin_requests().len();
         let outcome = flip::execute(
-            &request(env, &current, enabled, "INC-15 admin calls"),
+            &vendor::flip_request(env, &current, enabled, "INC-15 admin calls"),
             &connection,
             &log,
             &SystemClock,
@@ -514,7 +492,7 @@ async fn a_patch_refused_because_the_environment_became_versioned_is_retried_as_
     fake.enable_versioning("prod");
     let flag = read(&connection, "kill_switch_checkout").await;
     let outcome = flip::execute(
-        &request("prod", &flag, false, "INC-15 versioned meanwhile"),
+        &vendor::flip_request("prod", &flag, false, "INC-15 versioned meanwhile"),
         &connection,
         &log,
         &SystemClock,
@@ -598,7 +576,7 @@ async fn kill_in_classic_prod_applies_is_verified_and_audited() {
     assert_eq!(cell_text(flag.meta.kind, &flag.state), "SERVING");
 
     let outcome = flip::execute(
-        &request("prod", &flag, false, "INC-1234 checkout p99 5s"),
+        &vendor::flip_request("prod", &flag, false, "INC-1234 checkout p99 5s"),
         &connection,
         &log,
         &SystemClock,
@@ -606,18 +584,7 @@ async fn kill_in_classic_prod_applies_is_verified_and_audited() {
     )
     .await
     .expect("flip");
-    let FlipOutcome::Applied {
-        verification,
-        audit_id,
-        ..
-    } = outcome
-    else {
-        panic!("not applied: {outcome:?}");
-    };
-    assert!(
-        matches!(verification, Verification::Confirmed { .. }),
-        "{verification:?}"
-    );
+    let (audit_id, _) = vendor::assert_confirmed(&outcome, "the kill in prod");
     assert!(!fake.enabled("prod", "kill_switch_checkout"));
     assert!(
         !connection
@@ -670,7 +637,7 @@ async fn kill_in_classic_prod_applies_is_verified_and_audited() {
     let killed = read(&connection, "kill_switch_checkout").await;
     assert_eq!(cell_text(killed.meta.kind, &killed.state), "KILLED");
     let restored = flip::execute(
-        &request("prod", &killed, true, "INC-1234 resolved"),
+        &vendor::flip_request("prod", &killed, true, "INC-1234 resolved"),
         &connection,
         &log,
         &SystemClock,
@@ -742,7 +709,7 @@ async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
         for enabled in [false, true] {
             let current = read(&connection, flag).await;
             let outcome = flip::execute(
-                &request(env, &current, enabled, "INC-12 SDK check"),
+                &vendor::flip_request(env, &current, enabled, "INC-12 SDK check"),
                 &connection,
                 &log,
                 &SystemClock,
@@ -750,16 +717,7 @@ async fn flagsmith_python_sees_each_confirmed_kill_and_restore() {
             )
             .await
             .expect("flip");
-            assert!(
-                matches!(
-                    outcome,
-                    FlipOutcome::Applied {
-                        verification: Verification::Confirmed { .. },
-                        ..
-                    }
-                ),
-                "{env}: {outcome:?}"
-            );
+            vendor::assert_confirmed(&outcome, env);
             for mode in ["remote", "local"] {
                 let seen = sdk_sees(&fake, env, mode, &[flag]).await;
                 assert!(
@@ -811,7 +769,7 @@ async fn turning_off_a_flag_that_still_serves_through_an_override_is_refused_not
     assert_eq!(cell_text(flag.meta.kind, &flag.state), "ON 10% (1 seg)");
     let before = fake.requests().len();
     let result = flip::execute(
-        &request("prod", &flag, false, "INC-12 stop the canary"),
+        &vendor::flip_request("prod", &flag, false, "INC-12 stop the canary"),
         &connection,
         &log,
         &SystemClock,
@@ -849,7 +807,7 @@ async fn kill_in_versioned_staging_publishes_a_version_with_the_note() {
     let connection = connect(&fake, "staging", Admin::ApiKey);
     let flag = read(&connection, "kill_switch_checkout").await;
     let outcome = flip::execute(
-        &request("staging", &flag, false, "INC-77 staging checkout broken"),
+        &vendor::flip_request("staging", &flag, false, "INC-77 staging checkout broken"),
         &connection,
         &log,
         &SystemClock,
@@ -857,16 +815,7 @@ async fn kill_in_versioned_staging_publishes_a_version_with_the_note() {
     )
     .await
     .expect("flip");
-    assert!(
-        matches!(
-            outcome,
-            FlipOutcome::Applied {
-                verification: Verification::Confirmed { .. },
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    vendor::assert_confirmed(&outcome, "the flip");
     assert!(!fake.enabled("staging", "kill_switch_checkout"));
     let requests = fake.requests();
     assert!(
@@ -931,7 +880,7 @@ async fn a_kill_is_confirmed_when_flagsmith_hides_disabled_flags() {
     let connection = connect(&fake, "dev", Admin::Token);
     let flag = read(&connection, "kill_switch_checkout").await;
     let outcome = flip::execute(
-        &request("dev", &flag, false, "INC-2 dev"),
+        &vendor::flip_request("dev", &flag, false, "INC-2 dev"),
         &connection,
         &log,
         &SystemClock,
@@ -939,16 +888,7 @@ async fn a_kill_is_confirmed_when_flagsmith_hides_disabled_flags() {
     )
     .await
     .expect("flip");
-    assert!(
-        matches!(
-            outcome,
-            FlipOutcome::Applied {
-                verification: Verification::Confirmed { .. },
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    vendor::assert_confirmed(&outcome, "the flip");
     // The flag is gone from /api/v1/flags/, which services read as off.
     let served = connection
         .source
@@ -973,7 +913,7 @@ async fn approval_required_environment_yields_a_pending_change_request() {
     let connection = connect(&fake, "prod", Admin::Token);
     let flag = read(&connection, "kill_switch_checkout").await;
     let outcome = flip::execute(
-        &request("prod", &flag, false, "INC-99 needs four eyes"),
+        &vendor::flip_request("prod", &flag, false, "INC-99 needs four eyes"),
         &connection,
         &log,
         &SystemClock,
@@ -1006,7 +946,7 @@ async fn approval_required_environment_yields_a_pending_change_request() {
     let staging = connect(&fake, "staging", Admin::ApiKey);
     let flag = read(&staging, "kill_switch_checkout").await;
     let outcome = flip::execute(
-        &request("staging", &flag, false, "INC-100 staging"),
+        &vendor::flip_request("staging", &flag, false, "INC-100 staging"),
         &staging,
         &log,
         &SystemClock,
@@ -1042,7 +982,7 @@ async fn approval_required_on_the_open_source_build_is_refused_plainly() {
     let connection = connect(&fake, "prod", Admin::Token);
     let flag = read(&connection, "kill_switch_checkout").await;
     let err = flip::execute(
-        &request("prod", &flag, false, "INC-5"),
+        &vendor::flip_request("prod", &flag, false, "INC-5"),
         &connection,
         &log,
         &SystemClock,
@@ -1150,7 +1090,7 @@ async fn a_change_since_the_read_is_refused_not_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
     let err = flip::execute(
-        &request("prod", &seen, false, "x"),
+        &vendor::flip_request("prod", &seen, false, "x"),
         &connection,
         &log,
         &SystemClock,
@@ -1316,7 +1256,7 @@ async fn session_loads_and_flips_through_the_same_path() {
         .flag("kill_switch_recommendations")
         .expect("flag")
         .clone();
-    let mut flip = request("prod", &flag, false, "INC-8 recs melting");
+    let mut flip = vendor::flip_request("prod", &flag, false, "INC-8 recs melting");
     flip.operator = session.operator().await;
     let outcome = flip::execute(
         &flip,
@@ -1507,7 +1447,7 @@ async fn every_error_path_names_what_failed() {
     let err = read_error(&reader).await;
     assert!(
         err.message
-            .contains("is not what Flagsmith sends: no numeric `id`"),
+            .contains("is not what Flagsmith sends: missing field `id`"),
         "{}",
         err.message
     );
@@ -1625,7 +1565,7 @@ async fn secrets_never_reach_messages_logs_or_debug_output() {
         seen_text.push(serde_json::to_string(&flags).expect("json"));
         let flag = read(&connection, "kill_switch_checkout").await;
         match flip::execute(
-            &request(env, &flag, false, "INC-1 leak check"),
+            &vendor::flip_request(env, &flag, false, "INC-1 leak check"),
             &connection,
             &log,
             &SystemClock,

@@ -7,7 +7,8 @@
 mod launchdarkly_fake;
 mod support;
 
-use std::collections::BTreeMap;
+use support::vendor;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,26 +27,15 @@ use launchdarkly_fake::{
 
 const NOTE: &str = "INC-4711 payment provider timeouts, killing payments";
 
+/// Timeouts against the local fake: 500 ms connect, 2 s request, 3 s verification.
 fn network() -> NetworkConfig {
-    NetworkConfig {
-        connect_timeout: Duration::from_millis(500),
-        request_timeout: Duration::from_secs(2),
-        verify_timeout: Duration::from_secs(3),
-    }
+    vendor::network(500, 2000, 3000)
 }
 
 fn env_config(name: &str, api_url: &str) -> EnvironmentConfig {
-    let mut options = BTreeMap::new();
-    options.insert("api_url".to_string(), api_url.to_string());
-    EnvironmentConfig {
-        name: name.to_string(),
-        provider: ProviderKind::LaunchDarkly,
-        protected: true,
-        file: None,
-        vault_mount: "kv".into(),
-        vault_path: format!("feature-flags/launchdarkly/{name}"),
-        options,
-    }
+    let mut env = vendor::env_config(ProviderKind::LaunchDarkly, name, &[("api_url", api_url)]);
+    env.protected = true;
+    env
 }
 
 fn fields(ld_env: &str, sdk_key: &str, writer: Option<&str>) -> SecretFields {
@@ -61,24 +51,16 @@ fn fields(ld_env: &str, sdk_key: &str, writer: Option<&str>) -> SecretFields {
 }
 
 fn connect(fake: &FakeLd, writer: bool) -> Connection {
-    provider::connect(
+    vendor::connect(
         &env_config("prod", &fake.url),
-        Some(&fields(
-            "production",
-            SDK_KEY_PROD,
-            writer.then_some(WRITER_TOKEN),
-        )),
+        &fields("production", SDK_KEY_PROD, writer.then_some(WRITER_TOKEN)),
         Access::ReadWrite,
         &network(),
     )
-    .expect("connect")
 }
 
 fn connect_err(env: &EnvironmentConfig, fields: Option<&SecretFields>) -> ProviderError {
-    match provider::connect(env, fields, Access::ReadWrite, &network()) {
-        Ok(_) => panic!("connect should fail"),
-        Err(err) => err,
-    }
+    vendor::connect_err(env, fields, &network())
 }
 
 fn audit_log(dir: &tempfile::TempDir) -> AuditLog {
@@ -87,15 +69,7 @@ fn audit_log(dir: &tempfile::TempDir) -> AuditLog {
 
 async fn kill_request(connection: &Connection, flag: &str, enabled: bool) -> FlipRequest {
     let seen = connection.source.read_flag(flag).await.expect("read flag");
-    FlipRequest {
-        env: "prod".into(),
-        flag: flag.into(),
-        kind: seen.meta.kind,
-        change: killswitch::flip::Change::Switch { enabled },
-        seen: seen.state,
-        note: NOTE.into(),
-        operator: "alice@example.com".into(),
-    }
+    vendor::flip_request("prod", &seen, enabled, NOTE)
 }
 
 #[tokio::test]
@@ -372,13 +346,7 @@ async fn kill_and_restore_carry_the_note_and_are_verified_through_the_sdk() {
     )
     .await
     .expect("kill");
-    let FlipOutcome::Applied { verification, .. } = outcome else {
-        panic!("expected applied, got {outcome:?}");
-    };
-    assert!(
-        matches!(verification, Verification::Confirmed { .. }),
-        "{verification:?}"
-    );
+    vendor::assert_confirmed(&outcome, "the kill");
     assert_eq!(
         fake.env_config("kill_switch_payments", "production")["on"],
         false
@@ -426,7 +394,7 @@ async fn kill_and_restore_carry_the_note_and_are_verified_through_the_sdk() {
             .to_string()
     });
     assert!(comment.contains(NOTE), "{comment}");
-    assert!(comment.contains("alice@example.com"), "{comment}");
+    assert!(comment.contains(vendor::OPERATOR), "{comment}");
     let records = log.records().expect("records");
     assert!(
         comment.contains(&records[0].id),
@@ -453,16 +421,7 @@ async fn kill_and_restore_carry_the_note_and_are_verified_through_the_sdk() {
     )
     .await
     .expect("restore");
-    assert!(
-        matches!(
-            outcome,
-            FlipOutcome::Applied {
-                verification: Verification::Confirmed { .. },
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    vendor::assert_confirmed(&outcome, "the flip");
     assert_eq!(
         fake.env_config("kill_switch_payments", "production")["on"],
         true

@@ -3,6 +3,8 @@
 
 mod support;
 
+use support::vendor;
+
 use support::Home;
 use support::openbao::OpenBao;
 #[path = "support/unleash.rs"]
@@ -16,7 +18,7 @@ use async_trait::async_trait;
 use killswitch::audit::{AuditLog, Phase};
 use killswitch::clock::SystemClock;
 use killswitch::config::{Config, EnvironmentConfig, NetworkConfig, ProviderKind};
-use killswitch::flip::{self, FlipError, FlipOutcome, FlipRequest, Verification};
+use killswitch::flip::{self, FlipError, FlipOutcome, Verification};
 use killswitch::model::{FlagKind, cell_text};
 use killswitch::provider::{self, Access, Connection, ErrorKind, ProviderError};
 use killswitch::secret::{Secret, SecretFields};
@@ -27,18 +29,7 @@ use unleash_server::{
 };
 
 fn env_config(name: &str, options: &[(&str, &str)]) -> EnvironmentConfig {
-    EnvironmentConfig {
-        name: name.into(),
-        provider: ProviderKind::Unleash,
-        protected: name == "prod",
-        file: None,
-        vault_mount: "kv".into(),
-        vault_path: format!("feature-flags/unleash/{name}"),
-        options: options
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-    }
+    vendor::env_config(ProviderKind::Unleash, name, options)
 }
 
 fn fields(url: &str, entries: &[(&str, &str)]) -> SecretFields {
@@ -50,12 +41,9 @@ fn fields(url: &str, entries: &[(&str, &str)]) -> SecretFields {
     fields
 }
 
+/// Timeouts against the real server: 1 s connect, `request_ms`, 5 s verification.
 fn network(request_ms: u64) -> NetworkConfig {
-    NetworkConfig {
-        connect_timeout: Duration::from_millis(1000),
-        request_timeout: Duration::from_millis(request_ms),
-        verify_timeout: Duration::from_secs(5),
-    }
+    vendor::network(1000, request_ms, 5000)
 }
 
 fn prod(server: &Unleash, access: Access) -> Connection {
@@ -66,25 +54,7 @@ fn prod(server: &Unleash, access: Access) -> Connection {
             ("backend_token", BACKEND_TOKEN),
         ],
     );
-    provider::connect(
-        &env_config("prod", &[]),
-        Some(&secrets),
-        access,
-        &network(5000),
-    )
-    .expect("connect prod")
-}
-
-fn kill_request(flag: &str, seen: &killswitch::model::Flag, note: &str) -> FlipRequest {
-    FlipRequest {
-        env: "prod".into(),
-        flag: flag.into(),
-        kind: seen.meta.kind,
-        change: killswitch::flip::Change::Switch { enabled: false },
-        seen: seen.state.clone(),
-        note: note.into(),
-        operator: "alice@bastion".into(),
-    }
+    vendor::connect(&env_config("prod", &[]), &secrets, access, &network(5000))
 }
 
 /// Vault stand-in: the fields a Vault secret would hold, per environment.
@@ -244,7 +214,7 @@ async fn kill_in_production_is_confirmed_by_the_client_api_and_the_note_lands_in
     let note = "INC-4711 checkout p99 5s; killing checkout until the DB failover is done";
     let started = Instant::now();
     let outcome = flip::execute(
-        &kill_request("kill_switch_checkout", &seen, note),
+        &vendor::flip_request("prod", &seen, false, note),
         &connection,
         &audit,
         &SystemClock,
@@ -367,7 +337,7 @@ async fn kill_in_production_is_confirmed_by_the_client_api_and_the_note_lands_in
         .read_flag("kill_switch_checkout")
         .await
         .expect("read");
-    let mut restore = kill_request("kill_switch_checkout", &killed, "INC-4711 resolved");
+    let mut restore = vendor::flip_request("prod", &killed, false, "INC-4711 resolved");
     restore.change = flip::Change::Switch { enabled: true };
     let outcome = flip::execute(
         &restore,
@@ -378,16 +348,7 @@ async fn kill_in_production_is_confirmed_by_the_client_api_and_the_note_lands_in
     )
     .await
     .expect("restore");
-    assert!(
-        matches!(
-            outcome,
-            FlipOutcome::Applied {
-                verification: Verification::Confirmed { .. },
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    vendor::assert_confirmed(&outcome, "the flip");
     assert!(client_enabled(server, "kill_switch_checkout").await);
 }
 
@@ -412,7 +373,7 @@ async fn confirmed_means_the_sdks_next_poll_serves_the_new_state() {
     for round in 0..3 {
         for enabled in [false, true] {
             let seen = connection.source.read_flag(flag).await.expect("read");
-            let mut request = kill_request(flag, &seen, "INC-12 SDK poll check");
+            let mut request = vendor::flip_request("prod", &seen, false, "INC-12 SDK poll check");
             request.change = flip::Change::Switch { enabled };
             let outcome = flip::execute(
                 &request,
@@ -423,13 +384,7 @@ async fn confirmed_means_the_sdks_next_poll_serves_the_new_state() {
             )
             .await
             .expect("flip");
-            let confirmed = match outcome {
-                FlipOutcome::Applied {
-                    verification: Verification::Confirmed { after },
-                    ..
-                } => after,
-                other => panic!("round {round}: not confirmed: {other:?}"),
-            };
+            let (_, confirmed) = vendor::assert_confirmed(&outcome, &format!("round {round}"));
             let polled = tokio::task::block_in_place(|| sdk.poll(flag));
             eprintln!(
                 "round {round}: {} confirmed after {} ms; the SDK's next poll serves {}",
@@ -484,7 +439,7 @@ async fn a_flag_changed_by_someone_else_between_read_and_flip_is_not_written() {
 
     // The flip's re-read sees it and stops before the audit intent.
     let err = flip::execute(
-        &kill_request("kill_switch_race", &seen, "INC-1 stale view"),
+        &vendor::flip_request("prod", &seen, false, "INC-1 stale view"),
         &connection,
         &audit,
         &SystemClock,
@@ -766,7 +721,7 @@ async fn errors_are_clear_named_and_never_carry_a_token() {
         .read_flag("kill_switch_quiet")
         .await
         .expect("read");
-    let mut request = kill_request("kill_switch_quiet", &seen, "INC-2 try");
+    let mut request = vendor::flip_request("prod", &seen, false, "INC-2 try");
     request.flag = "no_such_flag".into();
     let flip_err = flip::execute(
         &request,
@@ -885,7 +840,7 @@ async fn server_down_and_server_slow_fail_within_the_timeout() {
         .expect("read");
     let started = Instant::now();
     let flip_err = flip::execute(
-        &kill_request("kill_switch_quiet", &seen, "INC-3 slow"),
+        &vendor::flip_request("prod", &seen, false, "INC-3 slow"),
         &slow,
         &audit,
         &SystemClock,
@@ -1071,7 +1026,7 @@ async fn a_toggle_that_landed_but_lost_its_answer_is_reported_applied() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
     let outcome = flip::execute(
-        &kill_request(flag, &seen, "INC-12 lost answer"),
+        &vendor::flip_request("prod", &seen, false, "INC-12 lost answer"),
         &connection,
         &log,
         &SystemClock,
