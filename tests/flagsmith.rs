@@ -1693,3 +1693,94 @@ async fn metadata_reads_every_page_of_the_features_list() {
         "the first page's owners too"
     );
 }
+
+// ---- rate limits ------------------------------------------------------------------------------
+
+/// Requests so far whose path contains `part`, with `method`.
+fn count_requests(fake: &FakeFlagsmith, method: &str, part: &str) -> usize {
+    fake.requests()
+        .iter()
+        .filter(|(m, path, _)| m == method && path.contains(part))
+        .count()
+}
+
+#[tokio::test]
+async fn a_rate_limited_read_is_waited_out_and_sent_again() {
+    let fake = FakeFlagsmith::open_source().await;
+    let connection = connect(&fake, "prod", Admin::None);
+    // Flagsmith's throttle: 429 with `Retry-After: 1` (within the 1.5 s request timeout).
+    fake.rate_limit("/environment-document/", 1, 1);
+    let flag = connection
+        .source
+        .read_flag("kill_switch_checkout")
+        .await
+        .expect("read after the wait");
+    assert_eq!(cell_text(flag.meta.kind, &flag.state), "SERVING");
+    assert_eq!(
+        count_requests(&fake, "GET", "/environment-document/"),
+        2,
+        "throttled once, then sent again"
+    );
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_on_a_read_is_not_waited_for_and_says_when_to_retry() {
+    let fake = FakeFlagsmith::open_source().await;
+    let connection = connect(&fake, "prod", Admin::None);
+    fake.rate_limit("/environment-document/", 3600, 1);
+    let started = std::time::Instant::now();
+    let err = read_error(&connection).await;
+    // Not waited for: the answer comes well within one request timeout, not in an hour.
+    assert!(
+        started.elapsed() < network().request_timeout,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    for part in [
+        "answered 429 rate limited",
+        "Request was throttled",
+        "retry after 3600.0s (at ",
+        "not waited for: a read waits at most 1.5s",
+    ] {
+        assert!(err.message.contains(part), "{part}: {}", err.message);
+    }
+    assert_eq!(count_requests(&fake, "GET", "/environment-document/"), 1);
+}
+
+#[tokio::test]
+async fn a_rate_limited_write_is_not_retried_and_is_audited_as_failed() {
+    let fake = FakeFlagsmith::open_source().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit log");
+    let connection = connect(&fake, "prod", Admin::Token);
+    let flag = read(&connection, "kill_switch_checkout").await;
+    // Even a one-second wait is not taken for a write: the operator decides to retry.
+    fake.rate_limit("/featurestates/", 1, 1);
+    let err = flip::execute(
+        &vendor::flip_request("prod", &flag, false, "INC-1234 checkout p99 5s"),
+        &connection,
+        &log,
+        &SystemClock,
+        network().verify_timeout,
+    )
+    .await
+    .expect_err("rate limited");
+    assert_eq!(err.provider_kind(), Some(ErrorKind::RateLimited), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("retry after 1.0s"), "{text}");
+    assert!(
+        text.contains("killswitch never sends a write twice"),
+        "{text}"
+    );
+    assert_eq!(count_requests(&fake, "PATCH", "/featurestates/"), 1);
+    assert!(fake.enabled("prod", "kill_switch_checkout"));
+    let records = log.records().expect("records");
+    assert!(
+        records
+            .last()
+            .and_then(|r| r.error.clone())
+            .is_some_and(|e| e.contains("429")),
+        "{records:?}"
+    );
+}

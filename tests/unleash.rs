@@ -1190,3 +1190,165 @@ async fn dashboard_states_are_what_the_client_api_serves_for_every_flag() {
         beta.state.overrides
     );
 }
+
+// ---- rate limits ------------------------------------------------------------------------------
+
+/// A kill switch of its own, on in production, and a connection to Unleash through a fault
+/// proxy (started before any request, so every connection passes through it).
+async fn rate_limit_rig(server: &Unleash, flag: &str) -> (support::faults::FaultProxy, Connection) {
+    let project = "/api/admin/projects/default/features";
+    let _ = ensure_kill_switch(server, project, flag).await;
+    admin(
+        server,
+        "POST",
+        &format!("{project}/{flag}/environments/production/on"),
+        None,
+    )
+    .await;
+    let upstream = server
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("127.0.0.1 address");
+    let proxy = support::faults::FaultProxy::start(upstream);
+    let secrets = fields(
+        &proxy.url(),
+        &[
+            ("admin_token", ADMIN_TOKEN),
+            ("backend_token", BACKEND_TOKEN),
+        ],
+    );
+    let connection = vendor::connect(
+        &env_config("prod", &[]),
+        &secrets,
+        Access::ReadWrite,
+        &network(2000),
+    );
+    (proxy, connection)
+}
+
+/// Creates `flag` (a kill switch with the default strategy in production) unless it exists.
+async fn ensure_kill_switch(server: &Unleash, project: &str, flag: &str) -> Option<()> {
+    let exists = reqwest::Client::new()
+        .get(format!("{}{project}/{flag}", server.url))
+        .header("Authorization", ADMIN_TOKEN)
+        .send()
+        .await
+        .ok()?
+        .status()
+        .is_success();
+    if !exists {
+        admin(
+            server,
+            "POST",
+            project,
+            Some(json!({"name": flag, "type": "kill-switch"})),
+        )
+        .await;
+        admin(
+            server,
+            "POST",
+            &format!("{project}/{flag}/environments/production/strategies"),
+            Some(json!({"name": "default"})),
+        )
+        .await;
+    }
+    Some(())
+}
+
+#[tokio::test]
+async fn a_rate_limited_read_is_waited_out_and_sent_again() {
+    use support::faults::Fault;
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    let flag = "kill_switch_rate_limited_read";
+    let (proxy, connection) = rate_limit_rig(server, flag).await;
+    // Unleash's limiter answers 429 with `Retry-After` in seconds.
+    proxy.set(Fault::rate_limit_once(
+        &format!("GET /api/client/features/{flag}"),
+        1,
+    ));
+    let seen = connection
+        .source
+        .read_flag(flag)
+        .await
+        .expect("read after the wait");
+    assert!(proxy.struck(), "the read was throttled once");
+    assert_eq!(cell_text(seen.meta.kind, &seen.state), "SERVING");
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_on_a_read_is_not_waited_for_and_says_when_to_retry() {
+    use support::faults::Fault;
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    let flag = "kill_switch_rate_limited_long";
+    let (proxy, connection) = rate_limit_rig(server, flag).await;
+    proxy.set(Fault::rate_limit_once(
+        &format!("GET /api/client/features/{flag}"),
+        3600,
+    ));
+    let err = connection
+        .source
+        .read_flag(flag)
+        .await
+        .expect_err("rate limited");
+    assert!(proxy.struck());
+    assert_eq!(err.kind, ErrorKind::RateLimited);
+    for part in [
+        "answered 429 rate limited: Too many requests",
+        "retry after 3600.0s (at ",
+        "not waited for: a read waits at most 2.0s",
+    ] {
+        assert!(err.message.contains(part), "{part}: {}", err.message);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_write_is_not_retried_and_is_audited_as_failed() {
+    use support::faults::Fault;
+    let Some(server) = unleash_server::server() else {
+        return;
+    };
+    let flag = "kill_switch_rate_limited_write";
+    let (proxy, connection) = rate_limit_rig(server, flag).await;
+    let seen = connection.source.read_flag(flag).await.expect("read");
+    // The toggle gets a 429 asking for one second: a write does not wait, whatever the wait.
+    proxy.set(Fault::rate_limit_once(
+        &format!("POST /api/admin/projects/default/features/{flag}/environments/production/off"),
+        1,
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
+    let err = flip::execute(
+        &vendor::flip_request("prod", &seen, false, "INC-5 throttled"),
+        &connection,
+        &log,
+        &SystemClock,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect_err("rate limited");
+    assert!(proxy.struck(), "the toggle was throttled");
+    assert_eq!(err.provider_kind(), Some(ErrorKind::RateLimited), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("retry after 1.0s"), "{text}");
+    assert!(
+        text.contains("killswitch never sends a write twice"),
+        "{text}"
+    );
+    // Not sent again: the flag is still on for SDKs a second later.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(client_enabled(server, flag).await);
+    let records = log.records().expect("records");
+    assert!(
+        records
+            .last()
+            .and_then(|r| r.error.clone())
+            .is_some_and(|e| e.contains("429")),
+        "{records:?}"
+    );
+}

@@ -45,6 +45,16 @@ pub enum Fault {
         forward: bool,
         then: Box<Fault>,
     },
+    /// Forward untouched until a request whose first line contains `request` (e.g.
+    /// `"GET /api/client/features/"`): that one is not sent on but answered with this response
+    /// (a 429 with `Retry-After`, say), and the connection closed; the fault then becomes
+    /// `Fault::None`, so the request sent again reaches the server. Once only.
+    AnswerOnce {
+        request: String,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
 }
 
 impl Fault {
@@ -59,6 +69,20 @@ impl Fault {
 }
 
 impl Fault {
+    /// A 429 with `Retry-After: seconds` to the first request whose first line contains
+    /// `request`, as Flagsmith's and Unleash's throttles answer it.
+    pub fn rate_limit_once(request: &str, retry_after_seconds: u64) -> Fault {
+        Fault::AnswerOnce {
+            request: request.into(),
+            status: 429,
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Retry-After".into(), retry_after_seconds.to_string()),
+            ],
+            body: r#"{"message":"Too many requests, please try again later."}"#.into(),
+        }
+    }
+
     pub fn status(status: u16, body: &str) -> Fault {
         Fault::Respond {
             status,
@@ -145,6 +169,14 @@ impl FaultProxy {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Whether a one-shot fault ([`Fault::AnswerOnce`], [`Fault::LoseAnswer`]) has struck (it
+    /// became `Fault::None`).
+    pub fn struck(&self) -> bool {
+        self.fault
+            .lock()
+            .is_ok_and(|current| matches!(current.0, Fault::None))
+    }
 }
 
 impl Drop for FaultProxy {
@@ -167,6 +199,12 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, fault: Fault, share
             forward,
             then,
         } => lose_answer(client, upstream, &request, forward, *then, shared).await,
+        Fault::AnswerOnce {
+            request,
+            status,
+            headers,
+            body,
+        } => answer_once(client, upstream, &request, (status, headers, body), shared).await,
         Fault::None => {
             if let Ok(mut server) = TcpStream::connect(upstream).await {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -310,6 +348,85 @@ async fn echo_headers(mut client: TcpStream, upstream: SocketAddr, status: u16, 
     );
     let _ = client.write_all(response.as_bytes()).await;
     let _ = client.shutdown().await;
+}
+
+/// See [`Fault::AnswerOnce`]: requests pass until the matching one, which gets `answer`.
+async fn answer_once(
+    client: TcpStream,
+    upstream: SocketAddr,
+    request: &str,
+    answer: (u16, Vec<(String, String)>, String),
+    shared: Shared,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_read, client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (status, headers, body) = answer;
+    let mut response = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in &headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    // The client's side: forwarded until the matching request, which is answered here and
+    // ends the connection; the server's answers go back under the same lock.
+    let client_write = Arc::new(tokio::sync::Mutex::new(client_write));
+    let to_client = client_write.clone();
+    let upstream_leg = async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let read = match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            let chunk = &buffer[..read];
+            let first_line = chunk.split(|b| *b == b'\r').next().unwrap_or_default();
+            let armed = shared
+                .lock()
+                .is_ok_and(|current| matches!(current.0, Fault::AnswerOnce { .. }));
+            if armed && String::from_utf8_lossy(first_line).contains(request) {
+                if let Ok(mut current) = shared.lock() {
+                    *current = (Fault::None, None);
+                }
+                let mut writer = to_client.lock().await;
+                let _ = writer.write_all(response.as_bytes()).await;
+                let _ = writer.shutdown().await;
+                break;
+            }
+            if server_write.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    let downstream_leg = async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let read = match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            if client_write
+                .lock()
+                .await
+                .write_all(&buffer[..read])
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::select! {
+            _ = upstream_leg => {},
+            _ = downstream_leg => {},
+        }
+    })
+    .await;
 }
 
 /// See [`Fault::LoseAnswer`].

@@ -78,6 +78,9 @@ pub struct Fake {
     pub requests: Vec<(String, String, String)>,
     /// The next `n` requests whose path contains `.0` answer `.1` with body `.2`.
     pub faults: Vec<(String, u16, String, usize)>,
+    /// The next `n` requests whose path contains `.0` are throttled: 429 with
+    /// `Retry-After: .1` seconds and the body Django REST framework's throttle sends.
+    pub rate_limits: Vec<(String, u64, usize)>,
     /// Every answer waits this long first.
     pub delay: Option<Duration>,
     /// Every request authenticated with `Api-Key` waits this long first (on top of `delay`):
@@ -161,6 +164,16 @@ impl FakeFlagsmith {
             path_contains.to_string(),
             status,
             body.to_string(),
+            times,
+        ));
+    }
+
+    /// Throttles the next `times` requests whose path contains `path_contains`, as Flagsmith
+    /// (Django REST framework) does: 429, `Retry-After` in seconds.
+    pub fn rate_limit(&self, path_contains: &str, retry_after_seconds: u64, times: usize) {
+        self.state.lock().expect("fake state").rate_limits.push((
+            path_contains.to_string(),
+            retry_after_seconds,
             times,
         ));
     }
@@ -455,6 +468,23 @@ async fn handle(
         tokio::time::sleep(pause).await;
     }
     let mut fake = state.lock().expect("fake state");
+    if let Some(limit) = fake
+        .rate_limits
+        .iter_mut()
+        .find(|(part, _, times)| *times > 0 && path.contains(part.as_str()))
+    {
+        limit.2 -= 1;
+        let seconds = limit.1;
+        let body = json!({
+            "detail": format!("Request was throttled. Expected available in {seconds} seconds.")
+        });
+        let mut response = json_response(429, body);
+        response.headers_mut().insert(
+            "Retry-After",
+            seconds.to_string().parse().expect("header value"),
+        );
+        return response;
+    }
     if let Some(fault) = fake
         .faults
         .iter_mut()
