@@ -229,28 +229,24 @@ impl Client {
                 return Ok(answer);
             }
             let wait = retry_after(&answer.headers, chrono::Utc::now());
+            // At least a short pause, so a reset already past cannot make a busy loop; every
+            // pause counts against the budget, so the loop ends.
             let pause = wait.map(|wait| wait.max(MIN_PAUSE));
-            let waited = match pause {
-                Some(pause) if policy.wait_out_rate_limits => started.elapsed() + pause <= budget,
-                _ => false,
+            let why = match pause {
+                _ if !policy.wait_out_rate_limits => NotWaited::Write,
+                Some(pause) if started.elapsed() + pause <= budget => {
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                _ => NotWaited::OverBudget(budget),
             };
-            if !waited {
-                let why = if !policy.wait_out_rate_limits {
-                    NotWaited::Write
-                } else {
-                    NotWaited::OverBudget(budget)
-                };
-                return Err(rate_limited(
-                    &request.what,
-                    &request.url,
-                    &answer.body,
-                    wait,
-                    why,
-                ));
-            }
-            if let Some(pause) = pause {
-                tokio::time::sleep(pause).await;
-            }
+            return Err(rate_limited(
+                &request.what,
+                &request.url,
+                &answer.body,
+                wait,
+                why,
+            ));
         }
     }
 
