@@ -1194,7 +1194,7 @@ async fn dashboard_states_are_what_the_client_api_serves_for_every_flag() {
 // ---- rate limits ------------------------------------------------------------------------------
 
 /// A kill switch of its own, on in production, and a connection to Unleash through a fault
-/// proxy (started before any request, so every connection passes through it).
+/// proxy. No request is made yet: a fault set now applies to every connection the test opens.
 async fn rate_limit_rig(server: &Unleash, flag: &str) -> (support::faults::FaultProxy, Connection) {
     let project = "/api/admin/projects/default/features";
     let _ = ensure_kill_switch(server, project, flag).await;
@@ -1315,12 +1315,14 @@ async fn a_rate_limited_write_is_not_retried_and_is_audited_as_failed() {
     };
     let flag = "kill_switch_rate_limited_write";
     let (proxy, connection) = rate_limit_rig(server, flag).await;
-    let seen = connection.source.read_flag(flag).await.expect("read");
     // The toggle gets a 429 asking for one second: a write does not wait, whatever the wait.
+    // Set before the first request: the fault is chosen when a connection is accepted, and the
+    // toggle may reuse a connection the reads opened.
     proxy.set(Fault::rate_limit_once(
         &format!("POST /api/admin/projects/default/features/{flag}/environments/production/off"),
         1,
     ));
+    let seen = connection.source.read_flag(flag).await.expect("read");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = AuditLog::open(&dir.path().join("audit.jsonl")).expect("audit");
     let err = flip::execute(
