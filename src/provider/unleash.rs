@@ -309,6 +309,22 @@ impl UnleashApi {
         })
     }
 
+    /// A write that must succeed (2xx). Never sent twice: a 429 is reported, not waited out.
+    async fn write(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        token: &Secret,
+        body: Option<&Value>,
+    ) -> Result<http::Answer, ProviderError> {
+        let mut request = self.request(what, method, path, token)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.http.call(&request, Policy::WRITE).await
+    }
+
     /// A read that must succeed, decoded.
     async fn get_json<T: for<'de> Deserialize<'de>>(
         &self,
@@ -775,8 +791,8 @@ impl FlagWriter for UnleashWriter {
         if let Ok(mut written) = api.written.lock() {
             written.push((key.to_string(), std::time::Instant::now()));
         }
-        let toggle = api.request(&what, Method::POST, &path, &self.admin_token)?;
-        api.http.call(&toggle, Policy::WRITE).await?;
+        api.write(&what, Method::POST, &path, &self.admin_token, None)
+            .await?;
         Ok(WriteResult::Applied)
     }
 
@@ -1321,49 +1337,27 @@ impl UnleashApi {
             self.env
         );
         // The same request as `served`: the list as an SDK polls it.
-        let url = self.url("/api/client/features");
         let last = self
             .polled_rules
             .lock()
             .map(|polled| polled.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        let mut request = self
-            .client
-            .get(&url)
-            .header(AUTHORIZATION, auth_header(&self.backend_token)?)
-            .header(ACCEPT, "application/json");
-        if let Some(last) = &last {
-            request = request.header(IF_NONE_MATCH, last.etag.as_str());
+        let mut request = Request::get(&what, self.url("/api/client/features")).credential(
+            AUTHORIZATION,
+            &self.backend_token,
+            "",
+        )?;
+        if let Some(last) = &last
+            && let Ok(etag) = HeaderValue::from_str(&last.etag)
+        {
+            request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| http::transport_error(&what, &url, &err))?;
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get(ETAG)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        let states = match (status, last) {
+        let answer = self.http.send(&request, Policy::READ).await?;
+        let states = match (answer.status, last) {
             (StatusCode::NOT_MODIFIED, Some(last)) => last.states,
             _ => {
-                let body = response
-                    .text()
-                    .await
-                    .map_err(|err| http::transport_error(&what, &url, &err))?;
-                if !status.is_success() {
-                    return Err(http::status_error(&what, &url, status, &body));
-                }
-                let list: ClientFeatures = serde_json::from_str(&body).map_err(|err| {
-                    ProviderError::new(
-                        ErrorKind::Api,
-                        format!(
-                            "{what}: {} answered JSON killswitch cannot read: {err}",
-                            display_url(&url)
-                        ),
-                    )
-                })?;
+                let etag = answer.header("etag").map(str::to_string);
+                let list: ClientFeatures = answer.success(&request)?.decode(&request)?;
                 let segments = list.segments;
                 let states = Arc::new(
                     list.features
@@ -1460,7 +1454,7 @@ impl UnleashWriter {
         let strategies_path = format!(
             "{}/environments/{}/strategies",
             api.feature_path(key),
-            segment(&api.unleash_env)
+            path_segment(&api.unleash_env)
         );
         let listed: Vec<Strategy> = api
             .get_json(
@@ -1552,7 +1546,7 @@ impl UnleashWriter {
         // The note first, like the audit log: the change's event then carries it in its tags.
         tag_type?;
         let what = format!("{}: attach the note to flag `{key}` as tags", api.env);
-        let path = format!("/api/admin/features/{}/tags", segment(key));
+        let path = format!("/api/admin/features/{}/tags", path_segment(key));
         let body = json!({
             "addedTags": note_tags(note)
                 .into_iter()
@@ -1560,7 +1554,7 @@ impl UnleashWriter {
                 .collect::<Vec<_>>(),
             "removedTags": [],
         });
-        api.call(&what, Method::PUT, &path, &self.admin_token, Some(&body))
+        api.write(&what, Method::PUT, &path, &self.admin_token, Some(&body))
             .await
             .map_err(|err| {
                 ProviderError::new(err.kind, format!("{}; nothing was changed", err.message))
@@ -1580,10 +1574,10 @@ impl UnleashWriter {
                     "{}: set the rollout of flag `{key}` in Unleash environment {} to {rollout}%",
                     api.env, api.unleash_env
                 );
-                api.call(
+                api.write(
                     &what,
                     Method::PATCH,
-                    &format!("{strategies_path}/{}", segment(id)),
+                    &format!("{strategies_path}/{}", path_segment(id)),
                     &self.admin_token,
                     Some(&Value::Array(patch)),
                 )
@@ -1601,7 +1595,7 @@ impl UnleashWriter {
                     "constraints": [],
                     "segments": [],
                 });
-                api.call(
+                api.write(
                     &what,
                     Method::POST,
                     &strategies_path,
@@ -1619,9 +1613,9 @@ impl UnleashWriter {
             let path = format!(
                 "{}/environments/{}/variants",
                 api.feature_path(key),
-                segment(&api.unleash_env)
+                path_segment(&api.unleash_env)
             );
-            api.call(
+            api.write(
                 &what,
                 Method::PUT,
                 &path,
@@ -1640,7 +1634,7 @@ impl UnleashWriter {
         let base = format!(
             "{}/environments/{}",
             api.feature_path(key),
-            segment(&api.unleash_env)
+            path_segment(&api.unleash_env)
         );
         let what = format!("{}: read the variants of flag `{key}`", api.env);
         match id {
@@ -1648,7 +1642,7 @@ impl UnleashWriter {
                 let strategy: Value = api
                     .get_json(
                         &what,
-                        &format!("{base}/strategies/{}", segment(id)),
+                        &format!("{base}/strategies/{}", path_segment(id)),
                         &self.admin_token,
                     )
                     .await?;
