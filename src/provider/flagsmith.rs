@@ -277,6 +277,41 @@ impl Flagsmith {
         self.http.json(&request, Policy::READ).await
     }
 
+    /// A call that must succeed (2xx), with an optional JSON body: a `GET` is a read, anything
+    /// else a write (a 429 is then reported, never waited out and sent again).
+    async fn call(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<http::Answer, ProviderError> {
+        let policy = if method == Method::GET {
+            Policy::READ
+        } else {
+            Policy::WRITE
+        };
+        let mut request = self.request(what, method, path, auth)?;
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.http.call(&request, policy).await
+    }
+
+    /// [`Flagsmith::call`], the answer as JSON (the rollout paths read it field by field).
+    async fn call_json(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<&Value>,
+    ) -> Result<Value, ProviderError> {
+        let answer = self.call(what, method, path, auth, body).await?;
+        parse_json(&self.env, what, &self.url(path), &answer.body)
+    }
+
     async fn document(&self) -> Result<Document, ProviderError> {
         let request = self.request(
             "read the Flagsmith environment document",
@@ -426,6 +461,21 @@ struct Settings {
 }
 
 // ---- Flagsmith's JSON, as far as killswitch reads it ---------------------------------------
+
+/// `body` as JSON, or an error naming the environment, what was done and the URL.
+fn parse_json(env: &str, what: &str, url: &str, body: &str) -> Result<Value, ProviderError> {
+    http::decode(&format!("{env}: {what}"), url, body)
+}
+
+/// `results` of a paginated answer, or the answer itself when it is a plain list.
+fn results(value: &Value) -> Vec<Value> {
+    value
+        .get("results")
+        .and_then(Value::as_array)
+        .or_else(|| value.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
 
 /// `null` read as an empty list (Flagsmith sends `null` for some empty lists).
 fn list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
@@ -692,7 +742,6 @@ struct DocCondition {
 }
 
 impl Document {
-    #[cfg(test)]
     fn parse(value: Value) -> Result<Document, String> {
         serde_json::from_value(value).map_err(|err| err.to_string())
     }
@@ -1625,7 +1674,7 @@ impl Flagsmith {
         let _ = self.ids.set(Ids {
             env: document.id,
             api_key: document.api_key.clone(),
-            project: self.project.unwrap_or(document.project_id),
+            project: self.project.unwrap_or(document.project.id),
         });
         Ok((document, ids))
     }
@@ -1833,7 +1882,7 @@ impl FlagsmithWriter {
             .collect();
         let body = json!({
             "id": feature_state_id,
-            "feature": state.feature_id,
+            "feature": state.feature.id,
             "environment": document.id,
             "enabled": true,
             "feature_state_value": typed_value(&state.value),
@@ -1863,7 +1912,7 @@ impl FlagsmithWriter {
         let env = &client.env;
         let path = format!(
             "/api/v1/environments/{}/features/{}/versions/",
-            document.id, state.feature_id
+            document.id, state.feature.id
         );
         let values: Vec<Value> = allocations
             .iter()
@@ -1946,7 +1995,7 @@ impl FlagsmithWriter {
         if versioned {
             body["feature_states"] = json!([]);
             body["change_sets"] = json!([{
-                "feature": state.feature_id,
+                "feature": state.feature.id,
                 "feature_states_to_update": [{
                     "feature_segment": null,
                     "enabled": true,
@@ -1958,7 +2007,7 @@ impl FlagsmithWriter {
         } else {
             body["feature_states"] = json!([{
                 "id": state.django_id,
-                "feature": state.feature_id,
+                "feature": state.feature.id,
                 "enabled": true,
                 "feature_state_value": typed_value(&state.value),
                 "multivariate_feature_state_values": values,
@@ -2015,7 +2064,7 @@ impl FlagsmithWriter {
     ) -> Result<WriteResult, ProviderError> {
         let client = &self.client;
         let env = &client.env;
-        let project = client.project.unwrap_or(document.project_id);
+        let project = client.project.unwrap_or(document.project.id);
         let path = format!("/api/v1/projects/{project}/segments/{segment}/");
         let shown = crate::text::line(name);
         let mut body = client
@@ -2066,7 +2115,7 @@ impl FlagsmithWriter {
         else {
             return Ok(Vec::new());
         };
-        let project = client.project.unwrap_or(document.project_id);
+        let project = client.project.unwrap_or(document.project.id);
         let uses_path = format!("/api/v1/projects/{project}/segments/{id}/associated-features/");
         let envs_path = format!("/api/v1/environments/?project={project}");
         let shown = crate::text::line(&name);

@@ -971,16 +971,10 @@ impl LdWriter {
             "comment": note.vendor_text(),
             "instructions": instructions,
         });
-        let answer = api
-            .send(
-                &what,
-                Method::PATCH,
-                &url,
-                &self.token,
-                Some((SEMANTIC_PATCH, &patch)),
-                Retry::Never,
-            )
-            .await?;
+        let request = api
+            .request(&what, Method::PATCH, &url, &self.token)?
+            .body(HeaderValue::from_static(SEMANTIC_PATCH), patch.to_string());
+        let answer = api.http.send(&request, Policy::WRITE).await?;
         match answer.status.as_u16() {
             200..=299 => Ok(WriteResult::Applied),
             405 => {
@@ -1030,29 +1024,14 @@ impl LdWriter {
             "comment": note.vendor_text(),
             "instructions": instructions,
         });
-        let answer = api
-            .send(
-                &what,
-                Method::POST,
-                &url,
-                &self.token,
-                Some(("application/json", &body)),
-                Retry::Never,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(http::status_error(&what, &url, answer.status, &answer.body));
-        }
-        let created: Value = serde_json::from_str(&answer.body).map_err(|err| {
-            ProviderError::new(
-                ErrorKind::Api,
-                format!(
-                    "{what}: {} answered malformed JSON: {err}",
-                    display_url(&url)
-                ),
-            )
-            .with_outcome_unknown()
-        })?;
+        let request = api
+            .request(&what, Method::POST, &url, &self.token)?
+            .json(&body);
+        let answer = api.http.call(&request, Policy::WRITE).await?;
+        // A 2xx whose body cannot be read: the request may well exist.
+        let created: Value = answer
+            .decode(&request)
+            .map_err(ProviderError::with_outcome_unknown)?;
         let id = created
             .get("_id")
             .and_then(Value::as_str)
