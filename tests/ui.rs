@@ -391,3 +391,132 @@ fn a_partial_kill_is_not_drawn_in_the_serving_colour() {
     let serving = colours_of(&state, "SERVING");
     assert!(serving.iter().all(|c| *c == Color::Green), "{serving:?}");
 }
+
+/// A user keymap that moves keys in every mode: the help and every hint line say the new keys,
+/// read from the keymap, and the keys act.
+#[test]
+fn a_rebound_key_shows_in_help_and_hints_in_every_mode() {
+    use killswitch::tui::app::{DialogStage, Mode};
+    use killswitch::tui::keymap::Keymap;
+
+    let user = Keymap::parse(
+        r#"
+[dashboard]
+keymap = [
+  { on = "x", run = "flip", desc = "Kill it (rebound)" },
+  { on = "ctrl-a", run = "audit_log" },
+]
+[environments]
+keymap = [ { on = "J", run = "move_down" } ]
+[dialog]
+keymap = [ { on = "f2", run = "accept" }, { on = "ctrl-y", run = "yes" } ]
+[audit]
+keymap = [ { on = "ctrl-x", run = "close" } ]
+"#,
+        "user.toml",
+    )
+    .expect("the user keymap parses");
+    let mut state = loaded(false, (110, 34), None);
+    state.keymap = Keymap::builtin("default").expect("default").overlaid(user);
+    let footer = |state: &killswitch::tui::app::State| {
+        render(state)
+            .lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Dashboard: `x` is the flip's first key now ("f" is still bound, after it).
+    assert!(
+        footer(&state).starts_with("f kill/restore"),
+        "{}",
+        footer(&state)
+    );
+    press(&mut state, KeyCode::Char('?'));
+    let help = render(&state);
+    assert!(help.contains("f, enter, x  Kill it (rebound)"), "{help}");
+    assert!(help.contains("a, ctrl-a  Audit log"), "{help}");
+    assert!(
+        help.contains("enter/f2 accept"),
+        "the dialog's line: {help}"
+    );
+    assert!(help.contains("y/Y/ctrl-y yes"), "{help}");
+    assert!(help.contains("esc/q/a/ctrl-x close"), "{help}");
+    assert!(
+        help.contains("keymap: keymaps/default.toml + user.toml"),
+        "{help}"
+    );
+    press(&mut state, KeyCode::Esc);
+    // The environment list: J moves (it is listed in the help's line, and it acts).
+    press(&mut state, KeyCode::Char('e'));
+    press(&mut state, KeyCode::Home);
+    assert!(matches!(state.mode, Mode::Environments(0)));
+    press(&mut state, KeyCode::Char('J'));
+    assert!(
+        matches!(state.mode, Mode::Environments(1)),
+        "{:?}",
+        state.mode
+    );
+    press(&mut state, KeyCode::Esc);
+    // Audit: ctrl-x closes; the hint line lists it after the default keys.
+    press(&mut state, KeyCode::Char('a'));
+    assert!(footer(&state).ends_with("Esc: close"), "{}", footer(&state));
+    support::dashboard::press_key(
+        &mut state,
+        crossterm::event::KeyEvent::new(
+            KeyCode::Char('x'),
+            crossterm::event::KeyModifiers::CONTROL,
+        ),
+    );
+    assert!(matches!(state.mode, Mode::Normal));
+    // A rebound key first in its list leads the hint: the user's file alone as the base.
+    state.keymap = Keymap::parse(
+        r#"
+[dashboard]
+keymap = [ { on = "x", run = "flip" }, { on = "?", run = "help" } ]
+[dialog]
+keymap = [
+  { on = "f2", run = "accept" },
+  { on = "esc", run = "cancel" },
+  { on = "f1", run = "help" },
+  { on = "ctrl-y", run = "yes" },
+  { on = "ctrl-n", run = "no" },
+  { on = "ctrl-b", run = "back" },
+]
+"#,
+        "only.toml",
+    )
+    .expect("parses");
+    assert_eq!(footer(&state), "x kill/restore · ? help");
+    // The flip dialog: the rebound keys act and the hints and help say them.
+    press(&mut state, KeyCode::Char('x'));
+    assert!(
+        footer(&state).starts_with("F2: next · F1: help · Esc: cancel"),
+        "{}",
+        footer(&state)
+    );
+    type_text(&mut state, "INC-1 rebound");
+    press(&mut state, KeyCode::Enter);
+    assert!(
+        matches!(&state.mode, Mode::Flip(d) if d.stage == DialogStage::Note),
+        "enter is no longer bound"
+    );
+    press(&mut state, KeyCode::F(2));
+    let Mode::Flip(dialog) = &state.mode else {
+        panic!("the dialog is open")
+    };
+    assert_eq!(dialog.stage, DialogStage::Confirm);
+    assert!(dialog.protected, "the cursor starts in prod");
+    assert_eq!(
+        footer(&state),
+        "F2: apply · Ctrl-b: back · F1: help · Esc: cancel"
+    );
+    press(&mut state, KeyCode::F(1));
+    let help = render(&state);
+    assert!(help.contains("In the flip dialog"), "{help}");
+    assert!(
+        help.contains("ctrl-b  From the confirmation back"),
+        "{help}"
+    );
+    assert!(help.contains("x flip"), "the dashboard in short: {help}");
+}

@@ -11,7 +11,10 @@ use nucleo_matcher::{Config as MatcherConfig, Matcher, Utf32Str};
 use tui_input::{Input, InputRequest};
 
 use super::action::Action;
-use super::keymap::{Command, Keymap};
+use super::keymap::{
+    self, AuditCommand, ColumnFilterCommand, Command, DialogCommand, FilterCommand, Keymap,
+    ListCommand,
+};
 use super::layout;
 use crate::audit::AuditRecord;
 use crate::flip::{self, FlipError, FlipOutcome, FlipRequest};
@@ -150,14 +153,96 @@ pub struct FlipDialog {
     pub from_draft: bool,
 }
 
-/// The keys of the dialog's current step, shown on its border and in the footer.
-pub fn dialog_hint(dialog: &FlipDialog) -> &'static str {
-    match (&dialog.stage, dialog.protected) {
-        (DialogStage::Note, _) => "Enter: next · F1: help · Esc: cancel (note kept)",
-        (DialogStage::Confirm, true) => "Enter: apply · Shift-Tab: back · ?: help · Esc: cancel",
-        (DialogStage::Confirm, false) => "y: apply · Shift-Tab: back · ?: help · n/Esc: cancel",
-        (DialogStage::Applying, _) => "applying… keys wait until it is done",
-        (DialogStage::Done { .. }, _) => "Enter: close",
+/// The keys of the dialog's current step, from the keymap, shown on its border and in the
+/// footer: the first key of each command that acts in this step.
+pub fn dialog_hint(dialog: &FlipDialog, keymap: &Keymap) -> String {
+    use DialogCommand::{Accept, Back, Cancel, Help, No, Yes};
+    let items: &[(&[DialogCommand], &str)] = match (&dialog.stage, dialog.protected) {
+        (DialogStage::Note, _) => &[
+            (&[Accept], "next"),
+            (&[Help], "help"),
+            (&[Cancel], "cancel (note kept)"),
+        ],
+        (DialogStage::Confirm, true) => &[
+            (&[Accept], "apply"),
+            (&[Back], "back"),
+            (&[Help], "help"),
+            (&[Cancel], "cancel"),
+        ],
+        (DialogStage::Confirm, false) => &[
+            (&[Yes], "apply"),
+            (&[Back], "back"),
+            (&[Help], "help"),
+            (&[No, Cancel], "cancel"),
+        ],
+        (DialogStage::Applying, _) => return "applying… keys wait until it is done".to_string(),
+        (DialogStage::Done { .. }, _) => &[(&[Accept], "close")],
+    };
+    items
+        .iter()
+        .filter_map(|(commands, label)| {
+            let keys = dialog_keys(dialog, keymap, commands);
+            (!keys.is_empty()).then(|| format!("{keys}: {label}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The first key of each of `commands` that acts in the dialog's current step, joined with
+/// `/` (`n/Esc`); empty when none is bound.
+pub fn dialog_keys(dialog: &FlipDialog, keymap: &Keymap, commands: &[DialogCommand]) -> String {
+    commands
+        .iter()
+        .filter_map(|command| {
+            keymap
+                .dialog
+                .keys(*command)
+                .find(|key| dialog_key_acts(dialog, key, *command))
+                .map(keymap::key_display)
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a key bound to `command` in `[dialog]` acts in the dialog's current step. While a
+/// field is typed (the note; a protected environment's name) its keys are text: characters
+/// (only the help's open the help from the confirmation: no name holds a `?`), and the
+/// editing keys while the field holds text (Backspace on the empty confirmation steps back).
+pub fn dialog_key_acts(dialog: &FlipDialog, key: &KeyEvent, command: DialogCommand) -> bool {
+    use DialogCommand::{Accept, Back, Cancel, Close, Help, No, Yes};
+    let field = match dialog.stage {
+        DialogStage::Note => Some(dialog.note.value()),
+        DialogStage::Confirm if dialog.protected => Some(dialog.confirm.value()),
+        DialogStage::Confirm => Some(""),
+        _ => None,
+    };
+    if let Some(field) = field {
+        let typing = dialog.stage == DialogStage::Note || dialog.protected;
+        if keymap::is_text_key(key) && typing {
+            return dialog.stage == DialogStage::Confirm && command == Help;
+        }
+        let editing = matches!(
+            key.code,
+            KeyCode::Backspace
+                | KeyCode::Delete
+                | KeyCode::Left
+                | KeyCode::Right
+                | KeyCode::Home
+                | KeyCode::End
+        );
+        if editing && (dialog.stage == DialogStage::Note || !field.is_empty()) {
+            return false;
+        }
+    }
+    match dialog.stage {
+        DialogStage::Note => matches!(command, Accept | Cancel | Help),
+        DialogStage::Confirm => match command {
+            Accept | Cancel | Back | Help => true,
+            Yes | No => !dialog.protected,
+            Close => false,
+        },
+        DialogStage::Applying => false,
+        DialogStage::Done { .. } => matches!(command, Accept | Cancel | Close),
     }
 }
 
@@ -715,7 +800,10 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                         dialog.request.env
                     )
                 } else {
-                    "keys that arrived with the note were ignored: press y to apply".to_string()
+                    format!(
+                        "keys that arrived with the note were ignored: press {} to apply",
+                        dialog_keys(dialog, &state.keymap, &[DialogCommand::Yes])
+                    )
                 });
             }
             Vec::new()
@@ -1259,6 +1347,9 @@ fn open_flip(state: &mut State) {
     }));
 }
 
+/// A key outside the dashboard: looked up in the current mode's section of the keymap; keys
+/// bound to nothing there are typed (filters, dialog fields), close (the environment list) or
+/// do nothing (the audit view).
 fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match &mut state.mode {
         Mode::Normal => Vec::new(),
@@ -1271,44 +1362,44 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
         }
         Mode::Audit(_) => {
             let page = super::view::audit::page(state.size.0, state.size.1) as i64;
-            match key.code {
-                KeyCode::Down | KeyCode::Char('j') => scroll_audit(state, 1),
-                KeyCode::Up | KeyCode::Char('k') => scroll_audit(state, -1),
-                KeyCode::PageDown | KeyCode::Char(' ') => scroll_audit(state, page),
-                KeyCode::PageUp => scroll_audit(state, -page),
-                KeyCode::Home | KeyCode::Char('g') => scroll_audit(state, i64::MIN / 2),
-                KeyCode::End | KeyCode::Char('G') => scroll_audit(state, i64::MAX / 2),
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('a') => state.mode = Mode::Normal,
-                _ => {}
+            match state.keymap.audit.command_for(&key) {
+                Some(AuditCommand::ScrollDown) => scroll_audit(state, 1),
+                Some(AuditCommand::ScrollUp) => scroll_audit(state, -1),
+                Some(AuditCommand::PageDown) => scroll_audit(state, page),
+                Some(AuditCommand::PageUp) => scroll_audit(state, -page),
+                Some(AuditCommand::Top) => scroll_audit(state, i64::MIN / 2),
+                Some(AuditCommand::Bottom) => scroll_audit(state, i64::MAX / 2),
+                Some(AuditCommand::Close) => state.mode = Mode::Normal,
+                None => {}
             }
             Vec::new()
         }
         Mode::Environments(selected) => {
             let last = state.envs.len().saturating_sub(1);
-            match key.code {
-                KeyCode::Down | KeyCode::Char('j') => *selected = (*selected + 1).min(last),
-                KeyCode::Up | KeyCode::Char('k') => *selected = selected.saturating_sub(1),
-                KeyCode::Home => *selected = 0,
-                KeyCode::End => *selected = last,
-                KeyCode::Enter => {
+            match state.keymap.environments.command_for(&key) {
+                Some(ListCommand::MoveDown) => *selected = (*selected + 1).min(last),
+                Some(ListCommand::MoveUp) => *selected = selected.saturating_sub(1),
+                Some(ListCommand::First) => *selected = 0,
+                Some(ListCommand::Last) => *selected = last,
+                Some(ListCommand::Jump) => {
                     let col = *selected;
                     state.mode = Mode::Normal;
                     state.jump_to_column(col);
                 }
-                _ => state.mode = Mode::Normal,
+                Some(ListCommand::Close) | None => state.mode = Mode::Normal,
             }
             Vec::new()
         }
         Mode::ColumnFilter => {
-            match key.code {
-                KeyCode::Enter => state.mode = Mode::Normal,
-                KeyCode::Esc => {
+            match state.keymap.column_filter.command_for(&key) {
+                Some(ColumnFilterCommand::Accept) => state.mode = Mode::Normal,
+                Some(ColumnFilterCommand::Cancel) => {
                     state.column_filter.reset();
                     state.mode = Mode::Normal;
                 }
-                KeyCode::Left => state.move_columns(-1),
-                KeyCode::Right => state.move_columns(1),
-                _ => {
+                Some(ColumnFilterCommand::MoveLeft) => state.move_columns(-1),
+                Some(ColumnFilterCommand::MoveRight) => state.move_columns(1),
+                None => {
                     edit(&mut state.column_filter, key);
                 }
             }
@@ -1317,18 +1408,18 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Mode::Filter => {
-            match key.code {
-                KeyCode::Enter => {
+            match state.keymap.filter.command_for(&key) {
+                Some(FilterCommand::Accept) => {
                     state.mode = Mode::Normal;
                     state.take_cursor();
                 }
-                KeyCode::Esc => {
+                Some(FilterCommand::Cancel) => {
                     state.filter.reset();
                     state.mode = Mode::Normal;
                 }
-                KeyCode::Up => state.move_rows(-1),
-                KeyCode::Down => state.move_rows(1),
-                _ => {
+                Some(FilterCommand::MoveUp) => state.move_rows(-1),
+                Some(FilterCommand::MoveDown) => state.move_rows(1),
+                None => {
                     if edit_capped(&mut state.filter, key, FILTER_MAX_CHARS) {
                         // Full: nothing changed, so the (costly) filter is not recomputed.
                         return Vec::new();
@@ -1340,17 +1431,18 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Mode::Flip(dialog) => {
-            let typing_note = dialog.stage == DialogStage::Note;
-            let help =
-                key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !typing_note);
-            let between_steps = matches!(dialog.stage, DialogStage::Note | DialogStage::Confirm);
-            if help && between_steps {
+            let command = state
+                .keymap
+                .dialog
+                .command_for(&key)
+                .filter(|command| dialog_key_acts(dialog, &key, *command));
+            if command == Some(DialogCommand::Help) {
                 if let Mode::Flip(dialog) = std::mem::replace(&mut state.mode, Mode::Help) {
                     state.help_return = Some(dialog);
                 }
                 return Vec::new();
             }
-            let (effects, close) = dialog_input(dialog, key);
+            let (effects, close) = dialog_input(dialog, key, command, &state.keymap);
             if let Some(close) = close {
                 if let (Close::Cancelled, Mode::Flip(dialog)) = (&close, &state.mode) {
                     let note = dialog.note.value().trim().to_string();
@@ -1359,8 +1451,15 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                         "cancelled: nothing changed".to_string()
                     } else {
                         state.drafts.insert(cell, note);
-                        "cancelled: nothing changed (the note is kept: f offers it again)"
-                            .to_string()
+                        let flip = state
+                            .keymap
+                            .keys_for(Command::Flip)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| "the flip key".to_string());
+                        format!(
+                            "cancelled: nothing changed (the note is kept: {flip} offers it again)"
+                        )
                     };
                     state.set_message(Level::Info, text);
                 }
@@ -1449,7 +1548,10 @@ fn paste(state: &mut State, text: &str) {
                 ));
             }
             DialogStage::Confirm => {
-                dialog.error = Some("a paste does not confirm: press y to apply".to_string());
+                dialog.error = Some(format!(
+                    "a paste does not confirm: press {} to apply",
+                    dialog_keys(dialog, &state.keymap, &[DialogCommand::Yes])
+                ));
             }
             _ => {}
         },
@@ -1470,78 +1572,72 @@ enum Close {
     Done,
 }
 
-/// Keys inside the flip dialog. Returns the flip effect once confirmed, and whether (and how)
-/// the dialog closes.
-fn dialog_input(dialog: &mut FlipDialog, key: KeyEvent) -> (Vec<Effect>, Option<Close>) {
-    let back = key.code == KeyCode::BackTab
-        || (key.code == KeyCode::Backspace && dialog.confirm.value().is_empty());
-    match dialog.stage.clone() {
-        DialogStage::Note => match key.code {
-            KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
-            KeyCode::Enter => {
-                if let Err(problem) = crate::text::validate_note(dialog.note.value()) {
-                    dialog.error = Some(problem.to_string());
-                } else {
-                    dialog.error = None;
-                    dialog.from_draft = false;
-                    dialog.stage = DialogStage::Confirm;
-                }
+/// Keys inside the flip dialog: `command` is what the key means in this step (see
+/// [`dialog_key_acts`]), `None` for text. Returns the flip effect once confirmed, and whether
+/// (and how) the dialog closes.
+fn dialog_input(
+    dialog: &mut FlipDialog,
+    key: KeyEvent,
+    command: Option<DialogCommand>,
+    keymap: &Keymap,
+) -> (Vec<Effect>, Option<Close>) {
+    use DialogCommand::{Accept, Back, Cancel, Close as Closing, No, Yes};
+    match (dialog.stage.clone(), command) {
+        (DialogStage::Note, Some(Cancel)) => return (Vec::new(), Some(Close::Cancelled)),
+        (DialogStage::Note, Some(Accept)) => {
+            if let Err(problem) = crate::text::validate_note(dialog.note.value()) {
+                dialog.error = Some(problem.to_string());
+            } else {
+                dialog.error = None;
+                dialog.from_draft = false;
+                dialog.stage = DialogStage::Confirm;
             }
-            _ => {
-                dialog.error = edit_capped(&mut dialog.note, key, crate::text::NOTE_MAX_CHARS)
-                    .then(|| {
-                        format!(
-                            "a note holds at most {} characters",
-                            crate::text::NOTE_MAX_CHARS
-                        )
-                    });
-            }
-        },
-        DialogStage::Confirm if back => {
+        }
+        (DialogStage::Note, _) => {
+            dialog.error =
+                edit_capped(&mut dialog.note, key, crate::text::NOTE_MAX_CHARS).then(|| {
+                    format!(
+                        "a note holds at most {} characters",
+                        crate::text::NOTE_MAX_CHARS
+                    )
+                });
+        }
+        (DialogStage::Confirm, Some(Back)) => {
             // One step back: the note can be changed before anything is applied.
             dialog.confirm.reset();
             dialog.error = None;
             dialog.stage = DialogStage::Note;
         }
-        DialogStage::Confirm => {
-            if dialog.protected {
-                match key.code {
-                    KeyCode::Esc => return (Vec::new(), Some(Close::Cancelled)),
-                    KeyCode::Enter => {
-                        if same_names(dialog.confirm.value(), &dialog.expected) {
-                            return (start_flip(dialog), None);
-                        }
-                        dialog.error = Some(format!(
-                            "type `{}` exactly to confirm, or Esc to cancel",
-                            dialog.expected
-                        ));
-                    }
-                    _ => {
-                        edit_capped(&mut dialog.confirm, key, FILTER_MAX_CHARS);
-                        dialog.error = None;
-                    }
-                }
-            } else {
-                match key.code {
-                    KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                        return (start_flip(dialog), None);
-                    }
-                    KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('N') => {
-                        return (Vec::new(), Some(Close::Cancelled));
-                    }
-                    _ => dialog.error = Some("press y to apply, n or Esc to cancel".into()),
-                }
-            }
+        (DialogStage::Confirm, Some(Cancel | No)) => {
+            return (Vec::new(), Some(Close::Cancelled));
         }
-        DialogStage::Applying => {}
-        DialogStage::Done { .. } => {
-            if matches!(
-                key.code,
-                KeyCode::Enter | KeyCode::Esc | KeyCode::Char(' ') | KeyCode::Char('q')
-            ) {
-                return (Vec::new(), Some(Close::Done));
+        (DialogStage::Confirm, Some(Accept)) if dialog.protected => {
+            if same_names(dialog.confirm.value(), &dialog.expected) {
+                return (start_flip(dialog), None);
             }
+            dialog.error = Some(format!(
+                "type `{}` exactly to confirm, or {} to cancel",
+                dialog.expected,
+                dialog_keys(dialog, keymap, &[Cancel])
+            ));
         }
+        (DialogStage::Confirm, Some(Accept | Yes)) => return (start_flip(dialog), None),
+        (DialogStage::Confirm, _) if dialog.protected => {
+            edit_capped(&mut dialog.confirm, key, FILTER_MAX_CHARS);
+            dialog.error = None;
+        }
+        (DialogStage::Confirm, _) => {
+            dialog.error = Some(format!(
+                "press {} to apply, {} to cancel",
+                dialog_keys(dialog, keymap, &[Yes]),
+                dialog_keys(dialog, keymap, &[No, Cancel]).replace('/', " or ")
+            ));
+        }
+        (DialogStage::Applying, _) => {}
+        (DialogStage::Done { .. }, Some(Accept | Cancel | Closing)) => {
+            return (Vec::new(), Some(Close::Done));
+        }
+        (DialogStage::Done { .. }, _) => {}
     }
     (Vec::new(), None)
 }

@@ -84,6 +84,15 @@ pub fn press(state: &mut State, code: KeyCode) -> Vec<Effect> {
     }
 }
 
+/// Presses a key with modifiers (`ctrl-x`).
+#[allow(dead_code)]
+pub fn press_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
+    match killswitch::tui::app::key_action(state, key) {
+        Some(action) => update(state, action),
+        None => Vec::new(),
+    }
+}
+
 pub fn type_text(state: &mut State, text: &str) -> Vec<Effect> {
     let mut effects = Vec::new();
     for c in text.chars() {

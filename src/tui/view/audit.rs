@@ -12,9 +12,6 @@ use super::centered;
 use crate::tui::app::AuditView;
 use crate::{redact, text};
 
-/// The keys of the audit view, on its border and in the footer.
-pub const HINT: &str = "j/k ↑/↓ · PgUp/PgDn · g/G Home/End · Esc: close";
-
 /// Every line of the view, in order, wrapped at `width` characters (continuations indented), so
 /// the scroll position maps to rows one to one and a long note is read in full.
 pub fn lines(view: &AuditView, width: usize) -> Vec<Line<'static>> {
@@ -152,7 +149,8 @@ pub fn page(width: u16, height: u16) -> usize {
     .max(1)
 }
 
-pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
+/// `hint`: the view's keys from the keymap, on its bottom border.
+pub fn render(frame: &mut Frame, area: Rect, view: &AuditView, hint: &str) {
     let popup = popup(area);
     frame.render_widget(Clear, popup);
     let scroll = u16::try_from(view.scroll).unwrap_or(u16::MAX);
@@ -162,7 +160,7 @@ pub fn render(frame: &mut Frame, area: Rect, view: &AuditView) {
                 Block::new()
                     .borders(Borders::ALL)
                     .title(format!(" {} ", text::line(&view.title)))
-                    .title_bottom(format!(" {HINT} ")),
+                    .title_bottom(format!(" {hint} ")),
             )
             .scroll((scroll, 0)),
         popup,

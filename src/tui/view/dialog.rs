@@ -142,7 +142,7 @@ pub fn fits(area: Rect, dialog: &FlipDialog, state: &State) -> bool {
 pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State) {
     let danger = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
     let hint = Line::styled(
-        format!(" {} ", dialog_hint(dialog)),
+        format!(" {} ", dialog_hint(dialog, &state.keymap)),
         Style::new().add_modifier(Modifier::BOLD),
     );
     let block = Block::new()

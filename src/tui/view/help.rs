@@ -1,4 +1,7 @@
 //! The help screen, generated from the active keymap: it cannot drift from what keys do.
+//!
+//! The mode help was opened from (the dashboard, or the flip dialog) is listed in full with each
+//! binding's description; every other mode follows in one or two lines of keys and action names.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,59 +10,106 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::centered;
+use crate::text;
 use crate::tui::app::State;
+use crate::tui::keymap::{Commands, Layer, key_label};
 
-pub fn render(frame: &mut Frame, area: Rect, state: &State) {
-    let bold = Style::new().add_modifier(Modifier::BOLD);
-    let bindings = state.keymap.help_lines(state.read_only);
-    let key_width = bindings
-        .iter()
-        .map(|(keys, _)| keys.chars().count())
-        .max()
-        .unwrap_or(4);
-    let mut lines: Vec<Line> = bindings
-        .iter()
+/// The line-editing keys of the filters and the dialog's fields beyond the obvious ones
+/// (fixed, like a shell's).
+pub const TYPING: &[&str] = &[
+    "ctrl-u clear",
+    "ctrl-w delete a word",
+    "ctrl-a/ctrl-e start/end",
+];
+
+/// One mode in short: each command's keys and name (`enter accept · esc cancel`).
+fn compact<C: Commands>(layer: &Layer<C>, read_only: bool) -> Vec<String> {
+    C::all()
+        .into_iter()
+        .filter(|command| !(read_only && command.is_dangerous()))
+        .filter_map(|command| {
+            let keys: Vec<String> = layer.keys(command).map(key_label).collect();
+            (!keys.is_empty())
+                .then(|| format!("{} {}", keys.join("/"), command.name().replace('_', " ")))
+        })
+        .collect()
+}
+
+/// `items` joined with ` · ` in lines of at most `width` characters.
+fn wrap(items: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for item in items {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 3 + item.chars().count() <= width => {
+                line.push_str(" · ");
+                line.push_str(item);
+            }
+            _ => lines.push(item.clone()),
+        }
+    }
+    lines
+}
+
+/// The full list of one mode: keys right-aligned to `key_width`, then the description.
+fn full<'a>(rows: &[(String, String)], key_width: usize, bold: Style) -> Vec<Line<'a>> {
+    rows.iter()
         .map(|(keys, desc)| {
             Line::from(vec![
                 Span::styled(format!("{keys:>key_width$}  "), bold),
-                Span::raw(desc.clone()),
+                Span::raw(text::line(desc)),
             ])
         })
-        .collect();
+        .collect()
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let keymap = &state.keymap;
+    let read_only = state.read_only;
+    let from_dialog = state.help_return.is_some();
+    let main = if from_dialog {
+        keymap.dialog.help_lines(read_only)
+    } else {
+        keymap.dashboard.help_lines(read_only)
+    };
+    let key_width = main
+        .iter()
+        .map(|(keys, _)| keys.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(10);
+    // Room for the short lines beside their titles: the screen less borders and margins.
+    let room = usize::from(area.width)
+        .saturating_sub(key_width + 6)
+        .clamp(30, 96);
+    let mut lines: Vec<Line> = Vec::new();
+    if from_dialog {
+        lines.push(Line::styled("In the flip dialog", bold));
+    }
+    lines.extend(full(&main, key_width, bold));
     lines.push(Line::from(""));
-    lines.push(Line::styled(
-        "In the filters (flags /, columns :) and the flip dialog",
-        bold,
-    ));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Accept / next step",
-        "enter"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Cancel: nothing changes",
-        "esc"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Clear the line",
-        "ctrl-u"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Dialog: back from the confirmation to the note",
-        "shift-tab"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Dialog: this help (Esc keeps the note as a draft)",
-        "f1"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  Column filter: prod*, *-eu, eu, a group; several with spaces",
-        ":"
-    )));
-    lines.push(Line::from(format!(
-        "{:>key_width$}  In the environment list: move; enter goes to that column",
-        "j/k"
-    )));
-    if state.read_only {
+    let mut others: Vec<(&str, Vec<String>)> = Vec::new();
+    if from_dialog {
+        others.push(("dashboard", compact(&keymap.dashboard, read_only)));
+    }
+    others.push(("filter /", compact(&keymap.filter, read_only)));
+    others.push(("columns :", compact(&keymap.column_filter, read_only)));
+    others.push(("env list", compact(&keymap.environments, read_only)));
+    if !from_dialog && !read_only {
+        others.push(("flip dialog", compact(&keymap.dialog, read_only)));
+    }
+    others.push(("audit view", compact(&keymap.audit, read_only)));
+    others.push(("typing", TYPING.iter().map(|s| s.to_string()).collect()));
+    for (title, items) in others {
+        for (index, line) in wrap(&items, room).into_iter().enumerate() {
+            let title = if index == 0 { title } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{title:>key_width$}  "), bold),
+                Span::raw(line),
+            ]));
+        }
+    }
+    if read_only {
         lines.push(Line::from(""));
         lines.push(Line::styled(
             "READ-ONLY: flips are disabled (started with --read-only).",
@@ -69,7 +119,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     lines.push(Line::from(""));
     lines.push(Line::from(format!(
         "keymap: {}  ·  any key closes",
-        state.keymap.origin
+        text::line(&keymap.origin)
     )));
     // A terminal too short for every line: say how much is missing instead of cutting silently.
     let room = usize::from(area.height.saturating_sub(2));

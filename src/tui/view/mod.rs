@@ -52,7 +52,7 @@ pub fn render(frame: &mut Frame, state: &State) {
     match &state.mode {
         Mode::Help => help::render(frame, area, state),
         Mode::Flip(dialog) => dialog::render(frame, area, dialog, state),
-        Mode::Audit(view) => audit::render(frame, area, view),
+        Mode::Audit(view) => audit::render(frame, area, view, &status_bar::audit_hint(state)),
         Mode::Environments(selected) => environments::render(frame, area, state, *selected),
         Mode::Normal | Mode::Filter | Mode::ColumnFilter => {}
     }

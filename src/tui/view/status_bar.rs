@@ -9,7 +9,9 @@ use ratatui::widgets::Paragraph;
 
 use super::SPINNER;
 use crate::tui::app::{Level, LoadState, Mode, State};
-use crate::tui::keymap::Command;
+use crossterm::event::KeyEvent;
+
+use crate::tui::keymap::{Command, Commands, Hint};
 use crate::{redact, text};
 
 pub fn render_message(frame: &mut Frame, area: Rect, state: &State) {
@@ -183,58 +185,81 @@ pub fn summary(state: &State, room: usize) -> (String, bool) {
     (text, !failed.is_empty())
 }
 
-pub fn render_help_bar(frame: &mut Frame, area: Rect, state: &State) {
+/// The hint line of the current mode, generated from the active keymap: the first key of
+/// each command the mode shows there, with its label.
+pub fn hint_line(state: &State, width: usize) -> String {
+    let keymap = &state.keymap;
+    let any = |_: &KeyEvent| true;
+    let items = |hints: Vec<(String, Hint)>| {
+        hints
+            .into_iter()
+            .map(|(keys, hint)| format!("{keys}: {}", hint.label))
+            .collect::<Vec<_>>()
+    };
     let text = match &state.mode {
-        Mode::Filter => "type to filter · enter: keep · esc: clear".to_string(),
+        Mode::Filter => {
+            let mut parts = vec!["type to filter".to_string()];
+            parts.extend(items(keymap.filter.hints(|_| true, any)));
+            parts.join(" · ")
+        }
         Mode::ColumnFilter => {
-            "type a column filter: prod*, eu, a group · enter: keep · esc: clear".to_string()
+            let mut parts = vec!["type a column filter: prod*, eu, a group".to_string()];
+            parts.extend(items(keymap.column_filter.hints(|_| true, any)));
+            parts.join(" · ")
         }
         Mode::Environments(_) => {
-            "j/k move · enter: go to that column · any other key closes".to_string()
+            let mut parts = items(keymap.environments.hints(|_| true, any));
+            parts.push("any other key closes".to_string());
+            parts.join(" · ")
         }
-        Mode::Flip(dialog) => crate::tui::app::dialog_hint(dialog).to_string(),
+        Mode::Flip(dialog) => crate::tui::app::dialog_hint(dialog, keymap),
         Mode::Help => "any key closes".to_string(),
-        Mode::Audit(_) => super::audit::HINT.to_string(),
+        Mode::Audit(_) => audit_hint(state),
         Mode::Normal => {
-            let mut commands = vec![
-                Command::Flip,
-                Command::Filter,
-                Command::ColumnFilter,
-                Command::Environments,
-                Command::AuditLog,
-                Command::Refresh,
-                Command::ToggleDetails,
-                Command::Help,
-                Command::Quit,
-            ];
-            let line = |commands: &[Command]| {
-                commands
+            let mut hints = keymap
+                .dashboard
+                .hints(|command| !(state.read_only && command.is_dangerous()), any);
+            let line = |hints: &[(String, Hint)]| {
+                hints
                     .iter()
-                    .filter(|command| !(state.read_only && command.is_dangerous()))
-                    .filter_map(|command| {
-                        let keys = state.keymap.keys_for(*command);
-                        keys.first().map(|key| format!("{key} {}", command.short()))
-                    })
+                    .map(|(keys, hint)| format!("{keys} {}", hint.label))
                     .collect::<Vec<_>>()
                     .join(" · ")
             };
-            // When narrow, the hints help lists anyway go first; `? help` stays.
-            let mut text = line(&commands);
-            for less in [
-                Command::ToggleDetails,
-                Command::Refresh,
-                Command::AuditLog,
-                Command::Quit,
-            ] {
-                if text.chars().count() <= usize::from(area.width) {
+            // When narrow, the hints kept least go first; the most kept (`? help`) stays.
+            let mut text = line(&hints);
+            while text.chars().count() > width && hints.len() > 1 {
+                let Some(least) = hints
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, (_, hint))| hint.keep)
+                    .map(|(index, _)| index)
+                else {
                     break;
-                }
-                commands.retain(|command| *command != less);
-                text = line(&commands);
+                };
+                hints.remove(least);
+                text = line(&hints);
             }
-            text::cut_end(&text, usize::from(area.width))
+            text
         }
     };
+    text::cut_end(&text, width)
+}
+
+/// The audit view's keys, on its border and in the footer.
+pub fn audit_hint(state: &State) -> String {
+    state
+        .keymap
+        .audit
+        .hints(|_| true, |_| true)
+        .into_iter()
+        .map(|(keys, hint)| format!("{keys}: {}", hint.label))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+pub fn render_help_bar(frame: &mut Frame, area: Rect, state: &State) {
+    let text = hint_line(state, usize::from(area.width));
     frame.render_widget(
         Paragraph::new(Line::styled(text, Style::new().add_modifier(Modifier::DIM))),
         area,
