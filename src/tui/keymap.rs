@@ -10,6 +10,13 @@
 //! Each mode's commands are one enum declared with [`commands!`]: a variant, its help text
 //! and (optionally) its hint-line label, in one line. Names come from serde
 //! (`rename_all = "snake_case"`): nothing else lists them.
+//!
+//! - A new command in a mode: one line in that mode's `commands!` enum, one entry in that
+//!   section of each shipped keymap (`keymaps/default.toml`, `keymaps/vim.toml`); the compiler
+//!   then asks for its arm where the mode's keys are handled (`app::command_effects` for the
+//!   dashboard, `app::input` for the others). Help, hints and the keymap docs' check follow.
+//! - A new mode: one `commands!` enum, one line in `sections!`, a section in each shipped
+//!   keymap, and its lookup in `app::input`.
 
 use std::path::Path;
 
@@ -332,25 +339,6 @@ impl<C: Commands> Layer<C> {
     }
 }
 
-/// The active keymap: one layer per mode.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Keymap {
-    /// Where it came from, for the help screen ("default", "vim + ~/.config/.../keymap.toml").
-    pub origin: String,
-    /// `[dashboard]` (an old flat file's `[[keys]]`).
-    pub dashboard: Layer<Command>,
-    /// `[filter]`: typing the flag filter.
-    pub filter: Layer<FilterCommand>,
-    /// `[column_filter]`: typing the column filter.
-    pub column_filter: Layer<ColumnFilterCommand>,
-    /// `[environments]`: the list of every environment.
-    pub environments: Layer<ListCommand>,
-    /// `[dialog]`: the flip dialog.
-    pub dialog: Layer<DialogCommand>,
-    /// `[audit]`: the audit and vendor-history view.
-    pub audit: Layer<AuditCommand>,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{location}: {message}")]
 pub struct KeymapError {
@@ -358,28 +346,64 @@ pub struct KeymapError {
     pub message: String,
 }
 
-/// The sections a keymap file may have, in the order the help lists them.
-pub const SECTIONS: &[&str] = &[
-    "dashboard",
-    "filter",
-    "column_filter",
-    "environments",
-    "dialog",
-    "audit",
-];
+/// Declares the keymap's sections: each becomes a field of [`Keymap`] (a [`Layer`] of its
+/// command enum), a `[section]` a keymap file may have, and an entry of [`SECTIONS`].
+macro_rules! sections {
+    ( $( $(#[$doc:meta])* $field:ident: $commands:ty, )* ) => {
+        /// The active keymap: one layer per mode.
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct Keymap {
+            /// Where it came from, for the help screen ("default", "vim + ~/.config/.../keymap.toml").
+            pub origin: String,
+            $( $(#[$doc])* pub $field: Layer<$commands>, )*
+        }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeymapFile {
-    /// The flat format before sections: dashboard keys.
-    #[serde(default)]
-    keys: Option<toml::Spanned<Vec<toml::Spanned<Entry>>>>,
-    dashboard: Option<Section>,
-    filter: Option<Section>,
-    column_filter: Option<Section>,
-    environments: Option<Section>,
-    dialog: Option<Section>,
-    audit: Option<Section>,
+        /// The sections a keymap file may have.
+        pub const SECTIONS: &[&str] = &[ $( stringify!($field), )* ];
+
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct KeymapFile {
+            /// The flat format before sections: dashboard keys.
+            #[serde(default)]
+            keys: Option<toml::Spanned<Vec<toml::Spanned<Entry>>>>,
+            $( $field: Option<Section>, )*
+        }
+
+        impl Keymap {
+            /// Every section of a parsed file, each checked (see [`layer`]).
+            fn from_file_sections(
+                file: &KeymapFile,
+                name: &str,
+                text: &str,
+            ) -> Result<Keymap, KeymapError> {
+                Ok(Keymap {
+                    origin: name.to_string(),
+                    $( $field: layer(entries(&file.$field), stringify!($field), name, text)?, )*
+                })
+            }
+
+            /// Each section's keys from `user` win over this keymap's in that section.
+            fn overlay_sections(&mut self, user: Keymap) {
+                $( self.$field.overlay(user.$field); )*
+            }
+        }
+    };
+}
+
+sections! {
+    /// `[dashboard]` (an old flat file's `[[keys]]`).
+    dashboard: Command,
+    /// `[filter]`: typing the flag filter.
+    filter: FilterCommand,
+    /// `[column_filter]`: typing the column filter.
+    column_filter: ColumnFilterCommand,
+    /// `[environments]`: the list of every environment.
+    environments: ListCommand,
+    /// `[dialog]`: the flip dialog.
+    dialog: DialogCommand,
+    /// `[audit]`: the audit and vendor-history view.
+    audit: AuditCommand,
 }
 
 #[derive(Deserialize)]
@@ -493,8 +517,9 @@ impl Keymap {
             location: location_of(name, text, err.span().map(|s| s.start)),
             message: err.message().to_string(),
         })?;
-        let dashboard = match (&file.keys, &file.dashboard) {
-            (Some(keys), Some(_)) => {
+        let mut keymap = Keymap::from_file_sections(&file, name, text)?;
+        if let Some(keys) = &file.keys {
+            if file.dashboard.is_some() {
                 return Err(KeymapError {
                     location: location_of(name, text, Some(keys.span().start)),
                     message: "both `[[keys]]` (the old flat format) and `[dashboard]`: move \
@@ -502,19 +527,9 @@ impl Keymap {
                         .to_string(),
                 });
             }
-            (Some(keys), None) => layer(keys.get_ref(), "dashboard", name, text)?,
-            (None, Some(section)) => layer(&section.keymap, "dashboard", name, text)?,
-            (None, None) => Layer::default(),
-        };
-        Ok(Keymap {
-            origin: name.to_string(),
-            dashboard,
-            filter: layer(entries(&file.filter), "filter", name, text)?,
-            column_filter: layer(entries(&file.column_filter), "column_filter", name, text)?,
-            environments: layer(entries(&file.environments), "environments", name, text)?,
-            dialog: layer(entries(&file.dialog), "dialog", name, text)?,
-            audit: layer(entries(&file.audit), "audit", name, text)?,
-        })
+            keymap.dashboard = layer(keys.get_ref(), "dashboard", name, text)?;
+        }
+        Ok(keymap)
     }
 
     /// The embedded `default` or `vim` keymap.
@@ -555,13 +570,8 @@ impl Keymap {
     /// This keymap with `user`'s keys winning, per mode: each key the user binds in a section
     /// loses its old binding in that section.
     pub fn overlaid(mut self, user: Keymap) -> Keymap {
-        self.dashboard.overlay(user.dashboard);
-        self.filter.overlay(user.filter);
-        self.column_filter.overlay(user.column_filter);
-        self.environments.overlay(user.environments);
-        self.dialog.overlay(user.dialog);
-        self.audit.overlay(user.audit);
         self.origin = format!("{} + {}", self.origin, user.origin);
+        self.overlay_sections(user);
         self
     }
 
