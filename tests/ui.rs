@@ -15,6 +15,50 @@ fn dashboard_shows_every_flag_and_environment() {
     insta::assert_snapshot!("dashboard", screen);
 }
 
+/// The README's picture, `docs/dashboard.svg`, is this test's screen: it fails when the
+/// committed picture differs from what the code draws now. `UPDATE_DOCS=1` writes it.
+#[test]
+fn the_readme_picture_is_what_the_dashboard_draws() {
+    let state = loaded(false, (110, 30), None);
+    let svg = support::svg::render(
+        &support::dashboard::render_buffer(&state),
+        "killswitch: the dashboard on its local flag files",
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/dashboard.svg");
+    if std::env::var("UPDATE_DOCS").as_deref() == Ok("1") {
+        std::fs::write(path, &svg).expect("write docs/dashboard.svg");
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == svg,
+        "docs/dashboard.svg is not what the dashboard draws now: review the change, then \
+         `UPDATE_DOCS=1 cargo test --test ui the_readme_picture` writes it"
+    );
+    // What the picture holds is the screen.
+    for key in ["kill_switch_checkout", "catalog_v2_search_engine"] {
+        assert!(svg.contains(key), "{key} in the picture");
+    }
+}
+
+/// The picture's text is sanitised and escaped: a flag key with markup and a control
+/// character cannot break out of its `<text>`.
+#[test]
+fn the_picture_escapes_every_text() {
+    let mut buffer = ratatui::buffer::Buffer::empty(ratatui::layout::Rect::new(0, 0, 40, 2));
+    buffer.set_string(0, 0, "<script>&\"x\u{1b}[31m", ratatui::style::Style::new());
+    let svg = support::svg::render(&buffer, "a </title> title");
+    assert!(!svg.contains("<script>"), "{svg}");
+    assert!(svg.contains("&lt;script&gt;&amp;&quot;x"), "{svg}");
+    assert!(
+        !svg.contains('\u{1b}'),
+        "the escape is shown escaped: {svg}"
+    );
+    assert!(
+        svg.contains("<title>a &lt;/title&gt; title</title>"),
+        "{svg}"
+    );
+}
+
 #[test]
 fn dashboard_while_loading_and_after_a_failure() {
     let mut state = state(false, (110, 24), None);

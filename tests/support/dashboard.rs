@@ -85,7 +85,6 @@ pub fn press(state: &mut State, code: KeyCode) -> Vec<Effect> {
 }
 
 /// Presses a key with modifiers (`ctrl-x`).
-#[allow(dead_code)]
 pub fn press_key(state: &mut State, key: KeyEvent) -> Vec<Effect> {
     match killswitch::tui::app::key_action(state, key) {
         Some(action) => update(state, action),
@@ -111,15 +110,20 @@ pub fn vault_failure(message: &str) -> ConnectError {
     ConnectError::Credentials(CredentialError::new(CredentialKind::Denied, message))
 }
 
-/// Renders the state into a TestBackend and returns the screen as text.
-pub fn render(state: &State) -> String {
+/// Renders the state into a TestBackend and returns its buffer: every cell with its style.
+pub fn render_buffer(state: &State) -> ratatui::buffer::Buffer {
     let (width, height) = state.size;
     let backend = ratatui::backend::TestBackend::new(width, height);
     let mut terminal = ratatui::Terminal::new(backend).expect("test terminal");
     terminal
         .draw(|frame| killswitch::tui::view::render(frame, state))
         .expect("draw");
-    let buffer = terminal.backend().buffer();
+    terminal.backend().buffer().clone()
+}
+
+/// Renders the state into a TestBackend and returns the screen as text.
+pub fn render(state: &State) -> String {
+    let buffer = &render_buffer(state);
     let mut text = String::new();
     for y in 0..buffer.area.height {
         let mut line = String::new();

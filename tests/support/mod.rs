@@ -7,6 +7,7 @@ pub mod faults;
 pub mod openbao;
 pub mod pty;
 pub mod sdk;
+pub mod svg;
 pub mod vendor;
 
 use std::path::PathBuf;
