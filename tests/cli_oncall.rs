@@ -373,12 +373,12 @@ async fn doctor_checks_vault_each_secret_and_the_vendor() {
     );
 }
 
-/// The README's `# policy: NAME` HCL blocks.
-fn readme_policies() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+/// The `# policy: NAME` HCL blocks of docs/vault.md.
+fn documented_policies() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/vault.md"))
+        .expect("docs/vault.md");
     let mut policies = Vec::new();
-    for block in readme.split("```hcl\n").skip(1) {
+    for block in doc.split("```hcl\n").skip(1) {
         let body = block.split("```").next().unwrap_or_default();
         if let Some(name) = body
             .lines()
@@ -391,16 +391,16 @@ fn readme_policies() -> Vec<(String, String)> {
     policies
 }
 
-/// The least-privilege policies as the README prints them, loaded into a real OpenBao: the
+/// The least-privilege policies as docs/vault.md prints them, loaded into a real OpenBao: the
 /// operator's token gets a write path, the viewer's reads and gets none (doctor still passes:
 /// read-only is a valid setup, and it says why).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_policies_give_operators_writes_and_viewers_reads() {
+async fn the_documented_policies_give_operators_writes_and_viewers_reads() {
     if !openbao::available() {
         return;
     }
     let Some(bao) = openbao::shared() else { return };
-    let policies = readme_policies();
+    let policies = documented_policies();
     let names: Vec<&str> = policies.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["killswitch-operator", "killswitch-viewer"]);
     for (name, text) in &policies {

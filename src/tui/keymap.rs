@@ -967,6 +967,58 @@ mod tests {
         assert_eq!(close.first().map(|(keys, _)| keys.as_str()), Some("Ctrl-x"));
     }
 
+    /// The table rows of docs/keymaps.md under the heading naming `[section]`: each action of
+    /// the section is in one (a row naming another section in its first cell does not count).
+    fn documented<C: Commands>(doc: &str, section: &str) -> Vec<&'static str> {
+        let tag = format!("`[{section}]`");
+        let block: Vec<&str> = doc
+            .split("\n### ")
+            .filter(|block| block.lines().next().is_some_and(|h| h.contains(&tag)))
+            .flat_map(|block| block.lines())
+            .filter(|line| line.starts_with('|'))
+            .filter(|line| {
+                let first = line.split('|').nth(1).unwrap_or_default();
+                !first.contains("`[") || first.contains(&tag)
+            })
+            .collect();
+        names::<C>()
+            .iter()
+            .copied()
+            .filter(|name| !block.iter().any(|line| line.contains(&format!("`{name}`"))))
+            .collect()
+    }
+
+    #[test]
+    fn the_keymap_docs_list_every_action() {
+        let doc = include_str!("../../docs/keymaps.md");
+        let missing = [
+            ("dashboard", documented::<Command>(doc, "dashboard")),
+            ("filter", documented::<FilterCommand>(doc, "filter")),
+            (
+                "column_filter",
+                documented::<ColumnFilterCommand>(doc, "column_filter"),
+            ),
+            (
+                "environments",
+                documented::<ListCommand>(doc, "environments"),
+            ),
+            ("dialog", documented::<DialogCommand>(doc, "dialog")),
+            ("audit", documented::<AuditCommand>(doc, "audit")),
+        ];
+        for (section, missing) in missing {
+            assert!(
+                missing.is_empty(),
+                "docs/keymaps.md does not list {missing:?} under [{section}]"
+            );
+        }
+        for section in SECTIONS {
+            assert!(
+                doc.contains(&format!("`[{section}]`")),
+                "{section} documented"
+            );
+        }
+    }
+
     #[test]
     fn key_names_round_trip() {
         for name in [
