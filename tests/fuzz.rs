@@ -76,6 +76,12 @@ fn tomlish() -> impl Strategy<Value = String> {
         Just("\"\n"),
         Just("=\n"),
         Just("é\u{0}\n"),
+        Just("[dashboard]\n"),
+        Just("[dialog]\n"),
+        Just("[filter]\n"),
+        Just("keymap = [ { on = \"x\", run = \"yes\" }, { on = \"x\", run = \"no\" } ]\n"),
+        Just("keymap = [ { on = [], run = \"accept\", desc = 3 } ]\n"),
+        Just("keymap = [ { on = \"q\", run = \"cancel\" } ]\n"),
     ];
     prop::collection::vec(token, 0..12).prop_map(|tokens| tokens.concat())
 }
