@@ -303,20 +303,16 @@ impl<C: Commands> Layer<C> {
     }
 
     /// The hint line's items for the commands `offered` (in declaration order): the first key
-    /// `shown` accepts of each, commands with the same label joined (`j/k: move`), each with
-    /// its label and how long it is kept.
-    pub fn hints(
-        &self,
-        offered: impl Fn(C) -> bool,
-        shown: impl Fn(&KeyEvent) -> bool,
-    ) -> Vec<(String, Hint)> {
+    /// of each, commands with the same label joined (`j/k: move`), each with its label and how
+    /// long it is kept.
+    pub fn hints(&self, offered: impl Fn(C) -> bool) -> Vec<(String, Hint)> {
         let mut items: Vec<(Vec<String>, Hint)> = Vec::new();
         for command in C::all() {
             let Some(hint) = command.hint() else { continue };
             if !offered(command) {
                 continue;
             }
-            let Some(key) = self.keys(command).find(|key| shown(key)) else {
+            let Some(key) = self.keys(command).next() else {
                 continue;
             };
             let key = key_display(key);
@@ -940,7 +936,7 @@ mod tests {
         let keymap = Keymap::builtin("default").expect("default");
         let hints: Vec<String> = keymap
             .audit
-            .hints(|_| true, |_| true)
+            .hints(|_| true)
             .into_iter()
             .map(|(keys, hint)| format!("{keys}: {}", hint.label))
             .collect();
@@ -961,9 +957,7 @@ mod tests {
         // Bound first, the user's key leads the hint.
         let mut merged = keymap.overlaid(user);
         merged.audit.bindings.rotate_right(1);
-        let close = merged
-            .audit
-            .hints(|command| command == AuditCommand::Close, |_| true);
+        let close = merged.audit.hints(|command| command == AuditCommand::Close);
         assert_eq!(close.first().map(|(keys, _)| keys.as_str()), Some("Ctrl-x"));
     }
 

@@ -9,7 +9,6 @@ use ratatui::widgets::Paragraph;
 
 use super::SPINNER;
 use crate::tui::app::{Level, LoadState, Mode, State};
-use crossterm::event::KeyEvent;
 
 use crate::tui::keymap::{Command, Commands, Hint};
 use crate::{redact, text};
@@ -189,7 +188,6 @@ pub fn summary(state: &State, room: usize) -> (String, bool) {
 /// each command the mode shows there, with its label.
 pub fn hint_line(state: &State, width: usize) -> String {
     let keymap = &state.keymap;
-    let any = |_: &KeyEvent| true;
     let items = |hints: Vec<(String, Hint)>| {
         hints
             .into_iter()
@@ -199,16 +197,16 @@ pub fn hint_line(state: &State, width: usize) -> String {
     let text = match &state.mode {
         Mode::Filter => {
             let mut parts = vec!["type to filter".to_string()];
-            parts.extend(items(keymap.filter.hints(|_| true, any)));
+            parts.extend(items(keymap.filter.hints(|_| true)));
             parts.join(" · ")
         }
         Mode::ColumnFilter => {
             let mut parts = vec!["type a column filter: prod*, eu, a group".to_string()];
-            parts.extend(items(keymap.column_filter.hints(|_| true, any)));
+            parts.extend(items(keymap.column_filter.hints(|_| true)));
             parts.join(" · ")
         }
         Mode::Environments(_) => {
-            let mut parts = items(keymap.environments.hints(|_| true, any));
+            let mut parts = items(keymap.environments.hints(|_| true));
             parts.push("any other key closes".to_string());
             parts.join(" · ")
         }
@@ -218,7 +216,7 @@ pub fn hint_line(state: &State, width: usize) -> String {
         Mode::Normal => {
             let mut hints = keymap
                 .dashboard
-                .hints(|command| !(state.read_only && command.is_dangerous()), any);
+                .hints(|command| !(state.read_only && command.is_dangerous()));
             let line = |hints: &[(String, Hint)]| {
                 hints
                     .iter()
@@ -251,7 +249,7 @@ pub fn audit_hint(state: &State) -> String {
     state
         .keymap
         .audit
-        .hints(|_| true, |_| true)
+        .hints(|_| true)
         .into_iter()
         .map(|(keys, hint)| format!("{keys}: {}", hint.label))
         .collect::<Vec<_>>()
