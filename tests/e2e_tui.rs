@@ -434,3 +434,48 @@ fn thirty_columns_scroll_page_and_filter_in_a_real_terminal() {
     tui.send("q");
     assert_eq!(tui.wait_exit(LIMIT), 0);
 }
+
+/// A user keymap is read before the terminal is touched: a key bound twice in one mode is
+/// refused naming the file, the line and the key; an old flat `[[keys]]` file still works in a
+/// real terminal, its key shown on the hint line and acting.
+#[test]
+fn user_keymaps_old_and_new_are_read_and_a_bad_one_is_named() {
+    let home = Home::new();
+    let dir = home.path().join("config/killswitch");
+    std::fs::create_dir_all(&dir).expect("config dir");
+    let user = dir.join("keymap.toml");
+    std::fs::write(
+        &user,
+        "[dialog]\nkeymap = [\n  { on = \"ctrl-y\", run = \"yes\" },\n  { on = \"ctrl-y\", run = \"no\" },\n]\n",
+    )
+    .expect("keymap");
+    let output = home.command().output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4:", user.display()))
+            && stderr.contains("key `ctrl-y` is bound twice in [dialog]"),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("\u{1b}[?1049h"),
+        "the terminal was not touched"
+    );
+    // The old format: dashboard keys.
+    std::fs::write(
+        &user,
+        "[[keys]]\non = \"x\"\nrun = \"flip\"\ndesc = \"Kill (old file)\"\n",
+    )
+    .expect("keymap");
+    let mut tui = PtySession::spawn(&home, &[], (110, 30));
+    tui.wait_for("f kill/restore", LIMIT);
+    tui.send("?");
+    tui.wait_for("f, enter, x  Kill (old file)", LIMIT);
+    tui.send("q");
+    tui.send("x");
+    tui.wait_for("Enter: next · F1: help · Esc: cancel", LIMIT);
+    tui.send("\u{1b}");
+    tui.wait_for("cancelled: nothing changed", LIMIT);
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+}
