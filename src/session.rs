@@ -53,11 +53,11 @@ impl CredentialKind {
             CredentialKind::Auth => "vault login (the token was refused), then run again".into(),
             CredentialKind::Denied => {
                 format!(
-                    "ask for a Vault policy with read on {location} (see the README's policies)"
+                    "ask for a Vault policy with read on {location} (see the policies in docs/vault.md)"
                 )
             }
             CredentialKind::Missing => {
-                format!("vault kv put {location} with the fields in the README (Vault layout)")
+                format!("vault kv put {location} with the fields in docs/vault.md (layout)")
             }
             CredentialKind::Unavailable => {
                 "check VAULT_ADDR and that Vault is unsealed and reachable".into()

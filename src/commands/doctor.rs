@@ -74,7 +74,7 @@ pub async fn run_in(
             report.fail(
                 "config",
                 &format!("{err:#}"),
-                "correct the file at the line named (README: Configuration)",
+                "correct the file at the line named (docs/configuration.md)",
             )?;
             writeln!(report.out, "1 check failed; the others need a config")?;
             return Ok(exit::FAILURE);
@@ -213,7 +213,7 @@ pub async fn run_in(
             Err(error) => report.fail(
                 &format!("{what} read"),
                 &error.message,
-                "check the URL and the read key in the secret (README: where to find each key)",
+                "check the URL and the read key in the secret (docs/vault.md: where each key is)",
             )?,
         }
         match (
