@@ -796,8 +796,9 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             if let Mode::Flip(dialog) = &mut state.mode {
                 dialog.error = Some(if dialog.protected {
                     format!(
-                        "keys that arrived with the note were ignored: type `{}` yourself, then Enter",
-                        dialog.request.env
+                        "keys that arrived with the note were ignored: type `{}` yourself, then {}",
+                        dialog.request.env,
+                        dialog_keys(dialog, &state.keymap, &[DialogCommand::Accept])
                     )
                 } else {
                     format!(
