@@ -15,8 +15,9 @@
 //!   section of each shipped keymap (`keymaps/default.toml`, `keymaps/vim.toml`); the compiler
 //!   then asks for its arm where the mode's keys are handled (`app::command_effects` for the
 //!   dashboard, `app::input` for the others). Help, hints and the keymap docs' check follow.
-//! - A new mode: one `commands!` enum, one line in `sections!`, a section in each shipped
-//!   keymap, and its lookup in `app::input`.
+//! - A new mode: one `commands!` enum, one line in `sections!` (field, `[section]` and help
+//!   line), a section in each shipped keymap, its lookup in `app::input` and its hint in
+//!   `view::status_bar::hint_line`. docs/keymaps.md says the same with an example.
 
 use std::path::Path;
 
@@ -327,6 +328,20 @@ impl<C: Commands> Layer<C> {
             .collect()
     }
 
+    /// This mode in short: each command's keys and name (`enter accept`, `j/down move down`),
+    /// in declaration order.
+    pub fn summary(&self, read_only: bool) -> Vec<String> {
+        C::all()
+            .into_iter()
+            .filter(|command| !(read_only && command.is_dangerous()))
+            .filter_map(|command| {
+                let keys: Vec<String> = self.keys(command).map(key_label).collect();
+                (!keys.is_empty())
+                    .then(|| format!("{} {}", keys.join("/"), command.name().replace('_', " ")))
+            })
+            .collect()
+    }
+
     /// `user`'s keys win: each key the user binds loses its old binding.
     fn overlay(&mut self, user: Layer<C>) {
         self.bindings
@@ -343,9 +358,10 @@ pub struct KeymapError {
 }
 
 /// Declares the keymap's sections: each becomes a field of [`Keymap`] (a [`Layer`] of its
-/// command enum), a `[section]` a keymap file may have, and an entry of [`SECTIONS`].
+/// command enum), a `[section]` a keymap file may have, an entry of [`SECTIONS`], and a line
+/// of the help (titled as given).
 macro_rules! sections {
-    ( $( $(#[$doc:meta])* $field:ident: $commands:ty, )* ) => {
+    ( $( $(#[$doc:meta])* $field:ident: $commands:ty => $title:literal, )* ) => {
         /// The active keymap: one layer per mode.
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct Keymap {
@@ -383,23 +399,29 @@ macro_rules! sections {
             fn overlay_sections(&mut self, user: Keymap) {
                 $( self.$field.overlay(user.$field); )*
             }
+
+            /// Every section in short, in declaration order: (section, help title, each
+            /// command's keys and name).
+            pub fn summaries(&self, read_only: bool) -> Vec<(&'static str, &'static str, Vec<String>)> {
+                vec![ $( (stringify!($field), $title, self.$field.summary(read_only)), )* ]
+            }
         }
     };
 }
 
 sections! {
     /// `[dashboard]` (an old flat file's `[[keys]]`).
-    dashboard: Command,
+    dashboard: Command => "dashboard",
     /// `[filter]`: typing the flag filter.
-    filter: FilterCommand,
+    filter: FilterCommand => "filter /",
     /// `[column_filter]`: typing the column filter.
-    column_filter: ColumnFilterCommand,
+    column_filter: ColumnFilterCommand => "columns :",
     /// `[environments]`: the list of every environment.
-    environments: ListCommand,
+    environments: ListCommand => "env list",
     /// `[dialog]`: the flip dialog.
-    dialog: DialogCommand,
+    dialog: DialogCommand => "flip dialog",
     /// `[audit]`: the audit and vendor-history view.
-    audit: AuditCommand,
+    audit: AuditCommand => "audit view",
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,9 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use super::centered;
 use crate::text;
 use crate::tui::app::State;
-use crate::tui::keymap::{Commands, Layer, key_label};
+
+/// Sections of modes that only serve a change: not shown in read-only mode.
+const WRITE_ONLY: &[&str] = &["dialog"];
 
 /// The line-editing keys of the filters and the dialog's fields beyond the obvious ones
 /// (fixed, like a shell's).
@@ -21,19 +23,6 @@ pub const TYPING: &[&str] = &[
     "ctrl-w delete a word",
     "ctrl-a/ctrl-e start/end",
 ];
-
-/// One mode in short: each command's keys and name (`enter accept · esc cancel`).
-fn compact<C: Commands>(layer: &Layer<C>, read_only: bool) -> Vec<String> {
-    C::all()
-        .into_iter()
-        .filter(|command| !(read_only && command.is_dangerous()))
-        .filter_map(|command| {
-            let keys: Vec<String> = layer.keys(command).map(key_label).collect();
-            (!keys.is_empty())
-                .then(|| format!("{} {}", keys.join("/"), command.name().replace('_', " ")))
-        })
-        .collect()
-}
 
 /// `items` joined with ` · ` in lines of at most `width` characters.
 fn wrap(items: &[String], width: usize) -> Vec<String> {
@@ -88,17 +77,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     }
     lines.extend(full(&main, key_width, bold));
     lines.push(Line::from(""));
-    let mut others: Vec<(&str, Vec<String>)> = Vec::new();
-    if from_dialog {
-        others.push(("dashboard", compact(&keymap.dashboard, read_only)));
-    }
-    others.push(("filter /", compact(&keymap.filter, read_only)));
-    others.push(("columns :", compact(&keymap.column_filter, read_only)));
-    others.push(("env list", compact(&keymap.environments, read_only)));
-    if !from_dialog && !read_only {
-        others.push(("flip dialog", compact(&keymap.dialog, read_only)));
-    }
-    others.push(("audit view", compact(&keymap.audit, read_only)));
+    // Every other mode in short; read-only offers no mode that only writes.
+    let shown = if from_dialog { "dialog" } else { "dashboard" };
+    let mut others: Vec<(&str, Vec<String>)> = keymap
+        .summaries(read_only)
+        .into_iter()
+        .filter(|(section, _, _)| *section != shown && !(read_only && WRITE_ONLY.contains(section)))
+        .map(|(_, title, items)| (title, items))
+        .collect();
     others.push(("typing", TYPING.iter().map(|s| s.to_string()).collect()));
     for (title, items) in others {
         for (index, line) in wrap(&items, room).into_iter().enumerate() {
