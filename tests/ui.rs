@@ -109,6 +109,17 @@ fn help_is_generated_from_the_keymap() {
     insta::assert_snapshot!("help", render(&state));
 }
 
+/// Help opened from the dialog lists the dialog's keys in full, every other mode in short.
+#[test]
+fn help_from_the_dialog_lists_the_dialog_first() {
+    let mut state = loaded(false, (110, 30), None);
+    press(&mut state, KeyCode::Char('f'));
+    type_text(&mut state, "INC-1");
+    press(&mut state, KeyCode::Enter);
+    press(&mut state, KeyCode::Char('?'));
+    insta::assert_snapshot!("help_from_dialog", render(&state));
+}
+
 #[test]
 fn read_only_mode_says_so_and_offers_no_flip() {
     let mut state = loaded(true, (110, 34), None);
