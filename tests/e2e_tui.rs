@@ -425,11 +425,14 @@ fn thirty_columns_scroll_page_and_filter_in_a_real_terminal() {
     tui.send("j");
     tui.wait_for("env30 [us]  FAILED: cannot read", LIMIT);
     tui.send("\u{1b}");
-    // Help lists the new keys.
+    // Help lists the new keys (waiting for the lowest of them: the screen arrives top down).
     tui.send("?");
-    let screen = tui.wait_for("Page environment columns right", LIMIT);
+    let screen = tui.wait_for("Every environment's state", LIMIT);
+    assert!(
+        screen.contains("Page environment columns right"),
+        "{screen}"
+    );
     assert!(screen.contains("Filter environment columns"), "{screen}");
-    assert!(screen.contains("Every environment's state"), "{screen}");
     tui.send("q");
     tui.send("q");
     assert_eq!(tui.wait_exit(LIMIT), 0);
