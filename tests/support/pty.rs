@@ -2,6 +2,7 @@
 //! (vt100), the way an operator would see it.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,8 @@ use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system}
 pub struct PtySession {
     parser: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    /// Set when the reader has seen the end of the program's output (every writer closed).
+    drained: Arc<AtomicBool>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn Child + Send + Sync>,
     _master: Box<dyn MasterPty + Send>,
@@ -60,7 +63,8 @@ impl PtySession {
         let writer = pair.master.take_writer().expect("pty writer");
         let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
-        let (parser_in, raw_in) = (parser.clone(), raw.clone());
+        let drained = Arc::new(AtomicBool::new(false));
+        let (parser_in, raw_in, drained_in) = (parser.clone(), raw.clone(), drained.clone());
         std::thread::spawn(move || {
             let mut buffer = [0u8; 8192];
             while let Ok(read) = reader.read(&mut buffer) {
@@ -74,10 +78,12 @@ impl PtySession {
                     raw.extend_from_slice(&buffer[..read]);
                 }
             }
+            drained_in.store(true, Ordering::SeqCst);
         });
         PtySession {
             parser,
             raw,
+            drained,
             writer,
             child,
             _master: pair.master,
@@ -133,6 +139,7 @@ impl PtySession {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.wait_drained();
                 return status;
             }
             if started.elapsed() > limit {
@@ -188,10 +195,21 @@ impl PtySession {
     }
 
     /// Waits for the process to exit and returns its exit code.
+    /// After the program ended: lets the reader take the last bytes it wrote (the terminal
+    /// restore comes last), so `raw_output` is complete. Bounded: a pty whose end never comes
+    /// leaves what was read.
+    fn wait_drained(&self) {
+        let started = Instant::now();
+        while !self.drained.load(Ordering::SeqCst) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     pub fn wait_exit(&mut self, limit: Duration) -> u32 {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.wait_drained();
                 return status.exit_code();
             }
             if started.elapsed() > limit {
