@@ -71,6 +71,9 @@ fn start_kill(home: &Home) -> PtySession {
     tui.send("f");
     tui.send("INC-9 crash test");
     tui.send("\r");
+    // The dialog ignores keys in the burst of the Enter that asked its question (a pasted
+    // newline must not confirm): on a loaded machine, wait for the question before answering.
+    tui.wait_for("Type `prod` to confirm", LIMIT);
     tui.send("prod");
     tui.send("\r");
     tui

@@ -194,7 +194,6 @@ impl PtySession {
         let _ = self.child.wait();
     }
 
-    /// Waits for the process to exit and returns its exit code.
     /// After the program ended: lets the reader take the last bytes it wrote (the terminal
     /// restore comes last), so `raw_output` is complete. Bounded: a pty whose end never comes
     /// leaves what was read.
@@ -205,6 +204,7 @@ impl PtySession {
         }
     }
 
+    /// Waits for the process to exit and returns its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> u32 {
         let started = Instant::now();
         loop {
