@@ -1,4 +1,4 @@
-//! Exit codes, documented in the README. A runbook can branch on each.
+//! Exit codes, documented in docs/cli.md. A runbook can branch on each.
 //!
 //! A floor below everything that reports an outcome ([`crate::outcome`], the session's
 //! errors, the subcommands), so each can name the code without importing the commands.

@@ -365,14 +365,14 @@ pub enum Tone {
 /// ([`Tone`]) for the colour. Views pick colours from `tone`, never by matching `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellView {
-    /// The display wording (the README's list); views may compact it to fit a column.
+    /// The display wording (docs/dashboard.md's list); views may compact it to fit a column.
     pub text: String,
     pub tone: Tone,
 }
 
 impl CellView {
     /// How one cell of the dashboard words a flag's state: what services are served, one
-    /// wording per situation whatever the vendor (the README's list):
+    /// wording per situation whatever the vendor (docs/dashboard.md's list):
     /// - kill switches: `SERVING`, `SERVING 10%`, `SERVING 2 seg only` (off by default, on for
     ///   segments), `SERVING (code default)`, `KILLED`;
     /// - other flags: `ON`, `ON 10%`, `ON 33/33/34`, `ON 2 seg only`, `ON 10% (1 seg)` (switched
@@ -390,7 +390,7 @@ pub fn cell_text(kind: FlagKind, state: &FlagState) -> String {
 }
 
 /// The stable wording of a state for the audit log's `from`/`to` (and the JSON results that
-/// quote them): the README's cell table as of audit record version 1. Scripts and people read
+/// quote them): docs/dashboard.md's cell table as of audit record version 1. Scripts and people read
 /// old logs next to new ones, so this wording does not follow the dashboard's display: it is
 /// pinned by `model::tests::the_audit_wording_is_pinned`. When the display words change, change
 /// [`CellView`]'s text, not this.

@@ -29,7 +29,7 @@ use crate::session::{ConnectError, CredentialSource, NoCredentials, Session};
 use crate::vault::{VaultCredentials, VaultEnv};
 use crate::workspace::{self, Dirs};
 
-/// Exit codes, documented in the README (defined in [`crate::exit`], below everything that
+/// Exit codes, documented in docs/cli.md (defined in [`crate::exit`], below everything that
 /// reports an outcome).
 pub use crate::exit;
 

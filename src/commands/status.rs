@@ -13,7 +13,7 @@ use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell
 use crate::session::{ConnectError, Session};
 use crate::{redact, text};
 
-/// One flag in one environment: the stable JSON shape documented in the README.
+/// One flag in one environment: the stable JSON shape documented in docs/cli.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlagStatus {
     pub env: String,

@@ -302,7 +302,7 @@ pub fn connect(
     }
 }
 
-/// The Vault fields a provider reads, in the order the README documents them. `required` are
+/// The Vault fields a provider reads, in the order docs/providers/ documents them. `required` are
 /// all needed to read; `write` are alternatives needed only to change flags: any one of them
 /// (in the environment's secret or its `/admin` sibling) makes the environment writable.
 pub struct CredentialFields {
