@@ -124,6 +124,37 @@ pub struct Config {
     pub source_note: Option<String>,
     /// Dashboard column groups: environment name -> group (`group = "prod"`).
     pub groups: BTreeMap<String, String>,
+    /// `[rollout]`: the percentages a rollout steps through.
+    pub rollout: RolloutConfig,
+}
+
+/// `[rollout]`: how rollouts are stepped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutConfig {
+    /// `steps = [0, 10, 50, 100]`: the percentages one key away in the dashboard's rollout
+    /// dialog (next / previous step), and the steps `runbook` names. Each 0..=100, sorted,
+    /// unique, at most three decimals.
+    pub steps: Vec<f64>,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> RolloutConfig {
+        RolloutConfig {
+            steps: crate::rollout::DEFAULT_STEPS.to_vec(),
+        }
+    }
+}
+
+impl RolloutConfig {
+    /// The first step above `percent`, if any.
+    pub fn next_step(&self, percent: f64) -> Option<f64> {
+        crate::rollout::next_step(&self.steps, percent)
+    }
+
+    /// The last step below `percent`, if any.
+    pub fn previous_step(&self, percent: f64) -> Option<f64> {
+        crate::rollout::previous_step(&self.steps, percent)
+    }
 }
 
 /// What a notification receiver takes.
@@ -233,6 +264,13 @@ struct FileConfig {
     serve: Option<toml::Spanned<serve::FileServe>>,
     #[serde(default)]
     notify: Vec<toml::Spanned<FileNotify>>,
+    rollout: Option<FileRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRollout {
+    steps: Option<toml::Spanned<Vec<toml::Spanned<toml::Value>>>>,
 }
 
 // `Debug` by hand: an inline Slack webhook URL carries its token in the path.
@@ -411,6 +449,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         &environments,
     )?;
     let notify = parse_notify(&file.notify, &shown, text, &mount, &environments)?;
+    let rollout = parse_rollout(file.rollout.as_ref(), &shown, text)?;
     let defaults = NetworkConfig::default();
     // Every number is checked against a range that makes sense: a typo must not become a
     // timeout of 500 million years (or an overflow when two timeouts are added).
@@ -478,7 +517,73 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         notify,
         source_note: None,
         groups,
+        rollout,
     })
+}
+
+/// `[rollout] steps`: each a percentage (0 to 100, at most three decimals), sorted ascending,
+/// no step twice. Errors name the file, line, key and the value.
+fn parse_rollout(
+    file: Option<&FileRollout>,
+    shown: &str,
+    text: &str,
+) -> Result<RolloutConfig, ConfigError> {
+    let Some(steps) = file.and_then(|rollout| rollout.steps.as_ref()) else {
+        return Ok(RolloutConfig::default());
+    };
+    let error = |at: usize, message: String| ConfigError {
+        location: location_of(shown, text, Some(at)),
+        message: format!("[rollout] steps: {message}"),
+    };
+    if steps.get_ref().is_empty() {
+        return Err(error(
+            steps.span().start,
+            "no steps given: list percentages like [0, 10, 50, 100], or leave `steps` out for \
+             that default"
+                .to_string(),
+        ));
+    }
+    let mut out: Vec<f64> = Vec::new();
+    for step in steps.get_ref() {
+        let at = step.span().start;
+        let shown_value = crate::text::line_max(&step.get_ref().to_string(), 40);
+        let number = match step.get_ref() {
+            toml::Value::Integer(number) => *number as f64,
+            toml::Value::Float(number) => *number,
+            _ => {
+                return Err(error(
+                    at,
+                    format!("`{shown_value}` is not a number: give percentages from 0 to 100"),
+                ));
+            }
+        };
+        if !number.is_finite() || !(0.0..=100.0).contains(&number) {
+            return Err(error(
+                at,
+                format!("`{shown_value}`{OUT_OF_RANGE}: each step is a percentage from 0 to 100"),
+            ));
+        }
+        let percent = crate::rollout::RolloutTarget::parse_percent(&number.to_string())
+            .map_err(|problem| error(at, problem.to_string()))?;
+        if let Some(last) = out.last() {
+            if (percent - last).abs() < crate::rollout::PERCENT_RESOLUTION / 2.0 {
+                return Err(error(
+                    at,
+                    format!("`{shown_value}` is listed twice: each step once"),
+                ));
+            }
+            if percent < *last {
+                return Err(error(
+                    at,
+                    format!(
+                        "`{shown_value}` comes after `{last}`: list the steps from lowest to highest"
+                    ),
+                ));
+            }
+        }
+        out.push(percent);
+    }
+    Ok(RolloutConfig { steps: out })
 }
 
 fn parse_notify(
@@ -864,5 +969,44 @@ file = "/abs/prod.flagd.json"
             .err()
             .unwrap_or_default();
         assert!(err.contains("group `two words` must be one word"), "{err}");
+    }
+    #[test]
+    fn rollout_steps_default_parse_and_bad_values_name_file_line_key_and_value() {
+        let base = "[[environment]]\nname = \"dev\"\nprovider = \"flagd\"\nfile = \"dev.json\"\n";
+        let parsed = |rollout: &str| {
+            parse(&format!("{base}{rollout}"), Path::new("ks.toml"))
+                .map(|c| c.rollout.steps)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parsed(""), Ok(vec![0.0, 10.0, 50.0, 100.0]));
+        assert_eq!(
+            parsed("[rollout]\nsteps = [0, 1, 12.5, 25, 100]\n"),
+            Ok(vec![0.0, 1.0, 12.5, 25.0, 100.0])
+        );
+        for (bad, want) in [
+            ("[150]", "`150` is out of range"),
+            ("[-1, 10]", "`-1` is out of range"),
+            ("[0, 50, 10]", "`10` comes after `50`"),
+            ("[0, 10, 10]", "`10` is listed twice"),
+            ("[\"ten\"]", "is not a number"),
+            ("[0.0001]", "at most three decimals"),
+            ("[]", "no steps given"),
+        ] {
+            let err = parsed(&format!("[rollout]\nsteps = {bad}\n"))
+                .err()
+                .unwrap_or_default();
+            assert!(err.starts_with("ks.toml:6:"), "{bad}: {err}");
+            assert!(err.contains("[rollout] steps: "), "{bad}: {err}");
+            assert!(err.contains(want), "{bad}: {err}");
+        }
+        let err = parsed("[rollout]\nstep = [0]\n").err().unwrap_or_default();
+        assert!(err.contains("unknown field `step`"), "{err}");
+        let steps = RolloutConfig::default();
+        assert_eq!(steps.next_step(10.0), Some(50.0));
+        assert_eq!(steps.next_step(12.5), Some(50.0));
+        assert_eq!(steps.next_step(100.0), None);
+        assert_eq!(steps.previous_step(10.0), Some(0.0));
+        assert_eq!(steps.previous_step(0.0), None);
+        assert_eq!(steps.previous_step(60.0), Some(50.0));
     }
 }

@@ -107,6 +107,7 @@ pub fn config(found: &[Found], mount: &str, prefix: &str) -> Config {
             location(mount, prefix)
         )),
         groups: Default::default(),
+        rollout: Default::default(),
     }
 }
 

@@ -112,6 +112,7 @@ pub fn local_config(dir: &Path) -> Result<Config> {
         notify: Vec::new(),
         source_note: None,
         groups: Default::default(),
+        rollout: Default::default(),
     })
 }
 

@@ -8,7 +8,7 @@ use crossterm::event::KeyCode;
 use killswitch::flip::{FlipOutcome, Verification};
 use killswitch::tui::action::Action;
 use killswitch::tui::app::{DialogStage, Effect, Level, Mode, update};
-use support::dashboard::{loaded, now, press, snapshot, state, type_text};
+use support::dashboard::{loaded, now, press, shared_answer, snapshot, state, type_text};
 
 fn selected(state: &killswitch::tui::app::State) -> (String, String) {
     let flag = state
@@ -1032,6 +1032,617 @@ fn the_confirmation_steps_back_to_the_note_and_help_returns_to_the_dialog() {
     assert!(matches!(state.mode, Mode::Help));
     press(&mut state, KeyCode::Esc);
     assert_eq!(dialog(&state).stage, DialogStage::Note);
+}
+
+const CANARY: &str = "checkout_stripe_payment_intents_v2024_11";
+
+fn rollout_target(
+    state: &killswitch::tui::app::State,
+) -> Option<killswitch::rollout::RolloutTarget> {
+    dialog(state).request.change.rollout().cloned()
+}
+
+#[test]
+fn rollout_steps_the_prod_canary_with_the_configured_steps_note_and_typed_name() {
+    use killswitch::flip::Change;
+    use killswitch::rollout::RolloutTarget;
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    state.rollout_steps.steps = vec![0.0, 5.0, 25.0, 100.0];
+    assert!(press(&mut state, KeyCode::Char('p')).is_empty());
+    assert_eq!(dialog(&state).stage, DialogStage::Target);
+    // 10% now: the next configured step is offered first, the others one key away.
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 25.0 })
+    );
+    press(&mut state, KeyCode::Char('+'));
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 100.0 })
+    );
+    press(&mut state, KeyCode::Char('+'));
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 100.0 })
+    );
+    press(&mut state, KeyCode::Down);
+    press(&mut state, KeyCode::Down);
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 5.0 })
+    );
+    // Typed by hand: 12.5 is no step but a percentage.
+    for _ in 0..3 {
+        press(&mut state, KeyCode::Backspace);
+    }
+    type_text(&mut state, "12.5");
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 12.5 })
+    );
+    assert!(
+        dialog(&state).sentence.ends_with("ON 10% -> ON 12.5%"),
+        "{}",
+        dialog(&state).sentence
+    );
+    // What the flag already has is nothing to do: Enter stays.
+    for _ in 0..4 {
+        press(&mut state, KeyCode::Backspace);
+    }
+    type_text(&mut state, "10");
+    assert!(press(&mut state, KeyCode::Enter).is_empty());
+    assert_eq!(dialog(&state).stage, DialogStage::Target);
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("already gets 10%")
+    );
+    press(&mut state, KeyCode::Up);
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Percent { percent: 25.0 })
+    );
+    // Enter asks the vendor which environments the write reaches; the note waits for it.
+    let effects = press(&mut state, KeyCode::Enter);
+    assert!(
+        matches!(&effects[..], [Effect::RolloutShared { env, flag, target: RolloutTarget::Percent { percent }, .. }]
+            if env == "prod" && flag == CANARY && *percent == 25.0),
+        "{effects:?}"
+    );
+    type_text(&mut state, "INC-4711 canary healthy, next step");
+    assert!(press(&mut state, KeyCode::Enter).is_empty());
+    assert_eq!(
+        dialog(&state).stage,
+        DialogStage::Note,
+        "not before the vendor answered"
+    );
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("still asking")
+    );
+    let answer = shared_answer(&state, Ok(Vec::new()));
+    update(&mut state, answer);
+    assert_eq!(dialog(&state).error, None);
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(dialog(&state).stage, DialogStage::Confirm);
+    assert!(type_text(&mut state, "prod").is_empty());
+    let effects = press(&mut state, KeyCode::Enter);
+    let [Effect::Flip(request)] = &effects[..] else {
+        panic!("one flip: {effects:?}");
+    };
+    assert_eq!(
+        request.change,
+        Change::Rollout {
+            target: RolloutTarget::Percent { percent: 25.0 }
+        }
+    );
+    assert_eq!(request.note, "INC-4711 canary healthy, next step");
+    assert_eq!(request.env, "prod");
+    assert_eq!(dialog(&state).stage, DialogStage::Applying);
+}
+
+#[test]
+fn a_shared_segment_needs_every_protected_environment_it_reaches_typed() {
+    let mut state = loaded(false, (110, 30), Some(("staging", CANARY)));
+    press(&mut state, KeyCode::Char('p'));
+    press(&mut state, KeyCode::Enter);
+    // dev is known and unprotected; prod is protected; `eu-prod` is not in this config,
+    // so it cannot be shown to be unprotected.
+    let answer = shared_answer(
+        &state,
+        Ok(vec!["dev".into(), "prod".into(), "eu-prod".into()]),
+    );
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 open the canary");
+    press(&mut state, KeyCode::Enter);
+    assert!(dialog(&state).protected, "staging alone would be y");
+    assert_eq!(dialog(&state).expected, "prod eu-prod");
+    type_text(&mut state, "prod");
+    assert!(
+        press(&mut state, KeyCode::Enter).is_empty(),
+        "one name is not enough"
+    );
+    type_text(&mut state, " eu-prod");
+    let effects = press(&mut state, KeyCode::Enter);
+    assert!(matches!(&effects[..], [Effect::Flip(_)]), "{effects:?}");
+
+    // A vendor that cannot say: nothing can be confirmed.
+    let mut state = loaded(false, (110, 30), Some(("staging", CANARY)));
+    press(&mut state, KeyCode::Char('p'));
+    press(&mut state, KeyCode::Enter);
+    let answer = shared_answer(&state, Err("flagsmith answered 502".into()));
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 open the canary");
+    assert!(press(&mut state, KeyCode::Enter).is_empty());
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("flagsmith answered 502")
+    );
+    // Back to the target (Shift-Tab) asks again on Enter.
+    press(&mut state, KeyCode::BackTab);
+    assert_eq!(dialog(&state).stage, DialogStage::Target);
+    let stale = shared_answer(&state, Ok(Vec::new()));
+    // 100% asked before; 10% now (50% is what staging has).
+    press(&mut state, KeyCode::Down);
+    press(&mut state, KeyCode::Down);
+    let effects = press(&mut state, KeyCode::Enter);
+    // The answer about the target before arrives late: not this question's.
+    update(&mut state, stale);
+    assert!(
+        matches!(
+            &dialog(&state).rollout.as_ref().map(|p| p.shared.clone()),
+            Some(killswitch::tui::rollout::Shared::Checking)
+        ),
+        "a late answer about another target is not taken"
+    );
+    assert!(
+        matches!(&effects[..], [Effect::RolloutShared { .. }]),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn the_vendor_checks_the_target_before_the_note_is_asked_for() {
+    use killswitch::rollout::RolloutTarget;
+    use killswitch::tui::rollout::Answer;
+    // A target the flag cannot take (Unleash reads whole percentages only): back to the target
+    // step with the vendor's words.
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    press(&mut state, KeyCode::Char('p'));
+    for _ in 0..2 {
+        press(&mut state, KeyCode::Backspace);
+    }
+    type_text(&mut state, "12.5");
+    press(&mut state, KeyCode::Enter);
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+    update(
+        &mut state,
+        Action::RolloutShared {
+            env: "prod".into(),
+            flag: CANARY.into(),
+            target: RolloutTarget::Percent { percent: 12.5 },
+            answer: Answer::Refused(
+                "12.5 is not a whole percentage, and this vendor's SDKs read only whole ones: give 12 or 13"
+                    .into(),
+            ),
+        },
+    );
+    assert_eq!(dialog(&state).stage, DialogStage::Target);
+    assert!(
+        dialog(&state)
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("give 12 or 13"),
+        "{:?}",
+        dialog(&state).error
+    );
+    // A variant chosen by its name is kept as the vendor's value for it: what states show.
+    let mut state = loaded(
+        false,
+        (110, 30),
+        Some(("prod", "recommendations_ab_test_model_v3")),
+    );
+    press(&mut state, KeyCode::Char('p'));
+    press(&mut state, KeyCode::Down);
+    press(&mut state, KeyCode::Enter);
+    let asked = rollout_target(&state).expect("a target");
+    update(
+        &mut state,
+        Action::RolloutShared {
+            env: "prod".into(),
+            flag: "recommendations_ab_test_model_v3".into(),
+            target: asked,
+            answer: Answer::Shared {
+                target: RolloutTarget::Variant {
+                    variant: "model_v3a".into(),
+                },
+                with: Vec::new(),
+            },
+        },
+    );
+    assert_eq!(
+        rollout_target(&state),
+        Some(RolloutTarget::Variant {
+            variant: "model_v3a".into()
+        })
+    );
+    assert!(
+        dialog(&state).sentence.ends_with("-> model_v3a"),
+        "{}",
+        dialog(&state).sentence
+    );
+}
+
+#[test]
+fn rollout_refuses_read_only_kill_switches_and_rules_it_cannot_read() {
+    let mut state = loaded(true, (110, 30), Some(("prod", CANARY)));
+    press(&mut state, KeyCode::Char('p'));
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(message(&state).contains("READ-ONLY"), "{}", message(&state));
+
+    let mut state = loaded(false, (110, 30), Some(("prod", "kill_switch_checkout")));
+    press(&mut state, KeyCode::Char('p'));
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state)
+            .contains("kill_switch_checkout is a kill switch: f kills or restores it whole"),
+        "{}",
+        message(&state)
+    );
+
+    let mut state = loaded(
+        false,
+        (110, 30),
+        Some(("prod", "catalog_per_tenant_pagination_size")),
+    );
+    press(&mut state, KeyCode::Char('p'));
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).contains("cannot read its rollout"),
+        "{}",
+        message(&state)
+    );
+
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "prod".into(),
+            result: Ok(snapshot("prod")),
+            read_only_reason: Some("the Vault token has no write policy".into()),
+        },
+    );
+    press(&mut state, KeyCode::Char('p'));
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).contains("prod is read-only"),
+        "{}",
+        message(&state)
+    );
+}
+
+#[test]
+fn rollout_finishes_like_a_flip_and_reloads_the_environment() {
+    let mut state = loaded(false, (110, 30), Some(("dev", CANARY)));
+    // dev serves everyone: the canary goes back down a step.
+    press(&mut state, KeyCode::Char('p'));
+    assert_eq!(
+        rollout_target(&state),
+        Some(killswitch::rollout::RolloutTarget::Percent { percent: 50.0 })
+    );
+    press(&mut state, KeyCode::Enter);
+    let answer = shared_answer(&state, Ok(Vec::new()));
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 step back");
+    press(&mut state, KeyCode::Enter);
+    let effects = press(&mut state, KeyCode::Char('y'));
+    let [Effect::Flip(request)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    let effects = update(
+        &mut state,
+        Action::FlipFinished {
+            request: request.clone(),
+            result: Ok(FlipOutcome::Applied {
+                audit_id: "a1".into(),
+                took: Duration::from_millis(3),
+                verification: Verification::Confirmed {
+                    after: Duration::from_millis(40),
+                },
+                audit_warning: None,
+                served_via: "the flag file flagd serves",
+                from: "ON".into(),
+                to: "ON 50%".into(),
+                lost_answer: None,
+            }),
+            since_launch: Duration::from_secs(4),
+        },
+    );
+    assert!(effects.contains(&Effect::Load("dev".into())), "{effects:?}");
+    let DialogStage::Done { ok, lines } = &dialog(&state).stage else {
+        panic!("done");
+    };
+    assert!(ok);
+    assert!(
+        lines[0].starts_with("ROLLOUT applied: checkout_stripe_payment_intents_v2024_11 in dev"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("Confirmed by what services see"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn every_outcome_of_a_rollout_is_said_as_a_flips_is() {
+    // One rollout request, four ways it can end: the dialog's first line for each.
+    let outcomes: Vec<(Result<FlipOutcome, killswitch::flip::FlipError>, &str, bool)> = vec![
+        (
+            Ok(FlipOutcome::Applied {
+                audit_id: "a1".into(),
+                took: Duration::from_millis(3),
+                verification: Verification::NotConfirmed {
+                    waited: Duration::from_secs(10),
+                    reason: "services still get 10%".into(),
+                },
+                audit_warning: None,
+                served_via: "the flag file flagd serves",
+                from: "ON 10%".into(),
+                to: "ON 50%".into(),
+                lost_answer: None,
+            }),
+            "ROLLOUT applied: checkout_stripe_payment_intents_v2024_11 in prod",
+            false,
+        ),
+        (
+            Ok(FlipOutcome::PendingApproval {
+                audit_id: "a2".into(),
+                reference: "https://app.launchdarkly.com/approvals/1".into(),
+                audit_warning: None,
+            }),
+            "ROLLOUT NOT applied yet: checkout_stripe_payment_intents_v2024_11 in prod awaits approval",
+            false,
+        ),
+        (
+            Err(killswitch::flip::FlipError::OutcomeUnknown {
+                env: "prod".into(),
+                flag: CANARY.into(),
+                lost: "timed out".into(),
+                reread: "connection reset".into(),
+                audit_id: "a3".into(),
+            }),
+            "ROLLOUT: OUTCOME UNKNOWN",
+            false,
+        ),
+    ];
+    for (result, first, want_ok) in outcomes {
+        let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+        press(&mut state, KeyCode::Char('p'));
+        press(&mut state, KeyCode::Enter);
+        let answer = shared_answer(&state, Ok(Vec::new()));
+        update(&mut state, answer);
+        type_text(&mut state, "INC-4711 next step");
+        press(&mut state, KeyCode::Enter);
+        type_text(&mut state, "prod");
+        let effects = press(&mut state, KeyCode::Enter);
+        let [Effect::Flip(request)] = effects.as_slice() else {
+            panic!("flip effect: {effects:?}")
+        };
+        update(
+            &mut state,
+            Action::flip_finished((**request).clone(), result, Duration::from_millis(900)),
+        );
+        let DialogStage::Done { ok, lines } = &dialog(&state).stage else {
+            panic!("done")
+        };
+        assert_eq!(*ok, want_ok, "{lines:?}");
+        assert!(lines[0].starts_with(first), "{lines:?}");
+        assert!(!lines[0].contains("FAILED"), "{lines:?}");
+    }
+}
+
+fn rollout_record(
+    env: &str,
+    from: &str,
+    to: &str,
+    previous: Option<f64>,
+) -> Box<killswitch::audit::AuditRecord> {
+    let mut record = serde_json::from_value::<killswitch::audit::AuditRecord>(serde_json::json!({
+        "v": 1, "id": "20261124T031000.000Z-1-1", "phase": "outcome",
+        "at": (now() - chrono::Duration::minutes(5)).to_rfc3339(),
+        "operator": "bob@bastion", "env": env, "provider": "flagd", "flag": CANARY,
+        "action": "rollout", "from": from, "to": to, "enabled": true,
+        "rollout": {"type": "percent", "percent": 10.0},
+        "note": "INC-4711 canary to 10%", "result": "ok"
+    }))
+    .expect("an audit record");
+    record.previous =
+        previous.map(|percent| killswitch::rollout::RolloutTarget::Percent { percent });
+    Box::new(record)
+}
+
+#[test]
+fn undo_reverts_the_last_recorded_change_with_the_guard() {
+    use killswitch::flip::Change;
+    use killswitch::rollout::RolloutTarget;
+    // The prod canary is at 10%: killswitch's last change took it there from 50%.
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    let effects = press(&mut state, KeyCode::Char('u'));
+    assert_eq!(
+        effects,
+        vec![Effect::FindLastChange {
+            env: "prod".into(),
+            flag: CANARY.into()
+        }]
+    );
+    let effects = update(
+        &mut state,
+        Action::LastChangeFound {
+            env: "prod".into(),
+            flag: CANARY.into(),
+            result: Ok(Some(rollout_record("prod", "ON 50%", "ON 10%", Some(50.0)))),
+        },
+    );
+    assert!(
+        matches!(&effects[..], [Effect::RolloutShared { .. }]),
+        "{effects:?}"
+    );
+    let open = dialog(&state);
+    assert_eq!(open.stage, DialogStage::Note);
+    assert_eq!(
+        open.request.change,
+        Change::Rollout {
+            target: RolloutTarget::Percent { percent: 50.0 }
+        }
+    );
+    assert_eq!(
+        open.sentence,
+        format!("ROLLOUT {CANARY} in prod: ON 10% -> ON 50%")
+    );
+    assert_eq!(
+        open.undoes.as_ref().map(|undone| undone.id.as_str()),
+        Some("20261124T031000.000Z-1-1")
+    );
+    let screen = support::dashboard::render(&state);
+    assert!(
+        screen.contains("UNDO of rollout by bob@bastion"),
+        "{screen}"
+    );
+    // The target is the recorded one: no way back to choose another.
+    press(&mut state, KeyCode::BackTab);
+    assert_eq!(dialog(&state).stage, DialogStage::Note);
+
+    // Moved since: refused, nothing opens.
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    press(&mut state, KeyCode::Char('u'));
+    update(
+        &mut state,
+        Action::LastChangeFound {
+            env: "prod".into(),
+            flag: CANARY.into(),
+            result: Ok(Some(rollout_record("prod", "ON 10%", "ON 50%", Some(10.0)))),
+        },
+    );
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).contains("undo refused"),
+        "{}",
+        message(&state)
+    );
+    assert!(
+        message(&state).contains("it is ON 10% now"),
+        "{}",
+        message(&state)
+    );
+
+    // Nothing recorded: nothing to undo.
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    press(&mut state, KeyCode::Char('u'));
+    update(
+        &mut state,
+        Action::LastChangeFound {
+            env: "prod".into(),
+            flag: CANARY.into(),
+            result: Ok(None),
+        },
+    );
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).contains("nothing to undo"),
+        "{}",
+        message(&state)
+    );
+
+    // A rollout whose state before was no single target cannot be undone from here.
+    let mut state = loaded(false, (110, 30), Some(("prod", CANARY)));
+    press(&mut state, KeyCode::Char('u'));
+    update(
+        &mut state,
+        Action::LastChangeFound {
+            env: "prod".into(),
+            flag: CANARY.into(),
+            result: Ok(Some(rollout_record("prod", "ON 20/80", "ON 10%", None))),
+        },
+    );
+    assert!(matches!(state.mode, Mode::Normal));
+    assert!(
+        message(&state).contains("is not one percentage or variant"),
+        "{}",
+        message(&state)
+    );
+}
+
+#[test]
+fn undo_of_a_kill_opens_the_restore_in_the_flip_dialog() {
+    let mut state = loaded(false, (110, 30), Some(("dev", "kill_switch_checkout")));
+    // Kill it first, as the log says killswitch did.
+    let mut killed = snapshot("dev");
+    for flag in &mut killed.flags {
+        if flag.meta.key == "kill_switch_checkout" {
+            flag.state.enabled = false;
+            flag.state.value = Some(false.into());
+        }
+    }
+    update(
+        &mut state,
+        Action::EnvLoaded {
+            env: "dev".into(),
+            result: Ok(killed),
+            read_only_reason: None,
+        },
+    );
+    press(&mut state, KeyCode::Char('u'));
+    let effects = update(
+        &mut state,
+        Action::LastChangeFound {
+            env: "dev".into(),
+            flag: "kill_switch_checkout".into(),
+            result: Ok(Some(Box::new(record(
+                "dev",
+                "kill_switch_checkout",
+                3,
+                "INC-9 kill",
+                "k1",
+            )))),
+        },
+    );
+    assert!(effects.is_empty(), "{effects:?}");
+    let open = dialog(&state);
+    assert_eq!(
+        open.request.change,
+        killswitch::flip::Change::Switch { enabled: true }
+    );
+    assert_eq!(
+        open.sentence,
+        "RESTORE checkout in dev: kill_switch_checkout KILLED -> SERVING"
+    );
+    assert!(open.rollout.is_none());
+    type_text(&mut state, "INC-9 resolved");
+    press(&mut state, KeyCode::Enter);
+    let effects = press(&mut state, KeyCode::Char('y'));
+    let [Effect::Flip(request)] = &effects[..] else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        request.change,
+        killswitch::flip::Change::Switch { enabled: true }
+    );
+    // Audited as `killswitch undo` audits it: which change it reverts follows the note.
+    assert_eq!(request.note, "INC-9 resolved (undo of kill k1)");
+    // Read-only: no undo.
+    let mut state = loaded(true, (110, 30), Some(("dev", "kill_switch_checkout")));
+    assert!(press(&mut state, KeyCode::Char('u')).is_empty());
+    assert!(message(&state).contains("READ-ONLY"));
 }
 
 #[test]

@@ -101,6 +101,114 @@ fn runbook_link_kill_lands_in_the_flag_file_and_the_audit_log() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// The migration canary stepped 10% -> 50% from the dashboard: `p` on the cell offers the next
+/// configured step, the note, the typed name; the flag file then splits 50/50 and the audit log
+/// holds the rollout asked for and the one before it.
+#[test]
+fn dashboard_steps_the_flagd_canary_from_10_to_50_percent() {
+    const CANARY: &str = "checkout_stripe_payment_intents_v2024_11";
+    let home = Home::new();
+    let mut tui = PtySession::spawn(&home, &["--env", "prod", "--flag", CANARY], (120, 32));
+    tui.wait_for("prod ok", LIMIT);
+    tui.send("p");
+    tui.wait_for(
+        &format!("ROLLOUT {CANARY} in prod: ON 10% -> ON 50%"),
+        LIMIT,
+    );
+    tui.send("\r");
+    tui.wait_for("Audit note (required)", LIMIT);
+    tui.send("INC-4711 canary healthy for 30 min");
+    tui.send("\r");
+    tui.wait_for("Type `prod` to confirm", LIMIT);
+    tui.send("prod");
+    tui.send("\r");
+    let screen = tui.wait_for("Confirmed by what services see", LIMIT);
+    assert!(
+        screen.contains(&format!("ROLLOUT applied: {CANARY} in prod")),
+        "{screen}"
+    );
+    assert!(screen.contains("ON 10% -> ON 50%"), "{screen}");
+    tui.send("\r");
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+
+    let text = std::fs::read_to_string(home.local_flags("prod")).expect("prod flag file");
+    let document = flagd::parse_document(&text).expect("valid flagd file after the rollout");
+    let canary = flagd::summarise(CANARY, &document["flags"][CANARY]);
+    assert_eq!(
+        canary.state.rollout,
+        killswitch::model::Rollout::Percentage { percent: 50.0 },
+        "{text}"
+    );
+
+    let audit = std::fs::read_to_string(home.audit_log()).expect("audit log");
+    let records: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect();
+    assert_eq!(records.len(), 2, "{audit}");
+    assert_eq!(records[0]["phase"], "intent");
+    assert_eq!(records[1]["phase"], "outcome");
+    assert_eq!(records[1]["result"], "ok", "{audit}");
+    for record in &records {
+        assert_eq!(record["action"], "rollout");
+        assert_eq!(record["flag"], CANARY);
+        assert_eq!(record["env"], "prod");
+        assert_eq!(record["from"], "ON 10%");
+        assert_eq!(record["to"], "ON 50%");
+        assert_eq!(record["note"], "INC-4711 canary healthy for 30 min");
+        assert_eq!(
+            record["rollout"],
+            serde_json::json!({"type": "percent", "percent": 50.0})
+        );
+        assert_eq!(
+            record["previous"],
+            serde_json::json!({"type": "percent", "percent": 10.0})
+        );
+    }
+}
+
+/// An experiment ended from the dashboard: everyone in dev to `treatment_a`, chosen by its name;
+/// the vendor's check keeps it as the value states show (`model_v3a`), which is what is
+/// verified and audited.
+#[test]
+fn dashboard_sends_everyone_to_one_variant() {
+    const AB: &str = "recommendations_ab_test_model_v3";
+    let home = Home::new();
+    let mut tui = PtySession::spawn(&home, &["--env", "dev", "--flag", AB], (120, 32));
+    tui.wait_for("dev ok", LIMIT);
+    tui.send("p");
+    tui.wait_for("Everyone to variant:", LIMIT);
+    tui.send("\u{1b}[B");
+    tui.wait_for("▶ treatment_a", LIMIT);
+    tui.send("\r");
+    tui.wait_for(
+        &format!("ROLLOUT {AB} in dev: ON 33/33/34 -> model_v3a"),
+        LIMIT,
+    );
+    tui.send("INC-4712 v3a wins the test");
+    tui.send("\r");
+    tui.wait_for("Apply now?", LIMIT);
+    std::thread::sleep(Duration::from_millis(50));
+    tui.send("y");
+    let screen = tui.wait_for("Confirmed by what services see", LIMIT);
+    assert!(
+        screen.contains(&format!("ROLLOUT applied: {AB} in dev")),
+        "{screen}"
+    );
+    tui.send("\r");
+    tui.send("q");
+    assert_eq!(tui.wait_exit(LIMIT), 0);
+    let audit = std::fs::read_to_string(home.audit_log()).expect("audit log");
+    let outcome: serde_json::Value =
+        serde_json::from_str(audit.lines().last().expect("records")).expect("json");
+    assert_eq!(outcome["result"], "ok", "{audit}");
+    assert_eq!(
+        outcome["rollout"],
+        serde_json::json!({"type": "variant", "variant": "model_v3a"})
+    );
+}
+
 #[test]
 fn ctrl_c_restores_the_terminal() {
     let home = Home::new();

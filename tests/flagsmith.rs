@@ -1237,6 +1237,7 @@ async fn session_loads_and_flips_through_the_same_path() {
         notify: Vec::new(),
         source_note: None,
         groups: Default::default(),
+        rollout: Default::default(),
     };
     let session = Session::new(
         config.clone(),

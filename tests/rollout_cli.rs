@@ -292,6 +292,53 @@ fn rollout_and_undo_are_in_help_and_the_man_page() {
     );
 }
 
+/// `[rollout] steps` from the config: the runbook's step back is the config's previous step.
+#[test]
+fn the_runbook_steps_back_to_the_configured_step() {
+    let home = Home::new();
+    seeded(&home);
+    assert_eq!(code(&rollout(&home, CANARY, "50")), 0);
+    let config = home.path().join("steps.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[rollout]\nsteps = [0, 25, 100]\n\n[[environment]]\nname = \"prod\"\nprovider = \"flagd\"\nfile = \"{}\"\n",
+            home.local_flags("prod").display()
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let output = run(
+        &home,
+        &["--config", &config, "runbook", CANARY, "--env", "prod"],
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(&format!("rollout {CANARY} --env prod --to 25 --note")),
+        "the configured step below 50% is 25%: {text}"
+    );
+    assert!(!text.contains("--to 10 "), "{text}");
+    // A bad step is refused with the file, the key and the value.
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        home.path().join("bad.toml"),
+        good.replace("[0, 25, 100]", "[0, 150]"),
+    )
+    .expect("config");
+    let bad = home.path().join("bad.toml").display().to_string();
+    let output = run(
+        &home,
+        &["--config", &bad, "runbook", CANARY, "--env", "prod"],
+    );
+    assert_ne!(code(&output), 0);
+    let error = stderr(&output);
+    assert!(
+        error.contains("bad.toml:2:") && error.contains("[rollout] steps: `150` is out of range"),
+        "{error}"
+    );
+}
+
 #[test]
 fn the_runbook_of_a_rollout_flag_has_its_abort_and_its_step_back() {
     let home = Home::new();

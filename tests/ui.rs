@@ -6,7 +6,7 @@ mod support;
 use crossterm::event::KeyCode;
 use killswitch::tui::action::Action;
 use killswitch::tui::app::update;
-use support::dashboard::{loaded, press, render, state, type_text};
+use support::dashboard::{loaded, press, render, shared_answer, state, type_text};
 
 #[test]
 fn dashboard_shows_every_flag_and_environment() {
@@ -102,9 +102,138 @@ fn flip_dialog_refuses_an_empty_note() {
     insta::assert_snapshot!("flip_dialog_empty_note", render(&state));
 }
 
+const CANARY: &str = "checkout_stripe_payment_intents_v2024_11";
+
+/// The prod canary (10%) with the rollout dialog open at the target step.
+fn rollout_dialog(env: &str, size: (u16, u16)) -> killswitch::tui::app::State {
+    let mut state = loaded(false, size, Some((env, CANARY)));
+    press(&mut state, KeyCode::Char('p'));
+    state
+}
+
+#[test]
+fn rollout_dialog_with_steps_at_80x24_and_120x40() {
+    for size in [(80u16, 24u16), (120, 40)] {
+        let state = rollout_dialog("prod", size);
+        let screen = render(&state);
+        // The words, the steps with the next one chosen, the step keys on the border.
+        assert!(
+            screen.contains("ROLLOUT checkout_stripe_payment_intents_v2024_11 in prod"),
+            "{screen}"
+        );
+        assert!(screen.contains("ON 10% -> ON 50%"), "{screen}");
+        assert!(screen.contains("[50%]"), "{screen}");
+        assert!(screen.contains("↑/+: next step"), "{screen}");
+        insta::assert_snapshot!(format!("rollout_dialog_{}x{}", size.0, size.1), screen);
+    }
+    // The next step is one key away.
+    let mut state = rollout_dialog("prod", (120, 40));
+    press(&mut state, KeyCode::Up);
+    let screen = render(&state);
+    // 100% is everyone: the cell says ON, as the dashboard does.
+    assert!(screen.contains("in prod: ON 10% -> ON "), "{screen}");
+    assert!(screen.contains("[100%]"), "{screen}");
+    assert!(screen.contains("New percentage (0-100): 100"), "{screen}");
+    insta::assert_snapshot!("rollout_dialog_next_step", screen);
+}
+
+#[test]
+fn rollout_dialog_says_an_invalid_percentage_at_once() {
+    let mut state = rollout_dialog("prod", (80, 24));
+    press(&mut state, KeyCode::Backspace);
+    press(&mut state, KeyCode::Backspace);
+    type_text(&mut state, "150");
+    let screen = render(&state);
+    assert!(screen.contains("`150` is out of range"), "{screen}");
+    assert!(screen.contains("ON 10% -> ?"), "{screen}");
+    insta::assert_snapshot!("rollout_dialog_invalid", screen);
+}
+
+#[test]
+fn rollout_dialog_in_a_protected_env_asks_for_the_typed_name() {
+    let mut state = rollout_dialog("prod", (80, 24));
+    press(&mut state, KeyCode::Enter);
+    let answer = shared_answer(&state, Ok(Vec::new()));
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 canary healthy for 30 min, next step");
+    press(&mut state, KeyCode::Enter);
+    type_text(&mut state, "pro");
+    let screen = render(&state);
+    assert!(screen.contains("Type `prod` to confirm: pro"), "{screen}");
+    insta::assert_snapshot!("rollout_dialog_protected_confirm", screen);
+}
+
+#[test]
+fn rollout_dialog_names_the_environments_a_shared_segment_reaches() {
+    // staging is not protected, but the segment is shared with prod, which is.
+    let mut state = rollout_dialog("staging", (120, 40));
+    press(&mut state, KeyCode::Enter);
+    insta::assert_snapshot!("rollout_dialog_asking_shared", render(&state));
+    let answer = shared_answer(&state, Ok(vec!["staging".into(), "prod".into()]));
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 open the canary");
+    press(&mut state, KeyCode::Enter);
+    let screen = render(&state);
+    assert!(
+        screen.contains("this segment is shared with: prod"),
+        "{screen}"
+    );
+    assert!(screen.contains("Protected: prod."), "{screen}");
+    insta::assert_snapshot!("rollout_dialog_shared", screen);
+}
+
+#[test]
+fn vendor_text_in_the_rollout_dialog_is_inert() {
+    let mut state = rollout_dialog("staging", (120, 40));
+    press(&mut state, KeyCode::Enter);
+    let answer = shared_answer(&state, Ok(vec!["eu\u{1b}[2J\u{202e}prod".into()]));
+    update(&mut state, answer);
+    type_text(&mut state, "INC-4711 open the canary");
+    press(&mut state, KeyCode::Enter);
+    let screen = render(&state);
+    assert!(
+        screen.contains("this segment is shared with: eu"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "{screen}"
+    );
+    // A vendor that cannot say, with a token in its error: redacted, one line.
+    let mut state = rollout_dialog("staging", (120, 40));
+    press(&mut state, KeyCode::Enter);
+    let answer = shared_answer(
+        &state,
+        Err("503\nAuthorization: Api-Key ser.abcdefghijklmnop0123".into()),
+    );
+    update(&mut state, answer);
+    let screen = render(&state);
+    assert!(
+        screen.contains("cannot tell which environments"),
+        "{screen}"
+    );
+    assert!(!screen.contains("ser.abcdefghijklmnop0123"), "{screen}");
+    assert!(screen.contains("[redacted]"), "{screen}");
+}
+
+#[test]
+fn rollout_dialog_offers_a_multivariate_flag_its_variants() {
+    let mut state = loaded(
+        false,
+        (120, 40),
+        Some(("prod", "recommendations_ab_test_model_v3")),
+    );
+    press(&mut state, KeyCode::Char('p'));
+    press(&mut state, KeyCode::Down);
+    let screen = render(&state);
+    assert!(screen.contains("Everyone to variant:"), "{screen}");
+    assert!(screen.contains("▶ treatment_a"), "{screen}");
+    insta::assert_snapshot!("rollout_dialog_variants", screen);
+}
+
 #[test]
 fn help_is_generated_from_the_keymap() {
-    let mut state = loaded(false, (110, 34), None);
+    let mut state = loaded(false, (110, 40), None);
     press(&mut state, KeyCode::Char('?'));
     insta::assert_snapshot!("help", render(&state));
 }
@@ -471,7 +600,8 @@ keymap = [ { on = "ctrl-x", run = "close" } ]
         "user.toml",
     )
     .expect("the user keymap parses");
-    let mut state = loaded(false, (110, 34), None);
+    // 40 rows: the whole help, with the rollout and undo keys.
+    let mut state = loaded(false, (110, 40), None);
     state.keymap = Keymap::builtin("default").expect("default").overlaid(user);
     let footer = |state: &killswitch::tui::app::State| {
         render(state)

@@ -106,6 +106,7 @@ async fn dashboard_shows_seeded_states_and_percentages_per_environment() {
         notify: Vec::new(),
         source_note: None,
         groups: Default::default(),
+        rollout: Default::default(),
     };
     let session = Session::new(
         config,

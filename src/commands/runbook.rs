@@ -66,7 +66,14 @@ pub async fn run(
         ),
         None => "killswitch".to_string(),
     };
-    write_step(out, &base, &env, env_config.protected, &flag)?;
+    write_step(
+        out,
+        &base,
+        &env,
+        env_config.protected,
+        &flag,
+        &session.config.rollout.steps,
+    )?;
     Ok(exit::OK)
 }
 
@@ -76,6 +83,7 @@ fn write_step(
     env: &str,
     protected: bool,
     flag: &Flag,
+    steps: &[f64],
 ) -> std::io::Result<()> {
     // Vendor text (key, owner, description, runbook link) is rendered so it cannot open or
     // close a code block, a list item or a heading, nor drive a terminal; commands quote the key
@@ -169,24 +177,24 @@ fn write_step(
         "   {base} restore {quoted_key} --env {quoted_env} --note \"INC-XXXX resolved\""
     )?;
     writeln!(out, "   ```")?;
-    write_rollout_steps(out, base, &quoted_env, &quoted_key, flag)
+    write_rollout_steps(out, base, &quoted_env, &quoted_key, flag, steps)
 }
 
 /// For a rollout flag (not a kill switch, serving a percentage of its default audience): the
-/// abort step (`--to 0`) and the step back to the previous configured step.
+/// abort step (`--to 0`) and the step back to the previous of the config's `[rollout] steps`.
 fn write_rollout_steps(
     out: &mut dyn Write,
     base: &str,
     quoted_env: &str,
     quoted_key: &str,
     flag: &Flag,
+    steps: &[f64],
 ) -> std::io::Result<()> {
     let percent = match flag.state.rollout {
         Rollout::Percentage { percent } if flag.meta.kind != FlagKind::KillSwitch => percent,
         _ => return Ok(()),
     };
     let shown = |p: f64| Rollout::Percentage { percent: p }.summary();
-    let steps = crate::rollout::DEFAULT_STEPS;
     writeln!(out)?;
     writeln!(
         out,
@@ -200,7 +208,7 @@ fn write_rollout_steps(
         "   {base} rollout {quoted_key} --env {quoted_env} --to 0 --note \"INC-XXXX: <symptom>\""
     )?;
     writeln!(out, "   ```")?;
-    if let Some(back) = crate::rollout::previous_step(&steps, percent).filter(|p| *p > 0.0) {
+    if let Some(back) = crate::rollout::previous_step(steps, percent).filter(|p| *p > 0.0) {
         writeln!(out)?;
         writeln!(
             out,

@@ -76,6 +76,23 @@ pub enum Action {
     Notified { line: String, ok: bool },
     /// The operator's identity (from Vault when configured).
     Operator(String),
+    /// Which other environments a rollout write changes too, as the vendor names them (or why
+    /// that could not be learned).
+    RolloutShared {
+        env: String,
+        flag: String,
+        /// The target asked about: an answer about another one (the operator went back and
+        /// chose again) is not this dialog's.
+        target: crate::rollout::RolloutTarget,
+        answer: super::rollout::Answer,
+    },
+    /// The last change killswitch applied to `flag` in `env` (the undo key), from the audit
+    /// log: `None` when there is none.
+    LastChangeFound {
+        env: String,
+        flag: String,
+        result: Result<Option<Box<AuditRecord>>, String>,
+    },
 }
 
 impl Action {

@@ -46,6 +46,20 @@ pub enum Effect {
         flag: String,
         envs: Vec<String>,
     },
+    /// Ask the vendor which other environments a rollout write changes too (a Flagsmith
+    /// segment is project-wide).
+    RolloutShared {
+        env: String,
+        flag: String,
+        target: crate::rollout::RolloutTarget,
+        seen: crate::model::FlagState,
+    },
+    /// Read the audit log for the last change killswitch applied to a flag in an environment
+    /// (the undo key).
+    FindLastChange {
+        env: String,
+        flag: String,
+    },
     Quit,
 }
 
@@ -119,6 +133,8 @@ pub struct Row {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DialogStage {
+    /// A rollout's target: the percentage (or variant) is chosen (see `tui::rollout`).
+    Target,
     /// Typing the audit note.
     Note,
     /// Typing the environment name (protected) or pressing y.
@@ -151,6 +167,10 @@ pub struct FlipDialog {
     pub expected: String,
     /// The note was offered back from a dialog cancelled earlier on the same cell.
     pub from_draft: bool,
+    /// A rollout: the target being chosen and the environments the write reaches.
+    pub rollout: Option<Box<super::rollout::RolloutPart>>,
+    /// An undo: the recorded change this reverts (the dialog names it; the note names its id).
+    pub undoes: Option<Box<AuditRecord>>,
 }
 
 /// The keys of the dialog's current step, from the keymap, shown on its border and in the
@@ -158,6 +178,17 @@ pub struct FlipDialog {
 pub fn dialog_hint(dialog: &FlipDialog, keymap: &Keymap) -> String {
     use DialogCommand::{Accept, Back, Cancel, Help, No, Yes};
     let items: &[(&[DialogCommand], &str)] = match (&dialog.stage, dialog.protected) {
+        (DialogStage::Target, _) => {
+            // The step keys are the rollout dialog's own; next, help and cancel the keymap's.
+            let keys = |commands: &[DialogCommand]| dialog_keys(dialog, keymap, commands);
+            return format!(
+                "{} · {}: next · {}: help · {}: cancel",
+                super::rollout::hint(dialog),
+                keys(&[Accept]),
+                keys(&[Help]),
+                keys(&[Cancel])
+            );
+        }
         (DialogStage::Note, _) => &[
             (&[Accept], "next"),
             (&[Help], "help"),
@@ -241,6 +272,7 @@ pub fn dialog_key_acts(dialog: &FlipDialog, key: &KeyEvent, command: DialogComma
             Yes | No => !dialog.protected,
             Close => false,
         },
+        DialogStage::Target => matches!(command, Accept | Cancel | Help),
         DialogStage::Applying => false,
         DialogStage::Done { .. } => matches!(command, Accept | Cancel | Close),
     }
@@ -345,6 +377,8 @@ pub struct State {
     pub metadata: HashMap<String, std::sync::Arc<Vec<FlagMeta>>>,
     /// Marked cells (flag, environment), in marking order: the flip key acts on all of them.
     pub marks: Vec<(String, String)>,
+    /// `[rollout] steps`: one key away in the rollout dialog.
+    pub rollout_steps: crate::config::RolloutConfig,
     matcher: Matcher,
     /// Flag key -> index into `rows`.
     row_index: HashMap<String, usize>,
@@ -422,6 +456,7 @@ impl State {
             quitting: false,
             metadata: HashMap::new(),
             marks: Vec::new(),
+            rollout_steps: crate::config::RolloutConfig::default(),
             matcher: Matcher::new(MatcherConfig::DEFAULT),
             row_index: HashMap::new(),
         };
@@ -505,7 +540,7 @@ impl State {
         rows.saturating_sub(usize::from(self.has_groups())).max(1)
     }
 
-    fn set_message(&mut self, level: Level, text: impl Into<String>) {
+    pub(super) fn set_message(&mut self, level: Level, text: impl Into<String>) {
         self.message = Some((level, text.into()));
         self.load_alert = None;
     }
@@ -797,7 +832,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
                 dialog.error = Some(if dialog.protected {
                     format!(
                         "keys that arrived with the note were ignored: type `{}` yourself, then {}",
-                        dialog.request.env,
+                        dialog.expected,
                         dialog_keys(dialog, &state.keymap, &[DialogCommand::Accept])
                     )
                 } else {
@@ -948,6 +983,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             state.operator = name;
             Vec::new()
         }
+        Action::RolloutShared {
+            env,
+            flag,
+            target,
+            answer,
+        } => {
+            super::rollout::shared_known(state, &env, &flag, &target, answer);
+            Vec::new()
+        }
+        Action::LastChangeFound { env, flag, result } => {
+            super::undo::found(state, &env, &flag, result)
+        }
         Action::Reconciled(lines) => {
             if !lines.is_empty() {
                 state.set_message(Level::Info, lines.join("; "));
@@ -1090,6 +1137,8 @@ fn command_effects(state: &mut State, command: Command) -> Vec<Effect> {
         Command::AuditLog => return open_audit(state),
         Command::Flip if !state.marks.is_empty() => open_flip_set(state),
         Command::Flip => open_flip(state),
+        Command::Rollout => return super::rollout::open(state),
+        Command::Undo => return super::undo::open(state),
         Command::Mark => toggle_mark(state),
     }
     Vec::new()
@@ -1220,6 +1269,8 @@ fn open_flip_set(state: &mut State) {
         set,
         expected: protected.join(" "),
         from_draft: false,
+        rollout: None,
+        undoes: None,
     }));
 }
 
@@ -1251,14 +1302,10 @@ fn scroll_audit(state: &mut State, delta: i64) {
     }
 }
 
-fn open_flip(state: &mut State) {
-    if state.read_only {
-        state.set_message(
-            Level::Error,
-            "READ-ONLY: started with --read-only, flips are disabled",
-        );
-        return;
-    }
+/// The selected cell to act on (its environment, row and flag), or `None` with the message
+/// line saying why there is none: no column shown, nothing selected, still loading, a
+/// read-only environment, a flag that does not exist there.
+pub(super) fn selected_cell(state: &mut State) -> Option<(EnvColumn, Row, Flag)> {
     if !state.columns.contains(&state.col) {
         state.set_message(
             Level::Error,
@@ -1267,11 +1314,9 @@ fn open_flip(state: &mut State) {
                 crate::text::line(state.column_filter.value())
             ),
         );
-        return;
+        return None;
     }
-    let Some(env) = state.envs.get(state.col).cloned() else {
-        return;
-    };
+    let env = state.envs.get(state.col).cloned()?;
     let Some(row) = state.selected_row().cloned() else {
         let loading: Vec<&str> = state
             .envs
@@ -1290,11 +1335,11 @@ fn open_flip(state: &mut State) {
             _ => "no flag selected (move the cursor to choose one)".to_string(),
         };
         state.set_message(Level::Error, text);
-        return;
+        return None;
     };
     if let Some(reason) = &env.read_only_reason {
         state.set_message(Level::Error, format!("{} is read-only: {reason}", env.name));
-        return;
+        return None;
     }
     let Some(flag) = state.flag_at(&row, state.col).cloned() else {
         let why = match &env.load {
@@ -1305,6 +1350,20 @@ fn open_flip(state: &mut State) {
             _ => format!("{} does not exist in {}", row.meta.key, env.name),
         };
         state.set_message(Level::Error, why);
+        return None;
+    };
+    Some((env, row, flag))
+}
+
+fn open_flip(state: &mut State) {
+    if state.read_only {
+        state.set_message(
+            Level::Error,
+            "READ-ONLY: started with --read-only, flips are disabled",
+        );
+        return;
+    }
+    let Some((env, row, flag)) = selected_cell(state) else {
         return;
     };
     let enabled = !flag.state.enabled;
@@ -1345,6 +1404,8 @@ fn open_flip(state: &mut State) {
         expected: env.name.clone(),
         request,
         set: Vec::new(),
+        rollout: None,
+        undoes: None,
     }));
 }
 
@@ -1443,7 +1504,10 @@ fn input(state: &mut State, key: KeyEvent) -> Vec<Effect> {
                 }
                 return Vec::new();
             }
-            let (effects, close) = dialog_input(dialog, key, command, &state.keymap);
+            let (effects, close) = match super::rollout::input(dialog, key, command) {
+                Some((effects, cancelled)) => (effects, cancelled.then_some(Close::Cancelled)),
+                None => dialog_input(dialog, key, command, &state.keymap),
+            };
             if let Some(close) = close {
                 if let (Close::Cancelled, Mode::Flip(dialog)) = (&close, &state.mode) {
                     let note = dialog.note.value().trim().to_string();
@@ -1545,7 +1609,7 @@ fn paste(state: &mut State, text: &str) {
             DialogStage::Confirm if dialog.protected => {
                 dialog.error = Some(format!(
                     "pasting is not accepted here: type `{}` to confirm",
-                    dialog.request.env
+                    dialog.expected
                 ));
             }
             DialogStage::Confirm => {
@@ -1638,6 +1702,8 @@ fn dialog_input(
         (DialogStage::Done { .. }, Some(Accept | Cancel | Closing)) => {
             return (Vec::new(), Some(Close::Done));
         }
+        // The rollout target's keys are `rollout::input`'s.
+        (DialogStage::Target, _) => {}
         (DialogStage::Done { .. }, _) => {}
     }
     (Vec::new(), None)
@@ -1657,7 +1723,11 @@ fn start_flip(dialog: &mut FlipDialog) -> Vec<Effect> {
     dialog.error = None;
     dialog.stage = DialogStage::Applying;
     let note = dialog.note.value().trim().to_string();
-    dialog.request.note = note.clone();
+    dialog.request.note = match &dialog.undoes {
+        // As `killswitch undo` audits it: the operator's note, then which change it reverts.
+        Some(undone) => crate::commands::undo::undo_note(&note, undone),
+        None => note.clone(),
+    };
     if !dialog.set.is_empty() {
         for request in &mut dialog.set {
             request.note = note.clone();
@@ -1774,7 +1844,7 @@ fn finish_flip(
 
 /// [`edit`], refusing a typed character that would make the field longer than `max_chars`.
 /// Returns whether a character was refused.
-fn edit_capped(input: &mut Input, key: KeyEvent, max_chars: usize) -> bool {
+pub(super) fn edit_capped(input: &mut Input, key: KeyEvent, max_chars: usize) -> bool {
     let inserts =
         matches!(key.code, KeyCode::Char(_)) && !key.modifiers.contains(KeyModifiers::CONTROL);
     // Bytes bound characters from above: only a long field needs counting.

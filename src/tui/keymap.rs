@@ -121,6 +121,8 @@ commands! {
         FirstRow => "First flag";
         LastRow => "Last flag";
         #[dangerous] Flip => "Kill / restore the selected cell (note + confirmation)", hint("kill/restore", 9);
+        #[dangerous] Rollout => "Roll out the selected cell: a percentage (up/+, down/-: the next / previous of [rollout] steps) or a variant";
+        #[dangerous] Undo => "Undo killswitch's last change of the selected cell (refused if it moved since)";
         #[dangerous] Mark => "Mark / unmark the cell (flip acts on all marked)";
         Filter => "Fuzzy filter flags", hint("filter", 8);
         ColumnFilter => "Filter environment columns (prod*, eu, a group name)", hint("columns", 7);
@@ -764,7 +766,7 @@ mod tests {
         assert_eq!(Command::ToggleDetails.name(), "toggle_details");
         assert_eq!(parse::<Command>("audit_log"), Some(Command::AuditLog));
         assert_eq!(parse::<Command>("AuditLog"), None);
-        assert_eq!(Command::all().len(), 21);
+        assert_eq!(Command::all().len(), 23);
         assert_eq!(names::<DialogCommand>().len(), 7);
         assert_eq!(DialogCommand::Back.name(), "back");
         assert_eq!(AuditCommand::all().first(), Some(&AuditCommand::ScrollDown));
@@ -947,10 +949,14 @@ mod tests {
         let read_only = keymap.help_lines(true);
         assert!(live.iter().any(|(keys, _)| keys == "f, enter"));
         assert!(!read_only.iter().any(|(keys, _)| keys.contains("enter")));
-        // flip and mark (marking only serves a flip).
+        // flip, rollout, undo and mark (marking only serves a flip).
         assert!(live.iter().any(|(keys, _)| keys == "space"));
         assert!(!read_only.iter().any(|(keys, _)| keys == "space"));
-        assert_eq!(live.len(), read_only.len() + 2);
+        assert!(live.iter().any(|(keys, _)| keys == "p"));
+        assert!(!read_only.iter().any(|(keys, _)| keys == "p"));
+        assert!(live.iter().any(|(keys, _)| keys == "u"));
+        assert!(!read_only.iter().any(|(keys, _)| keys == "u"));
+        assert_eq!(live.len(), read_only.len() + 4);
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod app;
 pub mod columns;
 pub mod keymap;
 pub mod layout;
+pub mod rollout;
+pub mod undo;
 pub mod view;
 
 use std::io::{self, Stdout};
@@ -249,6 +251,7 @@ pub async fn run(session: Arc<Session>, options: TuiOptions) -> Result<i32> {
         size: (size.width, size.height),
     });
     state.set_groups(&session.config.groups);
+    state.rollout_steps = session.config.rollout.clone();
     state.warnings = session.credentials.warnings();
     if let Some(first) = state.warnings.first() {
         state.message = Some((app::Level::Error, first.clone()));
@@ -484,6 +487,52 @@ impl Runner {
         let sender = self.sender.clone();
         match effect {
             Effect::Quit => {}
+            Effect::RolloutShared {
+                env,
+                flag,
+                target,
+                seen,
+            } => {
+                tokio::spawn(async move {
+                    let answer = match session.connection(&env).await {
+                        Ok(connection) => match &connection.writer {
+                            Some(writer) => {
+                                rollout::ask(writer.as_ref(), &flag, &target, &seen).await
+                            }
+                            None => rollout::Answer::Failed(
+                                connection
+                                    .read_only_reason
+                                    .clone()
+                                    .unwrap_or_else(|| format!("{env} is read-only")),
+                            ),
+                        },
+                        Err(err) => rollout::Answer::Failed(err.to_string()),
+                    };
+                    let _ = sender.send(Action::RolloutShared {
+                        env,
+                        flag,
+                        target,
+                        answer,
+                    });
+                });
+            }
+            Effect::FindLastChange { env, flag } => {
+                tokio::spawn(async move {
+                    let audit = session.audit.clone();
+                    let (wanted_env, wanted_flag) = (env.clone(), flag.clone());
+                    let result = tokio::task::spawn_blocking(move || {
+                        audit.last_change(&wanted_env, &wanted_flag)
+                    })
+                    .await
+                    .map_err(|err| err.to_string())
+                    .and_then(|found| {
+                        found
+                            .map(|record| record.map(Box::new))
+                            .map_err(|err| err.to_string())
+                    });
+                    let _ = sender.send(Action::LastChangeFound { env, flag, result });
+                });
+            }
             Effect::LoadVendorHistory { flag, envs } => {
                 tokio::spawn(async move {
                     let reads = envs.iter().map(|env| {

@@ -76,6 +76,36 @@ pub fn key(code: KeyCode) -> KeyEvent {
     KeyEvent::new(code, KeyModifiers::NONE)
 }
 
+/// The vendor's answer to the open rollout dialog's question (which other environments the
+/// write reaches), as the runner sends it.
+pub fn shared_answer(state: &State, result: Result<Vec<String>, String>) -> Action {
+    let killswitch::tui::app::Mode::Flip(dialog) = &state.mode else {
+        panic!("no dialog open");
+    };
+    Action::RolloutShared {
+        env: dialog.request.env.clone(),
+        flag: dialog.request.flag.clone(),
+        target: dialog
+            .request
+            .change
+            .rollout()
+            .cloned()
+            .expect("a rollout dialog"),
+        answer: match result {
+            Ok(with) => killswitch::tui::rollout::Answer::Shared {
+                target: dialog
+                    .request
+                    .change
+                    .rollout()
+                    .cloned()
+                    .expect("a rollout dialog"),
+                with,
+            },
+            Err(error) => killswitch::tui::rollout::Answer::Failed(error),
+        },
+    }
+}
+
 /// Presses one key the way the runner does (keymap in the dashboard, input in dialogs).
 pub fn press(state: &mut State, code: KeyCode) -> Vec<Effect> {
     match killswitch::tui::app::key_action(state, key(code)) {

@@ -45,6 +45,21 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
             .collect()
     };
     lines.push(Line::from(""));
+    if let Some(undone) = &dialog.undoes {
+        lines.push(Line::from(text::line(&format!(
+            "UNDO of {} by {} at {} (audit {}): {} -> {} · note: {}",
+            undone.action,
+            undone.operator,
+            undone.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            undone.id,
+            undone.from,
+            undone.to,
+            undone.note
+        ))));
+    }
+    if let Some(part) = &dialog.rollout {
+        lines.extend(super::rollout::lines(dialog, part, text_width));
+    }
     if let Some(warning) = &dialog.warning {
         lines.push(Line::styled(format!("! {}", redact::line(warning)), bold));
     }
@@ -67,12 +82,15 @@ fn lines<'a>(dialog: &'a FlipDialog, state: &State, text_width: usize) -> Vec<Li
         ])
     };
     match &dialog.stage {
+        DialogStage::Target => {}
         DialogStage::Note => {
             lines.push(field("Audit note (required):", dialog.note.value(), true));
         }
         DialogStage::Confirm => {
             lines.push(field("Audit note:", dialog.note.value(), false));
-            if dialog.protected && !dialog.set.is_empty() {
+            // A marked set, or a rollout whose write reaches other protected environments.
+            if dialog.protected && (!dialog.set.is_empty() || dialog.expected != dialog.request.env)
+            {
                 lines.push(field(
                     &format!(
                         "Protected: {}. Type every protected name, space-separated:",
@@ -147,7 +165,14 @@ pub fn render(frame: &mut Frame, area: Rect, dialog: &FlipDialog, state: &State)
     );
     let block = Block::new()
         .borders(Borders::ALL)
-        .title(Span::styled(" confirm change ", danger))
+        .title(Span::styled(
+            if dialog.rollout.is_some() {
+                " confirm rollout "
+            } else {
+                " confirm change "
+            },
+            danger,
+        ))
         .title_bottom(hint);
     let popup = centered(area, WIDTH, height(area, dialog, state));
     frame.render_widget(Clear, popup);

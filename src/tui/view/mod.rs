@@ -7,6 +7,7 @@ mod details;
 mod dialog;
 mod environments;
 mod help;
+mod rollout;
 mod status_bar;
 
 use ratatui::Frame;
