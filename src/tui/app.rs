@@ -179,11 +179,10 @@ pub fn dialog_hint(dialog: &FlipDialog, keymap: &Keymap) -> String {
     use DialogCommand::{Accept, Back, Cancel, Help, No, Yes};
     let items: &[(&[DialogCommand], &str)] = match (&dialog.stage, dialog.protected) {
         (DialogStage::Target, _) => {
-            // The step keys are the rollout dialog's own; next, help and cancel the keymap's.
             let keys = |commands: &[DialogCommand]| dialog_keys(dialog, keymap, commands);
             return format!(
                 "{} · {}: next · {}: help · {}: cancel",
-                super::rollout::hint(dialog),
+                super::rollout::hint(dialog, keymap),
                 keys(&[Accept]),
                 keys(&[Help]),
                 keys(&[Cancel])
@@ -240,7 +239,7 @@ pub fn dialog_keys(dialog: &FlipDialog, keymap: &Keymap, commands: &[DialogComma
 /// (only the help's open the help from the confirmation: no name holds a `?`), and the
 /// editing keys while the field holds text (Backspace on the empty confirmation steps back).
 pub fn dialog_key_acts(dialog: &FlipDialog, key: &KeyEvent, command: DialogCommand) -> bool {
-    use DialogCommand::{Accept, Back, Cancel, Close, Help, No, Yes};
+    use DialogCommand::{Accept, Back, Cancel, Close, Help, NextStep, No, PreviousStep, Yes};
     let field = match dialog.stage {
         DialogStage::Note => Some(dialog.note.value()),
         DialogStage::Confirm if dialog.protected => Some(dialog.confirm.value()),
@@ -270,9 +269,9 @@ pub fn dialog_key_acts(dialog: &FlipDialog, key: &KeyEvent, command: DialogComma
         DialogStage::Confirm => match command {
             Accept | Cancel | Back | Help => true,
             Yes | No => !dialog.protected,
-            Close => false,
+            Close | NextStep | PreviousStep => false,
         },
-        DialogStage::Target => matches!(command, Accept | Cancel | Help),
+        DialogStage::Target => matches!(command, Accept | Cancel | Help | NextStep | PreviousStep),
         DialogStage::Applying => false,
         DialogStage::Done { .. } => matches!(command, Accept | Cancel | Close),
     }

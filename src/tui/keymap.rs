@@ -121,7 +121,7 @@ commands! {
         FirstRow => "First flag";
         LastRow => "Last flag";
         #[dangerous] Flip => "Kill / restore the selected cell (note + confirmation)", hint("kill/restore", 9);
-        #[dangerous] Rollout => "Roll out the selected cell: a percentage (up/+, down/-: the next / previous of [rollout] steps) or a variant";
+        #[dangerous] Rollout => "Roll out the selected cell to a percentage (or everyone to one variant)";
         #[dangerous] Undo => "Undo killswitch's last change of the selected cell (refused if it moved since)";
         #[dangerous] Mark => "Mark / unmark the cell (flip acts on all marked)";
         Filter => "Fuzzy filter flags", hint("filter", 8);
@@ -180,6 +180,8 @@ commands! {
         Help => "This help, then back to the dialog";
         Cancel => "Cancel: nothing changes (the note is kept as a draft); close the result";
         Close => "Close the result";
+        NextStep => "Rollout target: the next of [rollout] steps (variants: the one above)";
+        PreviousStep => "Rollout target: the previous step (variants: the one below)";
     }
 }
 
@@ -767,7 +769,7 @@ mod tests {
         assert_eq!(parse::<Command>("audit_log"), Some(Command::AuditLog));
         assert_eq!(parse::<Command>("AuditLog"), None);
         assert_eq!(Command::all().len(), 23);
-        assert_eq!(names::<DialogCommand>().len(), 7);
+        assert_eq!(names::<DialogCommand>().len(), 9);
         assert_eq!(DialogCommand::Back.name(), "back");
         assert_eq!(AuditCommand::all().first(), Some(&AuditCommand::ScrollDown));
         for command in Command::all() {

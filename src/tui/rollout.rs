@@ -337,10 +337,8 @@ pub fn input(
             }
             return Some((Vec::new(), false));
         }
-        (_, KeyCode::Up) => step(part, true),
-        (_, KeyCode::Down) => step(part, false),
-        (_, KeyCode::Char('+')) => step(part, part.variants.is_empty()),
-        (_, KeyCode::Char('-')) => step(part, !part.variants.is_empty()),
+        (Some(DialogCommand::NextStep), _) => step(part, true),
+        (Some(DialogCommand::PreviousStep), _) => step(part, false),
         _ if part.variants.is_empty() => {
             edit_capped(&mut part.percent, key, PERCENT_MAX_CHARS);
         }
@@ -351,10 +349,33 @@ pub fn input(
 }
 
 /// The keys of the target step, for the dialog's border and the footer.
-pub fn hint(dialog: &FlipDialog) -> &'static str {
+pub fn hint(dialog: &FlipDialog, keymap: &crate::tui::keymap::Keymap) -> String {
+    let keys = |command| {
+        let keys: Vec<String> = keymap
+            .dialog
+            .keys(command)
+            .map(crate::tui::keymap::key_display)
+            .take(
+                if dialog
+                    .rollout
+                    .as_ref()
+                    .is_some_and(|p| !p.variants.is_empty())
+                {
+                    1
+                } else {
+                    2
+                },
+            )
+            .collect();
+        keys.join("/")
+    };
+    let (up, down) = (
+        keys(DialogCommand::NextStep),
+        keys(DialogCommand::PreviousStep),
+    );
     match &dialog.rollout {
-        Some(part) if !part.variants.is_empty() => "↑/↓: variant",
-        _ => "↑/+: next step · ↓/-: previous step",
+        Some(part) if !part.variants.is_empty() => format!("{up}/{down}: variant"),
+        _ => format!("{up}: next step · {down}: previous step"),
     }
 }
 
