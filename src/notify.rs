@@ -265,8 +265,8 @@ pub fn origin(url: &str) -> String {
 
 /// `sha256=<hex>` of HMAC-SHA256(key, body).
 pub fn signature(key: &str, body: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-    let tag = ring::hmac::sign(&key, body);
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes());
+    let tag = aws_lc_rs::hmac::sign(&key, body);
     let mut hex = String::with_capacity(7 + 64);
     hex.push_str("sha256=");
     for byte in tag.as_ref() {
@@ -407,6 +407,15 @@ pub fn bound(receivers: &[NotifyConfig]) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_signature_is_standard_hmac_sha256() {
+        // RFC 4231, test case 2: what any receiver's HMAC library computes.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
 
     fn record() -> AuditRecord {
         AuditRecord {
