@@ -257,10 +257,10 @@ pub struct UnleashApi {
     /// Set once the project and environment were found to exist.
     scope: OnceCell<()>,
     /// The last client list polled (ETag, flag -> enabled), for `If-None-Match`.
-    polled: std::sync::Mutex<Option<PolledList>>,
+    polled: std::sync::Mutex<Option<Polled<std::collections::HashMap<String, bool>>>>,
     /// The client list as last polled for rules (rollout verification): its ETag and each
     /// flag's state in this environment.
-    polled_rules: std::sync::Mutex<Option<PolledRules>>,
+    polled_rules: std::sync::Mutex<Option<Polled<std::collections::HashMap<String, FlagState>>>>,
     /// Segment names by id, from the last bulk read (the per-flag client read carries ids).
     segment_names: std::sync::Mutex<Vec<Segment>>,
     /// Flags this session wrote, and when: the bulk client list is cached by Unleash for up to
@@ -268,11 +268,11 @@ pub struct UnleashApi {
     written: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
 }
 
-/// The client feature list as last polled: its ETag and each flag's `enabled`.
-#[derive(Clone)]
-struct PolledList {
+/// The client feature list as last polled: its ETag and what was made of it (each flag's
+/// `enabled`, or each flag's state).
+struct Polled<T> {
     etag: String,
-    enabled: Arc<std::collections::HashMap<String, bool>>,
+    made: Arc<T>,
 }
 
 impl UnleashApi {
@@ -535,47 +535,14 @@ impl FlagSource for UnleashApi {
             "{}: read flag `{key}` from the Unleash client API",
             self.env
         );
-        let last = self
-            .polled
-            .lock()
-            .map(|polled| polled.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        let mut request = Request::get(&what, self.url("/api/client/features")).credential(
-            AUTHORIZATION,
-            &self.backend_token,
-            "",
-        )?;
-        if let Some(last) = &last
-            && let Ok(etag) = HeaderValue::from_str(&last.etag)
-        {
-            request = request.header(IF_NONE_MATCH, etag);
-        }
-        let answer = self.http.send(&request, Policy::READ).await?;
-        let enabled = match (answer.status, last) {
-            (StatusCode::NOT_MODIFIED, Some(last)) => last.enabled,
-            _ => {
-                let etag = answer.header("etag").map(str::to_string);
-                let answer = answer.success(&request)?;
-                let list: ClientFeatureList = answer.decode(&request)?;
-                let enabled = Arc::new(
-                    list.features
-                        .into_iter()
-                        .map(|feature| (feature.name, feature.enabled))
-                        .collect::<std::collections::HashMap<_, _>>(),
-                );
-                if let Some(etag) = etag {
-                    let polled = PolledList {
-                        etag,
-                        enabled: enabled.clone(),
-                    };
-                    match self.polled.lock() {
-                        Ok(mut slot) => *slot = Some(polled),
-                        Err(poisoned) => *poisoned.into_inner() = Some(polled),
-                    }
-                }
-                enabled
-            }
-        };
+        let enabled = self
+            .poll_client_list(&what, &self.polled, |list: ClientFeatureList| {
+                list.features
+                    .into_iter()
+                    .map(|feature| (feature.name, feature.enabled))
+                    .collect()
+            })
+            .await?;
         let enabled = enabled.get(key).copied().ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::NotFound,
@@ -1271,13 +1238,6 @@ fn summarise_environment(env: &FeatureEnvironment, segments: &[Segment]) -> Flag
 // variants) get that variant as the one `variable` variant and every other as `fix` with
 // weight 0, and the strategy's rollout goes to 100.
 
-/// The client list as last polled for rules: its ETag and each flag's state.
-#[derive(Clone)]
-struct PolledRules {
-    etag: String,
-    states: Arc<std::collections::HashMap<String, FlagState>>,
-}
-
 /// The strategy that decides the default audience: active, no constraints, no segments.
 fn default_strategies(strategies: &[Strategy]) -> Vec<&Strategy> {
     strategies
@@ -1330,6 +1290,52 @@ fn everyone_to(variants: &[Value], chosen: &str) -> Vec<Value> {
 }
 
 impl UnleashApi {
+    /// The client list `GET /api/client/features` with the backend token, as an SDK polls it:
+    /// with `If-None-Match` and the last ETag, a 304 keeps what was made of the last list;
+    /// otherwise the new list is decoded, `make` turns it into what the caller keeps, and that
+    /// is remembered with its ETag in `cache`.
+    async fn poll_client_list<D: serde::de::DeserializeOwned, T>(
+        &self,
+        what: &str,
+        cache: &std::sync::Mutex<Option<Polled<T>>>,
+        make: impl FnOnce(D) -> T,
+    ) -> Result<Arc<T>, ProviderError> {
+        let last = {
+            let slot = cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            slot.as_ref()
+                .map(|polled| (polled.etag.clone(), polled.made.clone()))
+        };
+        let mut request = Request::get(what, self.url("/api/client/features")).credential(
+            AUTHORIZATION,
+            &self.backend_token,
+            "",
+        )?;
+        if let Some((etag, _)) = &last
+            && let Ok(etag) = HeaderValue::from_str(etag)
+        {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let answer = self.http.send(&request, Policy::READ).await?;
+        if let (StatusCode::NOT_MODIFIED, Some((_, made))) = (answer.status, last) {
+            return Ok(made);
+        }
+        let etag = answer.header("etag").map(str::to_string);
+        let list: D = answer.success(&request)?.decode(&request)?;
+        let made = Arc::new(make(list));
+        if let Some(etag) = etag {
+            let polled = Polled {
+                etag,
+                made: made.clone(),
+            };
+            *cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(polled);
+        }
+        Ok(made)
+    }
+
     /// [`FlagSource::served_rule`]: the client list SDKs poll, with the last ETag.
     async fn poll_rule(&self, key: &str) -> Result<FlagState, ProviderError> {
         let what = format!(
@@ -1337,54 +1343,20 @@ impl UnleashApi {
             self.env
         );
         // The same request as `served`: the list as an SDK polls it.
-        let last = self
-            .polled_rules
-            .lock()
-            .map(|polled| polled.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
-        let mut request = Request::get(&what, self.url("/api/client/features")).credential(
-            AUTHORIZATION,
-            &self.backend_token,
-            "",
-        )?;
-        if let Some(last) = &last
-            && let Ok(etag) = HeaderValue::from_str(&last.etag)
-        {
-            request = request.header(IF_NONE_MATCH, etag);
-        }
-        let answer = self.http.send(&request, Policy::READ).await?;
-        let states = match (answer.status, last) {
-            (StatusCode::NOT_MODIFIED, Some(last)) => last.states,
-            _ => {
-                let etag = answer.header("etag").map(str::to_string);
-                let list: ClientFeatures = answer.success(&request)?.decode(&request)?;
+        let states = self
+            .poll_client_list(&what, &self.polled_rules, |list: ClientFeatures| {
                 let segments = list.segments;
-                let states = Arc::new(
-                    list.features
-                        .into_iter()
-                        .filter(|feature| {
-                            feature.project.as_deref().is_none_or(|p| p == self.project)
-                        })
-                        .filter_map(|feature| {
-                            let detail = feature.into_detail(&self.unleash_env);
-                            let flag = summarise(&detail, &self.unleash_env, &segments)?;
-                            Some((detail.name, flag.state))
-                        })
-                        .collect::<std::collections::HashMap<_, _>>(),
-                );
-                if let Some(etag) = etag {
-                    let polled = PolledRules {
-                        etag,
-                        states: states.clone(),
-                    };
-                    match self.polled_rules.lock() {
-                        Ok(mut slot) => *slot = Some(polled),
-                        Err(poisoned) => *poisoned.into_inner() = Some(polled),
-                    }
-                }
-                states
-            }
-        };
+                list.features
+                    .into_iter()
+                    .filter(|feature| feature.project.as_deref().is_none_or(|p| p == self.project))
+                    .filter_map(|feature| {
+                        let detail = feature.into_detail(&self.unleash_env);
+                        let flag = summarise(&detail, &self.unleash_env, &segments)?;
+                        Some((detail.name, flag.state))
+                    })
+                    .collect()
+            })
+            .await?;
         states.get(key).cloned().ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::NotFound,
