@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{exit, load_all, print_error};
 use crate::cli::{Check, Output, StatusArgs};
-use crate::model::{EnvSnapshot, Flag, FlagKind, Override, Removal, Rollout, cell_text};
+use crate::model::{
+    CellView, EnvSnapshot, Flag, FlagKind, FlagState, Override, Removal, Rollout, Tone, cell_text,
+};
 use crate::session::{ConnectError, Session};
 use crate::{redact, text};
 
@@ -219,11 +221,26 @@ pub async fn collect(
     report
 }
 
-/// Whether a flag is in the state `--check` expects: killed = serving off, serving = on.
+/// Whether a flag is in the state `--check` expects: killed = nobody served (a flag switched off
+/// while segment or identity overrides still serve it is not killed), serving = on.
 fn matches_check(check: Check, status: &FlagStatus) -> bool {
     match check {
-        Check::Killed => !status.enabled,
+        Check::Killed => matches!(status.tone(), Tone::Killed | Tone::Off),
         Check::Serving => status.enabled,
+    }
+}
+
+impl FlagStatus {
+    /// What the state means ([`Tone`]), from the state itself (never from the words).
+    pub fn tone(&self) -> Tone {
+        let state = FlagState {
+            enabled: self.enabled,
+            value: self.value.clone(),
+            rollout: self.rollout.clone(),
+            overrides: self.overrides.clone(),
+            version: None,
+        };
+        CellView::of(self.kind, &state).tone
     }
 }
 
@@ -374,6 +391,40 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn check_killed_is_false_while_overrides_still_serve() {
+        use crate::model::{OverrideKind, Removal};
+        let status = |overrides: Vec<Override>| FlagStatus {
+            env: "prod".into(),
+            flag: "kill_switch_checkout".into(),
+            kind: FlagKind::KillSwitch,
+            state: String::new(),
+            enabled: false,
+            value: Some(false.into()),
+            rollout: Rollout::Everyone,
+            rollout_summary: String::new(),
+            overrides,
+            owner: None,
+            expected_removal_date: None,
+            removal: Removal::NoDate,
+            stale: false,
+            provider: "flagsmith".into(),
+            fetched_at: chrono::Utc::now(),
+        };
+        assert!(matches_check(Check::Killed, &status(Vec::new())));
+        let beta = Override {
+            target: "segment beta".into(),
+            kind: OverrideKind::Segment,
+            enabled: true,
+            value: None,
+            rollout: Rollout::Everyone,
+        };
+        // `SERVING 1 seg only`: a runbook's "is it killed?" must not say yes.
+        let partly = status(vec![beta]);
+        assert!(!matches_check(Check::Killed, &partly));
+        assert!(!matches_check(Check::Serving, &partly));
     }
 
     fn session(dir: &std::path::Path) -> Session {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use crate::commands::status::{FlagStatus, StatusReport};
-use crate::model::{FlagKind, Removal};
+use crate::model::{Removal, Tone};
 use crate::text;
 
 /// How one environment's last read went.
@@ -74,14 +74,13 @@ fn time(at: &DateTime<Utc>) -> String {
 
 /// The CSS class of a cell: its tone, from the state (never from the words).
 fn tone(status: &FlagStatus) -> &'static str {
-    if status.state.starts_with("UNKNOWN") {
-        "unknown"
-    } else if status.kind == FlagKind::KillSwitch {
-        if status.enabled { "serving" } else { "killed" }
-    } else if status.enabled {
-        "on"
-    } else {
-        "off"
+    match status.tone() {
+        Tone::Serving => "serving",
+        Tone::Killed => "killed",
+        Tone::PartlyKilled => "partly-killed",
+        Tone::Unknown => "unknown",
+        Tone::Off => "off",
+        Tone::On | Tone::Rollout | Tone::Targeted | Tone::CodeDefault => "on",
     }
 }
 
@@ -97,7 +96,7 @@ fn removal_mark(removal: Removal) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#111}\
 table{border-collapse:collapse}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left}\
 th{background:#eee}td{white-space:nowrap}.killed{background:#fdd;font-weight:bold}.serving{color:#060}\
-.unknown{background:#ffd;font-weight:bold}.off{color:#666}.failed{color:#a00;font-weight:bold}\
+.unknown{background:#ffd;font-weight:bold}.partly-killed{background:#fde;color:#808;font-weight:bold}.off{color:#666}.failed{color:#a00;font-weight:bold}\
 .stale{color:#a50}.muted{color:#666}";
 
 pub fn render(page: &Page) -> String {
@@ -236,6 +235,37 @@ pub fn render(page: &Page) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partial_kill_is_not_drawn_as_killed() {
+        use crate::model::{FlagKind, Override, OverrideKind, Rollout};
+        let status = |overrides: Vec<Override>| FlagStatus {
+            env: "prod".into(),
+            flag: "kill_switch_checkout".into(),
+            kind: FlagKind::KillSwitch,
+            state: String::new(),
+            enabled: false,
+            value: Some(false.into()),
+            rollout: Rollout::Everyone,
+            rollout_summary: String::new(),
+            overrides,
+            owner: None,
+            expected_removal_date: None,
+            removal: Removal::NoDate,
+            stale: false,
+            provider: "flagsmith".into(),
+            fetched_at: Utc::now(),
+        };
+        assert_eq!(tone(&status(Vec::new())), "killed");
+        let beta = Override {
+            target: "segment beta".into(),
+            kind: OverrideKind::Segment,
+            enabled: true,
+            value: None,
+            rollout: Rollout::Everyone,
+        };
+        assert_eq!(tone(&status(vec![beta])), "partly-killed");
+    }
 
     #[test]
     fn escapes_markup_and_controls() {
