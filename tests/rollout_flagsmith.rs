@@ -13,12 +13,13 @@ use flagsmith_fake::{ADMIN_TOKEN, FakeFlagsmith};
 use killswitch::audit::{AuditLog, Phase};
 use killswitch::clock::SystemClock;
 use killswitch::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
-use killswitch::flip::{self, Change, FlipError, FlipOutcome, FlipRequest, Verification};
+use killswitch::flip::{self, Change, FlipError, FlipOutcome, FlipRequest};
 use killswitch::provider::{self, Access, Connection, ErrorKind};
 use killswitch::rollout::RolloutTarget;
 use killswitch::secret::{Secret, SecretFields};
 use serde_json::{Value, json};
 use support::sdk;
+use support::vendor::{self, assert_applied, percent, variant};
 
 const CANARY: &str = "checkout_stripe_payment_intents_v2024_11";
 const AB_TEST: &str = "recommendations_ab_test_model_v3";
@@ -60,44 +61,15 @@ async fn rollout(
     target: RolloutTarget,
     note: &str,
 ) -> Result<FlipOutcome, FlipError> {
-    let current = connection.source.read_flag(flag).await.expect("read");
-    let request = FlipRequest {
-        env: connection.env.clone(),
-        flag: flag.to_string(),
-        kind: current.meta.kind,
-        change: Change::Rollout { target },
-        seen: current.state,
-        note: note.to_string(),
-        operator: "alice@bastion".to_string(),
-    };
-    flip::execute(
-        &request,
+    vendor::rollout(
         connection,
         log,
-        &SystemClock,
+        flag,
+        target,
+        note,
         network().verify_timeout,
     )
     .await
-}
-
-fn percent(percent: f64) -> RolloutTarget {
-    RolloutTarget::Percent { percent }
-}
-
-fn variant(name: &str) -> RolloutTarget {
-    RolloutTarget::Variant {
-        variant: name.to_string(),
-    }
-}
-
-fn assert_applied(outcome: &Result<FlipOutcome, FlipError>) {
-    match outcome {
-        Ok(FlipOutcome::Applied { verification, .. }) => assert!(
-            matches!(verification, Verification::Confirmed { .. }),
-            "{verification:?}"
-        ),
-        other => panic!("not applied: {other:?}"),
-    }
 }
 
 /// flagsmith-python (local evaluation) over 1,000 identities, off the runtime the fake runs on.

@@ -11,9 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use killswitch::audit::{AuditLog, Phase};
-use killswitch::clock::SystemClock;
 use killswitch::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
-use killswitch::flip::{self, Change, FlipError, FlipOutcome, FlipRequest, Verification};
+use killswitch::flip::{FlipError, FlipOutcome};
 use killswitch::provider::{self, Access, Connection, ErrorKind};
 use killswitch::rollout::RolloutTarget;
 use killswitch::secret::{Secret, SecretFields};
@@ -22,6 +21,7 @@ use launchdarkly_fake::{
 };
 use serde_json::{Value, json};
 use support::sdk;
+use support::vendor::{self, assert_applied, percent, variant};
 
 /// Boolean, fallthrough 10% true bucketed by `key`, three targets, one rule.
 const CANARY: &str = "checkout_redesign";
@@ -64,44 +64,15 @@ async fn rollout(
     target: RolloutTarget,
     note: &str,
 ) -> Result<FlipOutcome, FlipError> {
-    let current = connection.source.read_flag(flag).await.expect("read");
-    let request = FlipRequest {
-        env: connection.env.clone(),
-        flag: flag.to_string(),
-        kind: current.meta.kind,
-        change: Change::Rollout { target },
-        seen: current.state,
-        note: note.to_string(),
-        operator: "alice@bastion".to_string(),
-    };
-    flip::execute(
-        &request,
+    vendor::rollout(
         connection,
         log,
-        &SystemClock,
+        flag,
+        target,
+        note,
         network().verify_timeout,
     )
     .await
-}
-
-fn percent(percent: f64) -> RolloutTarget {
-    RolloutTarget::Percent { percent }
-}
-
-fn variant(name: &str) -> RolloutTarget {
-    RolloutTarget::Variant {
-        variant: name.to_string(),
-    }
-}
-
-fn assert_applied(outcome: &Result<FlipOutcome, FlipError>) {
-    match outcome {
-        Ok(FlipOutcome::Applied { verification, .. }) => assert!(
-            matches!(verification, Verification::Confirmed { .. }),
-            "{verification:?}"
-        ),
-        other => panic!("not applied: {other:?}"),
-    }
 }
 
 /// The LaunchDarkly Python SDK's values for `flag` over 1,000 contexts, off the runtime the

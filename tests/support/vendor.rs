@@ -7,10 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use killswitch::audit::AuditLog;
+use killswitch::clock::SystemClock;
 use killswitch::config::{EnvironmentConfig, NetworkConfig, ProviderKind};
-use killswitch::flip::{Change, FlipOutcome, FlipRequest, Verification};
+use killswitch::flip::{self, Change, FlipError, FlipOutcome, FlipRequest, Verification};
 use killswitch::model::Flag;
 use killswitch::provider::{self, Access, Connection, ProviderError};
+use killswitch::rollout::RolloutTarget;
 use killswitch::secret::SecretFields;
 
 /// The operator every vendor test flips as.
@@ -95,5 +98,53 @@ pub fn assert_confirmed(outcome: &FlipOutcome, context: &str) -> (String, Durati
             ..
         } => (audit_id.clone(), *after),
         other => panic!("{context}: not applied and confirmed: {other:?}"),
+    }
+}
+
+/// A rollout of `flag` to `target`, asked for after reading the flag as the dashboard does, run
+/// through the one flip transaction.
+pub async fn rollout(
+    connection: &Connection,
+    log: &AuditLog,
+    flag: &str,
+    target: RolloutTarget,
+    note: &str,
+    verify_timeout: Duration,
+) -> Result<FlipOutcome, FlipError> {
+    let current = match connection.source.read_flag(flag).await {
+        Ok(current) => current,
+        Err(err) => panic!("read {flag} before the rollout: {}", err.message),
+    };
+    let request = FlipRequest {
+        env: connection.env.clone(),
+        flag: flag.to_string(),
+        kind: current.meta.kind,
+        change: Change::Rollout { target },
+        seen: current.state,
+        note: note.to_string(),
+        operator: OPERATOR.to_string(),
+    };
+    flip::execute(&request, connection, log, &SystemClock, verify_timeout).await
+}
+
+/// `--to PERCENT`.
+pub fn percent(percent: f64) -> RolloutTarget {
+    RolloutTarget::Percent { percent }
+}
+
+/// `--variant NAME`.
+pub fn variant(name: &str) -> RolloutTarget {
+    RolloutTarget::Variant {
+        variant: name.to_string(),
+    }
+}
+
+/// The rollout was applied and what services see confirmed it.
+pub fn assert_applied(outcome: &Result<FlipOutcome, FlipError>) {
+    match outcome {
+        Ok(outcome) => {
+            assert_confirmed(outcome, "rollout");
+        }
+        Err(err) => panic!("not applied: {err}"),
     }
 }
