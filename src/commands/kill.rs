@@ -11,10 +11,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::single::decide;
-pub(super) use super::single::notified_line;
 pub use super::single::{Confirm, FlipReport, NotifiedReport, TerminalConfirm};
-use super::{exit, print_error};
-use crate::cli::{FlipArgs, FlipOutput};
+use crate::cli::FlipArgs;
 use crate::session::Session;
 
 /// Runs `kill` (`enabled == false`) or `restore` (`enabled == true`).
@@ -34,36 +32,11 @@ pub async fn run(
     if wanted.len() > 1 {
         return super::batch::run(session, args, &wanted, enabled, confirm, out).await;
     }
-    let mut report = FlipReport {
-        result: "failed",
-        exit_code: exit::FAILURE,
-        env: wanted.first().cloned().unwrap_or_default(),
-        flag: args.flag.clone(),
-        action: if enabled { "restore" } else { "kill" }.to_string(),
-        from: None,
-        to: None,
-        audit_id: None,
-        confirmed_ms: None,
-        reference: None,
-        message: String::new(),
-        notified: Vec::new(),
-    };
+    let env = wanted.first().cloned().unwrap_or_default();
+    let action = if enabled { "restore" } else { "kill" };
+    let mut report = FlipReport::new(&env, &args.flag, action);
     let code = decide(session, args, enabled, confirm, &mut report).await;
     report.exit_code = code;
-    match args.output {
-        FlipOutput::Json => {
-            serde_json::to_writer(&mut *out, &report)?;
-            writeln!(out)?;
-        }
-        FlipOutput::Text if code == exit::OK || code == exit::NOTHING_TO_DO => {
-            writeln!(out, "{}", crate::text::line(&report.message))?;
-        }
-        FlipOutput::Text => print_error(&report.message),
-    }
-    if args.output == FlipOutput::Text
-        && let Some(line) = notified_line(&report.notified)
-    {
-        print_error(line);
-    }
+    report.print(args.output, &report, out)?;
     Ok(code)
 }

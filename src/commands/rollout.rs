@@ -14,7 +14,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::kill::{Confirm, NotifiedReport};
+use super::kill::{Confirm, FlipReport, NotifiedReport};
 use super::{exit, print_error};
 use crate::cli::{FlipOutput, RolloutArgs};
 use crate::flip::{self, Change, FlipRequest};
@@ -23,19 +23,14 @@ use crate::provider::{Access, Connection, ErrorKind};
 use crate::rollout::RolloutTarget;
 use crate::session::{ConnectError, Session};
 
-/// The one-line result a script can parse (`--output json`), for `rollout` and `undo`.
+/// The one-line result a script can parse (`--output json`), for `rollout` and `undo`: `kill`'s
+/// fields ([`FlipReport`]), and what a rollout or an undo adds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeReport {
-    /// applied, not_verified, pending_approval, nothing_to_do, refused, usage, not_found,
-    /// credentials, provider_error, changed, outcome_unknown, failed.
-    pub result: &'static str,
-    pub exit_code: i32,
-    pub env: String,
-    pub flag: String,
-    /// The audit action: "rollout", "kill", "restore", "turn_off", "turn_on".
-    pub action: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
+    /// result, exit_code, env, flag, action ("rollout", "kill", "restore", "turn_off",
+    /// "turn_on"), from, to, audit_id, confirmed_ms, reference, message, notified.
+    #[serde(flatten)]
+    pub base: FlipReport,
     /// The rollout asked for, and the one before it (what an undo of this asks for).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutTarget>,
@@ -47,65 +42,27 @@ pub struct ChangeReport {
     /// `undo`: the audit id of the change it reverts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undoes: Option<String>,
-    pub audit_id: Option<String>,
-    pub confirmed_ms: Option<u64>,
-    pub reference: Option<String>,
-    pub message: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notified: Vec<NotifiedReport>,
 }
 
 impl ChangeReport {
     pub fn new(env: &str, flag: &str, action: &str) -> ChangeReport {
         ChangeReport {
-            result: "failed",
-            exit_code: exit::FAILURE,
-            env: env.to_string(),
-            flag: flag.to_string(),
-            action: action.to_string(),
-            from: None,
-            to: None,
+            base: FlipReport::new(env, flag, action),
             rollout: None,
             previous: None,
             shared_with: Vec::new(),
             undoes: None,
-            audit_id: None,
-            confirmed_ms: None,
-            reference: None,
-            message: String::new(),
-            notified: Vec::new(),
         }
     }
 
     /// Records how it ended and returns the exit code.
     pub fn finish(&mut self, result: &'static str, code: i32, message: String) -> i32 {
-        self.result = result;
-        // Vendor and Vault text is in most messages: redacted for the text line and JSON alike.
-        self.message = crate::redact::text(&message);
-        self.exit_code = code;
-        code
+        super::single::finish(&mut self.base, result, code, message)
     }
 
     /// Prints the report: JSON, or the result line (stdout when done, stderr otherwise).
     pub fn print(&self, output: FlipOutput, out: &mut dyn Write) -> Result<()> {
-        match output {
-            FlipOutput::Json => {
-                serde_json::to_writer(&mut *out, self)?;
-                writeln!(out)?;
-            }
-            FlipOutput::Text
-                if self.exit_code == exit::OK || self.exit_code == exit::NOTHING_TO_DO =>
-            {
-                writeln!(out, "{}", crate::text::line(&self.message))?;
-            }
-            FlipOutput::Text => print_error(&self.message),
-        }
-        if output == FlipOutput::Text
-            && let Some(line) = super::kill::notified_line(&self.notified)
-        {
-            print_error(line);
-        }
-        Ok(())
+        self.base.print(output, self, out)
     }
 }
 
@@ -118,7 +75,7 @@ pub async fn run(
 ) -> Result<i32> {
     let mut report = ChangeReport::new(&args.env, &args.flag, "rollout");
     let code = decide(session, args, confirm, &mut report).await;
-    report.exit_code = code;
+    report.base.exit_code = code;
     report.print(args.output, out)?;
     Ok(code)
 }
@@ -289,15 +246,15 @@ pub(super) async fn apply(
     let flag = current.meta.key.as_str();
     let kind = current.meta.kind;
     let from = flip::cell(kind, &current.state);
-    report.action = change.action_name(kind);
-    report.from = Some(from.clone());
+    report.base.action = change.action_name(kind);
+    report.base.from = Some(from.clone());
     report.rollout = change.rollout().cloned();
     if let Change::Rollout { .. } = &change {
         report.previous = RolloutTarget::of_state(&current.state);
     }
     match flip::already_done(env, flag, &current.state, &change) {
         Ok(true) => {
-            report.to = Some(from.clone());
+            report.base.to = Some(from.clone());
             return report.finish(
                 "nothing_to_do",
                 exit::NOTHING_TO_DO,
@@ -403,7 +360,7 @@ pub(super) async fn apply(
         None,
     )
     .await;
-    report.notified = announced
+    report.base.notified = announced
         .notified
         .iter()
         .map(|delivery| NotifiedReport {
@@ -413,20 +370,11 @@ pub(super) async fn apply(
         })
         .collect();
     // The one presenter's words and code, with the other environments the write changes.
-    let said = crate::outcome::present_noting(&request, &announced.result, shared_line.as_deref());
-    if let Some(warning) = &said.audit_warning {
-        print_error(format!("WARNING: {warning}"));
-    }
-    if said.from.is_some() {
-        report.from = said.from;
-    }
-    if said.to.is_some() {
-        report.to = said.to;
-    }
-    report.audit_id = said.audit_id.or(report.audit_id.take());
-    report.confirmed_ms = said.confirmed_ms;
-    report.reference = said.reference;
-    report.finish(said.class.cli_word(), said.class.exit_code(), said.message)
+    report.base.take(crate::outcome::present_noting(
+        &request,
+        &announced.result,
+        shared_line.as_deref(),
+    ))
 }
 
 /// The environment names the operator must type: `env` and each of `shared` that is protected,

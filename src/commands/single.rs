@@ -7,7 +7,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::print_error;
+use super::{exit, print_error};
 use crate::cli::FlipArgs;
 use crate::flip::{self, FlipError, FlipOutcome, FlipRequest};
 use crate::outcome::{self, Class};
@@ -297,20 +297,7 @@ fn report_outcome(
     result: &std::result::Result<FlipOutcome, FlipError>,
     report: &mut FlipReport,
 ) -> i32 {
-    let said = outcome::present(request, result);
-    if let Some(warning) = &said.audit_warning {
-        print_error(format!("WARNING: {warning}"));
-    }
-    if said.from.is_some() {
-        report.from = said.from;
-    }
-    if said.to.is_some() {
-        report.to = said.to;
-    }
-    report.audit_id = said.audit_id.or(report.audit_id.take());
-    report.confirmed_ms = said.confirmed_ms;
-    report.reference = said.reference;
-    stop(report, said.class, said.message)
+    report.take(outcome::present(request, result))
 }
 
 /// "notified: team-slack ok, hook FAILED: …" (stderr, after the result line).
@@ -327,11 +314,90 @@ pub fn notified_line(notified: &[NotifiedReport]) -> Option<String> {
 }
 
 /// Records how it ended and returns the exit code.
-fn finish(report: &mut FlipReport, result: &'static str, code: i32, message: String) -> i32 {
+pub(super) fn finish(
+    report: &mut FlipReport,
+    result: &'static str,
+    code: i32,
+    message: String,
+) -> i32 {
     report.result = result;
     // Vendor and Vault text is in most messages: redacted for the text line and the JSON alike.
     report.message = crate::redact::text(&message);
+    report.exit_code = code;
     code
+}
+
+impl FlipReport {
+    /// A report that says "failed" until the command says how it ended.
+    pub fn new(env: &str, flag: &str, action: &str) -> FlipReport {
+        FlipReport {
+            result: "failed",
+            exit_code: exit::FAILURE,
+            env: env.to_string(),
+            flag: flag.to_string(),
+            action: action.to_string(),
+            from: None,
+            to: None,
+            audit_id: None,
+            confirmed_ms: None,
+            reference: None,
+            message: String::new(),
+            notified: Vec::new(),
+        }
+    }
+
+    /// The one presenter's words, code and fields into the report (its audit warning to
+    /// stderr); returns the exit code. What every flip-like command reports from.
+    pub fn take(&mut self, said: outcome::Presented) -> i32 {
+        if let Some(warning) = &said.audit_warning {
+            print_error(format!("WARNING: {warning}"));
+        }
+        if said.from.is_some() {
+            self.from = said.from;
+        }
+        if said.to.is_some() {
+            self.to = said.to;
+        }
+        self.audit_id = said.audit_id.or(self.audit_id.take());
+        self.confirmed_ms = said.confirmed_ms;
+        self.reference = said.reference;
+        finish(
+            self,
+            said.class.cli_word(),
+            said.class.exit_code(),
+            said.message,
+        )
+    }
+
+    /// Prints the report: `json` (this report, or a larger one that carries it) as one JSON
+    /// line, or the result line (stdout when done or nothing to do, stderr otherwise) and the
+    /// notifications line.
+    pub fn print(
+        &self,
+        output: crate::cli::FlipOutput,
+        json: &impl Serialize,
+        out: &mut dyn std::io::Write,
+    ) -> anyhow::Result<()> {
+        use crate::cli::FlipOutput;
+        match output {
+            FlipOutput::Json => {
+                serde_json::to_writer(&mut *out, json)?;
+                writeln!(out)?;
+            }
+            FlipOutput::Text
+                if self.exit_code == exit::OK || self.exit_code == exit::NOTHING_TO_DO =>
+            {
+                writeln!(out, "{}", crate::text::line(&self.message))?;
+            }
+            FlipOutput::Text => print_error(&self.message),
+        }
+        if output == FlipOutput::Text
+            && let Some(line) = notified_line(&self.notified)
+        {
+            print_error(line);
+        }
+        Ok(())
+    }
 }
 
 /// [`finish`] with a class's result word and exit code.

@@ -39,7 +39,7 @@ pub async fn run(
 ) -> Result<i32> {
     let mut report = ChangeReport::new(&args.env, &args.flag, "undo");
     let code = decide(session, args, confirm, &mut report).await;
-    report.exit_code = code;
+    report.base.exit_code = code;
     report.print(args.output, out)?;
     Ok(code)
 }
@@ -95,8 +95,8 @@ async fn decide(
         Ok(Ok(Some(record))) => record,
         Ok(Ok(None)) => {
             let now = flip::cell(current.meta.kind, &current.state);
-            report.from = Some(now.clone());
-            report.to = Some(now);
+            report.base.from = Some(now.clone());
+            report.base.to = Some(now);
             return report.finish(
                 "nothing_to_do",
                 exit::NOTHING_TO_DO,
@@ -126,7 +126,7 @@ async fn decide(
     );
     if !still_as_left(&undone, &current) {
         let now = flip::cell(current.meta.kind, &current.state);
-        report.from = Some(now.clone());
+        report.base.from = Some(now.clone());
         return report.finish(
             "changed",
             exit::CHANGED,
