@@ -411,6 +411,33 @@ impl Flagsmith {
             .collect())
     }
 
+    /// The flag's feature state in `document`, if the flag still is what the re-read guard saw
+    /// (`seen`'s version): the conditional-write check every Flagsmith write makes first.
+    fn unchanged_state(
+        &self,
+        document: &Document,
+        key: &str,
+        seen: &FlagState,
+    ) -> Result<DocFeatureState, ProviderError> {
+        let state = document
+            .feature(key)
+            .ok_or_else(|| self.not_found(key))?
+            .clone();
+        let now = summarise(document, &state);
+        if seen.version.is_some() && now.state.version != seen.version {
+            return Err(ProviderError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{}: `{key}` changed in Flagsmith since it was read (version {} is now {}); nothing was changed",
+                    self.env,
+                    seen.version.as_deref().unwrap_or("?"),
+                    now.state.version.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        Ok(state)
+    }
+
     fn not_found(&self, key: &str) -> ProviderError {
         ProviderError::new(
             ErrorKind::NotFound,
@@ -1216,7 +1243,6 @@ impl FlagWriter for FlagsmithWriter {
         seen: &FlagState,
     ) -> Result<WriteResult, ProviderError> {
         let client = &self.client;
-        let env = &client.env;
         // Flagsmith has no conditional write on feature states: re-read right before writing
         // and refuse when the flag moved since `seen` (the window left is one round trip).
         let (document, settings) = match client.ids.get().map(|ids| ids.api_key.clone()) {
@@ -1231,21 +1257,7 @@ impl FlagWriter for FlagsmithWriter {
                 (document, settings)
             }
         };
-        let state = document
-            .feature(key)
-            .ok_or_else(|| client.not_found(key))?
-            .clone();
-        let now = summarise(&document, &state);
-        if seen.version.is_some() && now.state.version != seen.version {
-            return Err(ProviderError::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{env}: `{key}` changed in Flagsmith since it was read (version {} is now {}); nothing was changed",
-                    seen.version.as_deref().unwrap_or("?"),
-                    now.state.version.as_deref().unwrap_or("?")
-                ),
-            ));
-        }
+        let state = client.unchanged_state(&document, key, seen)?;
         let settings = settings?;
         let change = Change {
             key,
@@ -1789,21 +1801,7 @@ impl FlagsmithWriter {
         let client = &self.client;
         let env = &client.env;
         let (document, ids) = client.document_with_ids(key).await?;
-        let state = document
-            .feature(key)
-            .ok_or_else(|| client.not_found(key))?
-            .clone();
-        let now = summarise(&document, &state);
-        if seen.version.is_some() && now.state.version != seen.version {
-            return Err(ProviderError::new(
-                ErrorKind::Conflict,
-                format!(
-                    "{env}: `{key}` changed in Flagsmith since it was read (version {} is now {}); nothing was changed",
-                    seen.version.as_deref().unwrap_or("?"),
-                    now.state.version.as_deref().unwrap_or("?")
-                ),
-            ));
-        }
+        let state = client.unchanged_state(&document, key, seen)?;
         let plan = client.rollout_plan(key, target, &document, &ids)?;
         let settings = client.settings(&document.api_key).await?;
         match (&plan, settings.approvals) {
